@@ -1,0 +1,125 @@
+//! The command line: argument parsing, dispatch, and exit codes.
+//!
+//! Each command lives in its own file and returns a [`CommandError`]; this
+//! module turns that into a message on stderr and an exit code that means
+//! something to scripts:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | done |
+//! | 1 | the operation failed (e.g. no such cluster, a node is not running) |
+//! | 2 | the command line or an input file is wrong |
+//! | 3 | no usable container engine (not installed, not running) |
+
+mod inspect;
+
+use crate::cluster::ClusterError;
+use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadmaster",
+    version,
+    about = "Local Kubernetes E2E environments (kind on docker or podman) that come up, and say why when they don't."
+)]
+pub struct Cli {
+    /// Container engine: auto, docker or podman. Without it: LOADMASTER_ENGINE,
+    /// then KIND_EXPERIMENTAL_PROVIDER, then whichever engine answers.
+    #[arg(long, global = true, value_enum)]
+    engine: Option<EngineChoice>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the selected engine, why it was chosen, and what it can give
+    /// containers (for a podman machine or Docker Desktop: the VM's figures).
+    Engine {
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List kind clusters, their nodes, roles and states, on docker and podman.
+    Clusters {
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+/// How a command prints its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// For scripts: one JSON document on stdout.
+    Json,
+}
+
+/// Exit codes (see the module docs).
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_NO_ENGINE: u8 = 3;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("could not write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        let engine_error = match self {
+            CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
+            CommandError::Select(SelectError::UnknownEngine { .. }) => return EXIT_BAD_INPUT,
+            CommandError::Engine(e) | CommandError::Cluster(ClusterError::Engine(e)) => e,
+            _ => return EXIT_FAILED,
+        };
+        match engine_error {
+            EngineError::NotInstalled { .. } | EngineError::NotRunning { .. } => EXIT_NO_ENGINE,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and reports its outcome.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loadmaster: error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CommandError> {
+    let selection = || select_engine(cli.engine);
+    match cli.command {
+        Command::Engine { output } => inspect::engine(selection()?, output),
+        Command::Clusters { output } => inspect::clusters(selection()?, output),
+    }
+}
+
+/// Selects the engine, telling the user when the choice was a close call.
+fn select_engine(flag: Option<EngineChoice>) -> Result<Selection, CommandError> {
+    let selection = engine::select(flag, &|name| std::env::var(name).ok())?;
+    if selection.both_answer {
+        eprintln!(
+            "loadmaster: using {}: {}",
+            selection.engine.kind(),
+            selection.reason
+        );
+    }
+    Ok(selection)
+}

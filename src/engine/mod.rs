@@ -1,0 +1,448 @@
+//! Docker and podman behind one interface, driven through their CLIs.
+//!
+//! The CLIs are what kind itself drives, and they work unchanged with a podman
+//! machine, Docker Desktop or a remote engine: whatever `docker` or `podman`
+//! talks to is what we measure and load into. The two CLIs agree on most verbs
+//! and flags; where their answers differ (the JSON of `info`, image IDs,
+//! container names), the parsing below normalises them so that callers never
+//! need to know which engine they have.
+
+mod error;
+mod parse;
+pub mod process;
+mod select;
+
+pub use error::{EngineError, ExitDescription, signal_name};
+pub use parse::{ContainerDetails, ContainerState, EngineInfo, ImageDetails, Location};
+pub use select::{EngineChoice, SelectError, Selection, select};
+
+use process::{Feeding, Finished, Reading};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::Read;
+use std::process::Command;
+use std::time::Duration;
+
+/// How long a quick engine query (info, inspect, ps) may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long an engine may take to exit once its stream has ended.
+const STREAM_END_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Which container engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 2] = [EngineKind::Docker, EngineKind::Podman];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+
+    pub fn other(self) -> EngineKind {
+        match self {
+            EngineKind::Docker => EngineKind::Podman,
+            EngineKind::Podman => EngineKind::Docker,
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One container engine, reached through its CLI.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    kind: EngineKind,
+    program: String,
+}
+
+impl Engine {
+    /// The engine whose CLI is `docker` or `podman` on PATH.
+    pub fn new(kind: EngineKind) -> Engine {
+        Engine {
+            kind,
+            program: kind.name().to_string(),
+        }
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// What the engine can give containers, and how it stores images.
+    pub fn info(&self) -> Result<EngineInfo, EngineError> {
+        let args: &[&str] = match self.kind {
+            EngineKind::Docker => &["info", "--format", "{{json .}}"],
+            EngineKind::Podman => &["info", "--format", "json"],
+        };
+        let done = self.query(args)?;
+        parse::engine_info(self.kind, &done.stdout).map_err(|detail| self.unexpected(args, detail))
+    }
+
+    /// ID, size, tags, layers and config of a local image.
+    pub fn image_inspect(&self, image: &str) -> Result<ImageDetails, EngineError> {
+        let args = ["image", "inspect", image];
+        let done = match self.query(&args) {
+            Err(EngineError::CommandFailed { stderr, .. }) if is_missing_image(&stderr) => {
+                return Err(self.image_not_found(image));
+            }
+            other => other?,
+        };
+        parse::image_details(&done.stdout).map_err(|detail| self.unexpected(&args, detail))
+    }
+
+    /// The "image is missing" error, noting whether the other engine has it:
+    /// the docker/podman mix-up behind many "image not present locally" reports.
+    fn image_not_found(&self, image: &str) -> EngineError {
+        let other = Engine::new(self.kind.other());
+        let also_in = other
+            .image_inspect_quiet(image)
+            .then_some(self.kind.other());
+        EngineError::ImageNotFound {
+            engine: self.kind,
+            image: image.to_string(),
+            also_in,
+        }
+    }
+
+    fn image_inspect_quiet(&self, image: &str) -> bool {
+        self.query(&["image", "inspect", image]).is_ok()
+    }
+
+    /// Streams `save` of an image: the archive is read from the returned
+    /// stream as the engine writes it, never stored in a file.
+    pub fn save(&self, image: &str) -> Result<SaveStream, EngineError> {
+        // Check first: a save of a missing image fails only after the stream
+        // was opened, with an answer that differs by engine and version.
+        self.image_inspect(image)?;
+        let args = vec!["save".to_string(), image.to_string()];
+        let reading =
+            Reading::spawn(&mut self.command(&args)).map_err(|e| self.spawn_error(&args, e))?;
+        Ok(SaveStream {
+            engine: self.clone(),
+            args,
+            reading,
+        })
+    }
+
+    /// Starts `exec -i CONTAINER ARGV...` with its stdin fed by the caller.
+    /// `privileged` adds `--privileged`, which `ctr` needs for imports.
+    pub fn exec_feeding(
+        &self,
+        container: &str,
+        argv: &[&str],
+        privileged: bool,
+    ) -> Result<ExecSession, EngineError> {
+        let mut args = vec!["exec".to_string()];
+        if privileged {
+            args.push("--privileged".to_string());
+        }
+        args.push("-i".to_string());
+        args.push(container.to_string());
+        args.extend(argv.iter().map(|a| a.to_string()));
+        let feeding =
+            Feeding::spawn(&mut self.command(&args)).map_err(|e| self.spawn_error(&args, e))?;
+        Ok(ExecSession {
+            engine: self.clone(),
+            container: container.to_string(),
+            args,
+            feeding,
+        })
+    }
+
+    /// Runs `exec -i CONTAINER ARGV...` with `input` streamed to its stdin
+    /// through a fixed buffer; returns what the command printed.
+    pub fn exec(
+        &self,
+        container: &str,
+        argv: &[&str],
+        input: &mut dyn Read,
+        timeout: Duration,
+    ) -> Result<Finished, EngineError> {
+        let mut session = self.exec_feeding(container, argv, false)?;
+        let copied = process::copy_stream(input, session.stdin());
+        let done = session.finish(timeout)?;
+        // A failed command explains itself better than the broken pipe it
+        // left us with, so the exit status is checked first.
+        copied.map_err(|source| EngineError::Io {
+            command: self.describe(&done_args(container, argv)),
+            source,
+        })?;
+        Ok(done)
+    }
+
+    /// Runs `exec CONTAINER ARGV...` with no input and returns its stdout.
+    pub fn exec_output(&self, container: &str, argv: &[&str]) -> Result<String, EngineError> {
+        let mut args = vec!["exec", container];
+        args.extend_from_slice(argv);
+        Ok(self.query(&args)?.stdout_text())
+    }
+
+    /// All containers (running or not) carrying `label` (`key` or `key=value`).
+    pub fn containers_with_label(&self, label: &str) -> Result<Vec<ContainerDetails>, EngineError> {
+        let filter = format!("label={label}");
+        let args = ["ps", "-a", "-q", "--no-trunc", "--filter", &filter];
+        let done = self.query(&args)?;
+        let ids: Vec<String> = done
+            .stdout_text()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inspect = vec!["container".to_string(), "inspect".to_string()];
+        inspect.extend(ids);
+        match self.query(&inspect) {
+            Ok(done) => parse::container_details(&done.stdout)
+                .map_err(|detail| self.unexpected(&inspect, detail)),
+            // A container removed between `ps` and `inspect`: list again.
+            Err(EngineError::ContainerNotFound { .. }) => self.containers_with_label(label),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// State, exit code, OOM flag, pid and times of one container.
+    pub fn container_inspect(&self, container: &str) -> Result<ContainerDetails, EngineError> {
+        let args = ["container", "inspect", container];
+        let done = self.query(&args)?;
+        parse::container_details(&done.stdout)
+            .map_err(|detail| self.unexpected(&args, detail))?
+            .pop()
+            .ok_or_else(|| EngineError::ContainerNotFound {
+                engine: self.kind,
+                container: container.to_string(),
+            })
+    }
+
+    /// Runs a quick query and turns a failure into the matching error.
+    fn query<S: AsRef<str>>(&self, args: &[S]) -> Result<Finished, EngineError> {
+        let done = process::run(&mut self.command(args), QUERY_TIMEOUT)
+            .map_err(|e| self.spawn_error(args, e))?;
+        self.check(args, done)
+    }
+
+    /// Classifies a finished engine command: success, or the error it means.
+    fn check<S: AsRef<str>>(&self, args: &[S], done: Finished) -> Result<Finished, EngineError> {
+        if done.timed_out {
+            return Err(EngineError::Timeout {
+                command: self.describe(args),
+                seconds: QUERY_TIMEOUT.as_secs(),
+            });
+        }
+        if done.status.success() {
+            return Ok(done);
+        }
+        let stderr = done.stderr_text();
+        if is_not_running(&stderr) {
+            return Err(EngineError::NotRunning {
+                engine: self.kind,
+                answer: stderr,
+            });
+        }
+        if let Some(container) = missing_container(&stderr) {
+            return Err(EngineError::ContainerNotFound {
+                engine: self.kind,
+                container,
+            });
+        }
+        Err(EngineError::CommandFailed {
+            command: self.describe(args),
+            status: ExitDescription::from_status(done.status),
+            stderr,
+        })
+    }
+
+    fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(args.iter().map(AsRef::as_ref));
+        command
+    }
+
+    fn describe<S: AsRef<str>>(&self, args: &[S]) -> String {
+        let mut words = vec![self.program.as_str()];
+        words.extend(args.iter().map(AsRef::as_ref));
+        words.join(" ")
+    }
+
+    fn spawn_error<S: AsRef<str>>(&self, args: &[S], source: std::io::Error) -> EngineError {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EngineError::NotInstalled {
+                engine: self.kind,
+                program: self.program.clone(),
+            }
+        } else {
+            EngineError::Io {
+                command: self.describe(args),
+                source,
+            }
+        }
+    }
+
+    fn unexpected<S: AsRef<str>>(&self, args: &[S], detail: String) -> EngineError {
+        EngineError::UnexpectedAnswer {
+            command: self.describe(args),
+            detail,
+        }
+    }
+}
+
+fn done_args<'a>(container: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["exec", "-i", container];
+    args.extend_from_slice(argv);
+    args
+}
+
+/// An image archive streaming out of `<engine> save`.
+pub struct SaveStream {
+    engine: Engine,
+    args: Vec<String>,
+    reading: Reading,
+}
+
+impl Read for SaveStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reading.read(buf)
+    }
+}
+
+impl SaveStream {
+    /// Waits for the engine to exit and reports a failed save.
+    pub fn finish(self) -> Result<(), EngineError> {
+        let done = self
+            .reading
+            .finish(STREAM_END_TIMEOUT)
+            .map_err(|e| self.engine.spawn_error(&self.args, e))?;
+        self.engine.check(&self.args, done).map(drop)
+    }
+}
+
+/// A command running inside a container with its stdin fed by us.
+pub struct ExecSession {
+    engine: Engine,
+    container: String,
+    args: Vec<String>,
+    feeding: Feeding,
+}
+
+impl ExecSession {
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    /// Where to write the command's input.
+    pub fn stdin(&mut self) -> &mut std::process::ChildStdin {
+        self.feeding.stdin()
+    }
+
+    /// Closes stdin, waits up to `timeout` for the command, and reports a
+    /// non-zero exit as an error carrying its stderr.
+    pub fn finish(self, timeout: Duration) -> Result<Finished, EngineError> {
+        let done = self
+            .feeding
+            .finish(timeout)
+            .map_err(|e| self.engine.spawn_error(&self.args, e))?;
+        if done.timed_out {
+            return Err(EngineError::Timeout {
+                command: self.engine.describe(&self.args),
+                seconds: timeout.as_secs(),
+            });
+        }
+        self.engine.check(&self.args, done)
+    }
+}
+
+/// The engines' ways of saying "this engine is not reachable".
+fn is_not_running(stderr: &str) -> bool {
+    const SIGNS: [&str; 5] = [
+        "Cannot connect to the Docker daemon",
+        "Is the docker daemon running",
+        "Cannot connect to Podman",
+        "unable to connect to Podman",
+        "error during connect",
+    ];
+    SIGNS.iter().any(|sign| stderr.contains(sign))
+}
+
+/// The engines' ways of saying "no such image".
+fn is_missing_image(stderr: &str) -> bool {
+    let lower = stderr.to_lowercase();
+    lower.contains("no such image") || lower.contains("image not known")
+}
+
+/// The container named in a "no such container" answer, if that is what it is.
+/// docker: `No such container: NAME`; podman: `no such container NAME`, or
+/// `no container with name or ID "NAME" found`.
+fn missing_container(stderr: &str) -> Option<String> {
+    if let Some(at) = stderr.find("name or ID \"") {
+        let rest = &stderr[at + "name or ID \"".len()..];
+        return rest.split('"').next().map(str::to_string);
+    }
+    let lower = stderr.to_lowercase();
+    let at = [
+        "no such container: ",
+        "no such container ",
+        "no such object: ",
+    ]
+    .iter()
+    .find_map(|sign| lower.find(sign).map(|at| at + sign.len()))?;
+    let name: String = stderr[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_engine_answers() {
+        assert!(is_not_running(
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+        ));
+        assert!(is_not_running(
+            "Error: unable to connect to Podman socket: failed to connect"
+        ));
+        assert!(is_missing_image("Error: No such image: app:1"));
+        assert!(is_missing_image("Error: app:1: image not known"));
+        assert!(!is_missing_image("Error: permission denied"));
+    }
+
+    #[test]
+    fn names_the_missing_container() {
+        assert_eq!(
+            missing_container("Error: No such container: kind-control-plane").as_deref(),
+            Some("kind-control-plane")
+        );
+        assert_eq!(
+            missing_container("Error: No such object: x-worker").as_deref(),
+            Some("x-worker")
+        );
+        assert_eq!(
+            missing_container(
+                "Error: no container with name or ID \"n1\" found: no such container"
+            )
+            .as_deref(),
+            Some("n1")
+        );
+        assert_eq!(
+            missing_container("Error: inspecting object: no such container n2").as_deref(),
+            Some("n2")
+        );
+        assert_eq!(missing_container("Error: boom"), None);
+    }
+}

@@ -1,0 +1,327 @@
+//! Turning the JSON that `docker` and `podman` print into one set of types.
+//!
+//! The two engines agree on the shape of `container inspect` and
+//! `image inspect` (podman copied docker's), with small differences handled
+//! here: podman's image IDs have no `sha256:` prefix, docker's container names
+//! start with `/`. `info` differs completely and has one parser per engine.
+
+use super::EngineKind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What an engine can give containers and how it stores images. For a podman
+/// machine or Docker Desktop these are the VM's figures, not the host's:
+/// that is where containers run and where a node can run out of memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub engine: EngineKind,
+    pub version: String,
+    /// Memory the engine's kernel has, in bytes.
+    pub memory_bytes: u64,
+    pub cpus: u32,
+    pub storage_driver: String,
+    /// Where the engine keeps images and containers (inside the VM for a VM).
+    pub storage_root: String,
+    /// 1 or 2.
+    pub cgroup_version: u8,
+    pub rootless: bool,
+    pub location: Location,
+    /// The engine's kernel release, which tells a VM from this host.
+    pub kernel: String,
+}
+
+/// Where the engine runs, relative to loadmaster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Location {
+    /// On this machine's kernel: its memory is this machine's.
+    Local,
+    /// In a VM on this machine (podman machine, Docker Desktop, colima...).
+    VirtualMachine,
+    /// Somewhere else, reached over a socket or SSH.
+    Remote,
+}
+
+/// What loadmaster needs to know of a local image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDetails {
+    /// `sha256:<hex>`: the config digest on both engines (for docker with the
+    /// containerd image store it is the manifest's digest instead).
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// Uncompressed size in bytes, as the engine reports it.
+    pub size: u64,
+    /// The uncompressed layer digests (diff IDs), bottom first.
+    pub layers: Vec<String>,
+    /// The image's run configuration (Env, Cmd, Entrypoint...), as the engine printed it.
+    pub config: Value,
+}
+
+/// One container's identity, labels and state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: ContainerState,
+    /// The memory limit in bytes, if one is set.
+    pub memory_limit: Option<u64>,
+}
+
+/// A container's state as the engine last saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// created, running, paused, restarting, exited, dead...
+    pub status: String,
+    pub running: bool,
+    pub exit_code: i64,
+    /// The engine's own OOM flag. Not proof either way: podman 4.3 on
+    /// cgroup v1 reports false for a container whose main process the
+    /// kernel OOM-killed (FIELD-NOTES).
+    pub oom_killed: bool,
+    pub pid: u32,
+    pub restart_count: u64,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The engine's error text, e.g. why the container could not start.
+    pub error: String,
+}
+
+pub fn engine_info(engine: EngineKind, json: &[u8]) -> Result<EngineInfo, String> {
+    let v: Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let mut info = match engine {
+        EngineKind::Docker => docker_info(&v),
+        EngineKind::Podman => podman_info(&v),
+    }?;
+    if info.location == Location::Local && !is_local_kernel(&info.kernel) {
+        info.location = Location::VirtualMachine;
+    }
+    Ok(info)
+}
+
+fn docker_info(v: &Value) -> Result<EngineInfo, String> {
+    let operating_system = text(v, &["OperatingSystem"]);
+    let rootless = v["SecurityOptions"]
+        .as_array()
+        .is_some_and(|options| options.iter().any(|o| o.as_str() == Some("name=rootless")));
+    let location = if operating_system.contains("Docker Desktop") {
+        Location::VirtualMachine
+    } else {
+        Location::Local
+    };
+    Ok(EngineInfo {
+        engine: EngineKind::Docker,
+        version: text(v, &["ServerVersion"]),
+        memory_bytes: number(v, &["MemTotal"])?,
+        cpus: number(v, &["NCPU"])? as u32,
+        storage_driver: text(v, &["Driver"]),
+        storage_root: text(v, &["DockerRootDir"]),
+        cgroup_version: if text(v, &["CgroupVersion"]) == "2" {
+            2
+        } else {
+            1
+        },
+        rootless,
+        location,
+        kernel: text(v, &["KernelVersion"]),
+    })
+}
+
+fn podman_info(v: &Value) -> Result<EngineInfo, String> {
+    let remote = v["host"]["serviceIsRemote"].as_bool().unwrap_or(false);
+    Ok(EngineInfo {
+        engine: EngineKind::Podman,
+        version: text(v, &["version", "Version"]),
+        memory_bytes: number(v, &["host", "memTotal"])?,
+        cpus: number(v, &["host", "cpus"])? as u32,
+        storage_driver: text(v, &["store", "graphDriverName"]),
+        storage_root: text(v, &["store", "graphRoot"]),
+        cgroup_version: if text(v, &["host", "cgroupVersion"]) == "v2" {
+            2
+        } else {
+            1
+        },
+        rootless: v["host"]["security"]["rootless"].as_bool().unwrap_or(false),
+        // podman-remote on macOS and Windows always talks to a podman machine.
+        location: if remote {
+            Location::VirtualMachine
+        } else {
+            Location::Local
+        },
+        kernel: text(v, &["host", "kernel"]),
+    })
+}
+
+/// True when `kernel` is the release this process runs on: the engine shares
+/// our kernel, so it is local.
+fn is_local_kernel(kernel: &str) -> bool {
+    match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        Ok(ours) => kernel.is_empty() || ours.trim() == kernel,
+        // Not on Linux: any engine runs in a VM or elsewhere.
+        Err(_) => false,
+    }
+}
+
+pub fn image_details(json: &[u8]) -> Result<ImageDetails, String> {
+    let all: Vec<Value> = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let v = all.first().ok_or("no image in the answer")?;
+    let id = text(v, &["Id"]);
+    if id.is_empty() {
+        return Err("the image has no Id".into());
+    }
+    Ok(ImageDetails {
+        id: if id.contains(':') {
+            id
+        } else {
+            format!("sha256:{id}")
+        },
+        repo_tags: strings(&v["RepoTags"]),
+        size: v["Size"].as_u64().unwrap_or(0),
+        layers: strings(&v["RootFS"]["Layers"]),
+        config: v["Config"].clone(),
+    })
+}
+
+pub fn container_details(json: &[u8]) -> Result<Vec<ContainerDetails>, String> {
+    let all: Vec<Value> = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    all.iter().map(one_container).collect()
+}
+
+fn one_container(v: &Value) -> Result<ContainerDetails, String> {
+    let state = &v["State"];
+    let labels = v["Config"]["Labels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ContainerDetails {
+        id: text(v, &["Id"]),
+        name: text(v, &["Name"]).trim_start_matches('/').to_string(),
+        image: text(v, &["Config", "Image"]),
+        labels,
+        state: ContainerState {
+            status: text(state, &["Status"]),
+            running: state["Running"].as_bool().unwrap_or(false),
+            exit_code: state["ExitCode"].as_i64().unwrap_or(0),
+            oom_killed: state["OOMKilled"].as_bool().unwrap_or(false),
+            pid: state["Pid"].as_u64().unwrap_or(0) as u32,
+            restart_count: v["RestartCount"].as_u64().unwrap_or(0),
+            started_at: time(state, "StartedAt"),
+            finished_at: time(state, "FinishedAt"),
+            error: text(state, &["Error"]),
+        },
+        memory_limit: v["HostConfig"]["Memory"].as_u64().filter(|&m| m > 0),
+    })
+}
+
+/// A timestamp, or None for the engines' "never" (the zero time).
+fn time(v: &Value, key: &str) -> Option<String> {
+    let t = v[key].as_str()?;
+    (!t.is_empty() && !t.starts_with("0001-01-01")).then(|| t.to_string())
+}
+
+fn text(v: &Value, path: &[&str]) -> String {
+    let mut at = v;
+    for key in path {
+        at = &at[*key];
+    }
+    at.as_str().unwrap_or_default().to_string()
+}
+
+fn number(v: &Value, path: &[&str]) -> Result<u64, String> {
+    let mut at = v;
+    for key in path {
+        at = &at[*key];
+    }
+    at.as_u64()
+        .ok_or_else(|| format!("no number at {}", path.join(".")))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Contract test: Docker Desktop cannot run here. The fields we read, with
+    // the values a Docker Desktop VM on macOS reports (the product name in
+    // OperatingSystem, the VM's linuxkit kernel and memory).
+    const DOCKER_DESKTOP_INFO: &str = r#"{"ServerVersion":"27.3.1","MemTotal":8217579520,"NCPU":6,
+        "Driver":"overlayfs","DockerRootDir":"/var/lib/docker","CgroupVersion":"2",
+        "SecurityOptions":["name=seccomp,profile=unconfined","name=cgroupns"],
+        "OperatingSystem":"Docker Desktop","KernelVersion":"6.10.11-linuxkit"}"#;
+
+    // Contract test: podman-remote cannot run here. The fields we read of
+    // `podman info --format json` from macOS, where the client reaches a
+    // podman machine with the default 2 GiB.
+    const PODMAN_MACHINE_INFO: &str = r#"{"host":{"memTotal":2048086016,"cpus":4,
+        "cgroupVersion":"v2","serviceIsRemote":true,"kernel":"6.9.12-200.fc40.aarch64",
+        "security":{"rootless":false}},
+        "store":{"graphDriverName":"overlay","graphRoot":"/var/lib/containers/storage"},
+        "version":{"Version":"5.2.3"}}"#;
+
+    #[test]
+    fn docker_desktop_is_a_vm_and_reports_the_vm_memory() {
+        let info = engine_info(EngineKind::Docker, DOCKER_DESKTOP_INFO.as_bytes()).unwrap();
+        assert_eq!(info.location, Location::VirtualMachine);
+        assert_eq!(info.memory_bytes, 8217579520);
+        assert_eq!(info.cpus, 6);
+        assert_eq!(info.cgroup_version, 2);
+        assert!(!info.rootless);
+    }
+
+    #[test]
+    fn podman_machine_is_a_vm_and_reports_the_vm_memory() {
+        let info = engine_info(EngineKind::Podman, PODMAN_MACHINE_INFO.as_bytes()).unwrap();
+        assert_eq!(info.location, Location::VirtualMachine);
+        assert_eq!(info.memory_bytes, 2048086016);
+        assert_eq!(info.storage_driver, "overlay");
+        assert_eq!(info.version, "5.2.3");
+    }
+
+    #[test]
+    fn info_without_memory_is_an_error() {
+        assert!(engine_info(EngineKind::Docker, br#"{"NCPU":2}"#).is_err());
+        assert!(engine_info(EngineKind::Podman, b"not json").is_err());
+    }
+
+    #[test]
+    fn podman_image_ids_get_their_algorithm() {
+        let json =
+            br#"[{"Id":"a2e7","RepoTags":["x:1"],"Size":5,"RootFS":{"Layers":["sha256:b2"]}}]"#;
+        let image = image_details(json).unwrap();
+        assert_eq!(image.id, "sha256:a2e7");
+        assert_eq!(image.layers, vec!["sha256:b2"]);
+    }
+
+    #[test]
+    fn container_names_lose_dockers_slash_and_zero_times_are_none() {
+        let json = br#"[{"Id":"84a5","Name":"/n-control-plane","Config":{"Labels":{"io.x-k8s.kind.role":"control-plane"}},
+            "State":{"Status":"exited","Running":false,"ExitCode":137,"OOMKilled":true,"Pid":0,
+            "StartedAt":"2025-12-15T23:00:00Z","FinishedAt":"0001-01-01T00:00:00Z"},
+            "HostConfig":{"Memory":0}}]"#;
+        let c = &container_details(json).unwrap()[0];
+        assert_eq!(c.name, "n-control-plane");
+        assert_eq!(c.state.exit_code, 137);
+        assert!(c.state.oom_killed);
+        assert_eq!(c.state.started_at.as_deref(), Some("2025-12-15T23:00:00Z"));
+        assert_eq!(c.state.finished_at, None);
+        assert_eq!(c.memory_limit, None);
+        assert_eq!(c.labels["io.x-k8s.kind.role"], "control-plane");
+    }
+}

@@ -1,0 +1,16 @@
+//! loadmaster: local Kubernetes E2E environments (kind clusters on docker or
+//! podman) that come up within the machine's limits, and a diagnosis with
+//! evidence when they do not.
+//!
+//! The library does the work; `src/main.rs` only calls [`cli::main`].
+//! Modules, in the order data flows through them:
+//!
+//! - [`engine`]: docker and podman behind one interface (info, inspect, save
+//!   as a stream, exec with streamed stdin, containers by label).
+//! - [`cluster`]: kind clusters and their nodes, found by kind's labels.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod cluster;
+pub mod engine;
+pub mod units;
