@@ -67,6 +67,22 @@ struct ClustersReport {
     on_other_engine: Vec<String>,
 }
 
+/// One cluster, found as `load` finds it; an error when it is missing or not
+/// all of its nodes run.
+pub fn cluster(selection: Selection, name: &str, output: Output) -> Result<(), CommandError> {
+    let (_, found) = cluster::find(&selection, Some(name))?;
+    let mut out = io::stdout().lock();
+    match output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut out, &found).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        Output::Text => write_nodes(&mut out, std::slice::from_ref(&found))?,
+    }
+    found.running_nodes()?;
+    Ok(())
+}
+
 pub fn clusters(selection: Selection, output: Output) -> Result<(), CommandError> {
     let selected = selection.engine.kind();
     let mut clusters = cluster::list(&selection.engine)?;
@@ -117,6 +133,28 @@ pub fn clusters(selection: Selection, output: Output) -> Result<(), CommandError
             report.reason,
             selected.other()
         )?;
+    }
+    Ok(())
+}
+
+fn write_nodes(out: &mut dyn Write, clusters: &[Cluster]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<24} {:<8} {:<36} {:<16} STATUS",
+        "CLUSTER", "ENGINE", "NODE", "ROLE"
+    )?;
+    for cluster in clusters {
+        for node in &cluster.nodes {
+            writeln!(
+                out,
+                "{:<24} {:<8} {:<36} {:<16} {}",
+                cluster.name,
+                cluster.engine,
+                node.name,
+                node.role.to_string(),
+                node.status
+            )?;
+        }
     }
     Ok(())
 }

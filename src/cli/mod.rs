@@ -43,7 +43,10 @@ enum Command {
         output: Output,
     },
     /// List kind clusters, their nodes, roles and states, on docker and podman.
+    /// With a NAME: that cluster only, failing (exit 1) when it does not exist
+    /// on the selected engine or one of its nodes is not running.
     Clusters {
+        name: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -107,7 +110,11 @@ fn run(cli: Cli) -> Result<(), CommandError> {
     let selection = || select_engine(cli.engine);
     match cli.command {
         Command::Engine { output } => inspect::engine(selection()?, output),
-        Command::Clusters { output } => inspect::clusters(selection()?, output),
+        Command::Clusters { name: None, output } => inspect::clusters(selection()?, output),
+        Command::Clusters {
+            name: Some(name),
+            output,
+        } => inspect::cluster(selection()?, &name, output),
     }
 }
 

@@ -1,0 +1,243 @@
+//! Test support: kind-compatible test clusters on real engines.
+//!
+//! A test node is a container of `localhost/loadmaster-test-node:1` (built by
+//! `tests/node-image/build`: real containerd, ctr and runc from Debian's
+//! packages) started the way kind starts its nodes: named
+//! `<cluster>-control-plane`, `<cluster>-worker`, `<cluster>-worker2`...,
+//! labelled with kind's labels, with containerd as the main process and its
+//! `/var/lib/containerd` on a volume. Everything a test creates is removed
+//! when its `TestCluster` (or `TestImage`) is dropped, also when it panics.
+//!
+//! Integration tests run on the engines named in `LOADMASTER_TEST_ENGINES`
+//! (`docker,podman`; `.ci/run` sets it). Unset, they print a note and pass,
+//! so that contributors without engines can run the unit tests; set, an
+//! engine that does not answer fails the test.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use loadmaster::engine::{Engine, EngineKind};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const NODE_IMAGE: &str = "localhost/loadmaster-test-node:1";
+/// Every container, volume and image a test creates carries this label, so
+/// that a leak can be found (and `.ci/run` can sweep one up).
+pub const TEST_LABEL: &str = "io.loadmaster.test=1";
+
+/// The engines to test on, each checked to answer.
+pub fn engines_under_test() -> Vec<EngineKind> {
+    let Ok(names) = std::env::var("LOADMASTER_TEST_ENGINES") else {
+        eprintln!(
+            "note: LOADMASTER_TEST_ENGINES is unset: skipping tests that need docker or podman"
+        );
+        return Vec::new();
+    };
+    names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let kind = match name {
+                "docker" => EngineKind::Docker,
+                "podman" => EngineKind::Podman,
+                other => {
+                    panic!("LOADMASTER_TEST_ENGINES names {other:?}: use docker and/or podman")
+                }
+            };
+            if let Err(error) = Engine::new(kind).answers() {
+                panic!("LOADMASTER_TEST_ENGINES asks for {kind}, which does not answer: {error}");
+            }
+            kind
+        })
+        .collect()
+}
+
+/// Runs an engine command that must succeed and returns its stdout.
+pub fn engine_cmd(kind: EngineKind, args: &[&str]) -> String {
+    let output = engine_output(kind, args);
+    assert!(
+        output.status.success(),
+        "`{kind} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn engine_output(kind: EngineKind, args: &[&str]) -> Output {
+    Command::new(kind.name())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {kind}: {e}"))
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos & 0xfff
+    )
+}
+
+/// How to start a test cluster's nodes.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// A memory limit for every node, as the engine takes it (`256m`).
+    pub memory: Option<String>,
+}
+
+/// A kind-compatible test cluster, removed when dropped.
+pub struct TestCluster {
+    pub kind: EngineKind,
+    pub name: String,
+    pub nodes: Vec<String>,
+    volumes: Vec<String>,
+}
+
+impl TestCluster {
+    /// A cluster with a control plane and `workers` workers, containerd ready
+    /// on every node.
+    pub fn start(kind: EngineKind, workers: usize, options: &NodeOptions) -> TestCluster {
+        let mut cluster = TestCluster {
+            kind,
+            name: unique_name("lmt"),
+            nodes: Vec::new(),
+            volumes: Vec::new(),
+        };
+        let mut roles = vec![("control-plane".to_string(), "control-plane")];
+        for n in 1..=workers {
+            let suffix = if n == 1 { String::new() } else { n.to_string() };
+            roles.push((format!("worker{suffix}"), "worker"));
+        }
+        for (suffix, role) in roles {
+            let node = format!("{}-{suffix}", cluster.name);
+            cluster.start_node(&node, role, options);
+        }
+        for node in &cluster.nodes {
+            wait_for_containerd(kind, node);
+        }
+        cluster
+    }
+
+    fn start_node(&mut self, node: &str, role: &str, options: &NodeOptions) {
+        let volume = format!("{node}-containerd");
+        engine_cmd(
+            self.kind,
+            &["volume", "create", "--label", TEST_LABEL, &volume],
+        );
+        self.volumes.push(volume.clone());
+        let cluster_label = format!("io.x-k8s.kind.cluster={}", self.name);
+        let role_label = format!("io.x-k8s.kind.role={role}");
+        let mount = format!("{volume}:/var/lib/containerd");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            node,
+            "--hostname",
+            node,
+            "--label",
+            &cluster_label,
+            "--label",
+            &role_label,
+            "--label",
+            TEST_LABEL,
+            // kind runs nodes --privileged. This sandbox withholds
+            // CAP_SYS_RESOURCE, which --privileged asks for on docker, so
+            // the nodes get every other capability and no confinement,
+            // which is what containerd needs to mount layers.
+            "--cap-add",
+            "ALL",
+            "--cap-drop",
+            "SYS_RESOURCE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--network",
+            "none",
+            "-v",
+            &mount,
+        ];
+        if let Some(memory) = &options.memory {
+            args.extend(["--memory", memory, "--memory-swap", memory]);
+        }
+        args.push(NODE_IMAGE);
+        // Recorded before the run so that Drop removes a half-started node.
+        self.nodes.push(node.to_string());
+        engine_cmd(self.kind, &args);
+    }
+
+    pub fn control_plane(&self) -> &str {
+        &self.nodes[0]
+    }
+
+    /// Runs a command in a node and returns its stdout; panics on failure.
+    pub fn exec(&self, node: &str, argv: &[&str]) -> String {
+        let mut args = vec!["exec", node];
+        args.extend_from_slice(argv);
+        engine_cmd(self.kind, &args)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            let _ = engine_output(self.kind, &["rm", "-f", "-v", node]);
+        }
+        for volume in &self.volumes {
+            let _ = engine_output(self.kind, &["volume", "rm", "-f", volume]);
+        }
+    }
+}
+
+fn wait_for_containerd(kind: EngineKind, node: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe = engine_output(kind, &["exec", node, "ctr", "version"]);
+        if probe.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "containerd did not start in test node {node} on {kind}: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM value");
+    kib * 1024
+}
+
+/// Runs the loadmaster binary with `args` and returns its output.
+pub fn loadmaster(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadmaster"))
+        .args(args)
+        .env_remove("LOADMASTER_ENGINE")
+        .env_remove("KIND_EXPERIMENTAL_PROVIDER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run loadmaster")
+}
