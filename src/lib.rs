@@ -8,9 +8,12 @@
 //! - [`engine`]: docker and podman behind one interface (info, inspect, save
 //!   as a stream, exec with streamed stdin, containers by label).
 //! - [`cluster`]: kind clusters and their nodes, found by kind's labels.
+//! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
+//!   kernel log): root cause, confidence, evidence for and against, fix.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod cluster;
 pub mod engine;
+pub mod triage;
 pub mod units;

@@ -12,10 +12,12 @@
 //! | 3 | no usable container engine (not installed, not running) |
 
 mod inspect;
+mod triage;
 
 use crate::cluster::ClusterError;
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -50,6 +52,16 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Diagnose a failed run from its log (kind, podman, docker, make, go
+    /// test, loadmaster): root cause, confidence, evidence, the fix. Exit 0
+    /// whenever a diagnosis was made, "no failure found" included.
+    Triage {
+        /// The log to read; `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        #[arg(long, short, value_enum, default_value_t = triage::Report::Markdown)]
+        output: triage::Report,
+    },
 }
 
 /// How a command prints its result.
@@ -77,13 +89,22 @@ pub enum CommandError {
     Cluster(#[from] ClusterError),
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("cannot read {path}: {source} (give a readable log file, or `-` for stdin)")]
+    Input {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         let engine_error = match self {
             CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
-            CommandError::Select(SelectError::UnknownEngine { .. }) => return EXIT_BAD_INPUT,
+            CommandError::Select(SelectError::UnknownEngine { .. })
+            | CommandError::Input { .. } => {
+                return EXIT_BAD_INPUT;
+            }
             CommandError::Engine(e) | CommandError::Cluster(ClusterError::Engine(e)) => e,
             _ => return EXIT_FAILED,
         };
@@ -115,6 +136,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             name: Some(name),
             output,
         } => inspect::cluster(selection()?, &name, output),
+        Command::Triage { log, output } => triage::run(log, cli.engine, output),
     }
 }
 

@@ -1,0 +1,594 @@
+//! The signature table: error texts and exit statuses seen in E2E
+//! environments, what each means, and what would confirm or refute the cause
+//! it points at.
+//!
+//! It is data: adding a signature is adding one entry to [`SIGNATURES`] (and a
+//! line to a test). A signature only says what a line means on its own; how
+//! much a diagnosis may claim from it is decided in
+//! [`diagnosis`](super::diagnosis), with the other evidence in view.
+
+use super::diagnosis::{Class, Confidence};
+
+/// One known failure text or exit status.
+#[derive(Debug)]
+pub struct Signature {
+    /// Stable identifier, used in JSON output.
+    pub id: &'static str,
+    pub trigger: Trigger,
+    /// What it means, in one phrase.
+    pub meaning: &'static str,
+    /// The root-cause class it points at on its own.
+    pub class: Class,
+    /// How sure that class is from this signature alone.
+    pub confidence: Confidence,
+    /// A process was killed or lost the server it talked to: a question for
+    /// the memory evidence (OOM kill or not) rather than a cause by itself.
+    pub abrupt_end: bool,
+    /// Evidence that would confirm the cause.
+    pub confirms: &'static str,
+    /// Evidence that would refute it.
+    pub refutes: &'static str,
+    /// Pulls out what the line names (a container, a port, an image).
+    pub subject: Option<fn(&str) -> Option<String>>,
+}
+
+/// What makes a signature match.
+#[derive(Debug)]
+pub enum Trigger {
+    /// A process ended with this status (signals as 128 + N).
+    Exit(i32),
+    /// A line matches when it contains every text of any one group, ignoring
+    /// case: `&[&["a", "b"], &["c"]]` is (a and b) or c.
+    Text(&'static [&'static [&'static str]]),
+}
+
+impl Signature {
+    /// True when `lowercase_line` (already lower-cased) matches a text trigger.
+    pub fn matches_text(&self, lowercase_line: &str) -> bool {
+        match self.trigger {
+            Trigger::Text(groups) => groups
+                .iter()
+                .any(|group| group.iter().all(|text| lowercase_line.contains(text))),
+            Trigger::Exit(_) => false,
+        }
+    }
+}
+
+/// The signature with this id.
+pub fn by_id(id: &str) -> Option<&'static Signature> {
+    SIGNATURES.iter().find(|s| s.id == id)
+}
+
+/// The signature for an exit status, if the status means something of its own.
+pub fn for_exit(code: i32) -> Option<&'static Signature> {
+    SIGNATURES
+        .iter()
+        .find(|s| matches!(s.trigger, Trigger::Exit(c) if c == code))
+}
+
+const OOM_CONFIRMS: &str = "an OOM kill on record: the node cgroup's oom_kill counter above 0 (memory.oom_control on cgroup v1, memory.events on v2), a kernel \"Killed process N (containerd|ctr)\" line at that time, or docker's OOMKilled=true";
+const OOM_REFUTES: &str = "oom_kill 0 in the node's cgroup and no OOM line in the kernel log of the engine's machine (for a podman machine or Docker Desktop: the VM's kernel)";
+
+/// Every known signature. Text triggers are lower case.
+pub static SIGNATURES: &[Signature] = &[
+    Signature {
+        id: "exit-137",
+        trigger: Trigger::Exit(137),
+        meaning: "killed by SIGKILL (exit status 137 = 128 + 9); no proof of an OOM by itself: podman exits 137 without one (podman #10825)",
+        class: Class::KilledUnknown,
+        confidence: Confidence::Suspected,
+        abrupt_end: true,
+        confirms: OOM_CONFIRMS,
+        refutes: "an OOM is refuted by oom_kill 0 and a clean kernel log; podman exits 137 without any OOM when an exec session is torn down (podman #10825), so 137 alone proves nothing about memory",
+        subject: None,
+    },
+    Signature {
+        id: "exit-143",
+        trigger: Trigger::Exit(143),
+        meaning: "stopped by SIGTERM (exit status 143 = 128 + 15): asked to stop by a timeout, a cancelled CI job or a shutdown",
+        class: Class::Terminated,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "a timeout or a cancellation at that time in the CI job's or the test runner's log",
+        refutes: "no timeout configured and no cancellation recorded",
+        subject: None,
+    },
+    Signature {
+        id: "exit-139",
+        trigger: Trigger::Exit(139),
+        meaning: "crashed with SIGSEGV (exit status 139 = 128 + 11): a bug in the program, or corrupt memory",
+        class: Class::Crash,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "a \"segfault at\" line for the process in the kernel log",
+        refutes: "nothing: the status itself is the crash",
+        subject: None,
+    },
+    Signature {
+        id: "exit-125",
+        trigger: Trigger::Exit(125),
+        meaning: "the container engine itself failed (docker/podman exit 125: the error is the engine's, not the command's)",
+        class: Class::EngineError,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the engine's own error message on the lines before",
+        refutes: "the command was not run through docker or podman",
+        subject: None,
+    },
+    Signature {
+        id: "exit-126",
+        trigger: Trigger::Exit(126),
+        meaning: "the command was found but could not be run (exit 126: not executable, permission denied, or the OCI runtime failed)",
+        class: Class::CommandNotRunnable,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "\"permission denied\" or an OCI runtime error before it",
+        refutes: "the program itself exits 126 for its own reasons",
+        subject: None,
+    },
+    Signature {
+        id: "exit-127",
+        trigger: Trigger::Exit(127),
+        meaning: "command not found (exit 127)",
+        class: Class::CommandNotRunnable,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "\"not found\" or \"executable file not found in $PATH\" before it",
+        refutes: "the program itself exits 127 for its own reasons",
+        subject: None,
+    },
+    Signature {
+        id: "transport-closing",
+        trigger: Trigger::Text(&[&["transport is closing"]]),
+        meaning: "the gRPC connection to containerd closed mid-call: containerd exited or was killed",
+        class: Class::EngineCrash,
+        confidence: Confidence::Suspected,
+        abrupt_end: true,
+        confirms: OOM_CONFIRMS,
+        refutes: OOM_REFUTES,
+        subject: None,
+    },
+    Signature {
+        id: "progress-stream-recv",
+        trigger: Trigger::Text(&[&["progress stream failed to recv"]]),
+        meaning: "ctr lost its import progress stream: the containerd it talks to went away, or ctr was killed",
+        class: Class::EngineCrash,
+        confidence: Confidence::Suspected,
+        abrupt_end: true,
+        confirms: OOM_CONFIRMS,
+        refutes: OOM_REFUTES,
+        subject: None,
+    },
+    Signature {
+        id: "server-eof",
+        trigger: Trigger::Text(&[&["error reading from server: eof"]]),
+        meaning: "the gRPC server (containerd) closed the connection",
+        class: Class::EngineCrash,
+        confidence: Confidence::Suspected,
+        abrupt_end: true,
+        confirms: OOM_CONFIRMS,
+        refutes: OOM_REFUTES,
+        subject: None,
+    },
+    Signature {
+        id: "server-quit",
+        trigger: Trigger::Text(&[&["server probably quit"]]),
+        meaning: "the podman API service closed the connection: it crashed, was killed or restarted",
+        class: Class::EngineCrash,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the podman service's log (`journalctl --user -u podman.service`, or inside the machine) shows it exiting; a kernel OOM line naming podman",
+        refutes: "the service's uptime predates the failure",
+        subject: None,
+    },
+    Signature {
+        id: "no-space",
+        trigger: Trigger::Text(&[&["no space left on device"]]),
+        meaning: "a write failed: the filesystem is full (ENOSPC)",
+        class: Class::DiskFull,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`df` of the node's /var/lib/containerd, the engine's storage and /tmp showing one of them (nearly) full",
+        refutes: "nothing: the kernel said so; `df` only tells which filesystem",
+        subject: None,
+    },
+    Signature {
+        id: "cannot-allocate-memory",
+        trigger: Trigger::Text(&[&["cannot allocate memory"]]),
+        meaning: "an allocation failed (ENOMEM): memory, or a limit such as pids or vm.max_map_count, ran out",
+        class: Class::OutOfMemory,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the engine's free memory near 0 (`podman info`, `docker info`), or a cgroup at its limit",
+        refutes: "plenty of free memory at the time: then a pids or map-count limit is the likelier cause",
+        subject: None,
+    },
+    Signature {
+        id: "unknown-version",
+        trigger: Trigger::Text(&[&["unknown version specified"]]),
+        meaning: "the OCI runtime (crun) rejected the container spec's version",
+        class: Class::RuntimeTransient,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the same command succeeds when retried",
+        refutes: "it fails the same way on every retry: then the OCI runtime is older than the engine expects (`podman info --format '{{.Host.OCIRuntime.Version}}'`)",
+        subject: None,
+    },
+    Signature {
+        id: "name-in-use",
+        trigger: Trigger::Text(&[
+            &["container name \"", "already in use"],
+            &["name is already in use"],
+        ]),
+        meaning: "a container with that name already exists (a node left over from an earlier run)",
+        class: Class::NameConflict,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`docker ps -a` / `podman ps -a` lists the name",
+        refutes: "the name is free now: then a concurrent run took it and removed it",
+        subject: Some(quoted_after_name),
+    },
+    Signature {
+        id: "cluster-exists",
+        trigger: Trigger::Text(&[&["already exist for a cluster with the name"]]),
+        meaning: "kind found nodes of a cluster with that name (left over from an earlier run)",
+        class: Class::NameConflict,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`kind get clusters` lists it",
+        refutes: "it is not listed on the engine kind used",
+        subject: Some(quoted_after_name),
+    },
+    Signature {
+        id: "port-in-use",
+        trigger: Trigger::Text(&[
+            &["address already in use"],
+            &["port is already allocated"],
+            &["proxy already running"],
+        ]),
+        meaning: "a host port is already taken (by another process, another cluster, or a stale gvproxy of a podman machine)",
+        class: Class::PortConflict,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`ss -ltnp` / `lsof -iTCP -sTCP:LISTEN` shows the owner of the port",
+        refutes: "the port is free now: then the earlier owner has gone",
+        subject: Some(port),
+    },
+    Signature {
+        id: "image-missing",
+        trigger: Trigger::Text(&[
+            &["image not known"],
+            &["not present locally"],
+            &["no such image"],
+        ]),
+        meaning: "the engine asked has no such image (for `kind load docker-image` under podman: kind asks docker, kind #2027 #3105)",
+        class: Class::ImageMissing,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`podman images IMAGE` / `docker images IMAGE` shows which engine has it",
+        refutes: "the engine asked lists the image under exactly that name",
+        subject: Some(image),
+    },
+    Signature {
+        id: "image-pull",
+        trigger: Trigger::Text(&[
+            &["errimagepull"],
+            &["imagepullbackoff"],
+            &["failed to pull image"],
+        ]),
+        meaning: "the kubelet could not pull the image: it was not loaded into the node, or its pull policy forces a pull (`:latest` means Always)",
+        class: Class::ImagePullFailure,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`crictl images` in the node lacks the image, or the pod's imagePullPolicy is Always",
+        refutes: "the node holds the image and the policy is IfNotPresent or Never",
+        subject: Some(quoted_after_pull),
+    },
+    Signature {
+        id: "deadline-exceeded",
+        trigger: Trigger::Text(&[
+            &["context deadline exceeded"],
+            &["timed out waiting for the condition"],
+        ]),
+        meaning: "a wait ran out of time: the thing waited for was slow or never came",
+        class: Class::Timeout,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the awaited object's events (`kubectl get events`, `kubectl describe`) show why it was not ready",
+        refutes: "it became ready shortly after: then the timeout is too short",
+        subject: None,
+    },
+    Signature {
+        id: "kind-log-line",
+        trigger: Trigger::Text(&[&["could not find a log line"]]),
+        meaning: "kind's node container did not finish booting (its systemd never logged readiness)",
+        class: Class::NodeStartFailure,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`docker logs NODE` / `podman logs NODE` (kind create cluster --retain keeps it) shows where boot stopped",
+        refutes: "nothing: kind waited and gave up",
+        subject: None,
+    },
+    Signature {
+        id: "too-many-open-files",
+        trigger: Trigger::Text(&[&["too many open files"]]),
+        meaning: "a file or inotify limit was reached; in kind nodes usually fs.inotify.max_user_instances/max_user_watches",
+        class: Class::InotifyLimits,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`sysctl fs.inotify` on the engine's machine shows the defaults (128 instances, 8192 watches)",
+        refutes: "the inotify limits are already raised: then the open-files ulimit is the limit",
+        subject: None,
+    },
+    Signature {
+        id: "build-failed",
+        trigger: Trigger::Text(&[
+            &["building at step"],
+            &["failed to solve"],
+            &["executor failed running"],
+            &["returned a non-zero code"],
+        ]),
+        meaning: "an image build step failed",
+        class: Class::BuildFailure,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "the step's own output just above",
+        refutes: "nothing: the builder said so",
+        subject: None,
+    },
+    Signature {
+        id: "corrupt-archive",
+        trigger: Trigger::Text(&[
+            &["invalid tar header"],
+            &["unrecognized image format"],
+            &["unexpected end of file", "tar"],
+        ]),
+        meaning: "an image archive could not be read: truncated or not an image archive",
+        class: Class::CorruptInput,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`tar tf ARCHIVE` fails, or the archive is smaller than the image",
+        refutes: "the same archive imports elsewhere: then the stream was cut in transit",
+        subject: None,
+    },
+    Signature {
+        id: "test-failed",
+        trigger: Trigger::Text(&[&["--- fail:"], &["[fail]"], &["fail! --"]]),
+        meaning: "a test failed (go test / ginkgo): the environment came up",
+        class: Class::TestFailure,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "the test's own failure message",
+        refutes: "nothing: the test runner said so",
+        subject: None,
+    },
+];
+
+/// The first `"..."` after `name "`: `container name "/kind-control-plane"`
+/// (docker adds the slash) or `cluster with the name "kind"`.
+fn quoted_after_name(line: &str) -> Option<String> {
+    let at = line.find("name \"")? + "name \"".len();
+    let name = line[at..].split('"').next()?;
+    Some(name.trim_start_matches('/').to_string()).filter(|n| !n.is_empty())
+}
+
+/// The port in `Bind for 0.0.0.0:6443 failed: port is already allocated` or
+/// `listen tcp 0.0.0.0:80: bind: address already in use`: the last `:NNNN`.
+fn port(line: &str) -> Option<String> {
+    line.match_indices(':')
+        .filter_map(|(at, _)| {
+            let digits: String = line[at + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            (!digits.is_empty()).then_some(digits)
+        })
+        .next_back()
+}
+
+/// The image in kind's `image: "app:1" not present locally`, podman's
+/// `Error: app:1: image not known`, docker's `No such image: app:1`.
+fn image(line: &str) -> Option<String> {
+    if let Some(at) = line.find('"') {
+        return line[at + 1..].split('"').next().map(str::to_string);
+    }
+    let lower = line.to_lowercase();
+    if let Some(at) = lower.find("no such image: ") {
+        return line[at + "no such image: ".len()..]
+            .split_whitespace()
+            .next()
+            .map(str::to_string);
+    }
+    let at = lower.find(": image not known")?;
+    line[..at]
+        .split_whitespace()
+        .next_back()
+        .map(str::to_string)
+}
+
+/// The image in `Failed to pull image "app:1": ...`.
+fn quoted_after_pull(line: &str) -> Option<String> {
+    let at = line.to_lowercase().find("pull image \"")? + "pull image \"".len();
+    line[at..].split('"').next().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signature a line matches, with what it names.
+    fn hit(line: &str) -> (&'static str, Option<String>) {
+        let lower = line.to_lowercase();
+        let signature = SIGNATURES
+            .iter()
+            .find(|s| s.matches_text(&lower))
+            .unwrap_or_else(|| panic!("no signature matches {line:?}"));
+        (signature.id, signature.subject.and_then(|f| f(line)))
+    }
+
+    #[test]
+    fn ids_are_unique_and_exit_signatures_are_found_by_status() {
+        for (i, s) in SIGNATURES.iter().enumerate() {
+            assert!(SIGNATURES[i + 1..].iter().all(|t| t.id != s.id), "{}", s.id);
+        }
+        assert_eq!(for_exit(137).unwrap().id, "exit-137");
+        assert_eq!(for_exit(143).unwrap().class, Class::Terminated);
+        assert_eq!(for_exit(139).unwrap().class, Class::Crash);
+        assert_eq!(for_exit(125).unwrap().class, Class::EngineError);
+        assert_eq!(for_exit(126).unwrap().class, Class::CommandNotRunnable);
+        assert_eq!(for_exit(127).unwrap().class, Class::CommandNotRunnable);
+        assert!(for_exit(1).is_none());
+    }
+
+    #[test]
+    fn containerd_connection_loss() {
+        // The seed's line, and FIELD-NOTES' reproduction of it.
+        let seed = r#"Command Output: time="2025-12-15T23:08:22Z" level=error msg="progress stream failed to recv" error="error reading from server: EOF""#;
+        assert_eq!(hit(seed).0, "progress-stream-recv");
+        assert!(
+            by_id("server-eof")
+                .unwrap()
+                .matches_text(&seed.to_lowercase())
+        );
+        assert_eq!(
+            hit("ctr: failed to send write: transport is closing: unavailable").0,
+            "transport-closing"
+        );
+    }
+
+    #[test]
+    fn engine_and_runtime_failures() {
+        assert_eq!(
+            hit("Error: server probably quit: unexpected EOF").0,
+            "server-quit"
+        );
+        assert_eq!(
+            hit("Error: OCI runtime error: crun: unknown version specified").0,
+            "unknown-version"
+        );
+        assert_eq!(
+            hit("write /var/lib/containerd/io.containerd.content.v1.content/ingest/x/data: no space left on device").0,
+            "no-space"
+        );
+        assert_eq!(
+            hit("runtime: failed to create new OS thread (have 12 already; errno=12): cannot allocate memory").0,
+            "cannot-allocate-memory"
+        );
+        assert_eq!(
+            hit("failed to create fsnotify watcher: too many open files").0,
+            "too-many-open-files"
+        );
+    }
+
+    #[test]
+    fn name_conflicts_name_the_container_or_cluster() {
+        assert_eq!(
+            hit(
+                r#"docker: Error response from daemon: Conflict. The container name "/e2e-control-plane" is already in use by container "3f2a". You have to remove (or rename) that container to be able to reuse that name."#
+            ),
+            ("name-in-use", Some("e2e-control-plane".into()))
+        );
+        assert_eq!(
+            hit(
+                r#"Error: creating container storage: the container name "e2e-worker" is already in use by 6e1d. You have to remove that container to be able to reuse that name: that name is already in use"#
+            ),
+            ("name-in-use", Some("e2e-worker".into()))
+        );
+        assert_eq!(
+            hit(
+                r#"ERROR: failed to create cluster: node(s) already exist for a cluster with the name "e2e""#
+            ),
+            ("cluster-exists", Some("e2e".into()))
+        );
+    }
+
+    #[test]
+    fn port_conflicts_name_the_port() {
+        assert_eq!(
+            hit(
+                "docker: Error response from daemon: driver failed programming external connectivity on endpoint e2e-control-plane: Bind for 0.0.0.0:6443 failed: port is already allocated."
+            ),
+            ("port-in-use", Some("6443".into()))
+        );
+        assert_eq!(
+            hit("Error: rootlessport listen tcp 0.0.0.0:8080: bind: address already in use"),
+            ("port-in-use", Some("8080".into()))
+        );
+        assert_eq!(
+            hit(r#"Error: something went wrong with the request: "proxy already running\n""#),
+            ("port-in-use", None)
+        );
+    }
+
+    #[test]
+    fn missing_and_unpullable_images_name_the_image() {
+        assert_eq!(
+            hit(r#"ERROR: image: "localhost/app:dev" not present locally"#),
+            ("image-missing", Some("localhost/app:dev".into()))
+        );
+        assert_eq!(
+            hit("Error: localhost/app:dev: image not known"),
+            ("image-missing", Some("localhost/app:dev".into()))
+        );
+        assert_eq!(
+            hit("Error response from daemon: No such image: app:dev"),
+            ("image-missing", Some("app:dev".into()))
+        );
+        assert_eq!(
+            hit(
+                r#"  Warning  Failed     3s    kubelet  Failed to pull image "app:latest": rpc error: code = NotFound"#
+            ),
+            ("image-pull", Some("app:latest".into()))
+        );
+        assert_eq!(
+            hit("app-7d9c-x2x   0/1     ImagePullBackOff   0          2m").0,
+            "image-pull"
+        );
+    }
+
+    #[test]
+    fn waits_boots_builds_archives_and_tests() {
+        assert_eq!(
+            hit("Error: failed to wait: context deadline exceeded").0,
+            "deadline-exceeded"
+        );
+        assert_eq!(
+            hit("error: timed out waiting for the condition on deployments/app").0,
+            "deadline-exceeded"
+        );
+        assert_eq!(
+            hit(r#"ERROR: failed to create cluster: could not find a log line that matches "Reached target .*Multi-User System.*|detected cgroup v1""#).0,
+            "kind-log-line"
+        );
+        assert_eq!(
+            hit(r#"Error: building at STEP "RUN make": while running runtime: exit status 2"#).0,
+            "build-failed"
+        );
+        assert_eq!(
+            hit(r#"ERROR: failed to solve: process "/bin/sh -c make" did not complete successfully: exit code: 2"#).0,
+            "build-failed"
+        );
+        assert_eq!(
+            hit("ctr: archive/tar: invalid tar header").0,
+            "corrupt-archive"
+        );
+        assert_eq!(hit("--- FAIL: TestLoad (3.20s)").0, "test-failed");
+        assert_eq!(
+            hit("[FAIL] AIAnalysis E2E [It] analyzes an incident").0,
+            "test-failed"
+        );
+    }
+
+    #[test]
+    fn ordinary_lines_match_nothing() {
+        for line in [
+            "Creating cluster \"kind\" ...",
+            "Image: \"app:1\" with ID \"sha256:ab\" not yet present on node \"kind-control-plane\", loading...",
+            "--- PASS: TestLoad (1.00s)",
+            "address 10.0.0.1 assigned",
+        ] {
+            let lower = line.to_lowercase();
+            assert!(SIGNATURES.iter().all(|s| !s.matches_text(&lower)), "{line}");
+        }
+    }
+}
