@@ -332,8 +332,9 @@ struct MemoryNeed {
     needed_bytes: u64,
     /// How it was measured, for the fix's text.
     basis: Vec<String>,
-    /// The limit that was hit was a cgroup's below the machine's memory.
-    container_limit: bool,
+    /// Whether the limit hit was a cgroup's below the machine's memory:
+    /// `None` when a cgroup limit was hit but the machine's memory is unknown.
+    container_limit: Option<bool>,
     vm: Option<bool>,
 }
 
@@ -341,7 +342,7 @@ fn memory_need(case: &Case) -> Option<MemoryNeed> {
     let mut need = MemoryNeed {
         needed_bytes: 0,
         basis: Vec::new(),
-        container_limit: false,
+        container_limit: Some(false),
         vm: None,
     };
     let mut engine_memory = None;
@@ -391,9 +392,9 @@ fn memory_need(case: &Case) -> Option<MemoryNeed> {
         ));
     }
     need.container_limit = match (cgroup_limit, &engine_memory) {
-        (Some(limit), Some((memory, _))) => limit < memory / 10 * 9,
-        (Some(_), None) => !system_oom,
-        (None, _) => false,
+        (Some(limit), Some((memory, _))) => Some(limit < memory / 10 * 9),
+        (Some(_), None) if !system_oom => None,
+        _ => Some(false),
     };
     (need.needed_bytes > 0).then_some(need)
 }
@@ -608,21 +609,46 @@ fn memory_fix(case: &Case, node: &str) -> Vec<Step> {
         need.basis.join("; "),
         bytes(need.needed_bytes)
     );
-    if need.container_limit {
-        return vec![Step {
-            what: format!(
-                "Raise node {node}'s memory limit, below the machine's memory, to {mib} MiB ({derivation}). kind sets no limit on nodes: it comes from how the node was started."
-            ),
-            commands: engines(case)
-                .into_iter()
-                .map(|e| {
-                    run(
-                        Some(e.name()),
-                        format!("{e} update --memory {mib}m --memory-swap {mib}m {node}"),
-                    )
-                })
-                .collect(),
-        }];
+    let raise_node_limit = |what: String| Step {
+        what,
+        commands: engines(case)
+            .into_iter()
+            .map(|e| {
+                run(
+                    Some(e.name()),
+                    format!("{e} update --memory {mib}m --memory-swap {mib}m {node}"),
+                )
+            })
+            .collect(),
+    };
+    match need.container_limit {
+        Some(true) => {
+            return vec![raise_node_limit(format!(
+                "Raise node {node}'s own memory limit to {mib} MiB ({derivation}). kind sets no limit on nodes: it comes from how the node was started."
+            ))];
+        }
+        None => {
+            return vec![
+                Step {
+                    what: format!(
+                        "A cgroup limit was hit, not the machine's memory. See whether it is node {node}'s own limit (0 means none)."
+                    ),
+                    commands: engines(case)
+                        .into_iter()
+                        .map(|e| {
+                            run(
+                                Some(e.name()),
+                                format!("{e} inspect --format '{{{{.HostConfig.Memory}}}}' {node}"),
+                            )
+                        })
+                        .collect(),
+                },
+                raise_node_limit(format!(
+                    "If it is: raise it to {mib} MiB ({derivation}). If it is not, the limit is a cgroup's above the node (a systemd slice's MemoryMax): raise that to {mib} MiB."
+                )),
+            ];
+        }
+        Some(false) => {}
     }
     let mut commands = Vec::new();
     for engine in engines(case) {

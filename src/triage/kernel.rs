@@ -27,7 +27,8 @@ pub struct OomKill {
     /// The process name (the kernel's `comm`, at most 15 characters).
     pub process: String,
     pub scope: OomScope,
-    /// The killed task's memory cgroup (`task_memcg`), when the kernel says.
+    /// The memory cgroup that ran out (`oom_memcg`, else the victim's
+    /// `task_memcg`), when the kernel says.
     pub memcg: Option<String>,
     /// The victim's resident anonymous memory when it was killed, in KiB.
     pub anon_rss_kib: Option<u64>,
@@ -182,7 +183,11 @@ impl Summary {
         };
         for field in rest.trim().split(',') {
             match field.split_once('=') {
-                Some(("task_memcg", memcg)) => summary.memcg = Some(memcg.to_string()),
+                // The cgroup whose limit was hit; the victim may sit below it.
+                Some(("oom_memcg", memcg)) => summary.memcg = Some(memcg.to_string()),
+                Some(("task_memcg", memcg)) if summary.memcg.is_none() => {
+                    summary.memcg = Some(memcg.to_string())
+                }
                 Some(("pid", pid)) => summary.pid = pid.parse().ok(),
                 _ => {}
             }
