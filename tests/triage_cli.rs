@@ -325,3 +325,37 @@ fn an_unreadable_log_exits_2_and_says_why() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_schema_document_covers_what_is_printed() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/triage-json.md"),
+    )
+    .unwrap();
+    let mut keys = Vec::new();
+    for name in ["seed-import-137.log", "seed-import-137-kernel-oom.log"] {
+        let d = json(name);
+        keys.extend(d.as_object().unwrap().keys().cloned());
+        keys.extend(d["root_cause"].as_object().unwrap().keys().cloned());
+        keys.extend(d["failed"].as_object().unwrap().keys().cloned());
+        for e in d["evidence"].as_array().unwrap() {
+            keys.extend(e.as_object().unwrap().keys().cloned());
+            keys.extend(e["fact"].as_object().unwrap().keys().cloned());
+            keys.push(e["fact"]["kind"].as_str().unwrap().to_string());
+            keys.push(e["source"]["kind"].as_str().unwrap().to_string());
+        }
+    }
+    for key in keys {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/triage-json.md does not document `{key}`"
+        );
+    }
+    for signature in loadmaster::triage::signatures::SIGNATURES {
+        assert!(
+            doc.contains(&format!("`{}`", signature.id)),
+            "{}",
+            signature.id
+        );
+    }
+}

@@ -751,3 +751,71 @@ fn inner_program(failure: &Failure) -> Option<&str> {
     words.by_ref().find(|w| *w == node)?;
     words.find(|w| !w.starts_with('-'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triage::log;
+
+    fn root(text: &str) -> RootCause {
+        diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
+    }
+
+    #[test]
+    fn a_cause_outranks_the_symptoms_it_produces() {
+        // The kill explains the failed test, not the other way round.
+        let r = root("--- FAIL: TestE2E (300.00s)\nctr import: signal: killed\n");
+        assert_eq!(r.class, Class::KilledUnknown);
+        // A full disk explains the timeout that followed it.
+        let r = root("Error: context deadline exceeded\nwrite /tmp/x: no space left on device\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DiskFull, Confidence::Proven)
+        );
+    }
+
+    #[test]
+    fn unexplained_failures_stay_unknown_and_signatures_alone_keep_their_confidence() {
+        let r = root("step 4\nError: exit status 3\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::Unknown, Confidence::Suspected)
+        );
+        let r = root("error: timed out waiting for the condition on deployments/app\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::Timeout, Confidence::Likely)
+        );
+        // containerd gone with no kill status: the runtime crashed, OOM suspected.
+        let r = root("ctr: failed to send write: transport is closing: unavailable\n");
+        assert_eq!(r.class, Class::EngineCrash);
+        assert_eq!(r.suspected, Some(Class::OomKill));
+    }
+
+    #[test]
+    fn an_oom_of_an_unrelated_process_is_not_proof() {
+        let failure = Failure {
+            command: Some("podman exec -i n ctr images import -".into()),
+            exit_code: Some(137),
+            message: String::new(),
+            source: Source::Command {
+                command: "x".into(),
+            },
+            node: Some("n".into()),
+        };
+        let kill = |process: &str| OomKill {
+            pid: 1,
+            process: process.into(),
+            scope: crate::triage::kernel::OomScope::System,
+            memcg: None,
+            anon_rss_kib: None,
+            usage_kib: None,
+            limit_kib: None,
+        };
+        assert!(related_to_failure(&kill("containerd"), Some(&failure)));
+        assert!(related_to_failure(&kill("ctr"), Some(&failure)));
+        assert!(related_to_failure(&kill("podman"), Some(&failure)));
+        assert!(!related_to_failure(&kill("java"), Some(&failure)));
+        assert!(!related_to_failure(&kill("ctr"), None));
+    }
+}
