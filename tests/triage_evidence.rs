@@ -3,20 +3,25 @@
 //! `container inspect` states, added to the seed's log case. Checks that the
 //! confidence follows the evidence, and the fix's number the measurements.
 
-use loadmaster::engine::EngineKind;
+use loadmaster::engine::{EngineInfo, EngineKind, Location};
 use loadmaster::triage::evidence::ContainerFacts;
 use loadmaster::triage::{self, Class, Confidence, Evidence, Fact, Source, cgroup};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A directory removed when dropped.
+/// A directory of its own for each call (tests run in parallel, and two may
+/// ask for the same name), removed when dropped.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("loadmaster-triage-{}-{name}", std::process::id()));
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "loadmaster-triage-{}-{unique}-{name}",
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -152,17 +157,19 @@ fn system_oom_in_a_vm_sizes_the_vm_from_its_measured_memory() {
         "[ 9120.44] Out of memory: Killed process 8812 (ctr) total-vm:2290164kB, anon-rss:1702312kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:3532kB oom_score_adj:0\n",
         "podman machine ssh -- sudo dmesg",
     ));
-    // podman machine's default: 2048 MiB (FIELD-NOTES).
-    case.evidence.push(Evidence::new(
-        Source::Command {
-            command: "podman info".into(),
-        },
-        Fact::EngineMemory {
-            engine: EngineKind::Podman,
-            memory_bytes: 2048 << 20,
-            in_vm: true,
-        },
-    ));
+    // podman machine's default: 2048 MiB (FIELD-NOTES), as `podman info` gives it.
+    case.evidence.push(Evidence::engine_memory(&EngineInfo {
+        engine: EngineKind::Podman,
+        version: "5.2.3".into(),
+        memory_bytes: 2048 << 20,
+        cpus: 2,
+        storage_driver: "overlay".into(),
+        storage_root: "/var/lib/containers/storage".into(),
+        cgroup_version: 2,
+        rootless: false,
+        location: Location::VirtualMachine,
+        kernel: "6.9.9-200.fc40.x86_64".into(),
+    }));
     let d = triage::diagnose(&case);
     let root = d.root_cause.as_ref().unwrap();
     assert_eq!(
@@ -270,5 +277,39 @@ fn memory_pressure_without_a_kill_on_record_is_likely() {
     assert_eq!(
         (root.class, root.confidence),
         (Class::OomKill, Confidence::Likely)
+    );
+}
+
+#[test]
+fn measured_free_space_replaces_the_request_to_measure_it() {
+    let log = "Command Output: Error response from daemon: write /tmp/images-tar1874021/images.tar: no space left on device\n";
+    let mut case = triage::log::scan(log, "load.log");
+    let before = triage::diagnose(&case);
+    assert!(
+        before
+            .to_collect
+            .iter()
+            .any(|c| c.what.starts_with("Free space"))
+    );
+
+    case.evidence.push(Evidence::new(
+        Source::Command {
+            command: "df -B1 /tmp".into(),
+        },
+        Fact::Disk {
+            path: "/tmp".into(),
+            available_bytes: 0,
+            size_bytes: 4 << 30,
+        },
+    ));
+    let after = triage::diagnose(&case);
+    assert_eq!(after.root_cause.unwrap().class, Class::DiskFull);
+    assert!(after.to_collect.is_empty());
+    assert!(
+        after.fix[0]
+            .what
+            .contains("0 B free of 4.0 GiB at /tmp (`df -B1 /tmp`)"),
+        "{}",
+        after.fix[0].what
     );
 }
