@@ -53,8 +53,10 @@ enum Command {
         output: Output,
     },
     /// Diagnose a failed run from its log (kind, podman, docker, make, go
-    /// test, loadmaster): root cause, confidence, evidence, the fix. Exit 0
-    /// whenever a diagnosis was made, "no failure found" included.
+    /// test, loadmaster): root cause, confidence, evidence, the fix. Needs no
+    /// engine. Commands are for `--engine docker|podman`, else the engine the
+    /// log shows, else both. Exit 0 whenever a diagnosis was made, "no
+    /// failure found" included.
     Triage {
         /// The log to read; `-` for stdin.
         #[arg(long, value_name = "FILE")]
