@@ -8,8 +8,11 @@
 //! - [`engine`]: docker and podman behind one interface (info, inspect, save
 //!   as a stream, exec with streamed stdin, containers by label).
 //! - [`cluster`]: kind clusters and their nodes, found by kind's labels.
+//! - [`archive`]: image archives streamed from `docker save` / `podman save`,
+//!   and the OCI layout stream a node imports.
 //! - [`cli`]: the command line.
 
+pub mod archive;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
