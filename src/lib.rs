@@ -8,10 +8,13 @@
 //! - [`engine`]: docker and podman behind one interface (info, inspect, save
 //!   as a stream, exec with streamed stdin, containers by label).
 //! - [`cluster`]: kind clusters and their nodes, found by kind's labels.
+//! - [`archive`]: image archives streamed from `docker save` / `podman save`,
+//!   and the OCI layout stream a node imports.
 //! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
 //!   kernel log): root cause, confidence, evidence for and against, fix.
 //! - [`cli`]: the command line.
 
+pub mod archive;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
