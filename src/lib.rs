@@ -10,6 +10,8 @@
 //! - [`cluster`]: kind clusters and their nodes, found by kind's labels.
 //! - [`archive`]: image archives streamed from `docker save` / `podman save`,
 //!   and the OCI layout stream a node imports.
+//! - [`deliver`]: `load`: images into every node, only the blobs each
+//!   lacks, verified.
 //! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
 //!   kernel log): root cause, confidence, evidence for and against, fix.
 //! - [`cli`]: the command line.
@@ -17,6 +19,7 @@
 pub mod archive;
 pub mod cli;
 pub mod cluster;
+pub mod deliver;
 pub mod engine;
 pub mod triage;
 pub mod units;

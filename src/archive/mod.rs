@@ -26,6 +26,7 @@
 
 mod digest;
 mod error;
+mod legacy;
 mod manifest;
 mod read;
 mod reference;
@@ -42,7 +43,9 @@ mod tests;
 pub use digest::{Digest, DigestError};
 pub use error::ArchiveError;
 pub use manifest::{docker_manifest, index_json};
-pub use read::{BlobEnd, BlobStart, BlobVisitor, CHUNK_SIZE, Limits, read_archive};
+pub use read::{
+    BlobEnd, BlobStart, BlobVisitor, CHUNK_SIZE, Limits, read_archive, read_archive_of,
+};
 pub use reference::{ImageReference, ReferenceError, normalize_reference};
 pub use write::{BlobName, LayoutWriteError, OCI_LAYOUT_FILE, OciLayoutWriter};
 

@@ -10,8 +10,8 @@
 use super::ImageArchive;
 use super::digest::Digest;
 use super::error::ArchiveError;
-use super::resolve;
 use super::tar_stream::{EntryKind, TarReader};
+use super::{legacy, resolve};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -94,7 +94,23 @@ pub fn read_archive(
     visitor: &mut dyn BlobVisitor,
     limits: &Limits,
 ) -> Result<ImageArchive, ArchiveError> {
+    read_archive_of(source, visitor, limits, &[])
+}
+
+/// [`read_archive`] for an image whose diff IDs the engine reported: legacy
+/// docker layers are then identified before their bytes stream (see
+/// [`legacy`](super::legacy)), so that a visitor can skip the ones a node
+/// holds. Their digests are verified as for any named blob.
+pub fn read_archive_of(
+    source: impl Read,
+    visitor: &mut dyn BlobVisitor,
+    limits: &Limits,
+    diff_ids: &[Digest],
+) -> Result<ImageArchive, ArchiveError> {
     let mut tar = TarReader::new(source);
+    // The legacy layer directory last identified from its `json`, and the
+    // diff ID its `layer.tar` (the entry after it) must have.
+    let mut identified: Option<(String, Digest)> = None;
     let mut contents = Contents::new(limits.clone());
     let mut buf = vec![0u8; CHUNK_SIZE];
     let mut next_index = 0;
@@ -117,7 +133,22 @@ pub fn read_archive(
                 if path.is_empty() {
                     return Err(unsafe_path(&header.path, "a file without a name"));
                 }
+                if !diff_ids.is_empty()
+                    && let Some(dir) = path.strip_suffix("/json")
+                    && Digest::from_hex(dir).is_ok()
+                {
+                    let json = read_small(&mut tar, &path, header.size, limits.max_metadata_entry)?;
+                    identified = legacy::layer_position(dir, &json, diff_ids)
+                        .map(|position| (dir.to_string(), diff_ids[position]));
+                    continue;
+                }
                 let role = classify(&path)?;
+                let known = match &identified {
+                    Some((dir, digest)) if path.strip_suffix("/layer.tar") == Some(dir) => {
+                        Some(*digest)
+                    }
+                    _ => None,
+                };
                 let visit = match role {
                     Role::Skip => continue,
                     Role::Layout => None,
@@ -130,6 +161,7 @@ pub fn read_archive(
                     path: &path,
                     size: header.size,
                     role,
+                    known,
                 };
                 let stored = entry.consume(&mut tar, &mut buf, &mut contents, visitor, visit)?;
                 contents.add_file(path, stored)?;
@@ -271,6 +303,9 @@ struct Entry<'a> {
     path: &'a str,
     size: u64,
     role: Role,
+    /// The digest of an unnamed entry, learnt before its bytes (a legacy
+    /// docker layer identified by its v1 ID).
+    known: Option<Digest>,
 }
 
 impl Entry<'_> {
@@ -288,6 +323,7 @@ impl Entry<'_> {
             Role::Blob { named, keep } => (named, keep),
             Role::Layout | Role::Skip => (None, Keep::Always),
         };
+        let expected = named.or(self.known);
         let limit = contents.limits.max_metadata_entry;
         // Decided before reading a byte, from the size the header claims.
         let mut kept = match keep {
@@ -314,7 +350,7 @@ impl Entry<'_> {
                 index,
                 path: self.path,
                 size: self.size,
-                digest: named,
+                digest: expected,
             };
             visitor
                 .blob_start(&start)
@@ -353,7 +389,7 @@ impl Entry<'_> {
             }
         }
         let digest = Digest::from(hasher);
-        if let Some(expected) = named
+        if let Some(expected) = expected
             && expected != digest
         {
             return Err(ArchiveError::DigestMismatch {
@@ -585,4 +621,31 @@ fn symlink_target(link: &str, target: &str) -> Result<String, ArchiveError> {
         return Err(unsafe_path(link, "symlink to the archive root"));
     }
     Ok(parts.join("/"))
+}
+
+/// Reads a whole small entry (a legacy layer's `json`), refusing one larger
+/// than `limit` before allocating.
+fn read_small<R: Read>(
+    tar: &mut TarReader<R>,
+    path: &str,
+    size: u64,
+    limit: u64,
+) -> Result<Vec<u8>, ArchiveError> {
+    if size > limit {
+        return Err(ArchiveError::MetadataTooLarge {
+            entry: path.to_string(),
+            size,
+            limit,
+        });
+    }
+    let mut bytes = vec![0u8; size as usize];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let read = tar.read_data(&mut bytes[filled..])?;
+        if read == 0 {
+            break;
+        }
+        filled += read;
+    }
+    Ok(bytes)
 }

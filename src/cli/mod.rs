@@ -12,9 +12,11 @@
 //! | 3 | no usable container engine (not installed, not running) |
 
 mod inspect;
+mod load;
 mod triage;
 
 use crate::cluster::ClusterError;
+use crate::deliver::DeliverError;
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -41,6 +43,25 @@ enum Command {
     /// Show the selected engine, why it was chosen, and what it can give
     /// containers (for a podman machine or Docker Desktop: the VM's figures).
     Engine {
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Load images into every node of a kind cluster: streamed from the
+    /// engine, only the layers each node lacks, verified on every node.
+    Load {
+        /// Images as the engine names them (`app:1`); on the nodes they get
+        /// the name Kubernetes resolves (`docker.io/library/app:1`).
+        images: Vec<String>,
+        /// The kind cluster (default: the only one there is, else `kind`).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Only these nodes (comma-separated container names).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Option<Vec<String>>,
+        /// Load from a docker-archive or OCI-layout tar (`-`: standard input)
+        /// instead of the engine; an IMAGE picks one when it holds several.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -89,6 +110,12 @@ pub enum CommandError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Deliver(#[from] crate::deliver::DeliverError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("the load failed on some nodes:\n{0}")]
+    NodesFailed(String),
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot read {path}: {source} (give a readable log file, or `-` for stdin)")]
@@ -104,10 +131,14 @@ impl CommandError {
         let engine_error = match self {
             CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
             CommandError::Select(SelectError::UnknownEngine { .. })
-            | CommandError::Input { .. } => {
+            | CommandError::Input { .. }
+            | CommandError::BadInput(_)
+            | CommandError::Deliver(DeliverError::BadArchive { .. }) => {
                 return EXIT_BAD_INPUT;
             }
-            CommandError::Engine(e) | CommandError::Cluster(ClusterError::Engine(e)) => e,
+            CommandError::Engine(e)
+            | CommandError::Cluster(ClusterError::Engine(e))
+            | CommandError::Deliver(DeliverError::Engine(e)) => e,
             _ => return EXIT_FAILED,
         };
         match engine_error {
@@ -132,6 +163,22 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CommandError> {
     let selection = || select_engine(cli.engine);
     match cli.command {
+        Command::Load {
+            images,
+            cluster,
+            nodes,
+            archive,
+            output,
+        } => load::load(
+            selection()?,
+            load::LoadArgs {
+                images,
+                cluster,
+                nodes,
+                archive,
+                output,
+            },
+        ),
         Command::Engine { output } => inspect::engine(selection()?, output),
         Command::Clusters { name: None, output } => inspect::clusters(selection()?, output),
         Command::Clusters {

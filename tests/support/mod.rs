@@ -241,3 +241,109 @@ pub fn loadmaster(args: &[&str]) -> Output {
         .output()
         .expect("run loadmaster")
 }
+
+/// One layer of a test image: `bytes` of incompressible data made from
+/// `seed`, so that the same (size, seed) gives the same layer digest on
+/// every build.
+#[derive(Clone, Copy, Debug)]
+pub struct Layer {
+    pub bytes: u64,
+    pub seed: u64,
+}
+
+/// An image built in a test from incompressible layers (FROM scratch: nothing
+/// is pulled), removed from the engine when dropped.
+pub struct TestImage {
+    pub kind: EngineKind,
+    /// The name as a user types it (`lmt-img-…:1`).
+    pub name: String,
+}
+
+impl TestImage {
+    /// A new image name, not built yet.
+    pub fn named(kind: EngineKind) -> TestImage {
+        TestImage {
+            kind,
+            name: format!("{}:1", unique_name("lmt-img")),
+        }
+    }
+
+    /// Builds (or rebuilds) the image from `layers`, bottom first.
+    pub fn build(&self, layers: &[Layer]) {
+        let context = TempDir::new("lmt-context");
+        let mut dockerfile = String::from("FROM scratch\n");
+        for (n, layer) in layers.iter().enumerate() {
+            let file = format!("layer{n}.bin");
+            write_random_file(&context.path.join(&file), layer.bytes, layer.seed);
+            dockerfile.push_str(&format!("COPY {file} /{file}\n"));
+        }
+        dockerfile.push_str("CMD [\"/layer0.bin\"]\n");
+        std::fs::write(context.path.join("Dockerfile"), dockerfile).unwrap();
+        let context_path = context.path.to_str().unwrap().to_string();
+        engine_cmd(
+            self.kind,
+            &[
+                "build",
+                "-q",
+                "--label",
+                TEST_LABEL,
+                "-t",
+                &self.name,
+                &context_path,
+            ],
+        );
+    }
+
+    /// The engine's image ID (config digest).
+    pub fn id(&self) -> String {
+        Engine::new(self.kind).image_inspect(&self.name).unwrap().id
+    }
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        let _ = engine_output(self.kind, &["rmi", "-f", &self.name]);
+    }
+}
+
+/// A temporary directory, removed when dropped.
+pub struct TempDir {
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Writes `bytes` of xorshift output, with a fixed modification time so that
+/// a rebuild from the same seed gives a byte-identical layer.
+fn write_random_file(path: &std::path::Path, bytes: u64, seed: u64) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut remaining = bytes;
+    while remaining > 0 {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let word = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+        let n = remaining.min(8) as usize;
+        out.write_all(&word[..n]).unwrap();
+        remaining -= n as u64;
+    }
+    out.flush().unwrap();
+    drop(out);
+    file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
+}

@@ -1,0 +1,206 @@
+//! What a node's containerd holds, asked with `ctr` through `exec`.
+//!
+//! Before a load: the snapshotter kind's import uses, the blobs already in the
+//! content store (so that only missing ones are sent), and which image the
+//! requested name points at (so that a node that has it is skipped). After a
+//! load: that the name points at the manifest we sent and that all of its
+//! content is there.
+
+use crate::archive::Digest;
+use crate::engine::{Engine, EngineError};
+use std::collections::BTreeSet;
+
+/// The containerd namespace Kubernetes (the CRI plugin) uses.
+pub const NAMESPACE: &str = "k8s.io";
+
+/// What one node holds before a load.
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    /// The snapshotter the CRI plugin unpacks images with.
+    pub snapshotter: String,
+    /// Every blob in the node's content store.
+    pub blobs: BTreeSet<Digest>,
+    /// The image the requested name points at now, if any.
+    pub current: Option<CurrentImage>,
+}
+
+/// The image a name points at on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentImage {
+    pub manifest: Digest,
+    /// None when the name points at an index (a multi-platform image).
+    pub config: Option<Digest>,
+    /// All content present and unpacked.
+    pub complete: bool,
+}
+
+/// Reads a node's inventory for a load of `reference` (a normalized name).
+pub fn inventory(engine: &Engine, node: &str, reference: &str) -> Result<Inventory, EngineError> {
+    let config = engine.exec_output(node, &["containerd", "config", "dump"])?;
+    let blobs = engine.exec_output(
+        node,
+        &["ctr", "--namespace", NAMESPACE, "content", "ls", "--quiet"],
+    )?;
+    let blobs = blobs
+        .lines()
+        .filter_map(|line| line.trim().parse::<Digest>().ok())
+        .collect();
+    Ok(Inventory {
+        snapshotter: snapshotter(&config),
+        blobs,
+        current: current_image(engine, node, reference)?,
+    })
+}
+
+/// The image `reference` points at on `node`, if any.
+pub fn current_image(
+    engine: &Engine,
+    node: &str,
+    reference: &str,
+) -> Result<Option<CurrentImage>, EngineError> {
+    let filter = format!("name=={reference}");
+    let check = engine.exec_output(
+        node,
+        &["ctr", "--namespace", NAMESPACE, "images", "check", &filter],
+    )?;
+    let Some(row) = parse_check(&check, reference) else {
+        return Ok(None);
+    };
+    let manifest_json = engine.exec_output(
+        node,
+        &[
+            "ctr",
+            "--namespace",
+            NAMESPACE,
+            "content",
+            "get",
+            &row.manifest.to_string(),
+        ],
+    )?;
+    Ok(Some(CurrentImage {
+        config: config_of_manifest(&manifest_json),
+        manifest: row.manifest,
+        complete: row.complete,
+    }))
+}
+
+/// The snapshotter in a `containerd config dump`: the CRI plugin's setting
+/// (config version 2: `plugins."io.containerd.grpc.v1.cri".containerd`;
+/// version 3: `plugins."io.containerd.cri.v1.images"`), as kind reads it.
+/// containerd's own default, overlayfs, when neither is set.
+pub fn snapshotter(config_dump: &str) -> String {
+    let Ok(config) = config_dump.parse::<toml::Table>() else {
+        return DEFAULT_SNAPSHOTTER.to_string();
+    };
+    let plugins = config.get("plugins");
+    let v2 = plugins
+        .and_then(|p| p.get("io.containerd.grpc.v1.cri"))
+        .and_then(|cri| cri.get("containerd"))
+        .and_then(|c| c.get("snapshotter"));
+    let v3 = plugins
+        .and_then(|p| p.get("io.containerd.cri.v1.images"))
+        .and_then(|images| images.get("snapshotter"));
+    v3.or(v2)
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SNAPSHOTTER)
+        .to_string()
+}
+
+const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+
+/// One row of `ctr images check`.
+#[derive(Debug, PartialEq, Eq)]
+struct CheckRow {
+    manifest: Digest,
+    complete: bool,
+}
+
+/// Finds `reference`'s row in `ctr images check` output:
+/// `REF TYPE DIGEST STATUS SIZE UNPACKED`, where STATUS reads
+/// `complete (2/2)` or `incomplete (1/2)` and UNPACKED `true`/`false`.
+fn parse_check(output: &str, reference: &str) -> Option<CheckRow> {
+    output.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() != Some(&reference) || fields.len() < 4 {
+            return None;
+        }
+        let manifest = fields[2].parse::<Digest>().ok()?;
+        let complete = fields[3] == "complete" && fields.last() == Some(&"true");
+        Some(CheckRow { manifest, complete })
+    })
+}
+
+/// The config digest a manifest names; None for an index or unreadable JSON.
+fn config_of_manifest(manifest_json: &str) -> Option<Digest> {
+    let manifest: serde_json::Value = serde_json::from_str(manifest_json).ok()?;
+    manifest["config"]["digest"]
+        .as_str()?
+        .parse::<Digest>()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `containerd config dump` of containerd 1.6 with kind's config (trimmed).
+    const DUMP_V2: &str = r#"
+version = 2
+root = "/var/lib/containerd"
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.6"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      snapshotter = "native"
+"#;
+
+    // containerd 2.x writes config version 3 with single-quoted keys.
+    const DUMP_V3: &str = r#"
+version = 3
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+"#;
+
+    #[test]
+    fn reads_the_cri_snapshotter_of_both_config_versions() {
+        assert_eq!(snapshotter(DUMP_V2), "native");
+        assert_eq!(snapshotter(DUMP_V3), "overlayfs");
+        assert_eq!(snapshotter("version = 2\n"), "overlayfs");
+        assert_eq!(snapshotter("not toml ["), "overlayfs");
+    }
+
+    // Recorded from ctr 1.6.20 in a test node.
+    const CHECK: &str = "REF                              TYPE                                                 DIGEST                                                                  STATUS         SIZE              UNPACKED \n\
+localhost/loadmaster-test-node:1 application/vnd.docker.distribution.manifest.v2+json sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8 complete (2/2) 91.6 MiB/91.6 MiB true\n\
+docker.io/library/app:1 application/vnd.docker.distribution.manifest.v2+json sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8 incomplete (1/2) 1.6 MiB/91.6 MiB false\n";
+
+    #[test]
+    fn finds_the_row_of_the_reference() {
+        let row = parse_check(CHECK, "localhost/loadmaster-test-node:1").unwrap();
+        assert_eq!(
+            row.manifest.to_string(),
+            "sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8"
+        );
+        assert!(row.complete);
+        assert!(
+            !parse_check(CHECK, "docker.io/library/app:1")
+                .unwrap()
+                .complete
+        );
+        assert_eq!(parse_check(CHECK, "docker.io/library/other:1"), None);
+    }
+
+    #[test]
+    fn reads_the_config_digest_of_a_manifest() {
+        let manifest = r#"{"schemaVersion":2,"config":{"digest":"sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897","size":957}}"#;
+        assert_eq!(
+            config_of_manifest(manifest).unwrap().to_string(),
+            "sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897"
+        );
+        assert_eq!(config_of_manifest(r#"{"manifests":[]}"#), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! Progress of a load, for people: a live status line on a terminal, plain
+//! timestamped lines in CI logs, or nothing (`--output json` keeps stdout
+//! clean and progress goes to stderr either way).
+
+use super::NodeReport;
+use crate::units::bytes;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Receives a load's progress. Implementations must be cheap: `streaming`
+/// is called several times a second.
+pub trait Progress: Sync {
+    /// A load of `image` into `nodes` starts; `total` is the image's size.
+    fn begin(&self, image: &str, nodes: &[String], total: Option<u64>);
+    /// What a node holds was read.
+    fn inventory(&self, node: &str, blobs: usize, already_present: bool);
+    /// Bytes read from the source so far, and sent to each node.
+    fn streaming(&self, read: u64, sent: &[(&str, u64)]);
+    /// A node is done (loaded, skipped or failed).
+    fn node_done(&self, report: &NodeReport);
+}
+
+/// Chooses a terminal display when stderr is a terminal, plain lines otherwise.
+pub fn for_stderr() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(Terminal::default())
+    } else {
+        Box::new(Lines::default())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    image: String,
+    total: Option<u64>,
+    started: Option<Instant>,
+}
+
+impl State {
+    /// "512.0 MiB of 1.0 GiB, 210.3 MiB/s, ETA 3s"
+    fn rate(&self, read: u64) -> String {
+        let seconds = self
+            .started
+            .map_or(0.0, |s| s.elapsed().as_secs_f64())
+            .max(0.001);
+        let per_second = read as f64 / seconds;
+        let mut text = match self.total {
+            Some(total) => format!("{} of {}", bytes(read), bytes(total)),
+            None => bytes(read),
+        };
+        text.push_str(&format!(", {}/s", bytes(per_second as u64)));
+        if let Some(total) = self.total.filter(|&t| t > read && per_second > 0.0) {
+            text.push_str(&format!(", ETA {:.0}s", (total - read) as f64 / per_second));
+        }
+        text
+    }
+}
+
+fn outcome_line(report: &NodeReport) -> String {
+    let what = match &report.error {
+        Some(error) => format!("FAILED: {error}"),
+        None => format!(
+            "{}: {} in {} blobs sent, {} blobs already there, {:.1}s",
+            report.result,
+            bytes(report.bytes_sent),
+            report.blobs_sent,
+            report.blobs_skipped,
+            report.duration_ms as f64 / 1000.0
+        ),
+    };
+    format!("{} on {}: {what}", report.image, report.node)
+}
+
+/// Plain lines for logs: one per event, none per byte.
+#[derive(Default)]
+pub struct Lines {
+    state: Mutex<State>,
+}
+
+impl Lines {
+    fn line(&self, text: &str) {
+        let now = humantime_now();
+        let _ = writeln!(std::io::stderr(), "{now} {text}");
+    }
+}
+
+impl Progress for Lines {
+    fn begin(&self, image: &str, nodes: &[String], total: Option<u64>) {
+        let mut state = self.state.lock().unwrap();
+        *state = State {
+            image: image.to_string(),
+            total,
+            started: Some(Instant::now()),
+        };
+        let size = total
+            .map(|t| format!(" ({})", bytes(t)))
+            .unwrap_or_default();
+        self.line(&format!("loading {image}{size} into {}", nodes.join(", ")));
+    }
+
+    fn inventory(&self, node: &str, blobs: usize, already_present: bool) {
+        let state = self.state.lock().unwrap();
+        let note = if already_present {
+            "; the image is already there"
+        } else {
+            ""
+        };
+        self.line(&format!(
+            "{} on {node}: the node holds {blobs} blobs{note}",
+            state.image
+        ));
+    }
+
+    fn streaming(&self, _read: u64, _sent: &[(&str, u64)]) {}
+
+    fn node_done(&self, report: &NodeReport) {
+        self.line(&outcome_line(report));
+    }
+}
+
+/// A status line redrawn in place on a terminal.
+#[derive(Default)]
+pub struct Terminal {
+    state: Mutex<State>,
+}
+
+impl Progress for Terminal {
+    fn begin(&self, image: &str, nodes: &[String], total: Option<u64>) {
+        let mut state = self.state.lock().unwrap();
+        *state = State {
+            image: image.to_string(),
+            total,
+            started: Some(Instant::now()),
+        };
+        eprintln!("loading {image} into {}", nodes.join(", "));
+    }
+
+    fn inventory(&self, _node: &str, _blobs: usize, _already_present: bool) {}
+
+    fn streaming(&self, read: u64, sent: &[(&str, u64)]) {
+        let state = self.state.lock().unwrap();
+        let nodes: Vec<String> = sent
+            .iter()
+            .map(|(node, n)| format!("{node} {}", bytes(*n)))
+            .collect();
+        // \r and clear-to-end-of-line: redraw the one status line.
+        eprint!(
+            "\r\x1b[K  read {}; sent: {}",
+            state.rate(read),
+            nodes.join(", ")
+        );
+    }
+
+    fn node_done(&self, report: &NodeReport) {
+        eprintln!("\r\x1b[K{}", outcome_line(report));
+    }
+}
+
+/// Nothing at all (for library users and tests).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn begin(&self, _: &str, _: &[String], _: Option<u64>) {}
+    fn inventory(&self, _: &str, _: usize, _: bool) {}
+    fn streaming(&self, _: u64, _: &[(&str, u64)]) {}
+    fn node_done(&self, _: &NodeReport) {}
+}
+
+/// The time of day in UTC, `HH:MM:SS`, for log lines.
+fn humantime_now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let day = seconds % 86_400;
+    format!("{:02}:{:02}:{:02}", day / 3600, day / 60 % 60, day % 60)
+}
