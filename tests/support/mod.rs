@@ -257,6 +257,9 @@ pub struct TestImage {
     pub kind: EngineKind,
     /// The name as a user types it (`lmt-img-…:1`).
     pub name: String,
+    /// Every image ID built under the name: a rebuild leaves the previous
+    /// one untagged, and it must go too.
+    built: std::cell::RefCell<Vec<String>>,
 }
 
 impl TestImage {
@@ -265,6 +268,7 @@ impl TestImage {
         TestImage {
             kind,
             name: format!("{}:1", unique_name("lmt-img")),
+            built: Default::default(),
         }
     }
 
@@ -292,6 +296,7 @@ impl TestImage {
                 &context_path,
             ],
         );
+        self.built.borrow_mut().push(self.id());
     }
 
     /// The engine's image ID (config digest).
@@ -303,6 +308,10 @@ impl TestImage {
 impl Drop for TestImage {
     fn drop(&mut self) {
         let _ = engine_output(self.kind, &["rmi", "-f", &self.name]);
+        // Removing an image removes its untagged build-step parents too.
+        for id in self.built.borrow().iter().rev() {
+            let _ = engine_output(self.kind, &["rmi", "-f", id]);
+        }
     }
 }
 
