@@ -8,9 +8,12 @@
 //! - [`engine`]: docker and podman behind one interface (info, inspect, save
 //!   as a stream, exec with streamed stdin, containers by label).
 //! - [`cluster`]: kind clusters and their nodes, found by kind's labels.
+//! - [`doctor`]: the pre-flight: the machine (or the engine's VM) measured
+//!   against what the environment needs, each finding with its fix.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod cluster;
+pub mod doctor;
 pub mod engine;
 pub mod units;

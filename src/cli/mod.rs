@@ -10,12 +10,16 @@
 //! | 1 | the operation failed (e.g. no such cluster, a node is not running) |
 //! | 2 | the command line or an input file is wrong |
 //! | 3 | no usable container engine (not installed, not running) |
+//!
+//! `doctor` reports a missing engine as a failed check (1), not as 3.
 
+mod doctor;
 mod inspect;
 
 use crate::cluster::ClusterError;
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -50,6 +54,22 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Pre-flight: measure the engine (its VM's, not the laptop's) against
+    /// what the environment needs, with the fix for every problem. Exit 1
+    /// when a check fails, 2 when the doctor could not run.
+    Doctor {
+        /// The planned kind cluster's name.
+        #[arg(long, default_value = crate::cluster::DEFAULT_CLUSTER)]
+        cluster: String,
+        /// The kind cluster config it will be created with (nodes, host ports).
+        #[arg(long, value_name = "FILE")]
+        kind_config: Option<PathBuf>,
+        /// An image to be loaded into every node (repeatable): sized from the engine.
+        #[arg(long = "image", value_name = "IMAGE")]
+        images: Vec<String>,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 /// How a command prints its result.
@@ -75,6 +95,10 @@ pub enum CommandError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
+    #[error("{failed} doctor check(s) failed: see the fixes above")]
+    ChecksFailed { failed: usize },
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -83,7 +107,9 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         let engine_error = match self {
             CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
-            CommandError::Select(SelectError::UnknownEngine { .. }) => return EXIT_BAD_INPUT,
+            CommandError::Select(SelectError::UnknownEngine { .. }) | CommandError::Doctor(_) => {
+                return EXIT_BAD_INPUT;
+            }
             CommandError::Engine(e) | CommandError::Cluster(ClusterError::Engine(e)) => e,
             _ => return EXIT_FAILED,
         };
@@ -115,6 +141,12 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             name: Some(name),
             output,
         } => inspect::cluster(selection()?, &name, output),
+        Command::Doctor {
+            cluster,
+            kind_config,
+            images,
+            output,
+        } => doctor::doctor(cli.engine, &cluster, kind_config.as_deref(), images, output),
     }
 }
 
