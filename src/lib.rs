@@ -14,12 +14,15 @@
 //!   lacks, verified.
 //! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
 //!   kernel log): root cause, confidence, evidence for and against, fix.
+//! - [`doctor`]: the pre-flight: the machine (or the engine's VM) measured
+//!   against what the environment needs, each finding with its fix.
 //! - [`cli`]: the command line.
 
 pub mod archive;
 pub mod cli;
 pub mod cluster;
 pub mod deliver;
+pub mod doctor;
 pub mod engine;
 pub mod triage;
 pub mod units;

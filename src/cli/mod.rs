@@ -10,7 +10,10 @@
 //! | 1 | the operation failed (e.g. no such cluster, a node is not running) |
 //! | 2 | the command line or an input file is wrong |
 //! | 3 | no usable container engine (not installed, not running) |
+//!
+//! `doctor` reports a missing engine as a failed check (1), not as 3.
 
+mod doctor;
 mod inspect;
 mod load;
 mod triage;
@@ -85,6 +88,22 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = triage::Report::Markdown)]
         output: triage::Report,
     },
+    /// Pre-flight: measure the engine (its VM's, not the laptop's) against
+    /// what the environment needs, with the fix for every problem. Exit 1
+    /// when a check fails, 2 when the doctor could not run.
+    Doctor {
+        /// The planned kind cluster's name.
+        #[arg(long, default_value = crate::cluster::DEFAULT_CLUSTER)]
+        cluster: String,
+        /// The kind cluster config it will be created with (nodes, host ports).
+        #[arg(long, value_name = "FILE")]
+        kind_config: Option<PathBuf>,
+        /// An image to be loaded into every node (repeatable): sized from the engine.
+        #[arg(long = "image", value_name = "IMAGE")]
+        images: Vec<String>,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 /// How a command prints its result.
@@ -116,6 +135,10 @@ pub enum CommandError {
     BadInput(String),
     #[error("the load failed on some nodes:\n{0}")]
     NodesFailed(String),
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
+    #[error("{failed} doctor check(s) failed: see the fixes above")]
+    ChecksFailed { failed: usize },
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot read {path}: {source} (give a readable log file, or `-` for stdin)")]
@@ -133,6 +156,7 @@ impl CommandError {
             CommandError::Select(SelectError::UnknownEngine { .. })
             | CommandError::Input { .. }
             | CommandError::BadInput(_)
+            | CommandError::Doctor(_)
             | CommandError::Deliver(DeliverError::BadArchive { .. }) => {
                 return EXIT_BAD_INPUT;
             }
@@ -186,6 +210,12 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             output,
         } => inspect::cluster(selection()?, &name, output),
         Command::Triage { log, output } => triage::run(log, cli.engine, output),
+        Command::Doctor {
+            cluster,
+            kind_config,
+            images,
+            output,
+        } => doctor::doctor(cli.engine, &cluster, kind_config.as_deref(), images, output),
     }
 }
 

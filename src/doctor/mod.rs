@@ -1,0 +1,425 @@
+//! `loadmaster doctor`: measures the machine against what the environment
+//! needs, before anything starts.
+//!
+//! Each check yields a [`Finding`]: ok, warn or fail, the measured value,
+//! what is needed, where the measurement came from, and the command that
+//! fixes it. The measurements are the engine's (the podman machine's or
+//! Docker Desktop's VM, not the laptop's, when the engine runs in one), made
+//! in parallel threads so that the whole pre-flight stays well under two
+//! seconds. [`measure`] does the probing; `checks` turns measurements into
+//! findings.
+
+mod checks;
+pub mod host;
+pub mod kind_config;
+pub mod machine;
+pub mod ports;
+pub mod requirements;
+
+pub use kind_config::{KindConfig, KindConfigError};
+pub use requirements::{Estimate, ImageNeed, Need, Needs, Requirements};
+
+use crate::cluster::{self, Cluster};
+use crate::engine::{
+    self, Engine, EngineChoice, EngineError, EngineInfo, EngineKind, ImageDetails, Location,
+    SelectError, Selection, process,
+};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long one probe (a tool's version, a podman machine query) may take.
+/// Generous: a cold podman machine answers slowly, and a hung probe must not
+/// hang the doctor.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Worth knowing; the environment can still come up.
+    Warn,
+    /// The environment will not come up (or not reliably) until fixed.
+    Fail,
+}
+
+/// One check's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable, for scripts: `memory`, `disk.temp`, `port.8080/tcp`...
+    pub id: String,
+    pub status: Status,
+    pub measured: String,
+    /// The measured value in bytes, where it is a size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_bytes: Option<u64>,
+    pub needed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed_bytes: Option<u64>,
+    /// Where the measured value was read.
+    pub source: String,
+    /// The command (or step) that fixes it; none when all is well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// What to check: the planned cluster and how the doctor reaches the machine.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The planned kind cluster's name.
+    pub cluster: String,
+    /// Its kind config (kind's default cluster without one).
+    pub kind_config: KindConfig,
+    /// Images the environment will load into every node.
+    pub images: Vec<String>,
+    /// The `--engine` flag.
+    pub engine: Option<EngineChoice>,
+    /// `LOADMASTER_ENGINE` and `KIND_EXPERIMENTAL_PROVIDER`, read once.
+    pub loadmaster_engine: Option<String>,
+    pub kind_provider: Option<String>,
+    /// Where temporary files go (`TMPDIR`, else /tmp).
+    pub temp_dir: PathBuf,
+    /// Where `/proc` is: a fixture tree in tests.
+    pub proc_root: PathBuf,
+}
+
+impl Options {
+    /// Options for `cluster`, with the environment read from this process:
+    /// `LOADMASTER_ENGINE`, `KIND_EXPERIMENTAL_PROVIDER`, `TMPDIR`, and
+    /// `LOADMASTER_PROC_ROOT` (tests point it at a fixture `/proc`).
+    pub fn from_environment(cluster: &str, kind_config: KindConfig) -> Options {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Options {
+            cluster: cluster.to_string(),
+            kind_config,
+            images: Vec::new(),
+            engine: None,
+            loadmaster_engine: var("LOADMASTER_ENGINE"),
+            kind_provider: var("KIND_EXPERIMENTAL_PROVIDER"),
+            temp_dir: host::temp_dir(var("TMPDIR").as_deref()),
+            proc_root: PathBuf::from(var("LOADMASTER_PROC_ROOT").unwrap_or("/proc".into())),
+        }
+    }
+}
+
+/// The doctor's answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub cluster: String,
+    /// The selected engine, if one could be selected.
+    pub engine: Option<EngineKind>,
+    pub engine_reason: Option<String>,
+    pub requirements: Requirements,
+    pub needs: Needs,
+    pub findings: Vec<Finding>,
+    /// How long the doctor took.
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    pub fn count(&self, status: Status) -> usize {
+        self.findings.iter().filter(|f| f.status == status).count()
+    }
+
+    pub fn finding(&self, id: &str) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.id == id)
+    }
+}
+
+/// Why the doctor itself could not run (exit 2), as opposed to a failed check.
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    #[error(transparent)]
+    KindConfig(#[from] KindConfigError),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+}
+
+/// What one engine answered.
+struct EngineProbe {
+    kind: EngineKind,
+    info: Result<EngineInfo, EngineError>,
+    /// kind clusters on it (empty when it does not answer).
+    clusters: Vec<Cluster>,
+    /// Names of all its containers.
+    names: Vec<String>,
+    /// `podman machine inspect`, asked when podman runs in (or may have) a VM.
+    machine: Option<Result<Vec<machine::Machine>, String>>,
+    /// `podman info` memFree, asked when podman runs in a VM.
+    vm_mem_free: Option<Result<u64, String>>,
+}
+
+/// A tool's version, or why there is none.
+struct ToolProbe {
+    name: &'static str,
+    version: Result<String, String>,
+}
+
+/// Everything measured, before judging.
+struct Measured {
+    selection: Result<Selection, SelectError>,
+    engines: Vec<EngineProbe>,
+    images: Vec<(String, Result<ImageDetails, EngineError>)>,
+    mem_available: std::io::Result<u64>,
+    temp: std::io::Result<host::Space>,
+    storage: Option<std::io::Result<host::Space>>,
+    inotify: Vec<(&'static str, std::io::Result<u64>)>,
+    ports: Vec<(ports::HostPort, ports::PortState)>,
+    tools: Vec<ToolProbe>,
+}
+
+/// Runs every check. An error only when the doctor cannot run at all (an
+/// engine name it does not know).
+pub fn run(options: &Options) -> Result<Report, DoctorError> {
+    let started = Instant::now();
+    let measured = measure(options);
+    let selection = match &measured.selection {
+        Err(SelectError::UnknownEngine { source_name, value }) => {
+            return Err(DoctorError::Select(SelectError::UnknownEngine {
+                source_name: source_name.clone(),
+                value: value.clone(),
+            }));
+        }
+        Err(SelectError::NoEngine { .. }) => None,
+        Ok(selection) => Some(selection),
+    };
+    let requirements = requirements_of(options, &measured);
+    let needs = requirements.needs();
+    let findings = checks::all(options, &measured, &needs);
+    Ok(Report {
+        cluster: options.cluster.clone(),
+        engine: selection.map(|s| s.engine.kind()),
+        engine_reason: selection.map(|s| s.reason.clone()),
+        requirements,
+        needs,
+        findings,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The requirements of what `options` asks for, sizes from the engine.
+fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
+    let images = measured
+        .images
+        .iter()
+        .map(|(image, details)| match details {
+            Ok(details) => ImageNeed {
+                image: image.clone(),
+                size: Estimate::new(
+                    details.size,
+                    format!("image inspect {image} (Size) on the selected engine"),
+                ),
+                present: true,
+            },
+            Err(_) => ImageNeed {
+                image: image.clone(),
+                size: Estimate::new(
+                    requirements::UNKNOWN_IMAGE_DEFAULT,
+                    format!(
+                        "stated default {}: the image is not built yet and no earlier run recorded its size",
+                        crate::units::bytes(requirements::UNKNOWN_IMAGE_DEFAULT)
+                    ),
+                ),
+                present: false,
+            },
+        })
+        .collect();
+    Requirements::new(options.kind_config.kubernetes_nodes(), images)
+}
+
+/// Probes everything at once: each engine, the images, this machine's
+/// kernel and ports, and the tools.
+fn measure(options: &Options) -> Measured {
+    let env = |name: &str| match name {
+        "LOADMASTER_ENGINE" => options.loadmaster_engine.clone(),
+        "KIND_EXPERIMENTAL_PROVIDER" => options.kind_provider.clone(),
+        _ => None,
+    };
+    thread::scope(|scope| {
+        let selecting = scope.spawn(|| {
+            let selection = engine::select(options.engine, &env);
+            let images = match &selection {
+                Ok(selection) => inspect_images(scope, &selection.engine, &options.images),
+                Err(_) => Vec::new(),
+            };
+            (selection, images)
+        });
+        let engines: Vec<_> = EngineKind::ALL
+            .map(|kind| scope.spawn(move || probe_engine(kind)))
+            .into_iter()
+            .collect();
+        let tools: Vec<_> = [
+            ("kind", &["version"][..]),
+            ("kubectl", &["version", "--client", "-o", "json"][..]),
+        ]
+        .map(|(name, args)| {
+            scope.spawn(move || ToolProbe {
+                name,
+                version: tool_version(name, args),
+            })
+        })
+        .into_iter()
+        .collect();
+        let host_ports = scope.spawn(|| {
+            options
+                .kind_config
+                .host_ports
+                .iter()
+                .map(|port| (port.clone(), ports::probe(&options.proc_root, port)))
+                .collect()
+        });
+        let proc_root = &options.proc_root;
+        let inotify = [
+            "fs/inotify/max_user_watches",
+            "fs/inotify/max_user_instances",
+        ]
+        .map(|name| (name, host::sysctl(proc_root, name)))
+        .into();
+        let mem_available = host::mem_available(proc_root);
+        let temp = host::space(&options.temp_dir);
+
+        let (selection, images) = selecting.join().expect("select thread panicked");
+        let engines: Vec<EngineProbe> = engines
+            .into_iter()
+            .map(|e| e.join().expect("engine probe panicked"))
+            .collect();
+        let storage = selection.as_ref().ok().and_then(|selection| {
+            let probe = engines.iter().find(|e| e.kind == selection.engine.kind())?;
+            let info = probe.info.as_ref().ok()?;
+            (info.location == Location::Local)
+                .then(|| host::space(std::path::Path::new(&info.storage_root)))
+        });
+        Measured {
+            selection,
+            engines,
+            images,
+            mem_available,
+            temp,
+            storage,
+            inotify,
+            ports: host_ports.join().expect("port probe panicked"),
+            tools: tools
+                .into_iter()
+                .map(|t| t.join().expect("tool probe panicked"))
+                .collect(),
+        }
+    })
+}
+
+fn inspect_images<'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    engine: &Engine,
+    images: &[String],
+) -> Vec<(String, Result<ImageDetails, EngineError>)> {
+    let asks: Vec<_> = images
+        .iter()
+        .map(|image| {
+            let engine = engine.clone();
+            let image = image.clone();
+            scope.spawn(move || {
+                let details = engine.image_inspect(&image);
+                (image, details)
+            })
+        })
+        .collect();
+    asks.into_iter()
+        .map(|ask| ask.join().expect("image inspect panicked"))
+        .collect()
+}
+
+fn probe_engine(kind: EngineKind) -> EngineProbe {
+    let engine = Engine::new(kind);
+    thread::scope(|scope| {
+        let containers = scope.spawn(|| {
+            // An engine that does not answer has no clusters; its info says why.
+            let clusters = cluster::list(&engine).unwrap_or_default();
+            let names = container_names(kind);
+            (clusters, names)
+        });
+        let info = engine.info();
+        let in_vm = info
+            .as_ref()
+            .is_ok_and(|i| i.location == Location::VirtualMachine);
+        // podman refuses `machine` commands as root, and on Linux a stopped
+        // rootless podman has no machine to start: ask only when it can mean
+        // something.
+        let may_have_machine =
+            in_vm || (matches!(info, Err(EngineError::NotRunning { .. })) && !running_as_root());
+        let (machine, vm_mem_free) = if kind == EngineKind::Podman && may_have_machine {
+            let memory = in_vm.then(|| scope.spawn(|| machine::mem_free(PROBE_TIMEOUT)));
+            (
+                Some(machine::inspect(PROBE_TIMEOUT)),
+                memory.map(|m| m.join().expect("podman info panicked")),
+            )
+        } else {
+            (None, None)
+        };
+        let (clusters, names) = containers.join().expect("container listing panicked");
+        EngineProbe {
+            kind,
+            info,
+            clusters,
+            names,
+            machine,
+            vm_mem_free,
+        }
+    })
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Every container name on an engine; empty when it does not answer.
+fn container_names(kind: EngineKind) -> Vec<String> {
+    let done = process::run(
+        Command::new(kind.name()).args(["ps", "-a", "--format", "{{.Names}}"]),
+        PROBE_TIMEOUT,
+    );
+    match done {
+        Ok(done) if done.status.success() => done
+            .stdout_text()
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A tool's version: `kind version` prints `kind v0.24.0 go1.22.6 linux/amd64`,
+/// `kubectl version --client -o json` a JSON document.
+fn tool_version(name: &str, args: &[&str]) -> Result<String, String> {
+    let done = process::run(Command::new(name).args(args), PROBE_TIMEOUT).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!("no `{name}` on PATH")
+        } else {
+            format!("could not run `{name}`: {e}")
+        }
+    })?;
+    if !done.status.success() || done.timed_out {
+        return Err(format!(
+            "`{name} {}` failed: {}",
+            args.join(" "),
+            done.stderr_text()
+        ));
+    }
+    let out = done.stdout_text();
+    let version = if name == "kubectl" {
+        serde_json::from_str::<serde_json::Value>(&out)
+            .ok()
+            .and_then(|v| {
+                v["clientVersion"]["gitVersion"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+    } else {
+        out.split_whitespace().nth(1).map(str::to_string)
+    };
+    version.ok_or_else(|| format!("could not read a version from `{name}`: {}", out.trim()))
+}
