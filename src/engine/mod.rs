@@ -123,10 +123,10 @@ impl Engine {
 
     /// Streams `save` of an image: the archive is read from the returned
     /// stream as the engine writes it, never stored in a file.
+    /// A missing image shows only when the stream ends, in
+    /// [`SaveStream::finish`]: callers that need to know first (and want its
+    /// size and layers anyway) call [`Engine::image_inspect`] before.
     pub fn save(&self, image: &str) -> Result<SaveStream, EngineError> {
-        // Check first: a save of a missing image fails only after the stream
-        // was opened, with an answer that differs by engine and version.
-        self.image_inspect(image)?;
         let args = vec!["save".to_string(), image.to_string()];
         let reading =
             Reading::spawn(&mut self.command(&args)).map_err(|e| self.spawn_error(&args, e))?;
@@ -325,7 +325,12 @@ impl SaveStream {
             .reading
             .finish(STREAM_END_TIMEOUT)
             .map_err(|e| self.engine.spawn_error(&self.args, e))?;
-        self.engine.check(&self.args, done).map(drop)
+        match self.engine.check(&self.args, done) {
+            Err(EngineError::CommandFailed { stderr, .. }) if is_missing_image(&stderr) => {
+                Err(self.engine.image_not_found(&self.args[1]))
+            }
+            other => other.map(drop),
+        }
     }
 }
 
