@@ -99,6 +99,8 @@ fuzz_target!(|input: &[u8]| {
     assert!(checker.open.is_none(), "success with a blob still open");
     assert!(!archive.images.is_empty());
     for image in &archive.images {
+        // What the reader kept is exactly the blob it names.
+        assert_eq!(Digest::of(&image.config.bytes), image.config.digest);
         // Every blob of an accepted image went through the visitor.
         assert_eq!(checker.seen.get(&image.config.digest), Some(&(image.config.bytes.len() as u64)));
         for layer in &image.layers {
@@ -106,6 +108,7 @@ fuzz_target!(|input: &[u8]| {
         }
         let manifest = image.manifest_blob();
         if let Some(own) = &image.manifest {
+            assert_eq!(Digest::of(&own.bytes), own.digest);
             assert_eq!(checker.seen.get(&own.digest), Some(&(own.bytes.len() as u64)));
         }
         let name = normalize_reference("fuzz:1").unwrap();

@@ -761,6 +761,57 @@ fn other_streams_are_not_image_archives() {
 }
 
 #[test]
+fn metadata_is_kept_byte_for_byte_or_not_at_all() {
+    // A config with leading blanks: valid JSON, but not kept as metadata
+    // (the reader decides on the first byte), so refused rather than
+    // handed on with bytes that no longer match its digest.
+    let image = two_layer_image();
+    let mut parts = fixtures::oci_parts(&image, OciStyle::Docker25);
+    let config = image.config_digest();
+    let padded = [&b"\n  "[..], &image.config()].concat();
+    let padded_digest = Digest::of(&padded);
+    for (digest, bytes) in &mut parts.blobs {
+        if *digest == config {
+            *bytes = padded.clone();
+            *digest = padded_digest;
+        }
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": padded_digest, "size": padded.len()},
+        "layers": image.layers.iter().map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(l), "size": l.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let mut entries: Vec<(String, Node)> = parts
+        .blobs
+        .iter()
+        .filter(|(d, _)| *d != parts.manifest)
+        .map(|(d, b)| file(&format!("blobs/sha256/{}", d.hex()), b.clone()))
+        .collect();
+    entries.push(file(
+        &format!("blobs/sha256/{}", Digest::of(&manifest).hex()),
+        manifest.clone(),
+    ));
+    let index = serde_json::json!({"manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(&manifest), "size": manifest.len()}]});
+    entries.push(file("index.json", serde_json::to_vec(&index).unwrap()));
+    let err = read(&tar_of(&entries)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "blobs/sha256/{} is not valid: it is referenced as JSON metadata but does not start with '{{'; re-create it with `docker save IMAGE` or `podman save IMAGE`",
+            padded_digest.hex()
+        )
+    );
+
+    // Without the blanks, the kept copies are the blobs.
+    let (archive, _) = read(&fixtures::oci_archive(&image, OciStyle::Docker25)).unwrap();
+    let found = &archive.images[0];
+    assert_eq!(Digest::of(&found.config.bytes), found.config.digest);
+    let own = found.manifest.as_ref().unwrap();
+    assert_eq!(Digest::of(&own.bytes), own.digest);
+}
+
+#[test]
 fn invalid_json_names_the_entry() {
     let entries = vec![file("manifest.json", "[{\"Config\": 3}]")];
     let err = read(&tar_of(&entries)).unwrap_err();
