@@ -107,10 +107,11 @@ pub fn read_archive(
                 contents.add_link(path, target)?;
             }
             EntryKind::Hardlink(target) => {
-                let target = safe_path(&target)?;
-                if target.is_empty() {
-                    return Err(unsafe_path(&path, "hard link to the archive root"));
-                }
+                // Hard link targets are relative to the archive root.
+                let target = match safe_path(&target) {
+                    Ok(target) if !target.is_empty() => target,
+                    _ => return Err(unsafe_path(&path, "hard link outside the archive")),
+                };
                 contents.add_link(path, target)?;
             }
             EntryKind::Regular => {
