@@ -123,10 +123,11 @@ pub fn read_archive_of(
                 contents.add_link(path, target)?;
             }
             EntryKind::Hardlink(target) => {
-                let target = safe_path(&target)?;
-                if target.is_empty() {
-                    return Err(unsafe_path(&path, "hard link to the archive root"));
-                }
+                // Hard link targets are relative to the archive root.
+                let target = match safe_path(&target) {
+                    Ok(target) if !target.is_empty() => target,
+                    _ => return Err(unsafe_path(&path, "hard link outside the archive")),
+                };
                 contents.add_link(path, target)?;
             }
             EntryKind::Regular => {
@@ -188,8 +189,8 @@ enum Keep {
     /// Metadata by its name (a docker-archive config): kept, and too large is an error.
     Always,
     /// Could be metadata or a layer (OCI blobs): kept if it is small and
-    /// starts like JSON; a layer never does (it starts with a tar header,
-    /// gzip or zstd magic).
+    /// starts with '{' like a JSON object; a layer starts with a tar header
+    /// (a file name), gzip or zstd magic.
     IfJson,
     /// A layer by its name.
     Never,
@@ -367,10 +368,12 @@ impl Entry<'_> {
             hasher.update(chunk);
             let wanted = 4 - magic.len();
             magic.extend_from_slice(&chunk[..wanted.min(read)]);
-            if let Keeping::Undecided = kept
-                && let Some(&first) = chunk.iter().find(|b| !b.is_ascii_whitespace())
-            {
-                kept = if first != b'{' && first != b'[' {
+            // The first byte decides: manifests, indexes and configs are JSON
+            // objects, and every tool writes them without leading blanks.
+            // (Deciding later would lose the bytes already streamed by, and
+            // the kept copy would no longer match the blob's digest.)
+            if let Keeping::Undecided = kept {
+                kept = if chunk[0] != b'{' {
                     Keeping::No(Kept::NotJson)
                 } else if contents.reserve(self.size) {
                     // The size was checked against the per-entry limit above.
@@ -431,7 +434,7 @@ impl Entry<'_> {
 
 /// Whether an entry's bytes are being kept, while it streams.
 enum Keeping {
-    /// Not yet known: the first non-blank byte decides.
+    /// Not yet known: the first byte decides.
     Undecided,
     Yes(Vec<u8>),
     No(Kept),

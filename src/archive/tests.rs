@@ -761,6 +761,57 @@ fn other_streams_are_not_image_archives() {
 }
 
 #[test]
+fn metadata_is_kept_byte_for_byte_or_not_at_all() {
+    // A config with leading blanks: valid JSON, but not kept as metadata
+    // (the reader decides on the first byte), so refused rather than
+    // handed on with bytes that no longer match its digest.
+    let image = two_layer_image();
+    let mut parts = fixtures::oci_parts(&image, OciStyle::Docker25);
+    let config = image.config_digest();
+    let padded = [&b"\n  "[..], &image.config()].concat();
+    let padded_digest = Digest::of(&padded);
+    for (digest, bytes) in &mut parts.blobs {
+        if *digest == config {
+            *bytes = padded.clone();
+            *digest = padded_digest;
+        }
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": padded_digest, "size": padded.len()},
+        "layers": image.layers.iter().map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(l), "size": l.len()})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let mut entries: Vec<(String, Node)> = parts
+        .blobs
+        .iter()
+        .filter(|(d, _)| *d != parts.manifest)
+        .map(|(d, b)| file(&format!("blobs/sha256/{}", d.hex()), b.clone()))
+        .collect();
+    entries.push(file(
+        &format!("blobs/sha256/{}", Digest::of(&manifest).hex()),
+        manifest.clone(),
+    ));
+    let index = serde_json::json!({"manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(&manifest), "size": manifest.len()}]});
+    entries.push(file("index.json", serde_json::to_vec(&index).unwrap()));
+    let err = read(&tar_of(&entries)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "blobs/sha256/{} is not valid: it is referenced as JSON metadata but does not start with '{{'; re-create it with `docker save IMAGE` or `podman save IMAGE`",
+            padded_digest.hex()
+        )
+    );
+
+    // Without the blanks, the kept copies are the blobs.
+    let (archive, _) = read(&fixtures::oci_archive(&image, OciStyle::Docker25)).unwrap();
+    let found = &archive.images[0];
+    assert_eq!(Digest::of(&found.config.bytes), found.config.digest);
+    let own = found.manifest.as_ref().unwrap();
+    assert_eq!(Digest::of(&own.bytes), own.digest);
+}
+
+#[test]
 fn invalid_json_names_the_entry() {
     let entries = vec![file("manifest.json", "[{\"Config\": 3}]")];
     let err = read(&tar_of(&entries)).unwrap_err();
@@ -1047,5 +1098,138 @@ fn a_legacy_archive_streams_under_placeholders() {
     {
         let digest: Digest = serde_json::from_value(descriptor["digest"].clone()).unwrap();
         assert_eq!(&store[&digest], layer);
+    }
+}
+
+// --- By hand ------------------------------------------------------------------
+
+/// Seeds the fuzzer's corpus (`bench/fuzz-archive` runs this): every layout
+/// the fixtures make, with small layers so mutations reach all of it.
+#[test]
+#[ignore = "writes files: run by bench/fuzz-archive with LOADMASTER_FUZZ_SEEDS set"]
+fn write_fuzz_seeds() {
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("LOADMASTER_FUZZ_SEEDS")
+            .expect("LOADMASTER_FUZZ_SEEDS names the corpus directory"),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = Image::new(&["app:1"], vec![layer(1, 40), layer(2, 700)]);
+    let duplicated = Image::new(&["dup:1"], vec![layer(3, 30), layer(3, 30)]);
+    let seeds = [
+        (
+            "legacy",
+            fixtures::legacy_docker(&[image.clone(), duplicated]),
+        ),
+        ("podman", fixtures::podman_docker_archive(&image)),
+        (
+            "oci-podman",
+            fixtures::oci_archive(&image, OciStyle::Podman),
+        ),
+        (
+            "oci-docker25",
+            fixtures::oci_archive(&image, OciStyle::Docker25),
+        ),
+        (
+            "oci-nested",
+            fixtures::oci_archive(&image, OciStyle::NestedIndex),
+        ),
+    ];
+    for (name, bytes) in seeds {
+        // The fuzz target's first byte picks its mode: raw, or with header
+        // checksums repaired.
+        for mode in [0u8, 1] {
+            let mut input = vec![mode];
+            input.extend_from_slice(&bytes);
+            std::fs::write(dir.join(format!("{name}-{mode}")), input).unwrap();
+        }
+    }
+}
+
+/// Reads what the real engines save and compares it with what they say
+/// about the image. Needs docker and podman holding the image
+/// (`LOADMASTER_TEST_IMAGE`, default `localhost/loadmaster-test-node:1`):
+/// `cargo test real_engine -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs docker and podman holding the test image"]
+fn real_engine_archives_match_inspect() {
+    use std::process::{Command, Stdio};
+    let image = std::env::var("LOADMASTER_TEST_IMAGE")
+        .unwrap_or_else(|_| "localhost/loadmaster-test-node:1".to_string());
+    let cases: [(&str, &[&str], ArchiveFormat); 3] = [
+        ("docker", &["save"], ArchiveFormat::LegacyDockerArchive),
+        ("podman", &["save"], ArchiveFormat::DockerArchive),
+        (
+            "podman",
+            &["save", "--format", "oci-archive"],
+            ArchiveFormat::OciLayout,
+        ),
+    ];
+    for (engine, save, format) in cases {
+        let inspect = Command::new(engine)
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RootFS.Layers}}|{{.Id}}",
+                &image,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let inspect = String::from_utf8(inspect.stdout).unwrap();
+        let (layers, id) = inspect.trim().split_once('|').unwrap();
+        let diff_ids: Vec<Digest> = serde_json::from_str(layers).unwrap();
+        let id: Digest = id.parse().unwrap();
+
+        let mut child = Command::new(engine)
+            .args(save)
+            .arg(&image)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut counter = Counter::default();
+        let started = std::time::Instant::now();
+        let archive = read_archive(
+            child.stdout.take().unwrap(),
+            &mut counter,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+        let found = archive.image_for(&image).unwrap();
+        eprintln!(
+            "{engine} {}: {format:?}, {} layers, {} blobs, {} read in {:.1?}",
+            save.join(" "),
+            found.layers.len(),
+            counter.ends.len(),
+            crate::units::bytes(counter.bytes),
+            started.elapsed()
+        );
+        assert_eq!(archive.format, format);
+        assert_eq!(
+            found.layers.iter().map(|l| l.diff_id).collect::<Vec<_>>(),
+            diff_ids
+        );
+        assert_eq!(found.config.digest, id, "the image ID is the config digest");
+        assert!(
+            found
+                .repo_tags
+                .iter()
+                .any(|t| normalize_reference(t).unwrap() == normalize_reference(&image).unwrap()),
+            "{:?}",
+            found.repo_tags
+        );
+        for layer in &found.layers {
+            assert!(
+                counter
+                    .ends
+                    .iter()
+                    .any(|e| e.digest == layer.digest && e.size == layer.size)
+            );
+        }
     }
 }
