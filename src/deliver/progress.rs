@@ -35,9 +35,20 @@ struct State {
     image: String,
     total: Option<u64>,
     started: Option<Instant>,
+    /// When the last periodic line was printed (plain lines only).
+    last_line: Option<Instant>,
 }
 
 impl State {
+    fn new(image: &str, total: Option<u64>) -> State {
+        State {
+            image: image.to_string(),
+            total,
+            started: Some(Instant::now()),
+            last_line: Some(Instant::now()),
+        }
+    }
+
     /// "512.0 MiB of 1.0 GiB, 210.3 MiB/s, ETA 3s"
     fn rate(&self, read: u64) -> String {
         let seconds = self
@@ -72,7 +83,20 @@ fn outcome_line(report: &NodeReport) -> String {
     format!("{} on {}: {what}", report.image, report.node)
 }
 
-/// Plain lines for logs: one per event, none per byte.
+/// How often plain lines report a load in progress.
+const LINE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// "node-a 12.0 MiB, node-b 3.0 MiB"
+fn sent_list(sent: &[(&str, u64)]) -> String {
+    let nodes: Vec<String> = sent
+        .iter()
+        .map(|(node, n)| format!("{node} {}", bytes(*n)))
+        .collect();
+    nodes.join(", ")
+}
+
+/// Plain lines for logs: one per event, and one every few seconds while
+/// bytes flow.
 #[derive(Default)]
 pub struct Lines {
     state: Mutex<State>,
@@ -88,11 +112,7 @@ impl Lines {
 impl Progress for Lines {
     fn begin(&self, image: &str, nodes: &[String], total: Option<u64>) {
         let mut state = self.state.lock().unwrap();
-        *state = State {
-            image: image.to_string(),
-            total,
-            started: Some(Instant::now()),
-        };
+        *state = State::new(image, total);
         let size = total
             .map(|t| format!(" ({})", bytes(t)))
             .unwrap_or_default();
@@ -112,7 +132,23 @@ impl Progress for Lines {
         ));
     }
 
-    fn streaming(&self, _read: u64, _sent: &[(&str, u64)]) {}
+    /// A line every few seconds, so that a CI log shows a slow load moving.
+    fn streaming(&self, read: u64, sent: &[(&str, u64)]) {
+        let mut state = self.state.lock().unwrap();
+        if state
+            .last_line
+            .is_some_and(|last| last.elapsed() < LINE_INTERVAL)
+        {
+            return;
+        }
+        state.last_line = Some(Instant::now());
+        self.line(&format!(
+            "{}: read {}; sent: {}",
+            state.image,
+            state.rate(read),
+            sent_list(sent)
+        ));
+    }
 
     fn node_done(&self, report: &NodeReport) {
         self.line(&outcome_line(report));
@@ -128,11 +164,7 @@ pub struct Terminal {
 impl Progress for Terminal {
     fn begin(&self, image: &str, nodes: &[String], total: Option<u64>) {
         let mut state = self.state.lock().unwrap();
-        *state = State {
-            image: image.to_string(),
-            total,
-            started: Some(Instant::now()),
-        };
+        *state = State::new(image, total);
         eprintln!("loading {image} into {}", nodes.join(", "));
     }
 
@@ -140,15 +172,11 @@ impl Progress for Terminal {
 
     fn streaming(&self, read: u64, sent: &[(&str, u64)]) {
         let state = self.state.lock().unwrap();
-        let nodes: Vec<String> = sent
-            .iter()
-            .map(|(node, n)| format!("{node} {}", bytes(*n)))
-            .collect();
         // \r and clear-to-end-of-line: redraw the one status line.
         eprint!(
             "\r\x1b[K  read {}; sent: {}",
             state.rate(read),
-            nodes.join(", ")
+            sent_list(sent)
         );
     }
 
