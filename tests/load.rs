@@ -157,7 +157,8 @@ fn loads_into_every_node_of_a_two_node_cluster() {
             bytes: 8 * MIB,
             seed: 7,
         }]);
-        let (output, report) = load(&cluster, &[&image.name]);
+        // One node per pass: the second node is fed by a second read.
+        let (output, report) = load(&cluster, &[&image.name, "--parallel", "1"]);
         assert!(
             output.status.success(),
             "{kind}: {}",
@@ -277,6 +278,7 @@ fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
             &Engine::new(kind),
             &cluster.nodes,
             Source::Engine { image: &image.name },
+            &deliver::Options::default(),
             &progress,
         )
         .unwrap();

@@ -12,6 +12,7 @@ pub struct LoadArgs {
     pub cluster: Option<String>,
     pub nodes: Option<Vec<String>>,
     pub archive: Option<String>,
+    pub parallel: usize,
     pub output: Output,
 }
 
@@ -43,6 +44,9 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         }
     };
     let progress = progress::for_stderr();
+    let options = deliver::Options {
+        max_parallel_nodes: args.parallel,
+    };
     let mut reports = Vec::new();
     match &args.archive {
         Some(path) => {
@@ -60,7 +64,13 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 label,
                 image: args.images.first().map(String::as_str),
             };
-            reports.extend(deliver::load(&engine, &nodes, source, progress.as_ref())?);
+            reports.extend(deliver::load(
+                &engine,
+                &nodes,
+                source,
+                &options,
+                progress.as_ref(),
+            )?);
         }
         None => {
             if args.images.is_empty() {
@@ -70,7 +80,13 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             }
             for image in &args.images {
                 let source = Source::Engine { image };
-                reports.extend(deliver::load(&engine, &nodes, source, progress.as_ref())?);
+                reports.extend(deliver::load(
+                    &engine,
+                    &nodes,
+                    source,
+                    &options,
+                    progress.as_ref(),
+                )?);
             }
         }
     }

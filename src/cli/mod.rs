@@ -65,6 +65,10 @@ enum Command {
         /// instead of the engine; an IMAGE picks one when it holds several.
         #[arg(long, value_name = "FILE")]
         archive: Option<String>,
+        /// How many nodes one read of the image feeds at once; more nodes
+        /// take further reads.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        parallel: u16,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -192,6 +196,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             cluster,
             nodes,
             archive,
+            parallel,
             output,
         } => load::load(
             selection()?,
@@ -200,6 +205,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 cluster,
                 nodes,
                 archive,
+                parallel: parallel.into(),
                 output,
             },
         ),

@@ -103,134 +103,223 @@ pub enum DeliverError {
     Mismatch(String),
 }
 
+/// How a load runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How many nodes one pass over the source feeds at once. More nodes are
+    /// fed in further passes (one `save` each), so that the memory and the
+    /// engine streams in use stay bounded whatever the cluster's size. An
+    /// archive can be read only once: all its nodes are fed in one pass.
+    pub max_parallel_nodes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_parallel_nodes: 4,
+        }
+    }
+}
+
+/// What one image's load is about, shared by its passes.
+struct Job<'a> {
+    engine: &'a Engine,
+    /// The image as the user named it.
+    label: String,
+    /// The name it gets on the nodes.
+    reference: archive::ImageReference,
+    /// What the engine says the image is (None for an archive).
+    expected: Option<ImageDetails>,
+    started: Instant,
+}
+
 /// Loads one image into `nodes`, reporting each node's outcome. An `Err` is
-/// a failure of the source (nothing was tagged anywhere); a node's own
-/// failure is in its report.
+/// a failure of the source (nothing was tagged on the nodes it was feeding);
+/// a node's own failure is in its report.
 pub fn load(
     engine: &Engine,
     nodes: &[String],
     source: Source<'_>,
+    options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeReport>, DeliverError> {
-    let started = Instant::now();
     let (label, expected) = match &source {
         Source::Engine { image } => (image.to_string(), Some(engine.image_inspect(image)?)),
         Source::Archive { label, image, .. } => (image.map_or(label.clone(), str::to_string), None),
     };
-    let reference = archive::normalize_reference(&label)
-        .map_err(|e| DeliverError::Mismatch(e.to_string()))?
-        .to_string();
-    let normalized = archive::normalize_reference(&reference)
-        .map_err(|e| DeliverError::Mismatch(e.to_string()))?;
-    progress.begin(&label, nodes, expected.as_ref().map(|e| e.size));
+    let reference =
+        archive::normalize_reference(&label).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
+    let job = Job {
+        engine,
+        label,
+        reference,
+        expected,
+        started: Instant::now(),
+    };
+    progress.begin(&job.label, nodes, job.expected.as_ref().map(|e| e.size));
 
-    let inventories = read_inventories(engine, nodes, &reference);
+    let inventories = read_inventories(engine, nodes, &job.reference.to_string());
     let mut reports = Vec::new();
-    let mut routes = Vec::new();
+    let mut waiting = Vec::new();
     for (node, inventory) in nodes.iter().zip(inventories) {
-        let report = |result, error: Option<String>| NodeReport {
-            node: node.clone(),
-            image: label.clone(),
-            reference: reference.clone(),
+        match inventory {
+            Err(error) => {
+                reports.push(job.report(node, NodeResult::Failed, Some(error.to_string())))
+            }
+            Ok(inventory) => {
+                let present = job
+                    .expected
+                    .as_ref()
+                    .is_some_and(|image| already_present(&inventory, image));
+                progress.inventory(node, inventory.blobs.len(), present);
+                if present {
+                    reports.push(job.report(node, NodeResult::AlreadyPresent, None));
+                } else {
+                    waiting.push((node.clone(), inventory));
+                }
+            }
+        }
+    }
+    reports.iter().for_each(|r| progress.node_done(r));
+    let mut group_reports = Vec::new();
+    match source {
+        Source::Engine { image } => {
+            for group in waiting.chunks(options.max_parallel_nodes.max(1)) {
+                let pass = job.feed(group.to_vec(), Source::Engine { image }, progress)?;
+                group_reports.extend(pass);
+            }
+        }
+        archive_source @ Source::Archive { .. } if !waiting.is_empty() => {
+            group_reports.extend(job.feed(waiting, archive_source, progress)?);
+        }
+        Source::Archive { .. } => {}
+    }
+    group_reports.iter().for_each(|r| progress.node_done(r));
+    reports.extend(group_reports);
+    Ok(reports)
+}
+
+impl Job<'_> {
+    fn report(&self, node: &str, result: NodeResult, error: Option<String>) -> NodeReport {
+        NodeReport {
+            node: node.to_string(),
+            image: self.label.clone(),
+            reference: self.reference.to_string(),
             result,
             bytes_sent: 0,
             blobs_sent: 0,
             blobs_skipped: 0,
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms: self.started.elapsed().as_millis() as u64,
             error,
-        };
-        let inventory = match inventory {
-            Ok(inventory) => inventory,
+        }
+    }
+
+    /// One pass over the source, feeding `group`'s nodes at once.
+    fn feed(
+        &self,
+        group: Vec<(String, node::Inventory)>,
+        source: Source<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<NodeReport>, DeliverError> {
+        let mut reports = Vec::new();
+        let mut routes = Vec::new();
+        for (node, inventory) in group {
+            match NodeFeed::start(self.engine, &node, &inventory.snapshotter) {
+                Ok(feed) => routes.push(Route::new(node, feed, inventory)),
+                Err(error) => {
+                    reports.push(self.report(&node, NodeResult::Failed, Some(error.to_string())))
+                }
+            }
+        }
+        if routes.is_empty() {
+            return Ok(reports);
+        }
+
+        let mut fanout = Fanout::new(routes, progress);
+        let read = stream_source(self.engine, source, self.expected.as_ref(), &mut fanout);
+        let routes = fanout.routes;
+        let parsed = match read {
+            Ok(parsed) => parsed,
             Err(error) => {
-                reports.push(report(NodeResult::Failed, Some(error.to_string())));
-                continue;
+                // Dropping the feeds without `Finish` stops every import
+                // before it sees an index: nothing is tagged.
+                routes
+                    .into_iter()
+                    .for_each(|route| drop(route.feed.outcome()));
+                return Err(error);
             }
         };
-        let present = expected
-            .as_ref()
-            .is_some_and(|image| already_present(&inventory, image));
-        progress.inventory(node, inventory.blobs.len(), present);
-        if present {
-            reports.push(report(NodeResult::AlreadyPresent, None));
-            continue;
-        }
-        match NodeFeed::start(engine, node, &inventory.snapshotter) {
-            Ok(feed) => routes.push(Route::new(node.clone(), feed, inventory)),
-            Err(error) => reports.push(report(NodeResult::Failed, Some(error.to_string()))),
-        }
-    }
-    if routes.is_empty() {
-        reports.iter().for_each(|r| progress.node_done(r));
-        return Ok(reports);
-    }
+        let image = pick_image(&parsed, &self.label, self.expected.as_ref())?;
 
-    let mut fanout = Fanout::new(routes, progress);
-    let read = stream_source(engine, source, expected.as_ref(), &mut fanout);
-    let routes = fanout.routes;
-    let parsed = match read {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            // Dropping the feeds without `Finish` stops every import
-            // before it sees an index: nothing is tagged.
-            routes
-                .into_iter()
-                .for_each(|route| drop(route.feed.outcome()));
-            return Err(error);
-        }
-    };
-    let image = pick_image(&parsed, &label, expected.as_ref())?;
-
-    let manifest = image.manifest_blob();
-    let index = archive::index_json(&manifest, &normalized);
-    let mut finishing = Vec::new();
-    for mut route in routes {
-        if !route.feed.is_taking() {
-            // Its import ended early; its outcome says why.
+        let manifest = image.manifest_blob();
+        let index = archive::index_json(&manifest, &self.reference);
+        let mut finishing = Vec::new();
+        for mut route in routes {
+            if !route.feed.is_taking() {
+                // Its import ended early; its outcome says why.
+                finishing.push((route, Ok(())));
+                continue;
+            }
+            let missing = image
+                .layers
+                .iter()
+                .find(|layer| !route.holds(&layer.digest));
+            if let Some(layer) = missing {
+                let error = format!(
+                    "the node lost layer {} while the load ran (its containerd removed it); load again",
+                    layer.digest
+                );
+                // No `Finish`: the import is called off when the feed ends.
+                finishing.push((route, Err(error)));
+                continue;
+            }
+            route.send_blob(&image.config.digest, &image.config.bytes);
+            route.send_blob(&manifest.digest, &manifest.bytes);
+            route.feed.send(Piece::File {
+                path: "index.json".to_string(),
+                bytes: index.clone(),
+            });
+            route.feed.send(Piece::Finish);
             finishing.push((route, Ok(())));
-            continue;
         }
-        let missing = image
-            .layers
-            .iter()
-            .find(|layer| !route.holds(&layer.digest));
-        if let Some(layer) = missing {
-            let error = format!(
-                "the node lost layer {} while the load ran (its containerd removed it); load again",
-                layer.digest
-            );
-            // No `Finish`: the import is called off when the feed ends.
-            finishing.push((route, Err(error)));
-            continue;
-        }
-        route.send_blob(&image.config.digest, &image.config.bytes);
-        route.send_blob(&manifest.digest, &manifest.bytes);
-        route.feed.send(Piece::File {
-            path: "index.json".to_string(),
-            bytes: index.clone(),
+
+        // Each node's import ends, then is verified, in parallel.
+        let finished: Vec<NodeReport> = thread::scope(|scope| {
+            let waits: Vec<_> = finishing
+                .into_iter()
+                .map(|(route, sent)| {
+                    let manifest = &manifest.digest;
+                    scope.spawn(move || self.finish_node(route, sent, manifest))
+                })
+                .collect();
+            waits
+                .into_iter()
+                .map(|w| w.join().expect("finish thread panicked"))
+                .collect()
         });
-        route.feed.send(Piece::Finish);
-        finishing.push((route, Ok(())));
+        reports.extend(finished);
+        Ok(reports)
     }
 
-    // Each node's import ends, then is verified, in parallel.
-    let finished: Vec<NodeReport> = thread::scope(|scope| {
-        let waits: Vec<_> = finishing
-            .into_iter()
-            .map(|(route, sent)| {
-                let (label, reference, manifest) = (&label, &reference, &manifest.digest);
-                scope.spawn(move || {
-                    finish_node(engine, route, sent, label, reference, manifest, started)
-                })
-            })
-            .collect();
-        waits
-            .into_iter()
-            .map(|w| w.join().expect("finish thread panicked"))
-            .collect()
-    });
-    reports.extend(finished);
-    reports.iter().for_each(|r| progress.node_done(r));
-    Ok(reports)
+    /// Waits for a node's import and verifies what it tagged.
+    fn finish_node(&self, route: Route, sent: Result<(), String>, manifest: &Digest) -> NodeReport {
+        let outcome = route.feed.outcome();
+        let reference = self.reference.to_string();
+        let verdict = sent.and_then(|()| match outcome {
+            FeedOutcome::Imported => verify(self.engine, &route.node, &reference, manifest),
+            FeedOutcome::Failed(error) => Err(node_failure(self.engine, &route.node, &error)),
+            FeedOutcome::Aborted => Err("the import was called off".to_string()),
+        });
+        let mut report = self.report(&route.node, NodeResult::Loaded, None);
+        report.bytes_sent = route.bytes_sent;
+        report.blobs_sent = route.blobs_sent;
+        report.blobs_skipped = route.blobs_skipped;
+        if let Err(error) = verdict {
+            report.result = NodeResult::Failed;
+            report.error = Some(error);
+        }
+        report
+    }
 }
 
 /// The inventories of all nodes, read in parallel.
@@ -319,41 +408,6 @@ fn pick_image<'p>(
         }
     }
     Ok(image)
-}
-
-/// Waits for a node's import and verifies what it tagged.
-fn finish_node(
-    engine: &Engine,
-    route: Route,
-    sent: Result<(), String>,
-    label: &str,
-    reference: &str,
-    manifest: &Digest,
-    started: Instant,
-) -> NodeReport {
-    let mut report = NodeReport {
-        node: route.node.clone(),
-        image: label.to_string(),
-        reference: reference.to_string(),
-        result: NodeResult::Failed,
-        bytes_sent: route.bytes_sent,
-        blobs_sent: route.blobs_sent,
-        blobs_skipped: route.blobs_skipped,
-        duration_ms: 0,
-        error: None,
-    };
-    let outcome = route.feed.outcome();
-    let verdict = sent.and_then(|()| match outcome {
-        FeedOutcome::Imported => verify(engine, &route.node, reference, manifest),
-        FeedOutcome::Failed(error) => Err(node_failure(engine, &route.node, &error)),
-        FeedOutcome::Aborted => Err("the import was called off".to_string()),
-    });
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    match verdict {
-        Ok(()) => report.result = NodeResult::Loaded,
-        Err(error) => report.error = Some(error),
-    }
-    report
 }
 
 /// Checks that `reference` points at `manifest` on the node, complete.
