@@ -221,8 +221,14 @@ fn a_truncated_archive_fails_and_tags_nothing() {
             "{kind}: nothing may be tagged, found {images}"
         );
 
-        // The whole archive loads.
-        let (output, report) = load(&cluster, &["--archive", full_path, &image.name]);
+        // The whole archive loads, here from standard input.
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadmaster"))
+            .args(["--engine", kind.name(), "load", "--cluster", &cluster.name])
+            .args(["--output", "json", "--archive", "-", &image.name])
+            .stdin(std::fs::File::open(&full).unwrap())
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
         assert!(
             output.status.success(),
             "{kind}: {}",

@@ -137,13 +137,16 @@ fn feed(mut session: crate::engine::ExecSession, pieces: Receiver<Piece>) -> Fee
         Ok(false) => FeedOutcome::Aborted,
         // The node stopped reading. What ctr or the engine said about it
         // explains more than the broken pipe.
-        Err(write_error) => match session.finish(Duration::from_secs(30)) {
-            Err(error) => FeedOutcome::Failed(error),
-            Ok(_) => FeedOutcome::Failed(EngineError::Io {
-                command: format!("ctr images import in {}", "the node"),
-                source: write_error,
-            }),
-        },
+        Err(write_error) => {
+            let node = session.container().to_string();
+            match session.finish(Duration::from_secs(30)) {
+                Err(error) => FeedOutcome::Failed(error),
+                Ok(_) => FeedOutcome::Failed(EngineError::Io {
+                    command: format!("ctr images import in {node}"),
+                    source: write_error,
+                }),
+            }
+        }
     }
 }
 
