@@ -32,6 +32,14 @@ fn load(cluster: &TestCluster, args: &[&str]) -> (Output, Value) {
     (output, report)
 }
 
+fn assert_succeeded(kind: EngineKind, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{kind}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn node_reports(report: &Value) -> &Vec<Value> {
     report["nodes"]
         .as_array()
@@ -92,11 +100,7 @@ fn loads_then_skips_then_sends_only_the_changed_layer() {
 
         // Cold: everything goes.
         let (output, report) = load(&cluster, &[&image.name]);
-        assert!(
-            output.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(kind, &output);
         let node = &node_reports(&report)[0];
         assert_eq!(node["result"], "loaded", "{kind}: {report}");
         let cold_bytes = node["bytes_sent"].as_u64().unwrap();
@@ -123,11 +127,7 @@ fn loads_then_skips_then_sends_only_the_changed_layer() {
             },
         ]);
         let (output, report) = load(&cluster, &[&image.name]);
-        assert!(
-            output.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(kind, &output);
         let node = &node_reports(&report)[0];
         assert_eq!(node["result"], "loaded", "{kind}: {report}");
         let delta_bytes = node["bytes_sent"].as_u64().unwrap();
@@ -159,11 +159,7 @@ fn loads_into_every_node_of_a_two_node_cluster() {
         }]);
         // One node per pass: the second node is fed by a second read.
         let (output, report) = load(&cluster, &[&image.name, "--parallel", "1"]);
-        assert!(
-            output.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(kind, &output);
         let nodes = node_reports(&report);
         assert_eq!(nodes.len(), 2, "{kind}: {report}");
         for node in &cluster.nodes {
@@ -229,11 +225,7 @@ fn a_truncated_archive_fails_and_tags_nothing() {
             .output()
             .unwrap();
         let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        assert!(
-            output.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(kind, &output);
         assert_eq!(node_reports(&report)[0]["result"], "loaded");
         assert_eq!(
             config_on_node(&cluster, cluster.control_plane(), &normalized(&image.name)),

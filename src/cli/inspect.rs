@@ -107,24 +107,7 @@ pub fn clusters(selection: Selection, output: Output) -> Result<(), CommandError
         writeln!(out, "no kind clusters on docker or podman")?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<24} {:<8} {:<36} {:<16} STATUS",
-        "CLUSTER", "ENGINE", "NODE", "ROLE"
-    )?;
-    for cluster in &report.clusters {
-        for node in &cluster.nodes {
-            writeln!(
-                out,
-                "{:<24} {:<8} {:<36} {:<16} {}",
-                cluster.name,
-                cluster.engine,
-                node.name,
-                node.role.to_string(),
-                node.status
-            )?;
-        }
-    }
+    write_nodes(&mut out, &report.clusters)?;
     for name in &report.on_other_engine {
         writeln!(
             out,

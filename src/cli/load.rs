@@ -47,8 +47,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     let options = deliver::Options {
         max_parallel_nodes: args.parallel,
     };
-    let mut reports = Vec::new();
-    match &args.archive {
+    let sources: Vec<Source> = match &args.archive {
         Some(path) => {
             let (reader, label): (Box<dyn io::Read + Send>, String) = if path == "-" {
                 (Box::new(io::stdin()), "standard input".to_string())
@@ -59,36 +58,32 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 })?;
                 (Box::new(io::BufReader::new(file)), path.clone())
             };
-            let source = Source::Archive {
+            vec![Source::Archive {
                 reader,
                 label,
                 image: args.images.first().map(String::as_str),
-            };
-            reports.extend(deliver::load(
-                &engine,
-                &nodes,
-                source,
-                &options,
-                progress.as_ref(),
-            )?);
+            }]
         }
-        None => {
-            if args.images.is_empty() {
-                return Err(CommandError::BadInput(
-                    "name at least one image to load, or an archive with --archive".into(),
-                ));
-            }
-            for image in &args.images {
-                let source = Source::Engine { image };
-                reports.extend(deliver::load(
-                    &engine,
-                    &nodes,
-                    source,
-                    &options,
-                    progress.as_ref(),
-                )?);
-            }
+        None if args.images.is_empty() => {
+            return Err(CommandError::BadInput(
+                "name at least one image to load, or an archive with --archive".into(),
+            ));
         }
+        None => args
+            .images
+            .iter()
+            .map(|image| Source::Engine { image })
+            .collect(),
+    };
+    let mut reports = Vec::new();
+    for source in sources {
+        reports.extend(deliver::load(
+            &engine,
+            &nodes,
+            source,
+            &options,
+            progress.as_ref(),
+        )?);
     }
 
     if args.output == Output::Json {
