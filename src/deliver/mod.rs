@@ -169,6 +169,17 @@ pub fn load(
     let routes = fanout.routes;
     let parsed = match read {
         Ok(parsed) => parsed,
+        // Every node's import died first: the read stopped because nothing
+        // took the stream any more. That is each node's failure, not the
+        // source's, and each node's own error says why.
+        Err(_) if routes.iter().all(|route| !route.feed.is_taking()) => {
+            let stopped = routes
+                .into_iter()
+                .map(|route| stopped_node(engine, route, &label, &reference, started));
+            reports.extend(stopped);
+            reports.iter().for_each(|r| progress.node_done(r));
+            return Ok(reports);
+        }
         Err(error) => {
             // Dropping the feeds without `Finish` stops every import
             // before it sees an index: nothing is tagged.
@@ -354,6 +365,33 @@ fn finish_node(
         Err(error) => report.error = Some(error),
     }
     report
+}
+
+/// The report of a node whose import died before the source was read.
+fn stopped_node(
+    engine: &Engine,
+    route: Route,
+    label: &str,
+    reference: &str,
+    started: Instant,
+) -> NodeReport {
+    let error = match route.feed.outcome() {
+        FeedOutcome::Failed(error) => node_failure(engine, &route.node, &error),
+        FeedOutcome::Imported | FeedOutcome::Aborted => {
+            "the import ended before the whole image was sent".to_string()
+        }
+    };
+    NodeReport {
+        node: route.node,
+        image: label.to_string(),
+        reference: reference.to_string(),
+        result: NodeResult::Failed,
+        bytes_sent: route.bytes_sent,
+        blobs_sent: route.blobs_sent,
+        blobs_skipped: route.blobs_skipped,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: Some(error),
+    }
 }
 
 /// Checks that `reference` points at `manifest` on the node, complete.
