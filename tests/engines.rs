@@ -256,6 +256,7 @@ fn container_inspect_reports_state_and_a_missing_container() {
             0,
             &NodeOptions {
                 memory: Some("256m".into()),
+                ..NodeOptions::default()
             },
         );
         let engine = Engine::new(kind);

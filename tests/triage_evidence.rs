@@ -313,3 +313,39 @@ fn measured_free_space_replaces_the_request_to_measure_it() {
         after.fix[0].what
     );
 }
+
+#[test]
+fn a_full_filesystem_makes_a_silent_failure_a_likely_full_disk() {
+    // podman exec can lose a command's last stderr lines: only the exit is left.
+    let log = "Error: `podman exec -i n1 ctr --namespace k8s.io images import -` failed (exit status 1):\n";
+    let mut case = triage::log::scan(log, "load.log");
+    let silent = triage::diagnose(&case);
+    assert_eq!(silent.root_cause.unwrap().class, Class::Unknown);
+
+    let disk = |available_bytes| {
+        Evidence::new(
+            Source::Command {
+                command: "podman exec n1 df -P -k /var/lib/containerd".into(),
+            },
+            Fact::Disk {
+                path: "/var/lib/containerd".into(),
+                available_bytes,
+                size_bytes: 32 << 20,
+            },
+        )
+    };
+    case.evidence.push(disk(16 << 20));
+    let half_full = triage::diagnose(&case);
+    assert_eq!(half_full.root_cause.unwrap().class, Class::Unknown);
+
+    case.evidence.pop();
+    case.evidence.push(disk(0));
+    let full = triage::diagnose(&case).root_cause.unwrap();
+    assert_eq!(full.class, Class::DiskFull);
+    assert_eq!(full.confidence, Confidence::Likely);
+    assert!(
+        full.statement.contains("/var/lib/containerd"),
+        "{}",
+        full.statement
+    );
+}

@@ -1,11 +1,15 @@
-//! `loadmaster load`: images into every node of a kind cluster.
+//! `loadmaster load`: images into every node of a kind cluster; a failure
+//! is diagnosed at once, while its evidence exists, and printed after it.
 
 use super::{CommandError, Output};
 use crate::cluster;
-use crate::deliver::{self, NodeReport, NodeResult, Source, progress};
-use crate::engine::Selection;
+use crate::deliver::{self, DeliverError, NodeReport, NodeResult, Source, progress};
+use crate::engine::{Engine, Selection};
+use crate::triage::collect::{self, LoadFailure};
+use crate::triage::{Diagnosis, render};
 use serde::Serialize;
 use std::io::{self, Write};
+use std::thread;
 
 pub struct LoadArgs {
     pub images: Vec<String>,
@@ -20,7 +24,26 @@ pub struct LoadArgs {
 struct LoadReport<'a> {
     cluster: &'a str,
     engine: crate::engine::EngineKind,
-    nodes: &'a [NodeReport],
+    nodes: Vec<NodeEntry<'a>>,
+    /// Set when the load stopped because its source failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_failure: Option<SourceFailure<'a>>,
+}
+
+/// A node's report, with the diagnosis of its failure.
+#[derive(Serialize)]
+struct NodeEntry<'a> {
+    #[serde(flatten)]
+    report: &'a NodeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
+}
+
+#[derive(Serialize)]
+struct SourceFailure<'a> {
+    image: &'a str,
+    error: String,
+    diagnosis: &'a Diagnosis,
 }
 
 pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
@@ -76,34 +99,71 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             .collect(),
     };
     let mut reports = Vec::new();
+    // The load stops at the first source that fails.
+    let mut source_failed: Option<(String, DeliverError)> = None;
     for source in sources {
-        reports.extend(deliver::load(
-            &engine,
-            &nodes,
-            source,
-            &options,
-            progress.as_ref(),
-        )?);
+        let label = source.label();
+        match deliver::load(&engine, &nodes, source, &options, progress.as_ref()) {
+            Ok(done) => reports.extend(done),
+            Err(error) => {
+                source_failed = Some((label, error));
+                break;
+            }
+        }
     }
+
+    // Diagnosed now, while a failed node's state, cgroup and logs still exist.
+    let diagnoses = diagnose_failures(&engine, &reports);
+    let source_diagnosis = source_failed.as_ref().map(|(_, error)| {
+        let error = error.to_string();
+        collect::diagnose_load(
+            &engine,
+            &LoadFailure {
+                node: None,
+                error: &error,
+            },
+        )
+    });
 
     if args.output == Output::Json {
         let report = LoadReport {
             cluster: &found.name,
             engine: engine.kind(),
-            nodes: &reports,
+            nodes: reports
+                .iter()
+                .zip(&diagnoses)
+                .map(|(report, diagnosis)| NodeEntry {
+                    report,
+                    diagnosis: diagnosis.as_ref(),
+                })
+                .collect(),
+            source_failure: source_failed.as_ref().zip(source_diagnosis.as_ref()).map(
+                |((image, error), diagnosis)| SourceFailure {
+                    image,
+                    error: error.to_string(),
+                    diagnosis,
+                },
+            ),
         };
         let mut out = io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::from)?;
         writeln!(out)?;
     }
-    let failed: Vec<&NodeReport> = reports
+    if let (Some((_, error)), Some(diagnosis)) = (source_failed, source_diagnosis) {
+        return Err(CommandError::Diagnosed {
+            error: Box::new(error.into()),
+            diagnosis: render::markdown(&diagnosis),
+        });
+    }
+    let failed: Vec<(&NodeReport, &Diagnosis)> = reports
         .iter()
-        .filter(|r| r.result == NodeResult::Failed)
+        .zip(&diagnoses)
+        .filter_map(|(report, diagnosis)| Some((report, diagnosis.as_ref()?)))
         .collect();
     if !failed.is_empty() {
         let lines: Vec<String> = failed
             .iter()
-            .map(|r| {
+            .map(|(r, _)| {
                 format!(
                     "{} on {}: {}",
                     r.image,
@@ -112,7 +172,40 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 )
             })
             .collect();
-        return Err(CommandError::NodesFailed(lines.join("\n")));
+        let diagnosis = failed
+            .iter()
+            .map(|(r, d)| format!("Diagnosis of node {}:\n\n{}", r.node, render::markdown(d)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(CommandError::Diagnosed {
+            error: Box::new(CommandError::NodesFailed(lines.join("\n"))),
+            diagnosis,
+        });
     }
     Ok(())
+}
+
+/// The diagnosis of every failed node (`None` for the others), the nodes
+/// examined in parallel.
+fn diagnose_failures(engine: &Engine, reports: &[NodeReport]) -> Vec<Option<Diagnosis>> {
+    thread::scope(|scope| {
+        let running: Vec<_> = reports
+            .iter()
+            .map(|report| {
+                (report.result == NodeResult::Failed).then(|| {
+                    scope.spawn(move || {
+                        let failure = LoadFailure {
+                            node: Some(&report.node),
+                            error: report.error.as_deref().unwrap_or("the load failed"),
+                        };
+                        collect::diagnose_load(engine, &failure)
+                    })
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.map(|r| r.join().expect("diagnosis thread panicked")))
+            .collect()
+    })
 }

@@ -139,6 +139,13 @@ pub enum CommandError {
     BadInput(String),
     #[error("the load failed on some nodes:\n{0}")]
     NodesFailed(String),
+    /// A failure and its diagnosis, gathered when it happened; printed after it.
+    #[error("{error}\n\n{diagnosis}")]
+    Diagnosed {
+        error: Box<CommandError>,
+        /// The diagnosis as Markdown.
+        diagnosis: String,
+    },
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
     #[error("{failed} doctor check(s) failed: see the fixes above")]
@@ -156,6 +163,7 @@ pub enum CommandError {
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         let engine_error = match self {
+            CommandError::Diagnosed { error, .. } => return error.exit_code(),
             CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
             CommandError::Select(SelectError::UnknownEngine { .. })
             | CommandError::Input { .. }

@@ -45,6 +45,16 @@ pub enum Source<'a> {
     },
 }
 
+impl Source<'_> {
+    /// The image or archive, as the user named it.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Engine { image } => image.to_string(),
+            Source::Archive { label, .. } => label.clone(),
+        }
+    }
+}
+
 /// How one node's load ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -240,6 +250,16 @@ impl Job<'_> {
         let routes = fanout.routes;
         let parsed = match read {
             Ok(parsed) => parsed,
+            // Every node's import died first: the read stopped because
+            // nothing took the stream any more. That is each node's failure,
+            // not the source's, and each node's own error says why.
+            Err(_) if routes.iter().all(|route| !route.feed.is_taking()) => {
+                let stopped = routes
+                    .into_iter()
+                    .map(|route| self.finish_node(route, Ok(()), None));
+                reports.extend(stopped);
+                return Ok(reports);
+            }
             Err(error) => {
                 // Dropping the feeds without `Finish` stops every import
                 // before it sees an index: nothing is tagged.
@@ -289,7 +309,7 @@ impl Job<'_> {
                 .into_iter()
                 .map(|(route, sent)| {
                     let manifest = &manifest.digest;
-                    scope.spawn(move || self.finish_node(route, sent, manifest))
+                    scope.spawn(move || self.finish_node(route, sent, Some(manifest)))
                 })
                 .collect();
             waits
@@ -301,14 +321,25 @@ impl Job<'_> {
         Ok(reports)
     }
 
-    /// Waits for a node's import and verifies what it tagged.
-    fn finish_node(&self, route: Route, sent: Result<(), String>, manifest: &Digest) -> NodeReport {
+    /// Waits for a node's import and verifies that it tagged `manifest`
+    /// (None when the whole image was never sent).
+    fn finish_node(
+        &self,
+        route: Route,
+        sent: Result<(), String>,
+        manifest: Option<&Digest>,
+    ) -> NodeReport {
         let outcome = route.feed.outcome();
         let reference = self.reference.to_string();
-        let verdict = sent.and_then(|()| match outcome {
-            FeedOutcome::Imported => verify(self.engine, &route.node, &reference, manifest),
-            FeedOutcome::Failed(error) => Err(node_failure(self.engine, &route.node, &error)),
-            FeedOutcome::Aborted => Err("the import was called off".to_string()),
+        let verdict = sent.and_then(|()| match (outcome, manifest) {
+            (FeedOutcome::Imported, Some(manifest)) => {
+                verify(self.engine, &route.node, &reference, manifest)
+            }
+            (FeedOutcome::Imported, None) => {
+                Err("the import ended before the whole image was sent".to_string())
+            }
+            (FeedOutcome::Failed(error), _) => Err(node_failure(self.engine, &route.node, &error)),
+            (FeedOutcome::Aborted, _) => Err("the import was called off".to_string()),
         });
         let mut report = self.report(&route.node, NodeResult::Loaded, None);
         report.bytes_sent = route.bytes_sent;

@@ -190,6 +190,17 @@ impl Engine {
         Ok(self.query(&args)?.stdout_text())
     }
 
+    /// The last `lines` lines a container's main process printed (both
+    /// streams, interleaved as the engine stored them): a kind node's
+    /// containerd logs there.
+    pub fn container_logs(&self, container: &str, lines: u32) -> Result<String, EngineError> {
+        let tail = lines.to_string();
+        let done = self.query(&["logs", "--tail", &tail, container])?;
+        let mut text = done.stdout_text();
+        text.push_str(&String::from_utf8_lossy(&done.stderr));
+        Ok(text)
+    }
+
     /// All containers (running or not) carrying `label` (`key` or `key=value`).
     pub fn containers_with_label(&self, label: &str) -> Result<Vec<ContainerDetails>, EngineError> {
         let filter = format!("label={label}");

@@ -346,6 +346,10 @@ pub fn diagnose(case: &Case) -> Diagnosis {
     let mut candidates = Vec::new();
     candidates.extend(memory_candidate(case));
     candidates.extend(signature_candidates(case));
+    // "Failed, unexplained" only stands when nothing explains the failure.
+    if candidates.iter().any(|c| c.class != Class::Unknown) {
+        candidates.retain(|c| c.class != Class::Unknown);
+    }
     // Causes before symptoms, then the surer, then the earlier.
     candidates.sort_by_key(|c| {
         (
@@ -629,6 +633,46 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
             }),
         }
     }
+    // A full disk names its filesystem when its free space was measured.
+    for candidate in candidates.iter_mut().filter(|c| c.class == Class::DiskFull) {
+        if let Some(i) = written_path(case).and_then(|path| filesystem_of(case, &path)) {
+            candidate.evidence_for.push(Weighed {
+                evidence: i,
+                reading: format!(
+                    "the filesystem the failed write went to: {}",
+                    case.evidence[i].fact
+                ),
+            });
+        }
+    }
+    // A filesystem found full when triage looked, with no message saying so
+    // (podman exec can lose a command's last stderr lines): likely the cause.
+    if let Some(exit) = unexplained_exit
+        && !candidates.iter().any(|c| c.class == Class::DiskFull)
+        && let Some((full, path)) = case
+            .evidence
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| full_disk(&e.fact).map(|path| (i, path)))
+    {
+        candidates.push(Candidate {
+            class: Class::DiskFull,
+            confidence: Confidence::Likely,
+            suspected: None,
+            statement: format!(
+                "The filesystem at {} was full when triage looked ({}) after {}{}: a full disk is likely the cause, though no \"no space left on device\" was seen.",
+                path,
+                case.evidence[full].fact,
+                case.evidence[exit].fact,
+                during(case)
+            ),
+            evidence_for: vec![Weighed {
+                evidence: full,
+                reading: "a filesystem the failed command writes to was full".into(),
+            }],
+            evidence_against: Vec::new(),
+        });
+    }
     if candidates.is_empty()
         && let Some(i) = unexplained_exit
     {
@@ -651,6 +695,19 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
     candidates
 }
 
+/// The path of a measured filesystem with (almost) nothing left: under
+/// 1 MiB, or under 1% of its size.
+fn full_disk(fact: &Fact) -> Option<&str> {
+    match fact {
+        Fact::Disk {
+            path,
+            available_bytes,
+            size_bytes,
+        } if *size_bytes > 0 && *available_bytes < (1 << 20).max(size_bytes / 100) => Some(path),
+        _ => None,
+    }
+}
+
 /// The statement for a class, from its first piece of evidence.
 fn statement(signature: &Signature, evidence: &Evidence, case: &Case) -> String {
     let subject = match &evidence.fact {
@@ -664,9 +721,32 @@ fn statement(signature: &Signature, evidence: &Evidence, case: &Case) -> String 
             .map_or(String::new(), |s| format!(" {what} {s}"))
     };
     match signature.class {
-        Class::DiskFull => format!(
-            "A filesystem was full{during} (\"no space left on device\"), proven; which one is not in the evidence yet."
-        ),
+        Class::DiskFull => {
+            let measured = subject
+                .as_deref()
+                .and_then(|written| filesystem_of(case, written))
+                .map(|i| &case.evidence[i].fact);
+            match (&subject, measured) {
+                (
+                    Some(written),
+                    Some(Fact::Disk {
+                        path,
+                        available_bytes,
+                        size_bytes,
+                    }),
+                ) => format!(
+                    "The filesystem at {path} was full{during}: writing {written} failed with \"no space left on device\", proven; it holds {} and had {} free when triage looked (a failed write's partial data may have been removed since).",
+                    crate::units::bytes(*size_bytes),
+                    crate::units::bytes(*available_bytes)
+                ),
+                (Some(written), _) => format!(
+                    "A filesystem was full{during}: writing {written} failed with \"no space left on device\", proven; its free space was not measured."
+                ),
+                (None, _) => format!(
+                    "A filesystem was full{during} (\"no space left on device\"), proven; which one is not in the evidence yet."
+                ),
+            }
+        }
         Class::NameConflict => format!(
             "A container or cluster name{} was already taken{during}, proven: a leftover of an earlier run.",
             named("")
@@ -689,6 +769,38 @@ fn statement(signature: &Signature, evidence: &Evidence, case: &Case) -> String 
             signature.confidence
         ),
     }
+}
+
+/// The path of the first write that failed with "no space left on device".
+fn written_path(case: &Case) -> Option<String> {
+    case.evidence.iter().find_map(|e| match &e.fact {
+        Fact::Signature {
+            id: "no-space",
+            subject,
+        } => subject.clone(),
+        _ => None,
+    })
+}
+
+/// The disk evidence of the filesystem holding `written`: the measured path
+/// that is its longest ancestor.
+fn filesystem_of(case: &Case, written: &str) -> Option<usize> {
+    case.evidence
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.fact {
+            Fact::Disk { path, .. } => {
+                let base = path.trim_end_matches('/');
+                let inside = written == base
+                    || written
+                        .strip_prefix(base)
+                        .is_some_and(|rest| rest.starts_with('/'));
+                inside.then_some((base.len(), i))
+            }
+            _ => None,
+        })
+        .max()
+        .map(|(_, i)| i)
 }
 
 fn capitalised(text: &str) -> String {

@@ -144,7 +144,8 @@ impl fmt::Display for Source {
 /// What a piece of evidence shows. The rules match on these variants.
 ///
 /// JSON: an object tagged by `kind` (`exit`, `signature`, `oom-kill`,
-/// `memory`, `container`, `kernel-log-read`, `engine-memory`, `disk`) with
+/// `memory`, `container`, `kernel-log-read`, `engine-memory`, `disk`,
+/// `unavailable`) with
 /// the variant's fields; see `docs/triage-json.md`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -187,6 +188,10 @@ pub enum Fact {
         available_bytes: u64,
         size_bytes: u64,
     },
+    /// A collector could not read its evidence, and why: recorded so that a
+    /// diagnosis shows what it lacks instead of silently knowing less (a
+    /// node that exited took its cgroup counters with it).
+    Unavailable { what: String, reason: String },
 }
 
 impl Fact {
@@ -278,6 +283,7 @@ impl fmt::Display for Fact {
                 bytes(*available_bytes),
                 bytes(*size_bytes)
             ),
+            Fact::Unavailable { what, reason } => write!(f, "could not read {what}: {reason}"),
         }
     }
 }

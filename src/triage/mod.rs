@@ -7,6 +7,8 @@
 //! - [`log`]: any log (kind, podman, docker, make, go test, loadmaster).
 //! - [`kernel`]: OOM kills in kernel log text.
 //! - [`cgroup`]: memory counters of a cgroup directory, v1 or v2.
+//! - [`collect`]: live collectors run at a failure, and the diagnosis of a
+//!   failed `load` ([`collect::diagnose_load`]).
 //! - [`signatures`]: the table of known failure texts and exit statuses.
 //! - [`diagnosis`]: the rules; [`advice`]: what to collect and the fix.
 //!
@@ -31,6 +33,7 @@
 
 pub mod advice;
 pub mod cgroup;
+pub mod collect;
 pub mod diagnosis;
 pub mod evidence;
 pub mod kernel;

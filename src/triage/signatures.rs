@@ -190,7 +190,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`df` of the node's /var/lib/containerd, the engine's storage and /tmp showing one of them (nearly) full",
         refutes: "nothing: the kernel said so; `df` only tells which filesystem",
-        subject: None,
+        subject: Some(written_path),
     },
     Signature {
         id: "cannot-allocate-memory",
@@ -352,6 +352,20 @@ pub static SIGNATURES: &[Signature] = &[
         subject: None,
     },
     Signature {
+        id: "digest-mismatch",
+        trigger: Trigger::Text(&[
+            &["does not match its digest"],
+            &["does not belong to this image"],
+        ]),
+        meaning: "an image archive entry's content does not hash to the digest that names it: the archive is corrupt",
+        class: Class::CorruptInput,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "nothing more is needed: the hash was computed over the bytes read",
+        refutes: "the same file hashes correctly when read again: then the read, not the file, was corrupt (bad disk or memory)",
+        subject: None,
+    },
+    Signature {
         id: "test-failed",
         trigger: Trigger::Text(&[&["--- fail:"], &["[fail]"], &["fail! --"]]),
         meaning: "a test failed (go test / ginkgo): the environment came up",
@@ -370,6 +384,14 @@ fn quoted_after_name(line: &str) -> Option<String> {
     let at = line.find("name \"")? + "name \"".len();
     let name = line[at..].split('"').next()?;
     Some(name.trim_start_matches('/').to_string()).filter(|n| !n.is_empty())
+}
+
+/// The path a failed write names: `write /var/lib/containerd/x/data: no
+/// space left on device` (Go's `*PathError`, as containerd and ctr print it).
+fn written_path(line: &str) -> Option<String> {
+    let at = line.to_lowercase().find(": no space left on device")?;
+    let path = line[..at].split_whitespace().next_back()?;
+    path.starts_with('/').then(|| path.to_string())
 }
 
 /// The port in `Bind for 0.0.0.0:6443 failed: port is already allocated` or
@@ -467,8 +489,17 @@ mod tests {
             "unknown-version"
         );
         assert_eq!(
-            hit("write /var/lib/containerd/io.containerd.content.v1.content/ingest/x/data: no space left on device").0,
-            "no-space"
+            hit(
+                "ctr: failed to send write: write /var/lib/containerd/io.containerd.content.v1.content/ingest/x/data: no space left on device: unknown"
+            ),
+            (
+                "no-space",
+                Some("/var/lib/containerd/io.containerd.content.v1.content/ingest/x/data".into())
+            )
+        );
+        assert_eq!(
+            hit("write failed: no space left on device"),
+            ("no-space", None)
         );
         assert_eq!(
             hit("runtime: failed to create new OS thread (have 12 already; errno=12): cannot allocate memory").0,
@@ -571,6 +602,11 @@ mod tests {
         assert_eq!(
             hit("ctr: archive/tar: invalid tar header").0,
             "corrupt-archive"
+        );
+        // loadmaster's own archive reader, which hashes every entry.
+        assert_eq!(
+            hit(r#"layer 0 of image app:1 ("5a1b/layer.tar") has the diff ID sha256:aa, but the image config lists sha256:bb: the layer does not belong to this image"#).0,
+            "digest-mismatch"
         );
         assert_eq!(hit("--- FAIL: TestLoad (3.20s)").0, "test-failed");
         assert_eq!(

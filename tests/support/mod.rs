@@ -93,6 +93,19 @@ pub fn unique_name(prefix: &str) -> String {
 pub struct NodeOptions {
     /// A memory limit for every node, as the engine takes it (`256m`).
     pub memory: Option<String>,
+    /// MiB of memory pinned inside every node once containerd is up: written
+    /// to a tmpfs mounted in the node, so charged to the node's cgroup and
+    /// never reclaimable. With `memory`, it leaves a load no headroom
+    /// (FIELD-NOTES: 192 MiB limit, 165 MiB pinned).
+    pub pinned_mib: Option<u64>,
+    /// containerd runs under a shell that restarts it, as kind's systemd
+    /// does: the node outlives a containerd the kernel killed, and so does
+    /// its cgroup. Without it containerd is the main process, as in a
+    /// minimal node, and its death ends the node.
+    pub supervised: bool,
+    /// The node's /var/lib/containerd on a tmpfs of this size (`32m`)
+    /// instead of a volume: a small filesystem for a load to fill.
+    pub containerd_tmpfs: Option<String>,
 }
 
 /// A kind-compatible test cluster, removed when dropped.
@@ -124,20 +137,39 @@ impl TestCluster {
         }
         for node in &cluster.nodes {
             wait_for_containerd(kind, node);
+            if let Some(mib) = options.pinned_mib {
+                let count = format!("count={mib}");
+                let size = format!("size={}m", mib + 8);
+                cluster.exec(node, &["mkdir", "-p", "/pinned"]);
+                cluster.exec(
+                    node,
+                    &["mount", "-t", "tmpfs", "-o", &size, "tmpfs", "/pinned"],
+                );
+                cluster.exec(
+                    node,
+                    &["dd", "if=/dev/zero", "of=/pinned/fill", "bs=1M", &count],
+                );
+            }
         }
         cluster
     }
 
     fn start_node(&mut self, node: &str, role: &str, options: &NodeOptions) {
         let volume = format!("{node}-containerd");
-        engine_cmd(
-            self.kind,
-            &["volume", "create", "--label", TEST_LABEL, &volume],
-        );
-        self.volumes.push(volume.clone());
+        if options.containerd_tmpfs.is_none() {
+            engine_cmd(
+                self.kind,
+                &["volume", "create", "--label", TEST_LABEL, &volume],
+            );
+            self.volumes.push(volume.clone());
+        }
         let cluster_label = format!("io.x-k8s.kind.cluster={}", self.name);
         let role_label = format!("io.x-k8s.kind.role={role}");
         let mount = format!("{volume}:/var/lib/containerd");
+        let tmpfs = options
+            .containerd_tmpfs
+            .as_ref()
+            .map(|size| format!("/var/lib/containerd:size={size}"));
         let mut args = vec![
             "run",
             "-d",
@@ -165,13 +197,21 @@ impl TestCluster {
             "apparmor=unconfined",
             "--network",
             "none",
-            "-v",
-            &mount,
         ];
+        match &tmpfs {
+            Some(tmpfs) => args.extend(["--tmpfs", tmpfs]),
+            None => args.extend(["-v", &mount]),
+        }
         if let Some(memory) = &options.memory {
             args.extend(["--memory", memory, "--memory-swap", memory]);
         }
+        if options.supervised {
+            args.extend(["--entrypoint", "sh"]);
+        }
         args.push(NODE_IMAGE);
+        if options.supervised {
+            args.extend(["-c", "while :; do containerd; sleep 0.2; done"]);
+        }
         // Recorded before the run so that Drop removes a half-started node.
         self.nodes.push(node.to_string());
         engine_cmd(self.kind, &args);
@@ -192,6 +232,9 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for node in &self.nodes {
+            // SIGKILL first: a supervised node's shell ignores the SIGTERM
+            // of `rm -f`, which podman then waits out for 10 s.
+            let _ = engine_output(self.kind, &["kill", node]);
             let _ = engine_output(self.kind, &["rm", "-f", "-v", node]);
         }
         for volume in &self.volumes {
