@@ -52,6 +52,9 @@ pub struct ClusterFile {
     pub name: String,
     /// The engine kind runs its nodes on; without it: --engine,
     /// LOADMASTER_ENGINE, KIND_EXPERIMENTAL_PROVIDER, whichever answers.
+    // `default` also tells the schema the field is optional, which
+    // `schema_with` would otherwise hide.
+    #[serde(default)]
     #[schemars(schema_with = "engine_schema")]
     pub engine: Option<EngineKind>,
     /// The node image (`kind create cluster --image`), e.g. kindest/node:v1.31.0.

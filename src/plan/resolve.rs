@@ -451,6 +451,11 @@ fn order(c: &mut Checker, steps: &mut [DeployStep]) -> Vec<String> {
         }
     }
     let mut needs: Vec<Vec<usize>> = Vec::new();
+    // Steps that follow the one before only because they say nothing.
+    let implicit: Vec<bool> = steps
+        .iter()
+        .map(|step| step.needs.iter().any(|name| name == PREVIOUS))
+        .collect();
     for (n, step) in steps.iter().enumerate() {
         let mut mine = Vec::new();
         for (m, name) in step.needs.iter().enumerate() {
@@ -493,13 +498,26 @@ fn order(c: &mut Checker, steps: &mut [DeployStep]) -> Vec<String> {
     }
     if let Some(cycle) = find_cycle(&needs) {
         let names: Vec<&str> = cycle.iter().map(|&n| steps[n].name.as_str()).collect();
-        c.problem(
-            &format!("deploy[{}].needs", cycle[0]),
-            format!(
-                "these steps need each other, so none can start: {} (each needs the next)",
-                names.join(" -> ")
-            ),
+        let mut message = format!(
+            "these steps need each other, so none can start: {} (each needs the next)",
+            names.join(" -> ")
         );
+        for pair in cycle.windows(2) {
+            if implicit[pair[0]] && pair[1] + 1 == pair[0] {
+                message.push_str(&format!(
+                    "; {:?} gives no needs, so it follows the step before it, {:?} (`needs: []` starts it first)",
+                    steps[pair[0]].name, steps[pair[1]].name
+                ));
+            }
+        }
+        // Placed at a step that named its needs, if the cycle has one.
+        let at = cycle
+            .iter()
+            .find(|&&n| !implicit[n])
+            .map_or(format!("deploy[{}]", cycle[0]), |n| {
+                format!("deploy[{n}].needs")
+            });
+        c.problem(&at, message);
         return Vec::new();
     }
     // Kahn's algorithm, taking the first ready step in file order each time.
