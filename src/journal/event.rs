@@ -234,3 +234,24 @@ pub struct DiskSpace {
     pub available_bytes: u64,
     pub total_bytes: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn exits_from_real_processes() {
+        let status = |script: &str| Command::new("sh").args(["-c", script]).status().unwrap();
+        let three = Exit::from_status(status("exit 3"), false);
+        assert_eq!(
+            (three.code, three.signal, three.success()),
+            (Some(3), None, false)
+        );
+        let killed = Exit::from_status(status("kill -9 $$"), false);
+        assert_eq!((killed.code, killed.signal), (None, Some(9)));
+        assert!(Exit::from_status(status("true"), false).success());
+        // A command killed at its timeout failed, whatever it exited with.
+        assert!(!Exit::from_status(status("true"), true).success());
+    }
+}

@@ -106,10 +106,6 @@ const SIZE_UNITS: [(&str, u64); 17] = [
 ];
 
 impl Size {
-    pub fn from_bytes(bytes: u64) -> Size {
-        Size(bytes)
-    }
-
     pub fn bytes(self) -> u64 {
         self.0
     }
