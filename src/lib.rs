@@ -16,6 +16,12 @@
 //!   kernel log): root cause, confidence, evidence for and against, fix.
 //! - [`doctor`]: the pre-flight: the machine (or the engine's VM) measured
 //!   against what the environment needs, each finding with its fix.
+//! - [`plan`]: the plan file (YAML): cluster, images, deploy steps, test,
+//!   teardown, budget; checked with line:column errors; its JSON Schema.
+//! - [`monitor`]: resource samples (engine memory, node cgroups, disk)
+//!   taken during a run.
+//! - [`journal`]: the append-only record of a run (events, samples,
+//!   artifacts), readable after a crash.
 //! - [`cli`]: the command line.
 
 pub mod archive;
@@ -24,5 +30,8 @@ pub mod cluster;
 pub mod deliver;
 pub mod doctor;
 pub mod engine;
+pub mod journal;
+pub mod monitor;
+pub mod plan;
 pub mod triage;
 pub mod units;

@@ -16,6 +16,8 @@
 mod doctor;
 mod inspect;
 mod load;
+mod runs;
+mod schema;
 mod triage;
 
 use crate::cluster::ClusterError;
@@ -108,6 +110,37 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Check a plan without running anything: every problem with its
+    /// file:line:column; `-o json` prints the resolved plan. Exit 2 when invalid.
+    Check(CheckArgs),
+    /// Plan commands (`plan check` is `check`).
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Print the plan file's JSON Schema (draft 2020-12), for editors.
+    Schema,
+    /// List recorded runs (newest last): id, plan, start, duration, result.
+    Runs {
+        /// Where runs are recorded.
+        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        root: PathBuf,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PlanCommand {
+    /// Same as `loadmaster check`.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// The plan file.
+    #[arg(long, short, value_name = "FILE", default_value = crate::plan::DEFAULT_FILE)]
+    file: PathBuf,
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    output: Output,
 }
 
 /// How a command prints its result.
@@ -148,6 +181,10 @@ pub enum CommandError {
     },
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     #[error("{failed} doctor check(s) failed: see the fixes above")]
     ChecksFailed { failed: usize },
     #[error("could not write the output: {0}")]
@@ -169,6 +206,7 @@ impl CommandError {
             | CommandError::Input { .. }
             | CommandError::BadInput(_)
             | CommandError::Doctor(_)
+            | CommandError::Plan(_)
             | CommandError::Deliver(DeliverError::BadArchive { .. }) => {
                 return EXIT_BAD_INPUT;
             }
@@ -230,6 +268,11 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             images,
             output,
         } => doctor::doctor(cli.engine, &cluster, kind_config.as_deref(), images, output),
+        Command::Check(args) | Command::Plan(PlanCommand::Check(args)) => {
+            schema::check(&args.file, args.output)
+        }
+        Command::Schema => schema::schema(),
+        Command::Runs { root, output } => runs::runs(&root, output),
     }
 }
 

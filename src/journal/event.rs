@@ -1,0 +1,257 @@
+//! What a journal holds: events (one JSON object per line of
+//! `events.jsonl`) and resource samples (one per line of `samples.jsonl`).
+//!
+//! Events are typed by `kind`; every line carries the format version `v`,
+//! so that a reader can tell a line from a newer loadmaster from a broken one.
+
+use super::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The journal format version this loadmaster writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How much of a command's stderr an event keeps: errors come last.
+pub const STDERR_TAIL: usize = 4096;
+
+/// One line of `events.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The format version ([`SCHEMA_VERSION`]).
+    pub v: u32,
+    pub time: Timestamp,
+    /// The step the event belongs to (`build/hapi`, `deploy/postgres`); none
+    /// for the run's own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventBody {
+    /// The first line of every run.
+    #[serde(rename_all = "camelCase")]
+    RunStart {
+        /// The plan file, absolute.
+        plan: PathBuf,
+        cluster: String,
+        loadmaster_version: String,
+    },
+    StepStart,
+    StepEnd {
+        result: Outcome,
+        /// Why it failed, in one line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A command the step ran, and how it ended.
+    #[serde(rename_all = "camelCase")]
+    Command {
+        argv: Vec<String>,
+        exit: Exit,
+        /// The last [`STDERR_TAIL`] bytes of its stderr.
+        stderr_tail: String,
+        duration_ms: u64,
+    },
+    /// A resource source the monitor could not read, and why: recorded once
+    /// per source, so that a gap in the samples is explained.
+    SampleNote {
+        source: String,
+        note: String,
+    },
+    /// The last line of a run that was not interrupted.
+    RunEnd {
+        result: Outcome,
+    },
+}
+
+/// How a step or a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// How a command ended: an exit code, a signal, or killed at its timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
+}
+
+impl Exit {
+    pub fn from_status(status: std::process::ExitStatus, timed_out: bool) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        Exit {
+            code: status.code(),
+            signal: status.signal(),
+            timed_out,
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
+
+impl Event {
+    fn now(step: Option<&str>, body: EventBody) -> Event {
+        Event {
+            v: SCHEMA_VERSION,
+            time: Timestamp::now(),
+            step: step.map(str::to_string),
+            body,
+        }
+    }
+
+    pub fn step_start(step: &str) -> Event {
+        Event::now(Some(step), EventBody::StepStart)
+    }
+
+    pub fn step_end(step: &str, result: Outcome, error: Option<String>) -> Event {
+        Event::now(Some(step), EventBody::StepEnd { result, error })
+    }
+
+    /// A finished command; `stderr` is cut to its last [`STDERR_TAIL`] bytes.
+    pub fn command(
+        step: &str,
+        argv: Vec<String>,
+        exit: Exit,
+        stderr: &[u8],
+        duration: std::time::Duration,
+    ) -> Event {
+        let tail = &stderr[stderr.len().saturating_sub(STDERR_TAIL)..];
+        Event::now(
+            Some(step),
+            EventBody::Command {
+                argv,
+                exit,
+                stderr_tail: String::from_utf8_lossy(tail).into_owned(),
+                duration_ms: duration.as_millis() as u64,
+            },
+        )
+    }
+
+    pub fn sample_note(source: &str, note: &str) -> Event {
+        Event::now(
+            None,
+            EventBody::SampleNote {
+                source: source.to_string(),
+                note: note.to_string(),
+            },
+        )
+    }
+
+    pub fn run_end(result: Outcome) -> Event {
+        Event::now(None, EventBody::RunEnd { result })
+    }
+
+    pub(super) fn run_start(plan: PathBuf, cluster: String) -> Event {
+        Event::now(
+            None,
+            EventBody::RunStart {
+                plan,
+                cluster,
+                loadmaster_version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+        )
+    }
+
+    /// True for events after which the journal is synced to disk: a run
+    /// killed later still has every step boundary before it.
+    pub fn is_boundary(&self) -> bool {
+        matches!(
+            self.body,
+            EventBody::RunStart { .. }
+                | EventBody::StepStart
+                | EventBody::StepEnd { .. }
+                | EventBody::RunEnd { .. }
+        )
+    }
+}
+
+/// One line of `samples.jsonl`: what the monitor read at one instant. A
+/// source that could not be read is absent (a `sample-note` event says why).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub time: Timestamp,
+    /// Memory of the engine's host: this machine, or the engine's VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<HostMemory>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeMemory>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSpace>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostMemory {
+    pub total_bytes: u64,
+    /// `MemAvailable`: what new work can get without swapping.
+    pub available_bytes: u64,
+}
+
+impl HostMemory {
+    pub fn used_bytes(&self) -> u64 {
+        self.total_bytes.saturating_sub(self.available_bytes)
+    }
+}
+
+/// A node container's cgroup memory counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeMemory {
+    pub node: String,
+    /// Usage now, page cache included (as the limit counts it).
+    pub usage_bytes: u64,
+    /// The kernel's high-water mark since the container started (v1
+    /// `max_usage_in_bytes`, v2 `memory.peak`), when the kernel has one:
+    /// it catches spikes between two samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
+}
+
+/// Free space of the filesystem under a path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskSpace {
+    /// What the path is: `engine storage` or `temp`.
+    pub role: String,
+    pub path: String,
+    pub available_bytes: u64,
+    pub total_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn exits_from_real_processes() {
+        let status = |script: &str| Command::new("sh").args(["-c", script]).status().unwrap();
+        let three = Exit::from_status(status("exit 3"), false);
+        assert_eq!(
+            (three.code, three.signal, three.success()),
+            (Some(3), None, false)
+        );
+        let killed = Exit::from_status(status("kill -9 $$"), false);
+        assert_eq!((killed.code, killed.signal), (None, Some(9)));
+        assert!(Exit::from_status(status("true"), false).success());
+        // A command killed at its timeout failed, whatever it exited with.
+        assert!(!Exit::from_status(status("true"), true).success());
+    }
+}

@@ -1,0 +1,189 @@
+//! Reading files on the engine's host: this machine, or a podman machine's
+//! VM through `podman machine ssh`.
+//!
+//! Memory that matters is where containers run. For a local engine that is
+//! this kernel (/proc/meminfo, /sys/fs/cgroup); for a podman machine it is
+//! the VM's, reached with one `ssh` per read of several files, so that a
+//! sample costs one round trip, not one per counter.
+
+use crate::engine::process;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How long one read through `podman machine ssh` may take. It delays only
+/// the sampler's thread, never the run.
+const MACHINE_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the engine's files are read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostReader {
+    /// This machine's kernel.
+    Local,
+    /// A podman machine's VM (`None`: the default machine).
+    PodmanMachine { name: Option<String> },
+}
+
+impl HostReader {
+    /// The contents of `names` in `dir`, by name; a file that cannot be
+    /// read is absent (cgroup files differ by kernel and version).
+    pub fn files(&self, dir: &Path, names: &[&str]) -> io::Result<HashMap<String, String>> {
+        match self {
+            HostReader::Local => Ok(names
+                .iter()
+                .filter_map(|name| {
+                    let text = std::fs::read_to_string(dir.join(name)).ok()?;
+                    Some((name.to_string(), text))
+                })
+                .collect()),
+            HostReader::PodmanMachine { .. } => {
+                let paths: Vec<String> = names
+                    .iter()
+                    .map(|name| dir.join(name).display().to_string())
+                    .collect();
+                // `grep -H .` prints `path:line` for every line of every
+                // readable file: several files, one round trip.
+                let mut argv = vec!["grep", "-H", "."];
+                argv.extend(paths.iter().map(String::as_str));
+                let output = self.machine_command(&argv)?;
+                let mut files: HashMap<String, String> = HashMap::new();
+                for line in output.lines() {
+                    for (name, path) in names.iter().zip(&paths) {
+                        if let Some(rest) = line.strip_prefix(path.as_str())
+                            && let Some(value) = rest.strip_prefix(':')
+                        {
+                            let text = files.entry(name.to_string()).or_default();
+                            text.push_str(value);
+                            text.push('\n');
+                        }
+                    }
+                }
+                Ok(files)
+            }
+        }
+    }
+
+    /// Free and total bytes of the filesystem under `path`.
+    pub fn space(&self, path: &Path) -> io::Result<(u64, u64)> {
+        match self {
+            HostReader::Local => {
+                let space = crate::doctor::host::space(path)?;
+                Ok((space.available, space.total))
+            }
+            HostReader::PodmanMachine { .. } => {
+                let path = path.display().to_string();
+                parse_df(&self.machine_command(&["df", "-Pk", &path])?)
+            }
+        }
+    }
+
+    /// Runs `podman machine ssh [NAME] ARGV...` and returns its stdout.
+    fn machine_command(&self, argv: &[&str]) -> io::Result<String> {
+        let HostReader::PodmanMachine { name } = self else {
+            unreachable!("only a machine reader runs machine commands")
+        };
+        let mut command = Command::new("podman");
+        command.args(["machine", "ssh"]);
+        command.args(name);
+        command.args(argv);
+        let done = process::run(&mut command, MACHINE_READ_TIMEOUT)?;
+        // grep exits 2 when one of several files is unreadable but still
+        // prints the others.
+        if done.timed_out || done.stdout.is_empty() && !done.status.success() {
+            return Err(io::Error::other(format!(
+                "`podman machine ssh {}` failed ({}): {}",
+                argv.join(" "),
+                if done.timed_out {
+                    "timed out".to_string()
+                } else {
+                    done.status.to_string()
+                },
+                done.stderr_text().trim()
+            )));
+        }
+        Ok(done.stdout_text())
+    }
+}
+
+/// `MemTotal` and `MemAvailable` of a meminfo text, in bytes.
+pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
+    let field = |key: &str| {
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            Some(kib * 1024)
+        })
+    };
+    Some((field("MemTotal")?, field("MemAvailable")?))
+}
+
+/// Available and total bytes from `df -Pk` (POSIX output, 1 KiB blocks).
+fn parse_df(text: &str) -> io::Result<(u64, u64)> {
+    let fields: Vec<&str> = text
+        .lines()
+        .nth(1)
+        .map(|line| line.split_whitespace().collect())
+        .unwrap_or_default();
+    let number = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok());
+    match (number(3), number(1)) {
+        (Some(available), Some(total)) => Ok((available * 1024, total * 1024)),
+        _ => Err(io::Error::other(format!("unexpected df output: {text:?}"))),
+    }
+}
+
+/// The memory cgroup directory of a process, from `/proc/<pid>/cgroup` as
+/// the host's reader sees it: the v1 `memory` controller's line, else the
+/// v2 line (`0::`).
+pub fn cgroup_of_pid(reader: &HostReader, pid: u32) -> io::Result<PathBuf> {
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    let text = reader
+        .files(&dir, &["cgroup"])?
+        .remove("cgroup")
+        .ok_or_else(|| io::Error::other(format!("cannot read /proc/{pid}/cgroup")))?;
+    let v1 = text.lines().find_map(|line| {
+        let (_, rest) = line.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/')))
+    });
+    let v2 = || {
+        text.lines().find_map(|line| {
+            let path = line.strip_prefix("0::")?;
+            Some(Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')))
+        })
+    };
+    v1.or_else(v2)
+        .ok_or_else(|| io::Error::other(format!("no memory cgroup in /proc/{pid}/cgroup")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_meminfo_total_and_available() {
+        let text = "MemTotal:       24684084 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n";
+        assert_eq!(parse_meminfo(text), Some((24_684_084 * 1024, 2048 * 1024)));
+        assert_eq!(parse_meminfo("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn reads_posix_df() {
+        let text = "Filesystem     1024-blocks      Used Available Capacity Mounted on\n/dev/vda4        104266732  20871680  83395052      21% /var\n";
+        assert_eq!(
+            parse_df(text).unwrap(),
+            (83_395_052 * 1024, 104_266_732 * 1024)
+        );
+        assert!(parse_df("df: /nope: No such file or directory\n").is_err());
+    }
+
+    #[test]
+    fn finds_this_process_memory_cgroup() {
+        let dir = cgroup_of_pid(&HostReader::Local, std::process::id()).unwrap();
+        assert!(dir.starts_with("/sys/fs/cgroup"), "{}", dir.display());
+    }
+}

@@ -1,0 +1,361 @@
+//! The plan file: `loadmaster check` on malformed plans (each error at its
+//! exact line and column, with what was expected), defaults, the example
+//! plans, and the JSON Schema that editors use, checked with a validator.
+
+mod support;
+
+use loadmaster::plan::{self, PlanError, TeardownAction};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use support::{TempDir, loadmaster};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/plans")
+        .join(name)
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("loadmaster.yaml")
+}
+
+/// Runs `loadmaster check -f FILE`, expects exit 2, and returns stderr.
+fn check_fails(file: &Path) -> String {
+    let output = loadmaster(&["check", "-f", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}: {stderr}",
+        file.display()
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout for an invalid plan"
+    );
+    stderr
+}
+
+/// The expected `file:line:column: message` prefix for a fixture.
+fn at(name: &str, line: usize, column: usize) -> String {
+    format!("{}:{line}:{column}: ", fixture(name).display())
+}
+
+#[test]
+fn syntax_and_shape_errors_name_line_column_and_what_was_expected() {
+    let cases = [
+        // `engine` indented one space more than `name`: the YAML parser
+        // stops at the colon after it.
+        (
+            "bad-indentation.yaml",
+            4,
+            10,
+            "mapping values are not allowed in this context: check the indentation",
+        ),
+        (
+            "wrong-type.yaml",
+            5,
+            19,
+            "budget.parallelBuilds: invalid type: string \"two\", expected u32",
+        ),
+        (
+            "unknown-field.yaml",
+            6,
+            5,
+            "images[0]: unknown field `biuld`, expected one of `name`, `build`, `pull`, `archive`",
+        ),
+        (
+            "missing-required.yaml",
+            5,
+            3,
+            "test: missing field `command`",
+        ),
+        (
+            "bad-duration.yaml",
+            6,
+            12,
+            "test.timeout: \"10 minutes\" is not a duration with units, like 90s, 5m",
+        ),
+        (
+            "bad-size.yaml",
+            7,
+            11,
+            "budget.memory: \"2048\" is not a size with a unit, like 512MiB, 2GiB",
+        ),
+    ];
+    for (name, line, column, message) in cases {
+        let stderr = check_fails(&fixture(name));
+        let expected = format!("{}{message}", at(name, line, column));
+        assert!(
+            stderr.contains(&expected),
+            "{name}: expected\n  {expected}\nin\n  {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_needs_cycle_is_reported_with_the_steps_in_it() {
+    let stderr = check_fails(&fixture("needs-cycle.yaml"));
+    // base needs app, app needs db, and db (no `needs`) follows base.
+    let expected = format!(
+        "{}deploy[0].needs: these steps need each other, so none can start: base -> app -> db -> base",
+        at("needs-cycle.yaml", 7, 12)
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(
+        stderr.contains("\"db\" gives no needs, so it follows the step before it, \"base\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_rule_broken_is_reported_at_once_in_file_order() {
+    let stderr = check_fails(&fixture("many-problems.yaml"));
+    let name = "many-problems.yaml";
+    let expected = [
+        (
+            3,
+            9,
+            "cluster.name: \"Demo_Cluster\" is not a kind cluster name",
+        ),
+        (7, 16, "images[0].build.context: "),
+        (8, 5, "images[1]: an image comes from one place"),
+        (
+            8,
+            11,
+            "images[1].name: images[0] is the same image (localhost/app:1)",
+        ),
+        (
+            14,
+            13,
+            "deploy[0].needs[0]: no deploy step is named \"databse\"; the steps are: app",
+        ),
+        (
+            16,
+            18,
+            "deploy[0].wait[0].rollout: \"pod/app\": give deployment/NAME",
+        ),
+        (17, 9, "deploy[0].wait[1]: a condition wait needs resource"),
+    ];
+    assert!(stderr.contains("7 problem(s)"), "{stderr}");
+    let mut from = 0;
+    for (line, column, message) in expected {
+        let want = format!("{}{message}", at(name, line, column));
+        let found = stderr[from..]
+            .find(&want)
+            .unwrap_or_else(|| panic!("expected, in order,\n  {want}\nin\n{stderr}"));
+        from += found + want.len();
+    }
+    assert!(stderr.contains("no-such-dir (directory)"), "{stderr}");
+}
+
+#[test]
+fn defaults_are_filled_and_needs_resolved() {
+    let plan = plan::load(&fixture("defaults.yaml")).unwrap();
+    assert_eq!(plan.images[0].reference, "docker.io/library/app:1");
+    assert!(matches!(plan.images[0].source, plan::ImageSource::Engine));
+    // No `needs`: after the step before. `needs: []`: nothing.
+    let needs: Vec<(&str, Vec<String>)> = plan
+        .deploy
+        .iter()
+        .map(|step| (step.name.as_str(), step.needs.clone()))
+        .collect();
+    assert_eq!(
+        needs,
+        vec![
+            ("first", vec![]),
+            ("second", vec!["first".to_string()]),
+            ("independent", vec![]),
+        ]
+    );
+    assert_eq!(plan.deploy_order, ["first", "second", "independent"]);
+    let wait = &plan.deploy[1].waits[0];
+    assert!(matches!(&wait.until, plan::WaitFor::JobComplete { job } if job == "migrate"));
+    assert_eq!(wait.timeout, plan::WAIT_TIMEOUT);
+    let test = plan.test.as_ref().unwrap();
+    assert_eq!(test.timeout, plan::TEST_TIMEOUT);
+    assert_eq!(test.workdir, fixture(""));
+    assert_eq!(
+        test.command,
+        plan::CommandLine::Argv(vec!["go".into(), "test".into(), "./...".into()])
+    );
+    assert_eq!(plan.teardown.on_success, TeardownAction::Delete);
+    assert_eq!(plan.teardown.on_failure, TeardownAction::Keep);
+}
+
+#[test]
+fn teardown_follows_flag_then_environment_then_plan() {
+    let plan = plan::load(&fixture("defaults.yaml")).unwrap();
+    let teardown = plan.teardown;
+    assert_eq!(
+        teardown.action(true, None, None).unwrap(),
+        TeardownAction::Delete
+    );
+    assert_eq!(
+        teardown.action(false, None, None).unwrap(),
+        TeardownAction::Keep
+    );
+    assert_eq!(
+        teardown.action(true, None, Some("keep")).unwrap(),
+        TeardownAction::Keep
+    );
+    assert_eq!(
+        teardown
+            .action(false, Some(TeardownAction::Delete), Some("keep"))
+            .unwrap(),
+        TeardownAction::Delete
+    );
+    let error = teardown.action(true, None, Some("sometimes")).unwrap_err();
+    assert!(matches!(error, PlanError::BadTeardownEnv { .. }));
+    assert!(error.to_string().contains("use keep or delete"), "{error}");
+}
+
+#[test]
+fn the_example_plans_check_clean() {
+    for name in ["operator-e2e", "local"] {
+        let path = example(name);
+        let output = loadmaster(&["check", "-f", path.to_str().unwrap(), "-o", "json"]);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let resolved: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(resolved["file"], path.to_str().unwrap());
+    }
+    let plan = plan::load(&example("operator-e2e")).unwrap();
+    assert_eq!(plan.cluster.name, "aianalysis-e2e");
+    let built: Vec<&str> = plan
+        .images
+        .iter()
+        .filter(|image| matches!(image.source, plan::ImageSource::Build(_)))
+        .map(|image| image.name.as_str())
+        .collect();
+    assert_eq!(built.len(), 3, "{built:?}");
+    assert_eq!(
+        plan.deploy_order,
+        ["namespace", "postgresql", "redis", "services"]
+    );
+    assert!(plan.budget.memory.is_some());
+    // `plan check` is the same command.
+    let output = loadmaster(&["plan", "check", "-f", example("local").to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("valid plan"));
+}
+
+/// The schema `loadmaster schema` prints.
+fn printed_schema() -> Value {
+    let output = loadmaster(&["schema"]);
+    assert!(output.status.success());
+    serde_json::from_slice(&output.stdout).expect("the schema is JSON")
+}
+
+/// A YAML plan as the JSON an editor's validator sees.
+fn plan_as_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_schema_is_draft_2020_12_and_accepts_every_example() {
+    let schema = printed_schema();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(
+        jsonschema::meta::is_valid(&schema),
+        "not a valid JSON Schema"
+    );
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let mut plans: Vec<PathBuf> = vec![example("operator-e2e"), example("local")];
+    plans.push(fixture("defaults.yaml"));
+    for path in plans {
+        let errors: Vec<String> = validator
+            .iter_errors(&plan_as_json(&path))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+}
+
+#[test]
+fn the_schema_rejects_what_check_rejects() {
+    let validator = jsonschema::draft202012::new(&printed_schema()).unwrap();
+    let valid = plan_as_json(&example("operator-e2e"));
+    let broken = |edit: &dyn Fn(&mut Value)| {
+        let mut plan = valid.clone();
+        edit(&mut plan);
+        plan
+    };
+    let cases: [(&str, Value); 6] = [
+        (
+            "unknown top-level field",
+            broken(&|p| p["clustr"] = Value::from("x")),
+        ),
+        (
+            "unknown field in an image build",
+            broken(&|p| p["images"][0]["build"]["contxt"] = Value::from(".")),
+        ),
+        (
+            "missing cluster name",
+            broken(&|p| {
+                p["cluster"].as_object_mut().unwrap().remove("name");
+            }),
+        ),
+        (
+            "duration without a unit",
+            broken(&|p| p["test"]["timeout"] = Value::from("45")),
+        ),
+        (
+            "size without a unit",
+            broken(&|p| p["budget"]["memory"] = Value::from("12")),
+        ),
+        (
+            "another format version",
+            broken(&|p| p["apiVersion"] = Value::from("loadmaster/v2")),
+        ),
+    ];
+    for (what, plan) in cases {
+        assert!(
+            !validator.is_valid(&plan),
+            "the schema accepts a plan with {what}"
+        );
+    }
+    // And the same unknown field is an error for `check`, listing the valid ones.
+    let dir = TempDir::new("lm-plan");
+    let file = dir.path.join("loadmaster.yaml");
+    let text = std::fs::read_to_string(fixture("defaults.yaml"))
+        .unwrap()
+        .replace(
+            "  name: demo\n",
+            "  name: demo\n  nodeImg: kindest/node:v1.31.0\n",
+        )
+        .replace(
+            "manifests/",
+            &format!("{}/manifests/", fixture("").display()),
+        );
+    std::fs::write(&file, text).unwrap();
+    let error = plan::load(&file).unwrap_err().to_string();
+    assert!(
+        error.contains(
+            ":4:3: cluster: unknown field `nodeImg`, expected one of `name`, `engine`, `nodeImage`"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_plan_file_says_how_to_give_one() {
+    let output = loadmaster(&["check", "-f", "/nonexistent/loadmaster.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot read plan /nonexistent/loadmaster.yaml")
+            && stderr.contains("-f FILE"),
+        "{stderr}"
+    );
+}
