@@ -34,6 +34,7 @@ fn samples_a_real_node_at_one_hertz_and_stops_at_once() {
             0,
             &NodeOptions {
                 memory: Some("256m".to_string()),
+                ..NodeOptions::default()
             },
         );
         let engine = Engine::new(kind);
