@@ -2,7 +2,7 @@
 
 use super::{CommandError, Output};
 use crate::cluster;
-use crate::deliver::{self, NodeReport, NodeResult, Source, progress};
+use crate::deliver::{self, NodeReport, NodeResult, PathChoice, Source, progress};
 use crate::engine::Selection;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -12,6 +12,7 @@ pub struct LoadArgs {
     pub cluster: Option<String>,
     pub nodes: Option<Vec<String>>,
     pub archive: Option<String>,
+    pub path: PathChoice,
     pub output: Output,
 }
 
@@ -69,8 +70,15 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 ));
             }
             for image in &args.images {
-                let source = Source::Engine { image };
-                reports.extend(deliver::load(&engine, &nodes, source, progress.as_ref())?);
+                let loaded = deliver::load_image(
+                    &engine,
+                    &found.name,
+                    &nodes,
+                    image,
+                    args.path,
+                    progress.as_ref(),
+                )?;
+                reports.extend(loaded.reports);
             }
         }
     }

@@ -19,7 +19,7 @@ mod load;
 mod triage;
 
 use crate::cluster::ClusterError;
-use crate::deliver::DeliverError;
+use crate::deliver::{DeliverError, PathChoice};
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -65,6 +65,12 @@ enum Command {
         /// instead of the engine; an IMAGE picks one when it holds several.
         #[arg(long, value_name = "FILE")]
         archive: Option<String>,
+        /// How images leave the engine: `save` exports every layer; `push`
+        /// sends loadmaster's loopback registry only the layers the nodes
+        /// lack (compressing new ones); `auto` pushes when the nodes hold an
+        /// earlier push of the image, else saves.
+        #[arg(long, value_enum, default_value_t = PathChoice::Auto)]
+        path: PathChoice,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -192,6 +198,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             cluster,
             nodes,
             archive,
+            path,
             output,
         } => load::load(
             selection()?,
@@ -200,6 +207,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 cluster,
                 nodes,
                 archive,
+                path,
                 output,
             },
         ),

@@ -16,11 +16,20 @@
 //! Nothing half-done: the index that tags the image goes last, after the
 //! whole source was read and verified, so a corrupt source, a dead engine or
 //! a node that fails mid-stream leaves no tag on the nodes it did not finish.
+//!
+//! That is the save path. An image in the engine can also come through a
+//! push to loadmaster's registry endpoint ([`push`]), which reads only the
+//! layers the nodes lack; [`load_image`] chooses ([`path`] has the rule).
 
 mod fanout;
 mod feed;
+mod ingest;
 pub mod node;
+pub mod path;
 pub mod progress;
+pub mod push;
+
+pub use path::{DeliveryPath, ImageLoad, PathChoice, load_image};
 
 use crate::archive::{self, ArchiveError, Digest, ImageArchive, Limits};
 use crate::engine::{Engine, EngineError, ImageDetails};
@@ -73,6 +82,8 @@ pub struct NodeReport {
     pub image: String,
     /// The name the image has on the node.
     pub reference: String,
+    /// How the image left the engine.
+    pub path: DeliveryPath,
     pub result: NodeResult,
     pub bytes_sent: u64,
     pub blobs_sent: u64,
@@ -101,6 +112,9 @@ pub enum DeliverError {
     },
     #[error("{0}")]
     Mismatch(String),
+    /// The push path failed before any node was given the image.
+    #[error("loading through a push failed: {0}; `--path save` loads without one")]
+    Push(String),
 }
 
 /// Loads one image into `nodes`, reporting each node's outcome. An `Err` is
@@ -132,6 +146,7 @@ pub fn load(
             node: node.clone(),
             image: label.clone(),
             reference: reference.clone(),
+            path: DeliveryPath::Save,
             result,
             bytes_sent: 0,
             blobs_sent: 0,
@@ -335,6 +350,7 @@ fn finish_node(
         node: route.node.clone(),
         image: label.to_string(),
         reference: reference.to_string(),
+        path: DeliveryPath::Save,
         result: NodeResult::Failed,
         bytes_sent: route.bytes_sent,
         blobs_sent: route.blobs_sent,

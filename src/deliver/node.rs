@@ -8,7 +8,7 @@
 
 use crate::archive::Digest;
 use crate::engine::{Engine, EngineError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The containerd namespace Kubernetes (the CRI plugin) uses.
 pub const NAMESPACE: &str = "k8s.io";
@@ -20,6 +20,12 @@ pub struct Inventory {
     pub snapshotter: String,
     /// Every blob in the node's content store.
     pub blobs: BTreeSet<Digest>,
+    /// Compressed blobs and the diff ID containerd recorded for each when it
+    /// unpacked them (label `containerd.io/uncompressed`): layers that came
+    /// in through a registry push rather than a `save` archive.
+    pub uncompressed: BTreeMap<Digest, Digest>,
+    /// containerd's root directory (`root` in its config).
+    pub root: String,
     /// The image the requested name points at now, if any.
     pub current: Option<CurrentImage>,
 }
@@ -37,19 +43,54 @@ pub struct CurrentImage {
 /// Reads a node's inventory for a load of `reference` (a normalized name).
 pub fn inventory(engine: &Engine, node: &str, reference: &str) -> Result<Inventory, EngineError> {
     let config = engine.exec_output(node, &["containerd", "config", "dump"])?;
-    let blobs = engine.exec_output(
-        node,
-        &["ctr", "--namespace", NAMESPACE, "content", "ls", "--quiet"],
-    )?;
-    let blobs = blobs
-        .lines()
-        .filter_map(|line| line.trim().parse::<Digest>().ok())
-        .collect();
+    let listing = engine.exec_output(node, &["ctr", "--namespace", NAMESPACE, "content", "ls"])?;
+    let (blobs, uncompressed) = parse_content_list(&listing);
     Ok(Inventory {
         snapshotter: snapshotter(&config),
+        root: containerd_root(&config),
         blobs,
+        uncompressed,
         current: current_image(engine, node, reference)?,
     })
+}
+
+/// The label containerd's unpacker puts on a compressed layer: its diff ID.
+pub const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
+
+/// Reads `ctr content ls`: `DIGEST SIZE AGE LABELS`, where AGE has spaces
+/// ("Less than a second") and LABELS is `k=v,k=v` or `-`, always last.
+/// Returns every digest, and the compressed → diff ID pairs.
+fn parse_content_list(listing: &str) -> (BTreeSet<Digest>, BTreeMap<Digest, Digest>) {
+    let mut blobs = BTreeSet::new();
+    let mut uncompressed = BTreeMap::new();
+    for line in listing.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(digest) = fields.next().and_then(|d| d.parse::<Digest>().ok()) else {
+            continue;
+        };
+        blobs.insert(digest);
+        let labels = fields.last().unwrap_or("-");
+        let diff_id = labels
+            .split(',')
+            .filter_map(|label| label.split_once('='))
+            .find(|(key, _)| *key == UNCOMPRESSED_LABEL)
+            .and_then(|(_, value)| value.parse::<Digest>().ok());
+        // An uncompressed layer is labelled with its own digest.
+        if let Some(diff_id) = diff_id.filter(|d| *d != digest) {
+            uncompressed.insert(digest, diff_id);
+        }
+    }
+    (blobs, uncompressed)
+}
+
+/// containerd's `root` from a `containerd config dump`; its default when unset.
+fn containerd_root(config_dump: &str) -> String {
+    config_dump
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|config| config.get("root")?.as_str().map(str::to_string))
+        .filter(|root| !root.is_empty())
+        .unwrap_or_else(|| "/var/lib/containerd".to_string())
 }
 
 /// The image `reference` points at on `node`, if any.
@@ -164,6 +205,35 @@ version = 3
   [plugins.'io.containerd.cri.v1.images']
     snapshotter = 'overlayfs'
 "#;
+
+    #[test]
+    fn reads_containerds_root() {
+        assert_eq!(containerd_root(DUMP_V2), "/var/lib/containerd");
+        assert_eq!(containerd_root("root = \"/data/containerd\"\n"), "/data/containerd");
+        assert_eq!(containerd_root("version = 2\n"), "/var/lib/containerd");
+    }
+
+    // `ctr -n k8s.io content ls` of ctr 1.6.20: a pushed (gzip) layer with
+    // the unpacker's label, an uncompressed one labelled with itself, a
+    // config without labels.
+    const CONTENT_LS: &str = "DIGEST\t\t\t\t\t\t\t\t\tSIZE\tAGE\t\t\tLABELS\n\
+sha256:dcdf54a0abab4e28178106b50ccab4288902878b5ff39719c9df3c25e5330965\t3MB\tLess than a second\tcontainerd.io/uncompressed=sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897,containerd.io/gc.root=x\n\
+sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897\t3MB\t2 minutes\tcontainerd.io/uncompressed=sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897\n\
+sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8\t957B\t2 minutes\t-\n";
+
+    #[test]
+    fn reads_blobs_and_their_diff_ids() {
+        let (blobs, uncompressed) = parse_content_list(CONTENT_LS);
+        assert_eq!(blobs.len(), 3);
+        let gzip: Digest = "sha256:dcdf54a0abab4e28178106b50ccab4288902878b5ff39719c9df3c25e5330965"
+            .parse()
+            .unwrap();
+        let diff_id: Digest =
+            "sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897"
+                .parse()
+                .unwrap();
+        assert_eq!(uncompressed.into_iter().collect::<Vec<_>>(), vec![(gzip, diff_id)]);
+    }
 
     #[test]
     fn reads_the_cri_snapshotter_of_both_config_versions() {

@@ -9,6 +9,7 @@
 
 mod error;
 mod parse;
+mod push;
 pub mod process;
 mod select;
 
