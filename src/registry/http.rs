@@ -12,6 +12,9 @@ use std::net::TcpStream;
 
 /// Longest request line or header line accepted.
 const LINE_LIMIT: usize = 16 << 10;
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// Most header lines accepted in one request.
 const HEADER_LIMIT: usize = 100;
 
@@ -180,6 +183,11 @@ impl Connection {
         })
     }
 
+    /// Closes the connection in both directions.
+    pub fn close(&self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Serves requests until the client closes the connection or sends one
     /// we cannot frame. `handle` gets the head and the body stream and
     /// returns the response.
@@ -188,6 +196,15 @@ impl Connection {
         mut handle: impl FnMut(&Head, &mut Body<'_>) -> Response,
     ) -> io::Result<()> {
         loop {
+            // docker tries TLS first on an insecure registry and falls back
+            // to plain HTTP when the handshake fails: a ClientHello (record
+            // type 0x16) is answered by closing at once, not by waiting for
+            // a request line that never comes (docker would wait 10 s).
+            match self.reader.fill_buf()?.first() {
+                None => return Ok(()),
+                Some(&TLS_HANDSHAKE) => return Ok(()),
+                Some(_) => {}
+            }
             let head = match read_head(&mut self.reader)? {
                 Some(head) => head,
                 None => return Ok(()),

@@ -190,6 +190,10 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
             .spawn(move || {
                 if let Ok(mut connection) = Connection::new(handle_stream) {
                     let _ = connection.serve(|head, body| serving.handle(head, body));
+                    // The listener keeps a clone of the socket (to shut it at
+                    // Drop), so it closes only when told: a client waiting
+                    // for our answer (docker's TLS attempt) learns at once.
+                    connection.close();
                 }
             });
         if let Ok(handle) = spawned {
