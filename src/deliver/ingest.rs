@@ -5,9 +5,10 @@
 //! session. A received blob streams, as it arrives, into each node with
 //! `ctr content ingest` through `exec -i`: one upload fans out to every
 //! node through bounded queues, nothing is written to the host's disk.
-//! Blobs of at most [`SMALL_BLOB`] (configs, tiny layers) are held in memory
-//! instead and go into the node's image import with the manifest: an exec
-//! per node is not worth it for them.
+//! Blobs of at most [`SMALL_BLOB`] (configs, small top layers) are held in
+//! memory instead, up to [`MEMORY_BUDGET`] per load, and go into the node's
+//! image import with the manifest: for a small change, the whole delivery
+//! is then one `ctr images import` per node, no exec per blob.
 //!
 //! containerd's garbage collector removes content no image references, and
 //! an ingested blob is referenced only once the image record is imported
@@ -32,8 +33,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-/// Blobs up to this size are kept in memory rather than ingested.
-pub const SMALL_BLOB: usize = 1 << 20;
+/// Blobs up to this size are kept in memory rather than ingested...
+pub const SMALL_BLOB: usize = 4 << 20;
+
+/// ...as long as all such blobs of one load stay within this.
+pub const MEMORY_BUDGET: usize = 32 << 20;
 
 /// Chunks queued per node: with the registry's 256 KiB reads, 2 MiB in
 /// flight per node at most; a slow node slows the upload, it does not
@@ -73,6 +77,8 @@ struct Inner {
     received: Mutex<BTreeMap<Digest, Received>>,
     /// Sizes of blobs the nodes held, read when an engine asks.
     sizes: Mutex<HashMap<Digest, Option<u64>>>,
+    /// Bytes of small blobs held or being received, against [`MEMORY_BUDGET`].
+    held: AtomicU64,
     /// Node failures while ingesting, by node, for its report.
     failures: Mutex<BTreeMap<String, String>>,
     next_ingest: AtomicU64,
@@ -96,6 +102,7 @@ impl NodeStore {
             nodes,
             received: Mutex::default(),
             sizes: Mutex::default(),
+            held: AtomicU64::new(0),
             failures: Mutex::default(),
             next_ingest: AtomicU64::new(1),
             stamp,
@@ -104,20 +111,22 @@ impl NodeStore {
 
     /// A blob received in this session.
     pub fn received(&self, digest: &Digest) -> Option<Received> {
-        self.0
-            .received.lock().unwrap().get(digest).cloned()
+        self.0.received.lock().unwrap().get(digest).cloned()
     }
 
     /// Why ingesting into `node` failed, if it did.
     pub fn failure(&self, node: &str) -> Option<String> {
-        self.0
-            .failures.lock().unwrap().get(node).cloned()
+        self.0.failures.lock().unwrap().get(node).cloned()
     }
 
     /// Once the image holds them: drops the GC protection of the blobs
     /// ingested into `node`, and records each layer's diff ID (`layers`:
     /// compressed digest → diff ID) for the next load's path choice.
-    pub fn release(&self, node: &str, layers: &BTreeMap<Digest, Digest>) -> Result<(), EngineError> {
+    pub fn release(
+        &self,
+        node: &str,
+        layers: &BTreeMap<Digest, Digest>,
+    ) -> Result<(), EngineError> {
         let received = self.0.received.lock().unwrap().clone();
         let mut script = String::from("set -e\n");
         for (digest, blob) in &received {
@@ -144,6 +153,20 @@ impl NodeStore {
 }
 
 impl Inner {
+    /// Takes `bytes` of the memory budget; false when that would exceed it.
+    fn reserve(&self, bytes: usize) -> bool {
+        let bytes = bytes as u64;
+        self.held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                (held + bytes <= MEMORY_BUDGET as u64).then_some(held + bytes)
+            })
+            .is_ok()
+    }
+
+    fn release_reservation(&self, bytes: usize) {
+        self.held.fetch_sub(bytes as u64, Ordering::SeqCst);
+    }
+
     fn record_failure(&self, node: &str, error: String) {
         self.failures
             .lock()
@@ -250,24 +273,26 @@ impl BlobUpload for NodeUpload {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.size += chunk.len() as u64;
         if self.ingests.is_none() {
-            if self.small.len() + chunk.len() <= SMALL_BLOB {
+            if self.small.len() + chunk.len() <= SMALL_BLOB && self.store.reserve(chunk.len()) {
                 self.small.extend_from_slice(chunk);
                 return Ok(());
             }
+            self.store.release_reservation(self.small.len());
             self.start_ingests()?;
         }
         self.send(chunk)
     }
 
-    fn commit(self: Box<Self>, digest: Digest) -> Result<(), String> {
-        let store = &self.store;
+    fn commit(mut self: Box<Self>, digest: Digest) -> Result<(), String> {
+        let store = Arc::clone(&self.store);
         let mut received = Received {
             size: self.size,
             bytes: None,
             ingested_into: Vec::new(),
         };
-        match self.ingests {
-            None => received.bytes = Some(Arc::from(self.small)),
+        match self.ingests.take() {
+            // Held for the rest of the load, reservation included.
+            None => received.bytes = Some(Arc::from(std::mem::take(&mut self.small))),
             Some(ingests) => {
                 for ingest in &ingests {
                     // A node that stopped reading fails in its outcome below.
@@ -281,15 +306,25 @@ impl BlobUpload for NodeUpload {
                     }
                 }
                 if received.ingested_into.is_empty() {
+                    let failures = store.failures.lock().unwrap();
+                    let reasons: Vec<&str> = failures.values().map(String::as_str).collect();
                     return Err(format!(
                         "no node could store blob {digest}: {}",
-                        store.failures.lock().unwrap().values().cloned().collect::<Vec<_>>().join("; ")
+                        reasons.join("; ")
                     ));
                 }
             }
         }
         store.received.lock().unwrap().insert(digest, received);
         Ok(())
+    }
+}
+
+impl Drop for NodeUpload {
+    /// An upload abandoned while small gives its memory back (a committed
+    /// one took its bytes along).
+    fn drop(&mut self) {
+        self.store.release_reservation(self.small.len());
     }
 }
 
@@ -308,8 +343,20 @@ struct Ingest {
 }
 
 impl Ingest {
-    fn start(engine: &Engine, node: &str, reference: &str, stamp: &str) -> Result<Ingest, EngineError> {
-        let argv = ["ctr", "--namespace", NAMESPACE, "content", "ingest", reference];
+    fn start(
+        engine: &Engine,
+        node: &str,
+        reference: &str,
+        stamp: &str,
+    ) -> Result<Ingest, EngineError> {
+        let argv = [
+            "ctr",
+            "--namespace",
+            NAMESPACE,
+            "content",
+            "ingest",
+            reference,
+        ];
         let session = engine.exec_feeding(node, &argv, false)?;
         let (sender, receiver) = sync_channel(QUEUE_DEPTH);
         let engine = engine.clone();
@@ -363,10 +410,20 @@ fn ingest(
                 return engine
                     .exec_output(
                         &node,
-                        &["ctr", "--namespace", NAMESPACE, "content", "label", &digest.to_string(), root_label],
+                        &[
+                            "ctr",
+                            "--namespace",
+                            NAMESPACE,
+                            "content",
+                            "label",
+                            &digest.to_string(),
+                            root_label,
+                        ],
                     )
                     .map(drop)
-                    .map_err(|e| format!("protecting blob {digest} from garbage collection failed: {e}"));
+                    .map_err(|e| {
+                        format!("protecting blob {digest} from garbage collection failed: {e}")
+                    });
             }
         }
     }

@@ -374,7 +374,7 @@ fn finish_node(
 
 /// Checks that `reference` points at `manifest` on the node, complete.
 fn verify(engine: &Engine, node: &str, reference: &str, manifest: &Digest) -> Result<(), String> {
-    match node::current_image(engine, node, reference) {
+    match node::checked_image(engine, node, reference) {
         Ok(Some(current)) if &current.manifest == manifest && current.complete => Ok(()),
         Ok(Some(current)) if &current.manifest == manifest => Err(format!(
             "after the import, {reference} is incomplete on the node (`ctr -n k8s.io images check name=={reference}`)"

@@ -15,15 +15,19 @@
 //! an earlier push (containerd labels it `containerd.io/uncompressed` with
 //! the layer's diff ID, and so does the push path), and at least one layer
 //! has; then only the changed top layers are compressed and sent.
-//! Otherwise **save**: a cold node, or one loaded by `save`, gets the
-//! uncompressed stream, and the next load can take the push path once a
+//! podman also asks for a layer by its diff ID and reuses an uncompressed
+//! blob of that digest (measured: podman 4.3 after a `save` load sent only
+//! the changed layer), so with podman a layer a `save` load left counts too;
+//! docker asks only for the compressed digests it pushed before.
+//! Otherwise **save**: a cold node, or (docker) one loaded by `save`, gets
+//! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).
 
 use super::node::Inventory;
 use super::progress::Progress;
 use super::{DeliverError, Source, load, push, read_inventories};
 use crate::archive::{self, Digest};
-use crate::engine::{Engine, EngineError, ImageDetails};
+use crate::engine::{Engine, EngineError, EngineKind, ImageDetails};
 use crate::registry::RequestRecord;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -87,12 +91,12 @@ pub fn load_image(
         return save("--path save".to_string());
     }
     let expected = engine.image_inspect(image)?;
-    let reference = archive::normalize_reference(image)
-        .map_err(|e| DeliverError::Mismatch(e.to_string()))?;
+    let reference =
+        archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
     let inventories = read_inventories(engine, nodes, &reference.to_string());
     let reason = match choice {
         PathChoice::Push => "--path push".to_string(),
-        _ => match why_push(&inventories, &expected) {
+        _ => match why_push(&inventories, &expected, engine.kind()) {
             Ok(reason) => reason,
             // The save path reads the inventories again (a few execs per
             // node, next to a full export).
@@ -122,6 +126,7 @@ pub fn load_image(
 fn why_push(
     inventories: &[Result<Inventory, EngineError>],
     image: &ImageDetails,
+    engine: EngineKind,
 ) -> Result<String, String> {
     let diff_ids: Vec<Digest> = image.layers.iter().filter_map(|l| l.parse().ok()).collect();
     let needing: Vec<&Inventory> = inventories
@@ -132,7 +137,7 @@ fn why_push(
     if needing.is_empty() {
         return Err("no node needs the image".to_string());
     }
-    if needing.iter().all(|i| pushed_before(i, &diff_ids)) {
+    if needing.iter().all(|i| pushed_before(i, &diff_ids, engine)) {
         Ok("the nodes hold an earlier push of the image: only changed layers are read".to_string())
     } else {
         Err("a node holds no earlier push of the image's lower layers: the uncompressed stream is faster than compressing them".to_string())
@@ -140,9 +145,13 @@ fn why_push(
 }
 
 /// Whether every layer but the top one, and at least one layer, is in the
-/// node as a compressed blob of an earlier push.
-fn pushed_before(inventory: &Inventory, diff_ids: &[Digest]) -> bool {
-    let pushed: BTreeSet<&Digest> = inventory.uncompressed.values().collect();
+/// node in a form `engine`'s push reuses: a compressed blob of an earlier
+/// push, or (podman) the uncompressed layer itself.
+fn pushed_before(inventory: &Inventory, diff_ids: &[Digest], engine: EngineKind) -> bool {
+    let mut pushed: BTreeSet<&Digest> = inventory.uncompressed.values().collect();
+    if engine == EngineKind::Podman {
+        pushed.extend(diff_ids.iter().filter(|d| inventory.blobs.contains(d)));
+    }
     let Some((_top, below)) = diff_ids.split_last() else {
         return false;
     };
@@ -168,10 +177,30 @@ mod tests {
         let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
         let (gz_a, gz_b) = (Digest::of(b"gz a"), Digest::of(b"gz b"));
         let held = inventory(&[(gz_a, a), (gz_b, b)]);
-        assert!(pushed_before(&held, &[a, b, c]), "top layer changed");
-        assert!(pushed_before(&held, &[a, b]), "unchanged");
-        assert!(!pushed_before(&held, &[a, c, b]), "a lower layer is new");
-        assert!(!pushed_before(&inventory(&[]), &[a]), "cold node, one layer");
-        assert!(!pushed_before(&held, &[]));
+        for engine in EngineKind::ALL {
+            assert!(
+                pushed_before(&held, &[a, b, c], engine),
+                "top layer changed"
+            );
+            assert!(pushed_before(&held, &[a, b], engine), "unchanged");
+            assert!(
+                !pushed_before(&held, &[a, c, b], engine),
+                "a lower layer is new"
+            );
+            assert!(
+                !pushed_before(&inventory(&[]), &[a], engine),
+                "cold node, one layer"
+            );
+            assert!(!pushed_before(&held, &[], engine));
+        }
+    }
+
+    #[test]
+    fn podman_reuses_layers_a_save_left_docker_does_not() {
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let mut saved = inventory(&[]);
+        saved.blobs.insert(a);
+        assert!(pushed_before(&saved, &[a, b], EngineKind::Podman));
+        assert!(!pushed_before(&saved, &[a, b], EngineKind::Docker));
     }
 }

@@ -143,9 +143,20 @@ pub fn load(
         let waits: Vec<_> = targets
             .into_iter()
             .map(|(node, inventory)| {
-                let (store, pushed, label, reference_text) = (&store, &pushed, &label, &reference_text);
+                let (store, pushed, label, reference_text) =
+                    (&store, &pushed, &label, &reference_text);
                 scope.spawn(move || {
-                    import_node(engine, store, pushed, node, inventory, reference, label, reference_text, started)
+                    import_node(
+                        engine,
+                        store,
+                        pushed,
+                        node,
+                        inventory,
+                        reference,
+                        label,
+                        reference_text,
+                        started,
+                    )
                 })
             })
             .collect();
@@ -173,10 +184,13 @@ fn pushed_image(
             registry.requests().iter().map(|r| format!("{} {} {}", r.method, r.path, r.status)).collect::<Vec<_>>()
         ))
     })?;
-    let json: serde_json::Value = serde_json::from_slice(&manifest.bytes).map_err(|e| {
-        DeliverError::Push(format!("the pushed manifest is not JSON: {e}"))
-    })?;
-    let digest_at = |value: &serde_json::Value| value["digest"].as_str().and_then(|d| d.parse::<Digest>().ok());
+    let json: serde_json::Value = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| DeliverError::Push(format!("the pushed manifest is not JSON: {e}")))?;
+    let digest_at = |value: &serde_json::Value| {
+        value["digest"]
+            .as_str()
+            .and_then(|d| d.parse::<Digest>().ok())
+    };
     let config = digest_at(&json["config"]).ok_or_else(|| {
         DeliverError::Push(format!(
             "the pushed manifest ({}) has no config: only single-platform image manifests can be loaded through a push",
@@ -196,7 +210,11 @@ fn pushed_image(
         .flatten()
         .filter_map(digest_at)
         .collect();
-    let diff_ids: Vec<Digest> = expected.layers.iter().filter_map(|l| l.parse().ok()).collect();
+    let diff_ids: Vec<Digest> = expected
+        .layers
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     if compressed.len() != diff_ids.len() {
         return Err(DeliverError::Push(format!(
             "the pushed manifest lists {} layers, the image has {}",
@@ -258,7 +276,9 @@ fn import_node(
                 ingested += 1;
                 ingested_bytes += blob.size;
             }
-            Some(blob) if blob.bytes.is_some() => small.push((*digest, blob.bytes.unwrap_or_default())),
+            Some(blob) if blob.bytes.is_some() => {
+                small.push((*digest, blob.bytes.unwrap_or_default()))
+            }
             _ => {
                 return failed(format!(
                     "the push did not deliver blob {digest} to the node (the engine skipped it as present, then the node lost it?); load again"
@@ -280,7 +300,15 @@ fn import_node(
         bytes: archive::index_json(&pushed.manifest, reference),
     });
     route.feed.send(Piece::Finish);
-    let mut report = finish_node(engine, route, Ok(()), label, reference_text, &pushed.manifest.digest, started);
+    let mut report = finish_node(
+        engine,
+        route,
+        Ok(()),
+        label,
+        reference_text,
+        &pushed.manifest.digest,
+        started,
+    );
     report.path = DeliveryPath::Push;
     report.bytes_sent += ingested_bytes;
     report.blobs_sent += ingested;
@@ -304,16 +332,27 @@ mod tests {
         let kind = stable_port("kind");
         assert_eq!(kind, stable_port("kind"));
         assert_ne!(kind, stable_port("kind2"));
-        for name in ["kind", "e2e", "a-very-long-cluster-name-with-many-parts", ""] {
+        for name in [
+            "kind",
+            "e2e",
+            "a-very-long-cluster-name-with-many-parts",
+            "",
+        ] {
             let port = stable_port(name);
-            assert!((PORT_BASE..PORT_BASE + PORT_SPAN).contains(&port), "{name}: {port}");
+            assert!(
+                (PORT_BASE..PORT_BASE + PORT_SPAN).contains(&port),
+                "{name}: {port}"
+            );
         }
     }
 
     #[test]
     fn pushes_under_the_normalized_name() {
         let reference = archive::normalize_reference("app:1").unwrap();
-        assert_eq!(push_name(&reference), ("docker.io/library/app".into(), "1".into()));
+        assert_eq!(
+            push_name(&reference),
+            ("docker.io/library/app".into(), "1".into())
+        );
         let reference = archive::normalize_reference("registry.local:5000/team/app").unwrap();
         assert_eq!(
             push_name(&reference),

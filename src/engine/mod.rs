@@ -9,8 +9,8 @@
 
 mod error;
 mod parse;
-mod push;
 pub mod process;
+mod push;
 mod select;
 
 pub use error::{EngineError, ExitDescription, signal_name};

@@ -54,9 +54,14 @@ impl Head {
 /// How the body of a request is delimited.
 #[derive(Debug)]
 enum Framing {
-    Length { remaining: u64 },
+    Length {
+        remaining: u64,
+    },
     /// Chunked: bytes left in the current chunk; `done` after the last.
-    Chunked { in_chunk: u64, done: bool },
+    Chunked {
+        in_chunk: u64,
+        done: bool,
+    },
 }
 
 /// A request body, read from the connection as the handler asks.
@@ -82,7 +87,9 @@ impl Read for Body<'_> {
                 if *remaining == 0 || buf.is_empty() {
                     return Ok(0);
                 }
-                let want = buf.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                let want = buf
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                 let n = self.reader.read(&mut buf[..want])?;
                 if n == 0 {
                     return Err(io::Error::new(
@@ -111,7 +118,9 @@ impl Read for Body<'_> {
                     }
                     *in_chunk = size;
                 }
-                let want = buf.len().min(usize::try_from(*in_chunk).unwrap_or(usize::MAX));
+                let want = buf
+                    .len()
+                    .min(usize::try_from(*in_chunk).unwrap_or(usize::MAX));
                 let n = self.reader.read(&mut buf[..want])?;
                 if n == 0 {
                     return Err(io::Error::new(
@@ -155,7 +164,8 @@ impl Response {
     }
 
     pub fn body(mut self, content_type: &str, body: Vec<u8>) -> Response {
-        self.headers.push(("Content-Type", content_type.to_string()));
+        self.headers
+            .push(("Content-Type", content_type.to_string()));
         self.body = body;
         self
     }
@@ -228,8 +238,17 @@ impl Connection {
     }
 }
 
-fn write_response(out: &mut TcpStream, head: &Head, response: &Response, close: bool) -> io::Result<()> {
-    let mut text = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
+fn write_response(
+    out: &mut TcpStream,
+    head: &Head,
+    response: &Response,
+    close: bool,
+) -> io::Result<()> {
+    let mut text = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
     for (name, value) in &response.headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -214,7 +214,9 @@ enum Route<'p> {
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
-    let rest = path.strip_prefix("/v2/").or((path == "/v2").then_some(""))?;
+    let rest = path
+        .strip_prefix("/v2/")
+        .or((path == "/v2").then_some(""))?;
     if rest.is_empty() {
         return Some(Route::Base);
     }
@@ -248,9 +250,9 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('/').all(|component| {
             !component.is_empty()
-                && component.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
-                })
+                && component
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         })
 }
 
@@ -286,7 +288,11 @@ impl Shared {
         let mut counted = Counted { body, bytes: 0 };
         let response = match route(&head.path) {
             Some(route) => self.dispatch(head, route, &mut counted),
-            None => error(404, "NAME_UNKNOWN", format!("no such endpoint: {}", head.path)),
+            None => error(
+                404,
+                "NAME_UNKNOWN",
+                format!("no such endpoint: {}", head.path),
+            ),
         };
         let response = response.header("Docker-Distribution-API-Version", "registry/2.0");
         let mut log = self.log.lock().unwrap();
@@ -305,15 +311,21 @@ impl Shared {
     fn dispatch(&self, head: &Head, route: Route<'_>, body: &mut Counted<'_, '_>) -> Response {
         let method = head.method.as_str();
         let answer = match (method, route) {
-            ("GET" | "HEAD", Route::Base) => Ok(Response::new(200).body("application/json", b"{}".to_vec())),
+            ("GET" | "HEAD", Route::Base) => {
+                Ok(Response::new(200).body("application/json", b"{}".to_vec()))
+            }
             ("GET" | "HEAD", Route::Blob { digest, .. }) => self.blob(method, digest),
             ("POST", Route::Uploads { name }) => self.start_upload(head, name, body),
             ("PATCH", Route::Upload { name, id }) => self.patch(head, name, id, body),
             ("PUT", Route::Upload { name, id }) => self.finish_upload(head, name, id, body),
             ("GET", Route::Upload { name, id }) => self.upload_status(name, id),
             ("DELETE", Route::Upload { id, .. }) => self.cancel_upload(id),
-            ("GET" | "HEAD", Route::Manifest { name, reference }) => self.get_manifest(name, reference),
-            ("PUT", Route::Manifest { name, reference }) => self.put_manifest(head, name, reference, body),
+            ("GET" | "HEAD", Route::Manifest { name, reference }) => {
+                self.get_manifest(name, reference)
+            }
+            ("PUT", Route::Manifest { name, reference }) => {
+                self.put_manifest(head, name, reference, body)
+            }
             _ => Err(error(
                 405,
                 "UNSUPPORTED",
@@ -326,7 +338,11 @@ impl Shared {
     fn blob(&self, method: &str, digest: &str) -> Result<Response, Response> {
         let digest = parse_digest(digest)?;
         let Some(size) = self.storage.blob_size(&digest) else {
-            return Err(error(404, "BLOB_UNKNOWN", format!("blob {digest} is not here")));
+            return Err(error(
+                404,
+                "BLOB_UNKNOWN",
+                format!("blob {digest} is not here"),
+            ));
         };
         let found = Response::new(200)
             .header("Docker-Content-Digest", digest.to_string())
@@ -342,12 +358,19 @@ impl Shared {
             None => Err(error(
                 404,
                 "BLOB_UNKNOWN",
-                format!("blob {digest} is held by the nodes, and this registry only receives: it serves back small blobs of this session only"),
+                format!(
+                    "blob {digest} is held by the nodes, and this registry only receives: it serves back small blobs of this session only"
+                ),
             )),
         }
     }
 
-    fn start_upload(&self, head: &Head, name: &str, body: &mut Counted<'_, '_>) -> Result<Response, Response> {
+    fn start_upload(
+        &self,
+        head: &Head,
+        name: &str,
+        body: &mut Counted<'_, '_>,
+    ) -> Result<Response, Response> {
         if let Some(mount) = head.query("mount") {
             let digest = parse_digest(mount)?;
             if self.storage.blob_size(&digest).is_some() {
@@ -356,7 +379,10 @@ impl Shared {
             // Not here: the client falls back to the upload we open below.
         }
         let mut upload = Upload {
-            sink: self.storage.upload().map_err(|e| error(500, "BLOB_UPLOAD_INVALID", e))?,
+            sink: self
+                .storage
+                .upload()
+                .map_err(|e| error(500, "BLOB_UPLOAD_INVALID", e))?,
             hasher: Sha256::new(),
             size: 0,
         };
@@ -374,14 +400,22 @@ impl Shared {
     /// Takes an upload out of the table for the length of one request, so
     /// that no two requests write it at once.
     fn take(&self, id: &str) -> Result<Upload, Response> {
-        self.uploads
-            .lock()
-            .unwrap()
-            .remove(id)
-            .ok_or_else(|| error(404, "BLOB_UPLOAD_UNKNOWN", format!("no upload {id} in progress: start a new one")))
+        self.uploads.lock().unwrap().remove(id).ok_or_else(|| {
+            error(
+                404,
+                "BLOB_UPLOAD_UNKNOWN",
+                format!("no upload {id} in progress: start a new one"),
+            )
+        })
     }
 
-    fn patch(&self, head: &Head, name: &str, id: &str, body: &mut Counted<'_, '_>) -> Result<Response, Response> {
+    fn patch(
+        &self,
+        head: &Head,
+        name: &str,
+        id: &str,
+        body: &mut Counted<'_, '_>,
+    ) -> Result<Response, Response> {
         let mut upload = self.take(id)?;
         if let Some(range) = head.header("content-range") {
             let start = range
@@ -393,7 +427,10 @@ impl Shared {
                 let response = error(
                     416,
                     "BLOB_UPLOAD_INVALID",
-                    format!("Content-Range {range} does not continue the {} bytes received", upload.size),
+                    format!(
+                        "Content-Range {range} does not continue the {} bytes received",
+                        upload.size
+                    ),
                 )
                 .header("Range", range_header(upload.size));
                 self.uploads.lock().unwrap().insert(id.to_string(), upload);
@@ -408,7 +445,13 @@ impl Shared {
         Ok(upload_accepted(name, id, size))
     }
 
-    fn finish_upload(&self, head: &Head, name: &str, id: &str, body: &mut Counted<'_, '_>) -> Result<Response, Response> {
+    fn finish_upload(
+        &self,
+        head: &Head,
+        name: &str,
+        id: &str,
+        body: &mut Counted<'_, '_>,
+    ) -> Result<Response, Response> {
         let mut upload = self.take(id)?;
         let expected = head
             .query("digest")
@@ -425,7 +468,10 @@ impl Shared {
             return Err(error(
                 400,
                 "DIGEST_INVALID",
-                format!("the {} bytes received hash to {actual}, not {expected}: blob discarded", upload.size),
+                format!(
+                    "the {} bytes received hash to {actual}, not {expected}: blob discarded",
+                    upload.size
+                ),
             ));
         }
         upload
@@ -437,9 +483,13 @@ impl Shared {
 
     fn upload_status(&self, name: &str, id: &str) -> Result<Response, Response> {
         let uploads = self.uploads.lock().unwrap();
-        let upload = uploads
-            .get(id)
-            .ok_or_else(|| error(404, "BLOB_UPLOAD_UNKNOWN", format!("no upload {id} in progress")))?;
+        let upload = uploads.get(id).ok_or_else(|| {
+            error(
+                404,
+                "BLOB_UPLOAD_UNKNOWN",
+                format!("no upload {id} in progress"),
+            )
+        })?;
         Ok(Response {
             status: 204,
             ..upload_accepted(name, id, upload.size)
@@ -455,26 +505,56 @@ impl Shared {
         let manifests = self.manifests.lock().unwrap();
         let manifest = manifests
             .get(&(name.to_string(), reference.to_string()))
-            .ok_or_else(|| error(404, "MANIFEST_UNKNOWN", format!("no manifest {name}:{reference} was pushed in this session")))?;
+            .ok_or_else(|| {
+                error(
+                    404,
+                    "MANIFEST_UNKNOWN",
+                    format!("no manifest {name}:{reference} was pushed in this session"),
+                )
+            })?;
         Ok(Response::new(200)
             .header("Docker-Content-Digest", manifest.digest.to_string())
             .body(&manifest.media_type, manifest.bytes.to_vec()))
     }
 
-    fn put_manifest(&self, head: &Head, name: &str, reference: &str, body: &mut Counted<'_, '_>) -> Result<Response, Response> {
+    fn put_manifest(
+        &self,
+        head: &Head,
+        name: &str,
+        reference: &str,
+        body: &mut Counted<'_, '_>,
+    ) -> Result<Response, Response> {
         let mut bytes = Vec::new();
         body.take(MANIFEST_LIMIT as u64 + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| error(400, "MANIFEST_INVALID", format!("reading the manifest failed: {e}")))?;
+            .map_err(|e| {
+                error(
+                    400,
+                    "MANIFEST_INVALID",
+                    format!("reading the manifest failed: {e}"),
+                )
+            })?;
         if bytes.len() > MANIFEST_LIMIT {
-            return Err(error(413, "SIZE_INVALID", format!("manifests are limited to {MANIFEST_LIMIT} bytes")));
+            return Err(error(
+                413,
+                "SIZE_INVALID",
+                format!("manifests are limited to {MANIFEST_LIMIT} bytes"),
+            ));
         }
         let digest = Digest::of(&bytes);
         if reference.starts_with("sha256:") && parse_digest(reference)? != digest {
-            return Err(error(400, "DIGEST_INVALID", format!("the manifest hashes to {digest}, not {reference}")));
+            return Err(error(
+                400,
+                "DIGEST_INVALID",
+                format!("the manifest hashes to {digest}, not {reference}"),
+            ));
         }
         if let Some(missing) = self.missing_reference(&bytes, name)? {
-            return Err(error(400, "MANIFEST_BLOB_UNKNOWN", format!("the manifest refers to {missing}, which was not pushed")));
+            return Err(error(
+                400,
+                "MANIFEST_BLOB_UNKNOWN",
+                format!("the manifest refers to {missing}, which was not pushed"),
+            ));
         }
         let manifest = Manifest {
             digest,
@@ -495,8 +575,13 @@ impl Shared {
     /// The first blob (config, layer) or child manifest (of an index) that a
     /// manifest names and the registry does not have.
     fn missing_reference(&self, bytes: &[u8], name: &str) -> Result<Option<Digest>, Response> {
-        let manifest: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| error(400, "MANIFEST_INVALID", format!("the manifest is not JSON: {e}")))?;
+        let manifest: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            error(
+                400,
+                "MANIFEST_INVALID",
+                format!("the manifest is not JSON: {e}"),
+            )
+        })?;
         let digests = |value: &serde_json::Value| -> Result<Vec<Digest>, Response> {
             value
                 .as_array()
@@ -509,7 +594,10 @@ impl Shared {
         if let Some(config) = manifest["config"]["digest"].as_str() {
             blobs.push(parse_digest(config)?);
         }
-        if let Some(missing) = blobs.into_iter().find(|d| self.storage.blob_size(d).is_none()) {
+        if let Some(missing) = blobs
+            .into_iter()
+            .find(|d| self.storage.blob_size(d).is_none())
+        {
             return Ok(Some(missing));
         }
         let manifests = self.manifests.lock().unwrap();
@@ -525,7 +613,11 @@ impl Upload {
         let mut buffer = vec![0u8; BODY_BUFFER];
         loop {
             let n = body.read(&mut buffer).map_err(|e| {
-                error(400, "BLOB_UPLOAD_INVALID", format!("reading the upload failed: {e}"))
+                error(
+                    400,
+                    "BLOB_UPLOAD_INVALID",
+                    format!("reading the upload failed: {e}"),
+                )
             })?;
             if n == 0 {
                 return Ok(());
@@ -533,7 +625,11 @@ impl Upload {
             self.hasher.update(&buffer[..n]);
             self.size += n as u64;
             self.sink.write(&buffer[..n]).map_err(|e| {
-                error(500, "BLOB_UPLOAD_INVALID", format!("storing the upload failed: {e}"))
+                error(
+                    500,
+                    "BLOB_UPLOAD_INVALID",
+                    format!("storing the upload failed: {e}"),
+                )
             })?;
         }
     }
@@ -568,14 +664,23 @@ mod tests {
             route("/v2/a/b/blobs/sha256:x"),
             Some(Route::Blob { digest: "sha256:x" })
         ));
-        assert!(matches!(route("/v2/a/b/blobs/uploads/"), Some(Route::Uploads { name: "a/b" })));
+        assert!(matches!(
+            route("/v2/a/b/blobs/uploads/"),
+            Some(Route::Uploads { name: "a/b" })
+        ));
         assert!(matches!(
             route("/v2/a/blobs/uploads/lm1"),
-            Some(Route::Upload { name: "a", id: "lm1" })
+            Some(Route::Upload {
+                name: "a",
+                id: "lm1"
+            })
         ));
         assert!(matches!(
             route("/v2/lib/app/manifests/1.0"),
-            Some(Route::Manifest { name: "lib/app", reference: "1.0" })
+            Some(Route::Manifest {
+                name: "lib/app",
+                reference: "1.0"
+            })
         ));
         assert!(route("/v2/UPPER/manifests/1").is_none());
         assert!(route("/other").is_none());
