@@ -52,8 +52,10 @@ pub struct NodeHold {
     pub name: String,
     /// Blobs the node held before the push.
     pub blobs: BTreeSet<Digest>,
-    /// containerd's root directory, where blob sizes are read.
+    /// containerd's root directory, where blob sizes are read...
     pub root: String,
+    /// ...unless the node's current image listed them.
+    pub sizes: BTreeMap<Digest, u64>,
 }
 
 /// A blob received in this session.
@@ -202,6 +204,9 @@ impl Storage for NodeStore {
         }
         if store.nodes.is_empty() || !store.nodes.iter().all(|n| n.blobs.contains(digest)) {
             return None;
+        }
+        if let Some(size) = store.nodes.iter().find_map(|n| n.sizes.get(digest)) {
+            return Some(*size);
         }
         if let Some(size) = store.sizes.lock().unwrap().get(digest) {
             return *size;

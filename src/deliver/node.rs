@@ -26,6 +26,9 @@ pub struct Inventory {
     pub uncompressed: BTreeMap<Digest, Digest>,
     /// containerd's root directory (`root` in its config).
     pub root: String,
+    /// Exact sizes of the blobs the current image's manifest lists (`ctr`
+    /// lists sizes only rounded).
+    pub sizes: BTreeMap<Digest, u64>,
     /// The image the requested name points at now, if any.
     pub current: Option<CurrentImage>,
 }
@@ -63,6 +66,7 @@ pub fn inventory(engine: &Engine, node: &str, reference: &str) -> Result<Invento
     Ok(Inventory {
         snapshotter: snapshotter(config),
         root: containerd_root(config),
+        sizes: descriptor_sizes(manifest_json),
         blobs,
         uncompressed,
         current,
@@ -218,6 +222,18 @@ fn parse_check(output: &str, reference: &str) -> Option<CheckRow> {
     })
 }
 
+/// The digest and size of every blob a manifest names (config and layers).
+fn descriptor_sizes(manifest_json: &str) -> BTreeMap<Digest, u64> {
+    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(manifest_json) else {
+        return BTreeMap::new();
+    };
+    let layers = manifest["layers"].as_array().into_iter().flatten();
+    layers
+        .chain([&manifest["config"]])
+        .filter_map(|d| Some((d["digest"].as_str()?.parse().ok()?, d["size"].as_u64()?)))
+        .collect()
+}
+
 /// The config digest a manifest names; None for an index or unreadable JSON.
 fn config_of_manifest(manifest_json: &str) -> Option<Digest> {
     let manifest: serde_json::Value = serde_json::from_str(manifest_json).ok()?;
@@ -325,5 +341,13 @@ docker.io/library/app:1 application/vnd.docker.distribution.manifest.v2+json sha
             "sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897"
         );
         assert_eq!(config_of_manifest(r#"{"manifests":[]}"#), None);
+        let sizes = descriptor_sizes(
+            r#"{"config":{"digest":"sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897","size":957},"layers":[{"digest":"sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8","size":1048576}]}"#,
+        );
+        assert_eq!(
+            sizes.values().copied().collect::<Vec<_>>(),
+            vec![957, 1048576]
+        );
+        assert!(descriptor_sizes("").is_empty());
     }
 }

@@ -168,6 +168,7 @@ mod tests {
             blobs: pushed.iter().map(|(c, _)| *c).collect(),
             uncompressed: pushed.iter().copied().collect(),
             root: "/var/lib/containerd".into(),
+            sizes: Default::default(),
             current: None,
         }
     }

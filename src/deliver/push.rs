@@ -129,6 +129,7 @@ pub fn load(
             name: node.clone(),
             blobs: inventory.blobs.clone(),
             root: inventory.root.clone(),
+            sizes: inventory.sizes.clone(),
         })
         .collect();
     let store = NodeStore::new(engine, holds);
@@ -136,7 +137,7 @@ pub fn load(
         .map_err(|e| DeliverError::Push(e.to_string()))?;
     let (repository, tag) = push_name(reference);
     let destination = format!("{}/{repository}:{tag}", registry.host());
-    engine.push_to(image, &destination)?;
+    let untag = engine.push_to(image, &destination)?;
     let pushed = pushed_image(&registry, &repository, &tag, expected)?;
 
     let finished: Vec<NodeReport> = thread::scope(|scope| {
@@ -167,6 +168,12 @@ pub fn load(
     });
     reports.extend(finished);
     reports.iter().for_each(|r| progress.node_done(r));
+    untag.finish().map_err(|e| {
+        DeliverError::Push(format!(
+            "the image was delivered, but removing the temporary tag {destination} failed: {e}; remove it with `{} rmi {destination}`",
+            engine.kind()
+        ))
+    })?;
     let requests = registry.requests();
     Ok(Pushed { reports, requests })
 }
