@@ -11,7 +11,9 @@
 //! - [`archive`]: image archives streamed from `docker save` / `podman save`,
 //!   and the OCI layout stream a node imports.
 //! - [`deliver`]: `load`: images into every node, only the blobs each
-//!   lacks, verified.
+//!   lacks, verified; through `save` or through a `push` to [`registry`].
+//! - [`registry`]: a minimal OCI distribution endpoint on loopback, so that
+//!   an engine's `push` sends only the blobs the nodes lack.
 //! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
 //!   kernel log): root cause, confidence, evidence for and against, fix.
 //! - [`doctor`]: the pre-flight: the machine (or the engine's VM) measured
@@ -33,5 +35,6 @@ pub mod engine;
 pub mod journal;
 pub mod monitor;
 pub mod plan;
+pub mod registry;
 pub mod triage;
 pub mod units;

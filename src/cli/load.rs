@@ -3,7 +3,7 @@
 
 use super::{CommandError, Output};
 use crate::cluster;
-use crate::deliver::{self, DeliverError, NodeReport, NodeResult, Source, progress};
+use crate::deliver::{self, DeliverError, NodeReport, NodeResult, PathChoice, Source, progress};
 use crate::engine::{Engine, Selection};
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
@@ -17,6 +17,7 @@ pub struct LoadArgs {
     pub nodes: Option<Vec<String>>,
     pub archive: Option<String>,
     pub parallel: usize,
+    pub path: PathChoice,
     pub output: Output,
 }
 
@@ -103,7 +104,21 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     let mut source_failed: Option<(String, DeliverError)> = None;
     for source in sources {
         let label = source.label();
-        match deliver::load(&engine, &nodes, source, &options, progress.as_ref()) {
+        let loaded = match source {
+            // An image in the engine may go through a push instead of a save.
+            Source::Engine { image } => deliver::load_image(
+                &engine,
+                &found.name,
+                &nodes,
+                image,
+                args.path,
+                &options,
+                progress.as_ref(),
+            )
+            .map(|loaded| loaded.reports),
+            archive => deliver::load(&engine, &nodes, archive, &options, progress.as_ref()),
+        };
+        match loaded {
             Ok(done) => reports.extend(done),
             Err(error) => {
                 source_failed = Some((label, error));

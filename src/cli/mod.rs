@@ -21,7 +21,7 @@ mod schema;
 mod triage;
 
 use crate::cluster::ClusterError;
-use crate::deliver::DeliverError;
+use crate::deliver::{DeliverError, PathChoice};
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -71,6 +71,12 @@ enum Command {
         /// take further reads.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
         parallel: u16,
+        /// How images leave the engine: `save` exports every layer; `push`
+        /// sends loadmaster's loopback registry only the layers the nodes
+        /// lack (compressing new ones); `auto` pushes when the nodes hold an
+        /// earlier push of the image, else saves.
+        #[arg(long, value_enum, default_value_t = PathChoice::Auto)]
+        path: PathChoice,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -243,6 +249,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             nodes,
             archive,
             parallel,
+            path,
             output,
         } => load::load(
             selection()?,
@@ -252,6 +259,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 nodes,
                 archive,
                 parallel: parallel.into(),
+                path,
                 output,
             },
         ),

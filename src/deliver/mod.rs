@@ -16,11 +16,20 @@
 //! Nothing half-done: the index that tags the image goes last, after the
 //! whole source was read and verified, so a corrupt source, a dead engine or
 //! a node that fails mid-stream leaves no tag on the nodes it did not finish.
+//!
+//! That is the save path. An image in the engine can also come through a
+//! push to loadmaster's registry endpoint ([`push`]), which reads only the
+//! layers the nodes lack; [`load_image`] chooses ([`path`] has the rule).
 
 mod fanout;
 mod feed;
+mod ingest;
 pub mod node;
+pub mod path;
 pub mod progress;
+pub mod push;
+
+pub use path::{DeliveryPath, ImageLoad, PathChoice, load_image};
 
 use crate::archive::{self, ArchiveError, Digest, ImageArchive, Limits};
 use crate::engine::{Engine, EngineError, ImageDetails};
@@ -83,6 +92,8 @@ pub struct NodeReport {
     pub image: String,
     /// The name the image has on the node.
     pub reference: String,
+    /// How the image left the engine.
+    pub path: DeliveryPath,
     pub result: NodeResult,
     pub bytes_sent: u64,
     pub blobs_sent: u64,
@@ -111,6 +122,9 @@ pub enum DeliverError {
     },
     #[error("{0}")]
     Mismatch(String),
+    /// The push path failed before any node was given the image.
+    #[error("loading through a push failed: {0}; `--path save` loads without one")]
+    Push(String),
 }
 
 /// How a load runs.
@@ -215,6 +229,7 @@ impl Job<'_> {
             node: node.to_string(),
             image: self.label.clone(),
             reference: self.reference.to_string(),
+            path: DeliveryPath::Save,
             result,
             bytes_sent: 0,
             blobs_sent: 0,
@@ -222,6 +237,24 @@ impl Job<'_> {
             duration_ms: self.started.elapsed().as_millis() as u64,
             error,
         }
+    }
+
+    fn finish(
+        &self,
+        route: Route,
+        sent: Result<(), String>,
+        manifest: Option<&Digest>,
+    ) -> NodeReport {
+        let reference = self.reference.to_string();
+        finish_node(
+            self.engine,
+            route,
+            sent,
+            &self.label,
+            &reference,
+            manifest,
+            self.started,
+        )
     }
 
     /// One pass over the source, feeding `group`'s nodes at once.
@@ -256,7 +289,7 @@ impl Job<'_> {
             Err(_) if routes.iter().all(|route| !route.feed.is_taking()) => {
                 let stopped = routes
                     .into_iter()
-                    .map(|route| self.finish_node(route, Ok(()), None));
+                    .map(|route| self.finish(route, Ok(()), None));
                 reports.extend(stopped);
                 return Ok(reports);
             }
@@ -309,7 +342,7 @@ impl Job<'_> {
                 .into_iter()
                 .map(|(route, sent)| {
                     let manifest = &manifest.digest;
-                    scope.spawn(move || self.finish_node(route, sent, Some(manifest)))
+                    scope.spawn(move || self.finish(route, sent, Some(manifest)))
                 })
                 .collect();
             waits
@@ -320,36 +353,44 @@ impl Job<'_> {
         reports.extend(finished);
         Ok(reports)
     }
+}
 
-    /// Waits for a node's import and verifies that it tagged `manifest`
-    /// (None when the whole image was never sent).
-    fn finish_node(
-        &self,
-        route: Route,
-        sent: Result<(), String>,
-        manifest: Option<&Digest>,
-    ) -> NodeReport {
-        let outcome = route.feed.outcome();
-        let reference = self.reference.to_string();
-        let verdict = sent.and_then(|()| match (outcome, manifest) {
-            (FeedOutcome::Imported, Some(manifest)) => {
-                verify(self.engine, &route.node, &reference, manifest)
-            }
-            (FeedOutcome::Imported, None) => {
-                Err("the import ended before the whole image was sent".to_string())
-            }
-            (FeedOutcome::Failed(error), _) => Err(node_failure(self.engine, &route.node, &error)),
-            (FeedOutcome::Aborted, _) => Err("the import was called off".to_string()),
-        });
-        let mut report = self.report(&route.node, NodeResult::Loaded, None);
-        report.bytes_sent = route.bytes_sent;
-        report.blobs_sent = route.blobs_sent;
-        report.blobs_skipped = route.blobs_skipped;
-        if let Err(error) = verdict {
-            report.result = NodeResult::Failed;
-            report.error = Some(error);
+/// Waits for a node's import and verifies that it tagged `manifest` (None
+/// when the whole image was never sent). The report says the save path;
+/// the push path corrects that.
+fn finish_node(
+    engine: &Engine,
+    route: Route,
+    sent: Result<(), String>,
+    label: &str,
+    reference: &str,
+    manifest: Option<&Digest>,
+    started: Instant,
+) -> NodeReport {
+    let outcome = route.feed.outcome();
+    let verdict = sent.and_then(|()| match (outcome, manifest) {
+        (FeedOutcome::Imported, Some(manifest)) => verify(engine, &route.node, reference, manifest),
+        (FeedOutcome::Imported, None) => {
+            Err("the import ended before the whole image was sent".to_string())
         }
-        report
+        (FeedOutcome::Failed(error), _) => Err(node_failure(engine, &route.node, &error)),
+        (FeedOutcome::Aborted, _) => Err("the import was called off".to_string()),
+    });
+    NodeReport {
+        node: route.node.clone(),
+        image: label.to_string(),
+        reference: reference.to_string(),
+        path: DeliveryPath::Save,
+        result: if verdict.is_ok() {
+            NodeResult::Loaded
+        } else {
+            NodeResult::Failed
+        },
+        bytes_sent: route.bytes_sent,
+        blobs_sent: route.blobs_sent,
+        blobs_skipped: route.blobs_skipped,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: verdict.err(),
     }
 }
 
@@ -443,7 +484,7 @@ fn pick_image<'p>(
 
 /// Checks that `reference` points at `manifest` on the node, complete.
 fn verify(engine: &Engine, node: &str, reference: &str, manifest: &Digest) -> Result<(), String> {
-    match node::current_image(engine, node, reference) {
+    match node::checked_image(engine, node, reference) {
         Ok(Some(current)) if &current.manifest == manifest && current.complete => Ok(()),
         Ok(Some(current)) if &current.manifest == manifest => Err(format!(
             "after the import, {reference} is incomplete on the node (`ctr -n k8s.io images check name=={reference}`)"

@@ -2,7 +2,7 @@
 //! timestamped lines in CI logs, or nothing (`--output json` keeps stdout
 //! clean and progress goes to stderr either way).
 
-use super::NodeReport;
+use super::{DeliveryPath, NodeReport};
 use crate::units::bytes;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -19,6 +19,8 @@ pub trait Progress: Sync {
     fn streaming(&self, read: u64, sent: &[(&str, u64)]);
     /// A node is done (loaded, skipped or failed).
     fn node_done(&self, report: &NodeReport);
+    /// The image goes by `path`, for `reason` (before `begin`).
+    fn path(&self, _image: &str, _path: DeliveryPath, _reason: &str) {}
 }
 
 /// Chooses a terminal display when stderr is a terminal, plain lines otherwise.
@@ -72,8 +74,9 @@ fn outcome_line(report: &NodeReport) -> String {
     let what = match &report.error {
         Some(error) => format!("FAILED: {error}"),
         None => format!(
-            "{}: {} in {} blobs sent, {} blobs already there, {:.1}s",
+            "{} ({} path): {} in {} blobs sent, {} blobs already there, {:.1}s",
             report.result,
+            report.path,
             bytes(report.bytes_sent),
             report.blobs_sent,
             report.blobs_skipped,
@@ -153,6 +156,10 @@ impl Progress for Lines {
     fn node_done(&self, report: &NodeReport) {
         self.line(&outcome_line(report));
     }
+
+    fn path(&self, image: &str, path: DeliveryPath, reason: &str) {
+        self.line(&format!("{image}: {path} path ({reason})"));
+    }
 }
 
 /// A status line redrawn in place on a terminal.
@@ -182,6 +189,10 @@ impl Progress for Terminal {
 
     fn node_done(&self, report: &NodeReport) {
         eprintln!("\r\x1b[K{}", outcome_line(report));
+    }
+
+    fn path(&self, image: &str, path: DeliveryPath, reason: &str) {
+        eprintln!("{image}: {path} path ({reason})");
     }
 }
 

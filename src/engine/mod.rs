@@ -10,6 +10,7 @@
 mod error;
 mod parse;
 pub mod process;
+mod push;
 mod select;
 
 pub use error::{EngineError, ExitDescription, signal_name};

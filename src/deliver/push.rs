@@ -1,0 +1,369 @@
+//! The push path: the engine pushes the image to loadmaster's own registry
+//! endpoint on loopback ([`crate::registry`]), which answers from the
+//! nodes' inventories and streams what it receives into the nodes
+//! ([`super::ingest`]); then each node gets the image record.
+//!
+//! 1. the registry starts on a port derived from the cluster's name
+//!    ([`stable_port`]) and the image is pushed as
+//!    `127.0.0.1:PORT/<its repository>:<its tag>`. Both names must be the same
+//!    from one load to the next: the engines remember which compressed
+//!    blobs they pushed per registry `host:port` and repository, and only
+//!    then ask (`HEAD`) before compressing and uploading a layer again;
+//! 2. the engine uploads what the nodes lack; each large blob is committed
+//!    into each node's content store as it arrives;
+//! 3. after the manifest arrived, each node imports a small OCI layout
+//!    (index.json naming the image, the manifest, the config and small blobs
+//!    it lacks) through the same `ctr images import` feed as the save path,
+//!    and is verified the same way.
+
+use super::fanout::Route;
+use super::feed::{NodeFeed, Piece};
+use super::ingest::{NodeHold, NodeStore};
+use super::node::Inventory;
+use super::progress::Progress;
+use super::{DeliverError, DeliveryPath, NodeReport, NodeResult, already_present, finish_node};
+use crate::archive::{self, Digest, ImageReference, ManifestBlob};
+use crate::engine::{Engine, EngineError, ImageDetails};
+use crate::registry::{Registry, RequestRecord};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+/// Ports [`stable_port`] picks from: below Linux's ephemeral range
+/// (32768-60999), where connect() would hand out ports under us, and above
+/// the well-known services.
+const PORT_BASE: u16 = 21000;
+const PORT_SPAN: u16 = 9000;
+
+/// The registry port for a cluster: a hash of its name, so that every load
+/// into the cluster pushes to the same `127.0.0.1:PORT` and the engine's
+/// record of what it pushed there applies. Another process on the port
+/// moves the registry to a neighbour or any free port ([`Registry::start`]);
+/// the push then works but compresses and uploads as on a first push.
+pub fn stable_port(cluster: &str) -> u16 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = cluster
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    PORT_BASE + (hash % u64::from(PORT_SPAN)) as u16
+}
+
+/// The repository and tag an image is pushed as: its normalized name (with
+/// `:` of a registry port made `-`, which a repository cannot hold) and tag.
+pub fn push_name(reference: &ImageReference) -> (String, String) {
+    let repository = reference.name().replace(':', "-").to_ascii_lowercase();
+    let tag = reference.tag().unwrap_or("latest").to_string();
+    (repository, tag)
+}
+
+/// What a push load did: each node's outcome and the registry's requests.
+pub struct Pushed {
+    pub reports: Vec<NodeReport>,
+    pub requests: Vec<RequestRecord>,
+}
+
+/// The image as pushed: its manifest, and each layer's diff ID.
+struct PushedImage {
+    manifest: ManifestBlob,
+    config: Digest,
+    /// Compressed digest → diff ID, bottom layer first.
+    layers: Vec<(Digest, Digest)>,
+}
+
+/// Loads `image` into the nodes whose inventories are given, through a push.
+#[allow(clippy::too_many_arguments)]
+pub fn load(
+    engine: &Engine,
+    cluster: &str,
+    image: &str,
+    expected: &ImageDetails,
+    reference: &ImageReference,
+    inventories: Vec<(String, Result<Inventory, EngineError>)>,
+    progress: &dyn Progress,
+) -> Result<Pushed, DeliverError> {
+    let started = Instant::now();
+    let label = image.to_string();
+    let reference_text = reference.to_string();
+    let report = |node: &str, result, error: Option<String>| NodeReport {
+        node: node.to_string(),
+        image: label.clone(),
+        reference: reference_text.clone(),
+        path: DeliveryPath::Push,
+        result,
+        bytes_sent: 0,
+        blobs_sent: 0,
+        blobs_skipped: 0,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error,
+    };
+    let mut reports = Vec::new();
+    let mut targets = Vec::new();
+    for (node, inventory) in inventories {
+        match inventory {
+            Err(error) => reports.push(report(&node, NodeResult::Failed, Some(error.to_string()))),
+            Ok(inventory) => {
+                let present = already_present(&inventory, expected);
+                progress.inventory(&node, inventory.blobs.len(), present);
+                if present {
+                    reports.push(report(&node, NodeResult::AlreadyPresent, None));
+                } else {
+                    targets.push((node, inventory));
+                }
+            }
+        }
+    }
+    if targets.is_empty() {
+        reports.iter().for_each(|r| progress.node_done(r));
+        return Ok(Pushed {
+            reports,
+            requests: Vec::new(),
+        });
+    }
+
+    let holds = targets
+        .iter()
+        .map(|(node, inventory)| NodeHold {
+            name: node.clone(),
+            blobs: inventory.blobs.clone(),
+            root: inventory.root.clone(),
+            sizes: inventory.sizes.clone(),
+        })
+        .collect();
+    let store = NodeStore::new(engine, holds);
+    let registry = Registry::start(stable_port(cluster), Arc::new(store.clone()))
+        .map_err(|e| DeliverError::Push(e.to_string()))?;
+    let (repository, tag) = push_name(reference);
+    let destination = format!("{}/{repository}:{tag}", registry.host());
+    let untag = engine.push_to(image, &destination)?;
+    let pushed = pushed_image(&registry, &repository, &tag, expected)?;
+
+    let finished: Vec<NodeReport> = thread::scope(|scope| {
+        let waits: Vec<_> = targets
+            .into_iter()
+            .map(|(node, inventory)| {
+                let (store, pushed, label, reference_text) =
+                    (&store, &pushed, &label, &reference_text);
+                scope.spawn(move || {
+                    import_node(
+                        engine,
+                        store,
+                        pushed,
+                        node,
+                        inventory,
+                        reference,
+                        label,
+                        reference_text,
+                        started,
+                    )
+                })
+            })
+            .collect();
+        waits
+            .into_iter()
+            .map(|w| w.join().expect("import thread panicked"))
+            .collect()
+    });
+    reports.extend(finished);
+    reports.iter().for_each(|r| progress.node_done(r));
+    untag.finish().map_err(|e| {
+        DeliverError::Push(format!(
+            "the image was delivered, but removing the temporary tag {destination} failed: {e}; remove it with `{} rmi {destination}`",
+            engine.kind()
+        ))
+    })?;
+    let requests = registry.requests();
+    Ok(Pushed { reports, requests })
+}
+
+/// The manifest the engine pushed, checked against the image inspected.
+fn pushed_image(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+    expected: &ImageDetails,
+) -> Result<PushedImage, DeliverError> {
+    let manifest = registry.manifest(repository, tag).ok_or_else(|| {
+        DeliverError::Push(format!(
+            "the push ended without a manifest for {repository}:{tag} (the registry's requests: {:?})",
+            registry.requests().iter().map(|r| format!("{} {} {}", r.method, r.path, r.status)).collect::<Vec<_>>()
+        ))
+    })?;
+    let json: serde_json::Value = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| DeliverError::Push(format!("the pushed manifest is not JSON: {e}")))?;
+    let digest_at = |value: &serde_json::Value| {
+        value["digest"]
+            .as_str()
+            .and_then(|d| d.parse::<Digest>().ok())
+    };
+    let config = digest_at(&json["config"]).ok_or_else(|| {
+        DeliverError::Push(format!(
+            "the pushed manifest ({}) has no config: only single-platform image manifests can be loaded through a push",
+            manifest.media_type
+        ))
+    })?;
+    let id = expected.id.parse::<Digest>().ok();
+    if id != Some(config) {
+        return Err(DeliverError::Mismatch(format!(
+            "the engine pushed config {config}, but inspect reported {}: the image changed during the load; run it again",
+            expected.id
+        )));
+    }
+    let compressed: Vec<Digest> = json["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(digest_at)
+        .collect();
+    let diff_ids: Vec<Digest> = expected
+        .layers
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    if compressed.len() != diff_ids.len() {
+        return Err(DeliverError::Push(format!(
+            "the pushed manifest lists {} layers, the image has {}",
+            compressed.len(),
+            diff_ids.len()
+        )));
+    }
+    Ok(PushedImage {
+        manifest: ManifestBlob {
+            digest: manifest.digest,
+            media_type: manifest.media_type,
+            bytes: manifest.bytes.to_vec(),
+        },
+        config,
+        layers: compressed.into_iter().zip(diff_ids).collect(),
+    })
+}
+
+/// Gives one node the image record, verifies it, and lifts the GC
+/// protection of what was ingested into it.
+#[allow(clippy::too_many_arguments)]
+fn import_node(
+    engine: &Engine,
+    store: &NodeStore,
+    pushed: &PushedImage,
+    node: String,
+    inventory: Inventory,
+    reference: &ImageReference,
+    label: &str,
+    reference_text: &str,
+    started: Instant,
+) -> NodeReport {
+    let failed = |error: String| NodeReport {
+        node: node.clone(),
+        image: label.to_string(),
+        reference: reference_text.to_string(),
+        path: DeliveryPath::Push,
+        result: NodeResult::Failed,
+        bytes_sent: 0,
+        blobs_sent: 0,
+        blobs_skipped: 0,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: Some(error),
+    };
+    if let Some(error) = store.failure(&node) {
+        return failed(format!("storing the pushed blobs failed: {error}"));
+    }
+    // What reached this node: blobs it held, blobs ingested into it, and
+    // small blobs held in memory for its import.
+    let (mut ingested_bytes, mut ingested, mut skipped) = (0, 0, 0);
+    let mut small = Vec::new();
+    for digest in pushed.layers.iter().map(|(d, _)| d).chain([&pushed.config]) {
+        if inventory.blobs.contains(digest) {
+            skipped += 1;
+            continue;
+        }
+        match store.received(digest) {
+            Some(blob) if blob.ingested_into.contains(&node) => {
+                ingested += 1;
+                ingested_bytes += blob.size;
+            }
+            Some(blob) if blob.bytes.is_some() => {
+                small.push((*digest, blob.bytes.unwrap_or_default()))
+            }
+            _ => {
+                return failed(format!(
+                    "the push did not deliver blob {digest} to the node (the engine skipped it as present, then the node lost it?); load again"
+                ));
+            }
+        }
+    }
+    let feed = match NodeFeed::start(engine, &node, &inventory.snapshotter) {
+        Ok(feed) => feed,
+        Err(error) => return failed(error.to_string()),
+    };
+    let mut route = Route::new(node.clone(), feed, inventory);
+    for (digest, bytes) in &small {
+        route.send_blob(digest, bytes);
+    }
+    route.send_blob(&pushed.manifest.digest, &pushed.manifest.bytes);
+    route.feed.send(Piece::File {
+        path: "index.json".to_string(),
+        bytes: archive::index_json(&pushed.manifest, reference),
+    });
+    route.feed.send(Piece::Finish);
+    let mut report = finish_node(
+        engine,
+        route,
+        Ok(()),
+        label,
+        reference_text,
+        Some(&pushed.manifest.digest),
+        started,
+    );
+    report.path = DeliveryPath::Push;
+    report.bytes_sent += ingested_bytes;
+    report.blobs_sent += ingested;
+    report.blobs_skipped = skipped;
+    let layers: BTreeMap<Digest, Digest> = pushed.layers.iter().copied().collect();
+    if let Err(error) = store.release(&node, &layers) {
+        report.result = NodeResult::Failed;
+        report.error = Some(format!(
+            "the image loaded, but lifting the garbage-collection protection of its pushed blobs failed: {error}; remove the label containerd.io/gc.root from them with `ctr -n k8s.io content label DIGEST containerd.io/gc.root=`"
+        ));
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_is_stable_per_cluster_and_in_range() {
+        let kind = stable_port("kind");
+        assert_eq!(kind, stable_port("kind"));
+        assert_ne!(kind, stable_port("kind2"));
+        for name in [
+            "kind",
+            "e2e",
+            "a-very-long-cluster-name-with-many-parts",
+            "",
+        ] {
+            let port = stable_port(name);
+            assert!(
+                (PORT_BASE..PORT_BASE + PORT_SPAN).contains(&port),
+                "{name}: {port}"
+            );
+        }
+    }
+
+    #[test]
+    fn pushes_under_the_normalized_name() {
+        let reference = archive::normalize_reference("app:1").unwrap();
+        assert_eq!(
+            push_name(&reference),
+            ("docker.io/library/app".into(), "1".into())
+        );
+        let reference = archive::normalize_reference("registry.local:5000/team/app").unwrap();
+        assert_eq!(
+            push_name(&reference),
+            ("registry.local-5000/team/app".into(), "latest".into())
+        );
+    }
+}
