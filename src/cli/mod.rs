@@ -269,7 +269,9 @@ impl CommandError {
         let engine_error = match self {
             CommandError::Diagnosed { error, .. } => return error.exit_code(),
             CommandError::RunFailed { code, .. } => return *code,
-            CommandError::Run(crate::runner::RunError::Select(SelectError::NoEngine { .. })) => {
+            CommandError::Run(crate::runner::RunError::Select(SelectError::NoEngine {
+                ..
+            })) => {
                 return EXIT_NO_ENGINE;
             }
             CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
