@@ -409,3 +409,148 @@ fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
         );
     }
 }
+
+#[test]
+fn a_failing_build_fails_up_with_its_log_and_a_diagnosis() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let image = format!("{}:1", unique_name("localhost/lmt-img"));
+        let _built = Built {
+            kind,
+            names: vec![image.clone()],
+        };
+        let images = format!(
+            "images:\n  - name: {image}\n    build:\n      context: images/greeter\n      dockerfile: images/greeter/Broken.Dockerfile\n      timeout: 1m\n"
+        );
+        let plan = TestPlan::write(&plan_text(&cluster, &images, "", "1GiB"));
+        std::fs::write(
+            plan.file.with_file_name("images/greeter/Broken.Dockerfile"),
+            "FROM scratch\nCOPY no-such-file /no-such-file\n",
+        )
+        .unwrap();
+        let out = plan.command("up", &[]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {stderr}");
+        assert!(
+            stderr.contains(&format!("building {image} failed (exit status")),
+            "{kind}: {stderr}"
+        );
+        let record = plan.last_run();
+        assert_eq!(record.status, RunStatus::Failed);
+        let build = record
+            .steps
+            .iter()
+            .find(|s| s.id == format!("build/{image}"))
+            .unwrap();
+        assert_eq!(build.status, loadmaster::journal::StepStatus::Failed);
+        // Not a transient error: tried once, and nothing delivered after it.
+        assert_eq!(build.commands, 1, "{kind}");
+        assert!(
+            record.steps.iter().all(|s| !s.id.starts_with("deliver/")),
+            "{:?}",
+            record.steps
+        );
+        let log = std::fs::read_dir(record.dir.join("logs"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("build-"))
+            .expect("the build's log");
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.contains("no-such-file"), "{kind}: {text}");
+        assert!(
+            record.dir.join("diagnosis.md").is_file()
+                && record.dir.join("diagnosis.json").is_file()
+        );
+    }
+}
+
+#[test]
+fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    if !loadmaster::runner::process::on_path("kubectl") {
+        eprintln!("note: kubectl is not on PATH: skipping the deploy failure test");
+        return;
+    }
+    let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    let deploy =
+        "deploy:\n  - name: config\n    manifests:\n      - config.yaml\n    namespace: e2e\n";
+    let plan = TestPlan::write(&plan_text(&cluster, deploy, "", "1GiB"));
+    let dir = plan.file.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lmt\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    let out = plan
+        .command("up", &[])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kubectl --namespace e2e apply -f"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "{stderr}");
+    let record = plan.last_run();
+    let step = record
+        .steps
+        .iter()
+        .find(|s| s.id == "deploy/config")
+        .unwrap();
+    assert_eq!(step.status, loadmaster::journal::StepStatus::Failed);
+    let argv = record.events.iter().find_map(|e| match &e.body {
+        EventBody::Command { argv, .. } if e.step.as_deref() == Some("deploy/config") => {
+            Some(argv.clone())
+        }
+        _ => None,
+    });
+    let manifest = dir.join("config.yaml").display().to_string();
+    assert_eq!(
+        argv,
+        Some(vec![
+            "kubectl".into(),
+            "--namespace".into(),
+            "e2e".into(),
+            "apply".into(),
+            "-f".into(),
+            manifest
+        ])
+    );
+    assert!(record.dir.join("diagnosis.json").is_file());
+    assert!(
+        record.dir.join("logs/events.txt").is_file(),
+        "the cluster's events were not asked for"
+    );
+}
+
+#[test]
+fn down_without_kind_says_how_to_delete_the_cluster() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    if loadmaster::runner::process::on_path("kind") {
+        eprintln!("note: kind is on PATH: skipping the test of down without it");
+        return;
+    }
+    let plan = TestPlan::write(&format!(
+        "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\ntest:\n  command: 'true'\n",
+        unique_name("lmt")
+    ));
+    let out = plan.command("down", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the kind CLI is not on PATH"), "{stderr}");
+    assert!(stderr.contains("install kind"), "{stderr}");
+    assert_eq!(plan.last_run().status, RunStatus::Failed);
+}

@@ -39,7 +39,7 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error(
-        "building {image} failed ({how}) after {attempts} attempt(s): {tail}\n  fix: run `{command}` to see the whole output"
+        "building {image} failed ({how}) after {attempts} attempt(s): {tail}\n  the whole output: {}; the build alone: `{command}`", log.display()
     )]
     Failed {
         image: String,
@@ -47,6 +47,7 @@ pub enum BuildError {
         attempts: u32,
         tail: String,
         command: String,
+        log: std::path::PathBuf,
     },
 }
 
@@ -91,12 +92,11 @@ pub fn build(
 ) -> Result<Ran, BuildError> {
     let argv = argv(engine, image, build);
     let mut spec = Spec::new(&argv, build.timeout.get());
-    spec.log = Some(
-        journal
-            .dir()
-            .join("logs")
-            .join(format!("{}.log", step.replace('/', "-"))),
-    );
+    let log = journal
+        .dir()
+        .join("logs")
+        .join(super::file_name(step, "log"));
+    spec.log = Some(log.clone());
     let mut attempt = 1;
     loop {
         let ran = process::run(&spec).map_err(|source| BuildError::Spawn {
@@ -136,6 +136,7 @@ pub fn build(
                     attempts: attempt,
                     tail,
                     command: shell_words(&argv),
+                    log,
                 });
             }
         }

@@ -648,8 +648,8 @@ impl Run<'_> {
                     continue;
                 }
                 let namespace = wait.namespace.as_deref().or(deploy.namespace.as_deref());
-                let events = self.gather(&id, &kube::events(namespace), &format!("{}-events.txt", id.replace('/', "-")));
-                let pods = self.gather(&id, &kube::pods(namespace), &format!("{}-pods.txt", id.replace('/', "-")));
+                let events = self.gather(&id, &kube::events(namespace), &file_name(&format!("{id}-events"), "txt"));
+                let pods = self.gather(&id, &kube::pods(namespace), &file_name(&format!("{id}-pods"), "txt"));
                 let output = ran.tail_text();
                 return Err(StepError::Failed {
                     message: format!(
@@ -811,7 +811,7 @@ impl Run<'_> {
                     .engine
                     .container_logs(name, 500)
                     .unwrap_or_else(|e| format!("cannot read the logs of node {name}: {e}"));
-                let _ = std::fs::write(logs.join(format!("node-{name}.log")), text);
+                let _ = std::fs::write(logs.join(file_name(&format!("node-{name}"), "log")), text);
             }
         }
         if self.kubeconfig.is_some() {
@@ -879,6 +879,23 @@ impl Run<'_> {
     }
 }
 
+/// A file name for something about `step` (`build/localhost/app:1` →
+/// `build-localhost-app-1.log`): only characters every filesystem and
+/// shell takes as they are.
+fn file_name(step: &str, extension: &str) -> String {
+    let stem: String = step
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{stem}.{extension}")
+}
+
 fn indent(text: &str) -> String {
     text.lines()
         .map(|line| format!("    {line}"))
@@ -902,5 +919,20 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         Ok(())
     } else {
         std::fs::copy(from, to).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_keep_only_plain_characters() {
+        assert_eq!(
+            super::file_name("build/localhost/app:1", "log"),
+            "build-localhost-app-1.log"
+        );
+        assert_eq!(
+            super::file_name("deploy/db-events", "txt"),
+            "deploy-db-events.txt"
+        );
     }
 }
