@@ -14,8 +14,11 @@
 //! Every step is a journal step with a start, an end and its commands; the
 //! monitor samples memory (host and nodes) throughout. A failing step gets
 //! logs gathered and a diagnosis (`diagnosis.json`, `diagnosis.md` in the
-//! run directory). SIGINT and SIGTERM stop the running child and end the
-//! journal with `run-end interrupted`.
+//! run directory). SIGINT and SIGTERM stop the running child (a build,
+//! kubectl, the test) and end the journal with `run-end interrupted`. An
+//! image delivery in progress is not a child of its own: under SIGTERM it
+//! finishes and the run stops after it; a Ctrl-C from a terminal reaches
+//! its engine commands too and stops it at once.
 
 pub mod build;
 pub mod estimate;
@@ -563,7 +566,13 @@ impl Run<'_> {
         self.step(&step, || {
             let progress = deliver::progress::for_stderr();
             let options = deliver::Options::default();
-            let failed_source = |error: deliver::DeliverError| StepError::failed(error.to_string());
+            // A Ctrl-C reaches the engine commands a load runs (they share
+            // loadmaster's process group) and fails the load: that is the
+            // interruption, not a failure to diagnose.
+            let failed_source = |error: deliver::DeliverError| match signal::received() {
+                Some(signal) => StepError::Interrupted(signal),
+                None => StepError::failed(error.to_string()),
+            };
             let reports = match &image.source {
                 ImageSource::Archive { path } => {
                     let file = std::fs::File::open(path).map_err(|e| {
@@ -600,6 +609,9 @@ impl Run<'_> {
                 }
             };
             match reports.iter().find(|r| r.result == NodeResult::Failed) {
+                Some(_) if let Some(signal) = signal::received() => {
+                    Err(StepError::Interrupted(signal))
+                }
                 Some(report) => {
                     let error = report
                         .error
