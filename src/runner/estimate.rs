@@ -151,4 +151,75 @@ mod tests {
         let flat = Timestamp::parse("2026-01-01T00:00:01.500Z").unwrap();
         assert_eq!(growth(&samples[..2], from, flat), None);
     }
+
+    fn build_with(memory: Option<u64>) -> Build {
+        Build {
+            context: "/src".into(),
+            dockerfile: "/src/Dockerfile".into(),
+            args: Default::default(),
+            target: None,
+            timeout: crate::plan::BUILD_TIMEOUT,
+            memory: memory.map(|bytes| crate::plan::Size::parse(&format!("{bytes}B")).unwrap()),
+        }
+    }
+
+    /// Records a run in which `step` grew memory use by `grown` bytes.
+    fn record_run(root: &Path, step: &str, grown: u64, result: crate::journal::Outcome) {
+        use crate::journal::{Event, Journal};
+        let plan = crate::plan::parse(
+            "apiVersion: loadmaster/v1\ncluster:\n  name: e2e\ntest:\n  command: 'true'\n",
+            &root.join("loadmaster.yaml"),
+        )
+        .unwrap();
+        let journal = Journal::create(root, &plan).unwrap();
+        journal.record(&Event::step_start(step)).unwrap();
+        for used in [1_000, 1_000 + grown] {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let mut sample = sample("2026-01-01T00:00:00.000Z", used);
+            sample.time = Timestamp::now();
+            journal.sample(&sample).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        journal
+            .record(&Event::step_end(
+                step,
+                crate::journal::Outcome::Succeeded,
+                None,
+            ))
+            .unwrap();
+        journal.record(&Event::run_end(result)).unwrap();
+    }
+
+    #[test]
+    fn an_earlier_runs_growth_wins_over_the_plans_figure_and_the_default() {
+        let root = std::env::temp_dir().join(format!("lm-estimate-{}", std::process::id()));
+        let build = build_with(Some(300));
+        assert_eq!(
+            super::build(&root, "app:1", &build).source,
+            "the plan's images[].build.memory"
+        );
+        assert_eq!(super::build(&root, "app:1", &build).bytes, 300);
+        assert_eq!(
+            super::build(&root, "app:1", &build_with(None)).bytes,
+            DEFAULT_BUILD_BYTES
+        );
+        std::fs::create_dir_all(&root).unwrap();
+        record_run(
+            &root,
+            "build/app:1",
+            4_000,
+            crate::journal::Outcome::Succeeded,
+        );
+        // A failed run's figure is not trusted: the build may have stopped early.
+        record_run(&root, "build/app:1", 9_000, crate::journal::Outcome::Failed);
+        let estimate = super::build(&root, "app:1", &build);
+        let other = super::build(&root, "other:1", &build);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(estimate.bytes, 4_000, "{estimate:?}");
+        assert!(
+            estimate.source.contains("recorded while it built in run"),
+            "{estimate:?}"
+        );
+        assert_eq!(other.bytes, 300);
+    }
 }
