@@ -535,7 +535,7 @@ fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
 }
 
 #[test]
-fn down_without_kind_says_how_to_delete_the_cluster() {
+fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
     };
@@ -547,6 +547,21 @@ fn down_without_kind_says_how_to_delete_the_cluster() {
         "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\ntest:\n  command: 'true'\n",
         unique_name("lmt")
     ));
+    let out = plan.command("up", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not exist and the kind CLI is not on PATH to create it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("install kind"), "{stderr}");
+    let out = plan.command("test", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bring it up first: `loadmaster up -f"),
+        "{stderr}"
+    );
     let out = plan.command("down", &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -337,9 +337,20 @@ impl Run<'_> {
                     cluster::find(&self.selection, Some(&name))
                         .map_err(|e| StepError::failed(e.to_string()))
                 }
-                Err(ClusterError::NotFound { engine, .. }) if self.plan.cluster.existing || !create => {
+                Err(ClusterError::NotFound { engine, .. }) => {
+                    let (why, fix) = if self.plan.cluster.existing {
+                        (
+                            "the plan says it exists (cluster.existing)",
+                            format!("create it (`kind create cluster --name {name}`), or remove `existing: true` so that `loadmaster up` creates it, or correct cluster.name"),
+                        )
+                    } else {
+                        (
+                            "the test runs against a cluster that is up",
+                            format!("bring it up first: `loadmaster up -f {}`", self.plan.file.display()),
+                        )
+                    };
                     Err(StepError::failed(format!(
-                        "no kind cluster {name} on {engine} (found by the label io.x-k8s.kind.cluster={name}); the plan says it exists\n  fix: create it (`kind create cluster --name {name}`, or `loadmaster up` without `existing: true`), or correct cluster.name"
+                        "no kind cluster {name} on {engine} (no container has the label io.x-k8s.kind.cluster={name}); {why}\n  fix: {fix}"
                     )))
                 }
                 Err(error) => Err(StepError::failed(error.to_string())),
