@@ -569,3 +569,56 @@ fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
     assert!(stderr.contains("install kind"), "{stderr}");
     assert_eq!(plan.last_run().status, RunStatus::Failed);
 }
+
+#[test]
+fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(
+            kind,
+            0,
+            &NodeOptions {
+                containerd_tmpfs: Some("32m".into()),
+                ..NodeOptions::default()
+            },
+        );
+        let image = support::TestImage::named(kind);
+        image.build(&[support::Layer {
+            bytes: 64 << 20,
+            seed: 41,
+        }]);
+        // No build, pull or archive: the image is taken from the engine.
+        let images = format!("images:\n  - name: {}\n", image.name);
+        let plan = TestPlan::write(&plan_text(&cluster, &images, "", "1GiB"));
+        let out = plan.command("up", &[]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {stderr}");
+        let record = plan.last_run();
+        let step = record
+            .steps
+            .iter()
+            .find(|s| s.id == format!("deliver/{}", image.name))
+            .unwrap();
+        assert_eq!(
+            step.status,
+            loadmaster::journal::StepStatus::Failed,
+            "{kind}"
+        );
+        assert!(
+            step.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains(cluster.control_plane()),
+            "{kind}: the failed node is named: {:?}",
+            step.error
+        );
+        let diagnosis: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            diagnosis["root_cause"]["class"], "disk-full",
+            "{kind}: {diagnosis:#}"
+        );
+        let markdown = std::fs::read_to_string(record.dir.join("diagnosis.md")).unwrap();
+        assert!(!markdown.is_empty());
+    }
+}
