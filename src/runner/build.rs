@@ -18,6 +18,10 @@ const TRANSIENT: &[(&str, &str)] = &[
         "unknown version specified",
         "crun's race on a container's config (containers/crun, seen under podman build)",
     ),
+    (
+        "checking if cached image exists from a previous build: getting top layer info: layer not known",
+        "buildah's cache lookup raced with an image removal (containers/buildah#5615, fixed upstream by ignoring it)",
+    ),
     ("TLS handshake timeout", "a registry connection timed out"),
     (
         "connection reset by peer",
@@ -207,6 +211,8 @@ mod tests {
             transient(crun).map(|t| t.0),
             Some("unknown version specified")
         );
+        let race = "Error: checking if cached image exists from a previous build: getting top layer info: layer not known";
+        assert!(transient(race).is_some());
         assert_eq!(
             transient("COPY failed: file not found in build context or excluded by .dockerignore"),
             None
