@@ -34,10 +34,10 @@ const TRANSIENT: &[(&str, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(
-        "cannot run `{engine} build` for {image}: {source} (is {engine} installed and on PATH?)"
+        "cannot run `{program} build` for {image}: {source} (is {program} installed and on PATH?)"
     )]
     Spawn {
-        engine: EngineKind,
+        program: String,
         image: String,
         #[source]
         source: std::io::Error,
@@ -95,7 +95,19 @@ pub fn build(
     build: &Build,
 ) -> Result<Ran, BuildError> {
     let argv = argv(engine, image, build);
-    let mut spec = Spec::new(&argv, build.timeout.get());
+    with_retries(journal, step, image, &argv, build.timeout.get())
+}
+
+/// Runs a build command line until it succeeds, fails for a reason that is
+/// not transient, or has been tried [`ATTEMPTS`] times.
+fn with_retries(
+    journal: &Journal,
+    step: &str,
+    image: &str,
+    argv: &[String],
+    timeout: std::time::Duration,
+) -> Result<Ran, BuildError> {
+    let mut spec = Spec::new(argv, timeout);
     let log = journal
         .dir()
         .join("logs")
@@ -104,7 +116,7 @@ pub fn build(
     let mut attempt = 1;
     loop {
         let ran = process::run(&spec).map_err(|source| BuildError::Spawn {
-            engine,
+            program: argv[0].clone(),
             image: image.to_string(),
             source,
         })?;
@@ -112,7 +124,7 @@ pub fn build(
         // where the runner records the result; the build itself stands.
         let _ = journal.record(&Event::command(
             step,
-            argv.clone(),
+            argv.to_vec(),
             ran.exit,
             &ran.stderr_tail,
             ran.duration,
@@ -136,10 +148,10 @@ pub fn build(
             _ => {
                 return Err(BuildError::Failed {
                     image: image.to_string(),
-                    how: ran.describe(build.timeout.get()),
+                    how: ran.describe(timeout),
                     attempts: attempt,
                     tail,
-                    command: shell_words(&argv),
+                    command: shell_words(argv),
                     log,
                 });
             }
@@ -216,6 +228,52 @@ mod tests {
         assert_eq!(
             transient("COPY failed: file not found in build context or excluded by .dockerignore"),
             None
+        );
+    }
+
+    #[test]
+    fn a_transient_failure_is_retried_and_recorded_and_another_is_not() {
+        use crate::journal::{EventBody, Journal};
+        let root = std::env::temp_dir().join(format!("lm-build-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let plan = crate::plan::parse(
+            "apiVersion: loadmaster/v1\ncluster:\n  name: e2e\ntest:\n  command: 'true'\n",
+            &root.join("loadmaster.yaml"),
+        )
+        .unwrap();
+        let journal = Journal::create(&root, &plan).unwrap();
+        std::fs::create_dir_all(journal.dir().join("logs")).unwrap();
+        let marker = root.join("tried");
+        // Fails like crun the first time, succeeds the second.
+        let flaky = format!(
+            "if [ -e {0} ]; then exit 0; fi; touch {0}; echo 'Error: crun: unknown version specified' >&2; exit 1",
+            marker.display()
+        );
+        let argv = ["sh", "-c", &flaky].map(String::from);
+        let timeout = std::time::Duration::from_secs(10);
+        let ran = with_retries(&journal, "build/a", "a:1", &argv, timeout).unwrap();
+        assert!(ran.success());
+        let broken = ["sh", "-c", "echo 'COPY failed: no such file' >&2; exit 1"].map(String::from);
+        let error = with_retries(&journal, "build/b", "b:1", &broken, timeout).unwrap_err();
+        let record = Journal::open(journal.dir()).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let commands = |step: &str| {
+            record
+                .events
+                .iter()
+                .filter(|e| e.step.as_deref() == Some(step))
+                .filter(|e| matches!(e.body, EventBody::Command { .. }))
+                .count()
+        };
+        assert_eq!(commands("build/a"), 2);
+        assert!(record.events.iter().any(|e| matches!(&e.body,
+            EventBody::Note { message } if message.contains("known transient error") && message.contains("attempt 2 of 3"))));
+        assert_eq!(commands("build/b"), 1);
+        assert!(
+            error
+                .to_string()
+                .contains("after 1 attempt(s): COPY failed"),
+            "{error}"
         );
     }
 
