@@ -24,6 +24,8 @@
 //!   taken during a run.
 //! - [`journal`]: the append-only record of a run (events, samples,
 //!   artifacts), readable after a crash.
+//! - [`runner`]: `up`, `test`, `down`, `run` of a plan: cluster, budgeted
+//!   builds, delivery, deploy, the test, teardown; each step journaled.
 //! - [`cli`]: the command line.
 
 pub mod archive;
@@ -36,5 +38,6 @@ pub mod journal;
 pub mod monitor;
 pub mod plan;
 pub mod registry;
+pub mod runner;
 pub mod triage;
 pub mod units;

@@ -16,6 +16,7 @@
 mod doctor;
 mod inspect;
 mod load;
+mod run;
 mod runs;
 mod schema;
 mod triage;
@@ -23,6 +24,7 @@ mod triage;
 use crate::cluster::ClusterError;
 use crate::deliver::{DeliverError, PathChoice};
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
+use crate::runner::Phase;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +130,32 @@ enum Command {
     Plan(PlanCommand),
     /// Print the plan file's JSON Schema (draft 2020-12), for editors.
     Schema,
+    /// Bring the plan's environment up: the cluster (an existing one with the
+    /// plan's name is reused; a missing one is created with kind), image
+    /// builds within the memory budget, delivery into every node, deploy
+    /// steps with their waits. Recorded as a run under --root.
+    Up(PlanRunArgs),
+    /// Run the plan's test against the environment, with KUBECONFIG and the
+    /// plan's env; its output is streamed and kept in the run's
+    /// artifacts/test.log. The exit code is the test's.
+    Test(PlanRunArgs),
+    /// Delete the plan's cluster with `kind delete cluster` (an existing
+    /// cluster, `cluster.existing`, is left alone).
+    Down(PlanRunArgs),
+    /// up, test, then teardown as the plan's policy says (default: delete
+    /// on success, keep on failure with logs and a diagnosis in the run
+    /// directory); --keep / --delete or LOADMASTER_TEARDOWN override it.
+    /// The exit code is the test's when the test failed.
+    Run {
+        #[command(flatten)]
+        args: PlanRunArgs,
+        /// Keep the cluster whatever the outcome.
+        #[arg(long, conflicts_with = "delete")]
+        keep: bool,
+        /// Delete the cluster whatever the outcome.
+        #[arg(long)]
+        delete: bool,
+    },
     /// List recorded runs (newest last): id, plan, start, duration, result.
     Runs {
         /// Where runs are recorded.
@@ -136,6 +164,29 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct PlanRunArgs {
+    /// The plan file.
+    #[arg(long, short, value_name = "FILE", default_value = crate::plan::DEFAULT_FILE)]
+    file: PathBuf,
+    /// Where runs are recorded.
+    #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+    root: PathBuf,
+    #[arg(long, short, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+impl PlanRunArgs {
+    fn into_run(self, teardown: Option<crate::plan::TeardownAction>) -> run::RunArgs {
+        run::RunArgs {
+            file: self.file,
+            root: self.root,
+            teardown,
+            output: self.output,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -197,6 +248,16 @@ pub enum CommandError {
     Journal(#[from] crate::journal::JournalError),
     #[error("{failed} doctor check(s) failed: see the fixes above")]
     ChecksFailed { failed: usize },
+    #[error(transparent)]
+    Run(#[from] crate::runner::RunError),
+    /// A run that ended badly; its exit code is the test's when the test
+    /// failed.
+    #[error("{message}\n  the run's journal, logs and diagnosis: {}", run_dir.display())]
+    RunFailed {
+        message: String,
+        run_dir: PathBuf,
+        code: u8,
+    },
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot read {path}: {source} (give a readable log file, or `-` for stdin)")]
@@ -211,6 +272,12 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         let engine_error = match self {
             CommandError::Diagnosed { error, .. } => return error.exit_code(),
+            CommandError::RunFailed { code, .. } => return *code,
+            CommandError::Run(crate::runner::RunError::Select(SelectError::NoEngine {
+                ..
+            })) => {
+                return EXIT_NO_ENGINE;
+            }
             CommandError::Select(SelectError::NoEngine { .. }) => return EXIT_NO_ENGINE,
             CommandError::Select(SelectError::UnknownEngine { .. })
             | CommandError::Input { .. }
@@ -291,6 +358,17 @@ fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Schema => schema::schema(),
         Command::Runs { root, output } => runs::runs(&root, output),
+        Command::Up(args) => run::run(Phase::Up, cli.engine, args.into_run(None)),
+        Command::Test(args) => run::run(Phase::Test, cli.engine, args.into_run(None)),
+        Command::Down(args) => run::run(Phase::Down, cli.engine, args.into_run(None)),
+        Command::Run { args, keep, delete } => {
+            let teardown = match (keep, delete) {
+                (true, _) => Some(crate::plan::TeardownAction::Keep),
+                (_, true) => Some(crate::plan::TeardownAction::Delete),
+                _ => None,
+            };
+            run::run(Phase::Run, cli.engine, args.into_run(teardown))
+        }
     }
 }
 

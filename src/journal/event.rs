@@ -61,6 +61,22 @@ pub enum EventBody {
         source: String,
         note: String,
     },
+    /// The build schedule the runner chose: the memory budget, where it
+    /// came from, each build's estimate and the batches run one after the
+    /// other (the builds of a batch run together).
+    #[serde(rename_all = "camelCase")]
+    Schedule {
+        budget_bytes: u64,
+        budget_source: String,
+        batches: Vec<Vec<ScheduledBuild>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
+    /// Something the runner decided or could not do that the reader should
+    /// know (a retry, a cluster reused, a kubeconfig not found).
+    Note {
+        message: String,
+    },
     /// The last line of a run that was not interrupted.
     RunEnd {
         result: Outcome,
@@ -74,6 +90,18 @@ pub enum Outcome {
     Succeeded,
     Failed,
     Skipped,
+    /// Stopped by SIGINT or SIGTERM; child processes were stopped first.
+    Interrupted,
+}
+
+/// One build in a [`EventBody::Schedule`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledBuild {
+    pub image: String,
+    pub estimate_bytes: u64,
+    /// Where the estimate came from: the plan, an earlier run, the default.
+    pub estimate_source: String,
 }
 
 /// How a command ended: an exit code, a signal, or killed at its timeout.
@@ -147,6 +175,32 @@ impl Event {
             EventBody::SampleNote {
                 source: source.to_string(),
                 note: note.to_string(),
+            },
+        )
+    }
+
+    pub fn note(step: Option<&str>, message: impl Into<String>) -> Event {
+        Event::now(
+            step,
+            EventBody::Note {
+                message: message.into(),
+            },
+        )
+    }
+
+    pub fn schedule(
+        budget_bytes: u64,
+        budget_source: String,
+        batches: Vec<Vec<ScheduledBuild>>,
+        warnings: Vec<String>,
+    ) -> Event {
+        Event::now(
+            None,
+            EventBody::Schedule {
+                budget_bytes,
+                budget_source,
+                batches,
+                warnings,
             },
         )
     }

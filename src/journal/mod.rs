@@ -22,7 +22,7 @@ mod time;
 
 pub use event::{
     DiskSpace, Event, EventBody, Exit, HostMemory, NodeMemory, Outcome, SCHEMA_VERSION,
-    STDERR_TAIL, Sample,
+    STDERR_TAIL, Sample, ScheduledBuild,
 };
 pub use record::{
     Damage, NodePeak, Peaks, RunRecord, RunStatus, RunSummary, StepRecord, StepStatus, list,

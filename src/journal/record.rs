@@ -23,7 +23,8 @@ pub enum RunStatus {
     Failed,
     /// Recorded as skipped (nothing to do).
     Skipped,
-    /// No `run-end`: killed, crashed, or still running.
+    /// Stopped by a signal (`run-end` interrupted), or no `run-end`:
+    /// killed, crashed, or still running.
     Interrupted,
 }
 
@@ -44,6 +45,7 @@ impl From<Outcome> for StepStatus {
             Outcome::Succeeded => StepStatus::Succeeded,
             Outcome::Failed => StepStatus::Failed,
             Outcome::Skipped => StepStatus::Skipped,
+            Outcome::Interrupted => StepStatus::Interrupted,
         }
     }
 }
@@ -251,6 +253,7 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
                     Outcome::Succeeded => RunStatus::Succeeded,
                     Outcome::Failed => RunStatus::Failed,
                     Outcome::Skipped => RunStatus::Skipped,
+                    Outcome::Interrupted => RunStatus::Interrupted,
                 };
             }
             EventBody::StepStart => {
@@ -279,7 +282,7 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
                     record.steps[n].commands += 1;
                 }
             }
-            EventBody::SampleNote { .. } => {}
+            EventBody::SampleNote { .. } | EventBody::Schedule { .. } | EventBody::Note { .. } => {}
         }
     }
     if record.started.is_none() {

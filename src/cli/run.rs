@@ -1,0 +1,72 @@
+//! `up`, `test`, `down` and `run`: a plan run by the [`runner`](crate::runner),
+//! its outcome printed (a summary, or the report as JSON) and turned into
+//! the exit code (`test`: the test's own).
+
+use super::{CommandError, Output};
+use crate::engine::EngineChoice;
+use crate::plan::{self, TeardownAction};
+use crate::runner::{self, Phase, Report};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub struct RunArgs {
+    pub file: PathBuf,
+    pub root: PathBuf,
+    pub teardown: Option<TeardownAction>,
+    pub output: Output,
+}
+
+pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<(), CommandError> {
+    let plan = plan::load(&args.file)?;
+    let options = runner::Options {
+        root: args.root,
+        engine,
+        teardown: args.teardown,
+    };
+    let report = runner::execute(&plan, phase, &options)?;
+    match args.output {
+        Output::Json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &report).expect("a report serializes");
+            writeln!(out)?;
+        }
+        Output::Text => eprintln!("{}", summary(&report)),
+    }
+    match report.exit_code() {
+        0 => Ok(()),
+        code => Err(CommandError::RunFailed {
+            message: report
+                .error
+                .clone()
+                .unwrap_or_else(|| "the run failed".to_string()),
+            run_dir: report.run_dir.clone(),
+            code,
+        }),
+    }
+}
+
+fn summary(report: &Report) -> String {
+    let mut text = format!(
+        "loadmaster: {} of cluster {}: {} (run {}, journal in {})",
+        word(&report.phase),
+        report.cluster,
+        word(&report.result),
+        report.run_id,
+        report.run_dir.display()
+    );
+    if let Some(code) = report.test_exit_code {
+        text.push_str(&format!("\n  test exit code: {code}"));
+    }
+    if let Some(diagnosis) = &report.diagnosis {
+        text.push_str(&format!("\n  diagnosis: {}", diagnosis.display()));
+    }
+    text
+}
+
+/// A unit enum's name as the JSON report spells it (`up`, `failed`).
+fn word(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,347 @@
+//! The kind and kubectl command lines the runner uses: cluster create,
+//! delete, kubeconfig and log export; apply, the readiness waits, and the
+//! events read when a wait times out.
+//!
+//! Neither a kind CLI nor an API server exists where loadmaster's tests run,
+//! so the tests here are contract tests: the command lines are checked
+//! against what kind v0.20+ and kubectl 1.27+ accept, as documented and as
+//! recorded from real runs (flags, `KIND/NAME` forms, `--timeout=Ns`).
+
+use crate::plan::{Apply, DeployStep, KindConfigSource, Wait, WaitFor};
+use std::path::Path;
+use std::time::Duration;
+
+/// `kind create cluster` for the plan's cluster; `config` is the kind
+/// config file to pass (a file of the plan, or the inline config written
+/// to the run directory).
+pub fn kind_create(name: &str, config: Option<&Path>, node_image: Option<&str>) -> Vec<String> {
+    let mut argv = words(&["kind", "create", "cluster", "--name", name]);
+    if let Some(config) = config {
+        argv.extend(words(&["--config", &config.display().to_string()]));
+    }
+    if let Some(image) = node_image {
+        argv.extend(words(&["--image", image]));
+    }
+    argv
+}
+
+pub fn kind_delete(name: &str) -> Vec<String> {
+    words(&["kind", "delete", "cluster", "--name", name])
+}
+
+pub fn kind_kubeconfig(name: &str) -> Vec<String> {
+    words(&["kind", "get", "kubeconfig", "--name", name])
+}
+
+pub fn kind_export_logs(name: &str, dir: &Path) -> Vec<String> {
+    words(&[
+        "kind",
+        "export",
+        "logs",
+        &dir.display().to_string(),
+        "--name",
+        name,
+    ])
+}
+
+/// The kind config file to create the cluster with, if the plan gives one;
+/// an inline config is written as `kind-config.yaml` into `run_dir`.
+pub fn kind_config_file(
+    source: &KindConfigSource,
+    run_dir: &Path,
+) -> std::io::Result<Option<std::path::PathBuf>> {
+    match source {
+        KindConfigSource::Default => Ok(None),
+        KindConfigSource::File { path } => Ok(Some(path.clone())),
+        KindConfigSource::Inline { config } => {
+            let path = run_dir.join("kind-config.yaml");
+            let text = serde_norway::to_string(config).map_err(std::io::Error::other)?;
+            std::fs::write(&path, text)?;
+            Ok(Some(path))
+        }
+    }
+}
+
+/// `kubectl apply` for a deploy step: one `-f` per manifest, or `-k`.
+pub fn apply(step: &DeployStep) -> Vec<Vec<String>> {
+    let namespace = step.namespace.as_deref();
+    match &step.apply {
+        Apply::Manifests { paths } => paths
+            .iter()
+            .map(|path| kubectl(namespace, &["apply", "-f", &path.display().to_string()]))
+            .collect(),
+        Apply::Kustomize { dir } => {
+            vec![kubectl(
+                namespace,
+                &["apply", "-k", &dir.display().to_string()],
+            )]
+        }
+    }
+}
+
+/// The kubectl command that waits for `wait` (its timeout passed to
+/// kubectl, so that kubectl's own message says what it waited for).
+pub fn wait(wait: &Wait, step_namespace: Option<&str>) -> Vec<String> {
+    let namespace = wait.namespace.as_deref().or(step_namespace);
+    let timeout = format!("--timeout={}s", wait.timeout.get().as_secs().max(1));
+    match &wait.until {
+        WaitFor::Rollout { resource } => {
+            kubectl(namespace, &["rollout", "status", resource, &timeout])
+        }
+        WaitFor::JobComplete { job } => kubectl(
+            namespace,
+            &[
+                "wait",
+                "--for=condition=complete",
+                &job_resource(job),
+                &timeout,
+            ],
+        ),
+        WaitFor::Condition {
+            condition,
+            resource,
+            selector,
+        } => {
+            let condition = format!("--for=condition={condition}");
+            let mut args = vec!["wait", &condition, resource.as_str()];
+            if let Some(selector) = selector {
+                args.extend(["-l", selector.as_str()]);
+            }
+            args.push(&timeout);
+            kubectl(namespace, &args)
+        }
+    }
+}
+
+/// How long loadmaster lets a kubectl wait run before killing it: kubectl's
+/// own timeout plus time to say what it was waiting for.
+pub fn wait_deadline(wait: &Wait) -> Duration {
+    wait.timeout.get() + Duration::from_secs(30)
+}
+
+/// The namespace's events, oldest first: what a timed-out wait names as
+/// the reason its resources did not become ready.
+pub fn events(namespace: Option<&str>) -> Vec<String> {
+    match namespace {
+        Some(_) => kubectl(namespace, &["get", "events", "--sort-by=.lastTimestamp"]),
+        None => kubectl(
+            None,
+            &[
+                "get",
+                "events",
+                "--all-namespaces",
+                "--sort-by=.lastTimestamp",
+            ],
+        ),
+    }
+}
+
+/// What is not ready in the namespace: pods with their phase and reasons.
+pub fn pods(namespace: Option<&str>) -> Vec<String> {
+    match namespace {
+        Some(_) => kubectl(namespace, &["get", "pods", "-o", "wide"]),
+        None => kubectl(None, &["get", "pods", "--all-namespaces", "-o", "wide"]),
+    }
+}
+
+fn job_resource(job: &str) -> String {
+    if job.contains('/') {
+        job.to_string()
+    } else {
+        format!("job/{job}")
+    }
+}
+
+fn kubectl(namespace: Option<&str>, args: &[&str]) -> Vec<String> {
+    let mut argv = vec!["kubectl".to_string()];
+    if let Some(namespace) = namespace {
+        argv.extend(words(&["--namespace", namespace]));
+    }
+    argv.extend(words(args));
+    argv
+}
+
+fn words(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[cfg(test)]
+mod contract_tests {
+    //! Contract tests: the command lines kind and kubectl are documented to
+    //! accept (no kind CLI or API server here to run them against).
+    use super::*;
+    use crate::plan::Duration as PlanDuration;
+    use std::path::PathBuf;
+
+    fn wait_for(until: WaitFor, namespace: Option<&str>) -> Wait {
+        Wait {
+            until,
+            namespace: namespace.map(str::to_string),
+            timeout: PlanDuration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn kind_commands() {
+        assert_eq!(
+            kind_create(
+                "e2e",
+                Some(Path::new("/p/kind.yaml")),
+                Some("kindest/node:v1.30.0")
+            ),
+            "kind create cluster --name e2e --config /p/kind.yaml --image kindest/node:v1.30.0"
+                .split(' ')
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            kind_create("e2e", None, None),
+            ["kind", "create", "cluster", "--name", "e2e"]
+        );
+        assert_eq!(
+            kind_delete("e2e"),
+            ["kind", "delete", "cluster", "--name", "e2e"]
+        );
+        assert_eq!(
+            kind_kubeconfig("e2e"),
+            ["kind", "get", "kubeconfig", "--name", "e2e"]
+        );
+        assert_eq!(
+            kind_export_logs("e2e", Path::new("/run/logs/kind")),
+            ["kind", "export", "logs", "/run/logs/kind", "--name", "e2e"]
+        );
+    }
+
+    #[test]
+    fn apply_manifests_one_by_one_and_kustomize_with_k() {
+        let step = DeployStep {
+            name: "db".to_string(),
+            apply: Apply::Manifests {
+                paths: vec![PathBuf::from("/p/ns.yaml"), PathBuf::from("/p/db.yaml")],
+            },
+            namespace: Some("e2e".to_string()),
+            needs: vec![],
+            waits: vec![],
+        };
+        assert_eq!(
+            apply(&step),
+            [
+                ["kubectl", "--namespace", "e2e", "apply", "-f", "/p/ns.yaml"],
+                ["kubectl", "--namespace", "e2e", "apply", "-f", "/p/db.yaml"]
+            ]
+        );
+        let kustomize = DeployStep {
+            apply: Apply::Kustomize {
+                dir: PathBuf::from("/p/services"),
+            },
+            namespace: None,
+            ..step
+        };
+        assert_eq!(
+            apply(&kustomize),
+            [["kubectl", "apply", "-k", "/p/services"]]
+        );
+    }
+
+    #[test]
+    fn waits_carry_kubectls_timeout_and_the_namespace() {
+        let rollout = wait_for(
+            WaitFor::Rollout {
+                resource: "deployment/postgres".to_string(),
+            },
+            None,
+        );
+        assert_eq!(
+            wait(&rollout, Some("e2e")),
+            [
+                "kubectl",
+                "--namespace",
+                "e2e",
+                "rollout",
+                "status",
+                "deployment/postgres",
+                "--timeout=120s"
+            ]
+        );
+        let job = wait_for(
+            WaitFor::JobComplete {
+                job: "migrate".to_string(),
+            },
+            Some("db"),
+        );
+        assert_eq!(
+            wait(&job, Some("e2e")),
+            [
+                "kubectl",
+                "--namespace",
+                "db",
+                "wait",
+                "--for=condition=complete",
+                "job/migrate",
+                "--timeout=120s"
+            ]
+        );
+        let condition = wait_for(
+            WaitFor::Condition {
+                condition: "Ready".to_string(),
+                resource: "pod".to_string(),
+                selector: Some("app=redis".to_string()),
+            },
+            None,
+        );
+        assert_eq!(
+            wait(&condition, None),
+            [
+                "kubectl",
+                "wait",
+                "--for=condition=Ready",
+                "pod",
+                "-l",
+                "app=redis",
+                "--timeout=120s"
+            ]
+        );
+        assert_eq!(wait_deadline(&condition), Duration::from_secs(150));
+    }
+
+    #[test]
+    fn events_of_a_namespace_or_all() {
+        assert_eq!(
+            events(Some("e2e")),
+            [
+                "kubectl",
+                "--namespace",
+                "e2e",
+                "get",
+                "events",
+                "--sort-by=.lastTimestamp"
+            ]
+        );
+        assert_eq!(
+            events(None),
+            [
+                "kubectl",
+                "get",
+                "events",
+                "--all-namespaces",
+                "--sort-by=.lastTimestamp"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inline_kind_config_is_written_to_the_run_directory() {
+        let dir = std::env::temp_dir().join(format!("lm-kube-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = serde_json::Map::new();
+        config.insert("kind".into(), "Cluster".into());
+        config.insert("apiVersion".into(), "kind.x-k8s.io/v1alpha4".into());
+        let path = kind_config_file(&KindConfigSource::Inline { config }, &dir).unwrap();
+        let text = std::fs::read_to_string(path.unwrap()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.contains("kind: Cluster"), "{text}");
+        assert!(
+            text.contains("apiVersion: kind.x-k8s.io/v1alpha4"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! Child processes of a run (builds, kind, kubectl, the test): their output
+//! streamed as it comes (to the terminal and a log file when asked) while
+//! its tail is kept for the journal, a timeout, and a stop on SIGINT or
+//! SIGTERM.
+//!
+//! Each child gets its own process group, so that stopping it stops what
+//! it started too (`sh -c` and its commands), and a Ctrl-C reaches the
+//! runner only, which then stops the child and records that it did.
+
+use super::signal;
+use crate::journal::{Exit, STDERR_TAIL};
+use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a stopped child gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// How often a running child is checked for its end, timeout and signals.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A command to run.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    pub argv: Vec<String>,
+    /// Added to loadmaster's environment.
+    pub env: Vec<(String, String)>,
+    pub dir: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Copy the child's stdout and stderr to loadmaster's as they come.
+    pub echo: bool,
+    /// Also append both to this file.
+    pub log: Option<PathBuf>,
+}
+
+impl Spec {
+    pub fn new(argv: &[impl AsRef<str>], timeout: Duration) -> Spec {
+        Spec {
+            argv: argv.iter().map(|a| a.as_ref().to_string()).collect(),
+            timeout,
+            ..Spec::default()
+        }
+    }
+}
+
+/// How a child ended.
+#[derive(Debug)]
+pub struct Ran {
+    pub exit: Exit,
+    /// Stopped because loadmaster received this signal.
+    pub interrupted: Option<i32>,
+    /// The last [`STDERR_TAIL`] bytes of stdout and of stderr.
+    pub stdout_tail: Vec<u8>,
+    pub stderr_tail: Vec<u8>,
+    pub duration: Duration,
+}
+
+impl Ran {
+    pub fn success(&self) -> bool {
+        self.exit.success() && self.interrupted.is_none()
+    }
+
+    /// The end of stderr, or of stdout when stderr said nothing: what an
+    /// error message quotes.
+    pub fn tail_text(&self) -> String {
+        let tail = if self.stderr_tail.iter().all(u8::is_ascii_whitespace) {
+            &self.stdout_tail
+        } else {
+            &self.stderr_tail
+        };
+        String::from_utf8_lossy(tail).trim().to_string()
+    }
+
+    /// How it ended, in words: "exit status 3", "killed by signal 9",
+    /// "timed out after 30s".
+    pub fn describe(&self, timeout: Duration) -> String {
+        if let Some(signal) = self.interrupted {
+            format!("stopped: loadmaster received signal {signal}")
+        } else if self.exit.timed_out {
+            format!("timed out after {}s", timeout.as_secs())
+        } else if let Some(code) = self.exit.code {
+            format!("exit status {code}")
+        } else {
+            format!("killed by signal {}", self.exit.signal.unwrap_or(0))
+        }
+    }
+}
+
+/// Runs `spec` to its end, its timeout, or a signal to loadmaster.
+pub fn run(spec: &Spec) -> io::Result<Ran> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "an empty command"))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(dir) = &spec.dir {
+        command.current_dir(dir);
+    }
+    let log = match &spec.log {
+        Some(path) => Some(Arc::new(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ))),
+        None => None,
+    };
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    let stdout = pump(child.stdout.take(), spec.echo, false, log.clone());
+    let stderr = pump(child.stderr.take(), spec.echo, true, log);
+    let pgid = child.id() as libc::pid_t;
+    let mut timed_out = false;
+    let mut interrupted = None;
+    let mut stopping: Option<Instant> = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if stopping.is_none() {
+            if started.elapsed() >= spec.timeout {
+                timed_out = true;
+            }
+            interrupted = signal::received();
+            if timed_out || interrupted.is_some() {
+                kill_group(pgid, libc::SIGTERM);
+                stopping = Some(Instant::now());
+            }
+        } else if stopping.is_some_and(|at| at.elapsed() >= GRACE) {
+            kill_group(pgid, libc::SIGKILL);
+        }
+        thread::sleep(POLL);
+    };
+    // Whatever the child left running in its group goes with it.
+    kill_group(pgid, libc::SIGKILL);
+    Ok(Ran {
+        exit: Exit::from_status(status, timed_out),
+        interrupted,
+        stdout_tail: stdout.join().unwrap_or_default(),
+        stderr_tail: stderr.join().unwrap_or_default(),
+        duration: started.elapsed(),
+    })
+}
+
+fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals a process group; it has
+    // no memory-safety preconditions. ESRCH (group gone) is fine.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Copies a child's stream to the terminal and the log as it comes, and
+/// returns its last [`STDERR_TAIL`] bytes.
+fn pump(
+    stream: Option<impl Read + Send + 'static>,
+    echo: bool,
+    is_stderr: bool,
+    log: Option<Arc<Mutex<std::fs::File>>>,
+) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut tail = Vec::new();
+        let Some(mut stream) = stream else {
+            return tail;
+        };
+        let mut buffer = [0u8; 8192];
+        loop {
+            let n = match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buffer[..n];
+            // Terminal and log are best effort: a closed terminal must not
+            // stop the run, and the journal keeps the tail regardless.
+            if echo {
+                if is_stderr {
+                    let _ = io::stderr().write_all(chunk);
+                } else {
+                    let _ = io::stdout().write_all(chunk);
+                }
+            }
+            if let Some(log) = &log {
+                let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = file.write_all(chunk);
+            }
+            tail.extend_from_slice(chunk);
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+        let cut = tail.len().saturating_sub(STDERR_TAIL);
+        tail.drain(..cut);
+        tail
+    })
+}
+
+/// True when `program` is an executable file in a `PATH` directory.
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_exit_code_and_tails() {
+        let ran = run(&Spec::new(
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+        assert_eq!(ran.exit.code, Some(3));
+        assert_eq!(ran.stdout_tail, b"out\n");
+        assert_eq!(ran.tail_text(), "err");
+        assert_eq!(ran.describe(Duration::from_secs(10)), "exit status 3");
+    }
+
+    #[test]
+    fn a_timeout_stops_the_child_and_what_it_started() {
+        let started = Instant::now();
+        let ran = run(&Spec::new(
+            &["sh", "-c", "sleep 30 & sleep 30; echo never"],
+            Duration::from_millis(300),
+        ))
+        .unwrap();
+        assert!(ran.exit.timed_out);
+        assert!(!ran.success());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(ran.stdout_tail.is_empty());
+    }
+
+    #[test]
+    fn a_log_file_gets_both_streams() {
+        let dir = std::env::temp_dir().join(format!("lm-process-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("out.log");
+        let mut spec = Spec::new(
+            &["sh", "-c", "echo one; echo two >&2"],
+            Duration::from_secs(10),
+        );
+        spec.log = Some(log.clone());
+        let ran = run(&spec).unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(ran.success());
+        assert!(text.contains("one\n") && text.contains("two\n"), "{text:?}");
+    }
+
+    #[test]
+    fn on_path_finds_sh_and_not_a_made_up_name() {
+        assert!(on_path("sh"));
+        assert!(!on_path("loadmaster-no-such-program"));
+    }
+}

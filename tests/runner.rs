@@ -1,0 +1,624 @@
+//! The runner for real on docker and podman: a plan against a kind-compatible
+//! test cluster (its name is the plan's cluster name, `existing: true`),
+//! images built from Dockerfiles that pull nothing (FROM scratch, busybox
+//! copied out of the local test node image), the build schedule in the
+//! journal, delivery checked on the node, the test's exit code, the
+//! diagnosis of a failing test, and a clean stop on SIGTERM.
+//!
+//! kind and kubectl against an API server are not run here: their command
+//! lines are contract tests in `src/runner/kube.rs`.
+
+mod support;
+
+use loadmaster::engine::EngineKind;
+use loadmaster::journal::{Event, EventBody, Journal, Outcome, RunStatus};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{NodeOptions, TempDir, TestCluster, engine_output, engines_under_test, unique_name};
+
+const DOCKERFILE: &str = r#"FROM scratch AS shell
+COPY --from=localhost/loadmaster-test-node:1 /bin/busybox /bin/busybox
+ENTRYPOINT ["/bin/busybox", "sh"]
+
+FROM shell AS greeter
+ARG GREETING=hi
+ENV GREETING=${GREETING}
+CMD ["-c", "echo \"$GREETING\""]
+"#;
+
+/// Images a test's runs built, removed when dropped.
+struct Built {
+    kind: EngineKind,
+    names: Vec<String>,
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = engine_output(self.kind, &["rmi", "-f", name]);
+        }
+    }
+}
+
+/// A plan in a temp directory, its runs recorded under `root`.
+struct TestPlan {
+    /// Held for its Drop: the plan, its Dockerfile and its runs go with it.
+    _dir: TempDir,
+    file: PathBuf,
+    root: PathBuf,
+}
+
+impl TestPlan {
+    fn write(text: &str) -> TestPlan {
+        let dir = TempDir::new("lmt-plan");
+        std::fs::create_dir_all(dir.path.join("images/greeter")).unwrap();
+        std::fs::write(dir.path.join("images/greeter/Dockerfile"), DOCKERFILE).unwrap();
+        let file = dir.path.join("loadmaster.yaml");
+        std::fs::write(&file, text).unwrap();
+        let root = dir.path.join("runs");
+        TestPlan {
+            _dir: dir,
+            file,
+            root,
+        }
+    }
+
+    fn command(&self, verb: &str, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_loadmaster"));
+        command
+            .arg(verb)
+            .arg("-f")
+            .arg(&self.file)
+            .arg("--root")
+            .arg(&self.root)
+            .args(extra)
+            .env_remove("LOADMASTER_ENGINE")
+            .env_remove("KIND_EXPERIMENTAL_PROVIDER")
+            .env_remove("LOADMASTER_TEARDOWN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// The one run recorded by the last command (runs sort by start time).
+    fn last_run(&self) -> loadmaster::journal::RunRecord {
+        let runs = loadmaster::journal::list(&self.root).unwrap();
+        let last = runs.last().expect("a run was recorded");
+        Journal::open(&self.root.join(&last.id)).unwrap()
+    }
+}
+
+fn plan_text(cluster: &TestCluster, images: &str, test: &str, budget: &str) -> String {
+    format!(
+        "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {}\n  existing: true\n{images}{test}budget:\n  memory: {budget}\n",
+        cluster.name, cluster.kind
+    )
+}
+
+fn images_yaml(greeter: &str, shell: &str) -> String {
+    format!(
+        "images:\n  - name: {greeter}\n    build:\n      context: images/greeter\n      args:\n        GREETING: hello\n      timeout: 2m\n      memory: 256MiB\n  - name: {shell}\n    build:\n      context: images/greeter\n      target: shell\n      timeout: 2m\n      memory: 256MiB\n"
+    )
+}
+
+fn schedule_of(events: &[Event]) -> Vec<Vec<String>> {
+    events
+        .iter()
+        .find_map(|event| match &event.body {
+            EventBody::Schedule { batches, .. } => Some(
+                batches
+                    .iter()
+                    .map(|batch| batch.iter().map(|b| b.image.clone()).collect())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .expect("a schedule event")
+}
+
+fn step_times(record: &loadmaster::journal::RunRecord, id: &str) -> (u64, u64) {
+    let step = record
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("step {id} in {:?}", record.steps));
+    let start = step.started.since(record.started.unwrap());
+    let end = step
+        .ended
+        .expect("step ended")
+        .since(record.started.unwrap());
+    (start, end)
+}
+
+fn images_on_node(cluster: &TestCluster) -> String {
+    cluster.exec(
+        cluster.control_plane(),
+        &["ctr", "-n", "k8s.io", "images", "ls", "-q"],
+    )
+}
+
+#[test]
+fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let base = unique_name("localhost/lmt-img");
+        let greeter = format!("{base}-greeter:1");
+        let shell = format!("{base}-shell:1");
+        let _built = Built {
+            kind,
+            names: vec![greeter.clone(), shell.clone()],
+        };
+        let images = images_yaml(&greeter, &shell);
+
+        // A budget that fits one build at a time: two batches, in turn.
+        let small = TestPlan::write(&plan_text(&cluster, &images, "", "300MiB"));
+        let out = small.command("up", &[]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "up on {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let record = small.last_run();
+        assert_eq!(record.status, RunStatus::Succeeded);
+        let batches = schedule_of(&record.events);
+        assert_eq!(batches.len(), 2, "{kind}: {batches:?}");
+        assert!(batches.iter().all(|b| b.len() == 1), "{kind}: {batches:?}");
+        let first = step_times(&record, &format!("build/{}", batches[0][0]));
+        let second = step_times(&record, &format!("build/{}", batches[1][0]));
+        assert!(
+            first.1 <= second.0,
+            "{kind}: builds overlapped: {first:?} {second:?}"
+        );
+        for image in [&greeter, &shell] {
+            let step = record
+                .steps
+                .iter()
+                .find(|s| s.id == format!("deliver/{image}"));
+            assert!(
+                step.is_some_and(|s| s.error.is_none()),
+                "{kind}: {:?}",
+                record.steps
+            );
+        }
+        let on_node = images_on_node(&cluster);
+        for image in [&greeter, &shell] {
+            let reference = loadmaster::archive::normalize_reference(image)
+                .unwrap()
+                .to_string();
+            assert!(
+                on_node.lines().any(|l| l == reference),
+                "{kind}: {reference} not in {on_node}"
+            );
+        }
+        // The greeter was built with its build argument, the shell with its target.
+        let run = |image: &str, cmd: &str| {
+            let out = engine_output(
+                kind,
+                &["run", "--rm", "--network", "none", image, "-c", cmd],
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(run(&greeter, "echo $GREETING"), "hello", "{kind}");
+        assert_eq!(run(&shell, "echo ${GREETING:-none}"), "none", "{kind}");
+        assert!(
+            record
+                .samples
+                .iter()
+                .any(|s| s.nodes.iter().any(|n| n.node == cluster.control_plane())),
+            "{kind}: the monitor did not sample the cluster's node"
+        );
+
+        // A budget that fits both: one batch.
+        let large = TestPlan::write(&plan_text(&cluster, &images, "", "64GiB"));
+        let out = large.command("up", &["-o", "json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "up on {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["result"], "succeeded", "{kind}: {report}");
+        let batches = schedule_of(&large.last_run().events);
+        assert_eq!(batches.len(), 1, "{kind}: {batches:?}");
+        assert_eq!(batches[0].len(), 2, "{kind}: {batches:?}");
+    }
+}
+
+#[test]
+fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let test = "test:\n  command: echo \"$GREETING from the test\"; echo 'cannot reach the service' >&2; exit 7\n  env:\n    GREETING: hello\n  timeout: 30s\n";
+        let plan = TestPlan::write(&plan_text(&cluster, "", test, "1GiB"));
+
+        let out = plan.command("test", &[]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello from the test\n",
+            "{kind}"
+        );
+
+        let out = plan.command("run", &[]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(7),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let record = plan.last_run();
+        assert_eq!(record.status, RunStatus::Failed, "{kind}");
+        let test_step = record.steps.iter().find(|s| s.id == "test").unwrap();
+        assert_eq!(
+            test_step.error.as_deref(),
+            Some("the test failed (exit status 7)")
+        );
+        let exit = record.events.iter().find_map(|e| match &e.body {
+            EventBody::Command {
+                exit, stderr_tail, ..
+            } if e.step.as_deref() == Some("test") => Some((exit.code, stderr_tail.clone())),
+            _ => None,
+        });
+        assert_eq!(
+            exit,
+            Some((Some(7), "cannot reach the service\n".to_string())),
+            "{kind}"
+        );
+        let log = std::fs::read_to_string(record.dir.join("artifacts/test.log")).unwrap();
+        assert!(
+            log.contains("hello from the test") && log.contains("cannot reach the service"),
+            "{log}"
+        );
+        let diagnosis: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())
+                .unwrap();
+        assert!(diagnosis.is_object(), "{diagnosis}");
+        assert!(record.dir.join("diagnosis.md").is_file());
+        let node_log = record
+            .dir
+            .join(format!("logs/node-{}.log", cluster.control_plane()));
+        assert!(node_log.is_file(), "{kind}: node logs not gathered");
+        // Kept on failure: the plan's default, and an existing cluster anyway.
+        let nodes = engine_output(
+            kind,
+            &[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("name={}", cluster.control_plane()),
+            ],
+        );
+        assert!(!nodes.stdout.is_empty(), "{kind}: the node is gone");
+    }
+}
+
+#[test]
+fn a_passing_test_sees_its_env_and_keeps_its_artifacts() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let test = "test:\n  command: mkdir -p out && echo \"$GREETING\" > out/result.txt\n  env:\n    GREETING: hello\n  timeout: 30s\n  artifacts:\n    - out/result.txt\n";
+        let plan = TestPlan::write(&plan_text(&cluster, "", test, "1GiB"));
+        let out = plan.command("run", &[]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let record = plan.last_run();
+        assert_eq!(record.status, RunStatus::Succeeded);
+        let kept = std::fs::read_to_string(record.dir.join("artifacts/result.txt")).unwrap();
+        assert_eq!(kept, "hello\n");
+        assert!(!record.dir.join("diagnosis.json").exists());
+        // Delete on success is the default, but an existing cluster stays.
+        let down = record.steps.iter().find(|s| s.id == "down");
+        assert!(
+            down.is_some_and(|s| s.error.is_none()),
+            "{:?}",
+            record.steps
+        );
+        assert!(
+            !engine_output(
+                kind,
+                &[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("name={}", cluster.control_plane())
+                ]
+            )
+            .stdout
+            .is_empty()
+        );
+    }
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.ok()?.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains(marker).then_some(text)
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let marker = format!(
+            "{}.{}",
+            300 + std::process::id() % 600,
+            std::process::id() % 1000
+        );
+        let test = format!("test:\n  command: sleep {marker}; echo never\n  timeout: 5m\n");
+        let plan = TestPlan::write(&plan_text(&cluster, "", &test, "1GiB"));
+        let mut child = plan
+            .command("run", &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the test to start", Duration::from_secs(60), || {
+            !processes_with(&format!("sleep {marker}")).is_empty()
+        });
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + 15), "{kind}");
+        assert!(
+            processes_with(&format!("sleep {marker}")).is_empty(),
+            "{kind}: the test's sleep is still running"
+        );
+        let record = plan.last_run();
+        assert_eq!(record.status, RunStatus::Interrupted, "{kind}");
+        assert!(record.damage.is_empty(), "{kind}: {:?}", record.damage);
+        let last = record.events.last().unwrap();
+        assert_eq!(
+            last.body,
+            EventBody::RunEnd {
+                result: Outcome::Interrupted
+            },
+            "{kind}"
+        );
+        let test_step = record.steps.iter().find(|s| s.id == "test").unwrap();
+        assert_eq!(
+            test_step.status,
+            loadmaster::journal::StepStatus::Interrupted
+        );
+        // Interrupted: no teardown was attempted.
+        assert!(
+            record.steps.iter().all(|s| s.id != "down"),
+            "{:?}",
+            record.steps
+        );
+    }
+}
+
+#[test]
+fn a_failing_build_fails_up_with_its_log_and_a_diagnosis() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let image = format!("{}:1", unique_name("localhost/lmt-img"));
+        let _built = Built {
+            kind,
+            names: vec![image.clone()],
+        };
+        let images = format!(
+            "images:\n  - name: {image}\n    build:\n      context: images/greeter\n      dockerfile: images/greeter/Broken.Dockerfile\n      timeout: 1m\n"
+        );
+        let plan = TestPlan::write(&plan_text(&cluster, &images, "", "1GiB"));
+        std::fs::write(
+            plan.file.with_file_name("images/greeter/Broken.Dockerfile"),
+            "FROM scratch\nCOPY no-such-file /no-such-file\n",
+        )
+        .unwrap();
+        let out = plan.command("up", &[]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {stderr}");
+        assert!(
+            stderr.contains(&format!("building {image} failed (exit status")),
+            "{kind}: {stderr}"
+        );
+        let record = plan.last_run();
+        assert_eq!(record.status, RunStatus::Failed);
+        let build = record
+            .steps
+            .iter()
+            .find(|s| s.id == format!("build/{image}"))
+            .unwrap();
+        assert_eq!(build.status, loadmaster::journal::StepStatus::Failed);
+        // Not a transient error: tried once, and nothing delivered after it.
+        assert_eq!(build.commands, 1, "{kind}");
+        assert!(
+            record.steps.iter().all(|s| !s.id.starts_with("deliver/")),
+            "{:?}",
+            record.steps
+        );
+        let log = std::fs::read_dir(record.dir.join("logs"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("build-"))
+            .expect("the build's log");
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.contains("no-such-file"), "{kind}: {text}");
+        assert!(
+            record.dir.join("diagnosis.md").is_file()
+                && record.dir.join("diagnosis.json").is_file()
+        );
+    }
+}
+
+#[test]
+fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    if !loadmaster::runner::process::on_path("kubectl") {
+        eprintln!("note: kubectl is not on PATH: skipping the deploy failure test");
+        return;
+    }
+    let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    let deploy =
+        "deploy:\n  - name: config\n    manifests:\n      - config.yaml\n    namespace: e2e\n";
+    let plan = TestPlan::write(&plan_text(&cluster, deploy, "", "1GiB"));
+    let dir = plan.file.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lmt\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    let out = plan
+        .command("up", &[])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kubectl --namespace e2e apply -f"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "{stderr}");
+    let record = plan.last_run();
+    let step = record
+        .steps
+        .iter()
+        .find(|s| s.id == "deploy/config")
+        .unwrap();
+    assert_eq!(step.status, loadmaster::journal::StepStatus::Failed);
+    let argv = record.events.iter().find_map(|e| match &e.body {
+        EventBody::Command { argv, .. } if e.step.as_deref() == Some("deploy/config") => {
+            Some(argv.clone())
+        }
+        _ => None,
+    });
+    let manifest = dir.join("config.yaml").display().to_string();
+    assert_eq!(
+        argv,
+        Some(vec![
+            "kubectl".into(),
+            "--namespace".into(),
+            "e2e".into(),
+            "apply".into(),
+            "-f".into(),
+            manifest
+        ])
+    );
+    assert!(record.dir.join("diagnosis.json").is_file());
+    assert!(
+        record.dir.join("logs/events.txt").is_file(),
+        "the cluster's events were not asked for"
+    );
+}
+
+#[test]
+fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    if loadmaster::runner::process::on_path("kind") {
+        eprintln!("note: kind is on PATH: skipping the test of down without it");
+        return;
+    }
+    let plan = TestPlan::write(&format!(
+        "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\ntest:\n  command: 'true'\n",
+        unique_name("lmt")
+    ));
+    let out = plan.command("up", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not exist and the kind CLI is not on PATH to create it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("install kind"), "{stderr}");
+    let out = plan.command("test", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bring it up first: `loadmaster up -f"),
+        "{stderr}"
+    );
+    let out = plan.command("down", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the kind CLI is not on PATH"), "{stderr}");
+    assert!(stderr.contains("install kind"), "{stderr}");
+    assert_eq!(plan.last_run().status, RunStatus::Failed);
+}
+
+#[test]
+fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(
+            kind,
+            0,
+            &NodeOptions {
+                containerd_tmpfs: Some("32m".into()),
+                ..NodeOptions::default()
+            },
+        );
+        let image = support::TestImage::named(kind);
+        image.build(&[support::Layer {
+            bytes: 64 << 20,
+            seed: 41,
+        }]);
+        // No build, pull or archive: the image is taken from the engine.
+        let images = format!("images:\n  - name: {}\n", image.name);
+        let plan = TestPlan::write(&plan_text(&cluster, &images, "", "1GiB"));
+        let out = plan.command("up", &[]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {stderr}");
+        let record = plan.last_run();
+        let step = record
+            .steps
+            .iter()
+            .find(|s| s.id == format!("deliver/{}", image.name))
+            .unwrap();
+        assert_eq!(
+            step.status,
+            loadmaster::journal::StepStatus::Failed,
+            "{kind}"
+        );
+        assert!(
+            step.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains(cluster.control_plane()),
+            "{kind}: the failed node is named: {:?}",
+            step.error
+        );
+        let diagnosis: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            diagnosis["root_cause"]["class"], "disk-full",
+            "{kind}: {diagnosis:#}"
+        );
+        let markdown = std::fs::read_to_string(record.dir.join("diagnosis.md")).unwrap();
+        assert!(!markdown.is_empty());
+    }
+}
