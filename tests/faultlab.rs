@@ -14,7 +14,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
     KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, engine_cmd,
-    engines_under_test, loadmaster,
+    engines_under_test, load,
 };
 
 const MIB: u64 = 1 << 20;
@@ -36,23 +36,6 @@ fn kernel_log_readable() -> bool {
     std::process::Command::new("dmesg")
         .output()
         .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
-}
-
-/// `loadmaster --engine E load --cluster C ARGS... --output json`.
-fn load(cluster: &TestCluster, args: &[&str]) -> (Output, Value) {
-    let mut all = vec![
-        "--engine",
-        cluster.kind.name(),
-        "load",
-        "--cluster",
-        &cluster.name,
-        "--output",
-        "json",
-    ];
-    all.extend_from_slice(args);
-    let output = loadmaster(&all);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, report)
 }
 
 /// The diagnosis of the one node of a failed load, with the load's stderr.

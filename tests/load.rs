@@ -10,27 +10,10 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
     KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, config_on_node,
-    engine_cmd, engines_under_test, loadmaster,
+    engine_cmd, engines_under_test, load,
 };
 
 const MIB: u64 = 1 << 20;
-
-/// `loadmaster --engine E load --cluster C ARGS... --output json`.
-fn load(cluster: &TestCluster, args: &[&str]) -> (Output, Value) {
-    let mut all = vec![
-        "--engine",
-        cluster.kind.name(),
-        "load",
-        "--cluster",
-        &cluster.name,
-        "--output",
-        "json",
-    ];
-    all.extend_from_slice(args);
-    let output = loadmaster(&all);
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (output, report)
-}
 
 fn assert_succeeded(kind: EngineKind, output: &Output) {
     assert!(

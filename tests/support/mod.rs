@@ -454,3 +454,20 @@ impl Progress for KillNodeMidStream {
     }
     fn node_done(&self, _: &NodeReport) {}
 }
+
+/// `loadmaster --engine E load --cluster C ARGS... --output json`.
+pub fn load(cluster: &TestCluster, args: &[&str]) -> (Output, Value) {
+    let mut all = vec![
+        "--engine",
+        cluster.kind.name(),
+        "load",
+        "--cluster",
+        &cluster.name,
+        "--output",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    let output = loadmaster(&all);
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output, report)
+}
