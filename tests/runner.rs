@@ -277,7 +277,14 @@ fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
         let diagnosis: serde_json::Value =
             serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())
                 .unwrap();
-        assert!(diagnosis.is_object(), "{diagnosis}");
+        assert_eq!(diagnosis["outcome"], "failure", "{kind}: {diagnosis:#}");
+        assert_eq!(diagnosis["failed"]["exit_code"], 7, "{kind}: {diagnosis:#}");
+        assert!(
+            diagnosis["failed"]["command"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("sh -c")),
+            "{kind}: {diagnosis:#}"
+        );
         assert!(record.dir.join("diagnosis.md").is_file());
         let node_log = record
             .dir
