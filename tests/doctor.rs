@@ -34,6 +34,7 @@ fn options(kind: EngineKind, cluster: &str, config: KindConfig) -> Options {
         cluster: cluster.to_string(),
         kind_config: config,
         images: Vec::new(),
+        builds: None,
         engine: Some(choice(kind)),
         loadmaster_engine: None,
         kind_provider: Some(kind.name().to_string()),
@@ -507,4 +508,88 @@ fn contract_podman_info_from_a_machine_gives_the_vms_free_memory() {
     assert_eq!(machine::parse_mem_free(&json).unwrap(), 1_223_098_368);
     assert!(machine::parse_mem_free(br#"{"host":{}}"#).is_err());
     assert!(machine::parse_inspect(b"Error: no machine").is_err());
+}
+
+#[test]
+fn a_plan_gives_the_cluster_its_ports_images_and_builds() {
+    let engines = engines_under_test();
+    let Some(&kind) = engines.first() else { return };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = support::TempDir::new("lm-doctor-plan");
+    for service in ["api", "worker"] {
+        std::fs::create_dir_all(dir.path.join(service)).unwrap();
+        std::fs::write(dir.path.join(service).join("Dockerfile"), "FROM scratch\n").unwrap();
+    }
+    let cluster = support::unique_name("lmd");
+    let plan = dir.path.join("loadmaster.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"apiVersion: loadmaster/v1
+cluster:
+  name: {cluster}
+  engine: {engine}
+  configInline:
+    kind: Cluster
+    apiVersion: kind.x-k8s.io/v1alpha4
+    nodes:
+      - role: control-plane
+        extraPortMappings:
+          - containerPort: 80
+            hostPort: {port}
+      - role: worker
+images:
+  - name: lmd-api:1
+    build: {{context: api, memory: 3GiB}}
+  - name: lmd-worker:1
+    build: {{context: worker, memory: 1GiB}}
+budget:
+  parallelBuilds: 4
+test:
+  command: "true"
+"#,
+            engine = kind.name()
+        ),
+    )
+    .unwrap();
+
+    let output = doctor_cli(&["-f", plan.to_str().unwrap(), "--output", "json"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["cluster"], cluster.as_str());
+    assert_eq!(report["engine"], kind.name());
+    // The port comes from the plan's inline kind config.
+    assert_eq!(
+        finding(&report, &format!("port.{port}/tcp"))["status"],
+        "fail"
+    );
+    let requirements = &report["requirements"];
+    assert_eq!(requirements["nodes"], 2, "{requirements:#}");
+    // Both builds at once (the budget allows 4), each up to the largest
+    // memory the plan states.
+    assert_eq!(requirements["parallel_builds"], 2, "{requirements:#}");
+    assert_eq!(requirements["build_peak"]["bytes"], 3u64 << 30);
+    assert!(
+        requirements["build_peak"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("lmd-api:1"),
+        "{requirements:#}"
+    );
+    let images: Vec<&str> = requirements["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(images, ["lmd-api:1", "lmd-worker:1"]);
+    drop(listener);
+
+    // A plan with an error is the doctor's input error: exit 2.
+    std::fs::write(&plan, "apiVersion: loadmaster/v1\ncluster: [\n").unwrap();
+    let output = doctor_cli(&["-f", plan.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("loadmaster.yaml:"), "{stderr}");
 }

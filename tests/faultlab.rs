@@ -6,15 +6,15 @@
 
 mod support;
 
-use loadmaster::deliver::progress::Progress;
-use loadmaster::deliver::{self, NodeReport, NodeResult, Source};
+use loadmaster::deliver::{self, NodeResult, Source};
 use loadmaster::engine::{Engine, EngineKind};
 use loadmaster::triage::collect::{self, LoadFailure};
 use serde_json::Value;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
-    Layer, NodeOptions, TempDir, TestCluster, TestImage, engine_cmd, engines_under_test, loadmaster,
+    KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, engine_cmd,
+    engines_under_test, loadmaster,
 };
 
 const MIB: u64 = 1 << 20;
@@ -272,28 +272,6 @@ fn a_full_containerd_root_is_named_with_its_free_space() {
         // The engine's own storage was measured too.
         assert!(disks.len() >= 2, "{kind}: {d:#}");
     }
-}
-
-/// Kills a node once it has been sent `after` bytes.
-struct KillNodeMidStream {
-    kind: EngineKind,
-    node: String,
-    after: u64,
-    killed: AtomicBool,
-}
-
-impl Progress for KillNodeMidStream {
-    fn begin(&self, _: &str, _: &[String], _: Option<u64>) {}
-    fn inventory(&self, _: &str, _: usize, _: bool) {}
-    fn streaming(&self, _read: u64, sent: &[(&str, u64)]) {
-        let reached = sent
-            .iter()
-            .any(|(node, n)| *node == self.node && *n >= self.after);
-        if reached && !self.killed.swap(true, Ordering::SeqCst) {
-            engine_cmd(self.kind, &["kill", &self.node]);
-        }
-    }
-    fn node_done(&self, _: &NodeReport) {}
 }
 
 #[test]

@@ -3,14 +3,14 @@
 
 mod support;
 
-use loadmaster::deliver::progress::Progress;
-use loadmaster::deliver::{self, NodeReport, NodeResult, Source};
+use loadmaster::deliver::{self, NodeResult, Source};
 use loadmaster::engine::{Engine, EngineKind};
 use serde_json::Value;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
-    Layer, NodeOptions, TempDir, TestCluster, TestImage, engine_cmd, engines_under_test, loadmaster,
+    KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, config_on_node,
+    engine_cmd, engines_under_test, loadmaster,
 };
 
 const MIB: u64 = 1 << 20;
@@ -48,36 +48,6 @@ fn node_reports(report: &Value) -> &Vec<Value> {
 
 fn normalized(name: &str) -> String {
     format!("docker.io/library/{name}")
-}
-
-/// The manifest digest `reference` points at on `node`, if complete.
-fn image_on_node(cluster: &TestCluster, node: &str, reference: &str) -> Option<String> {
-    let check = cluster.exec(
-        node,
-        &[
-            "ctr",
-            "-n",
-            "k8s.io",
-            "images",
-            "check",
-            &format!("name=={reference}"),
-        ],
-    );
-    check.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.first() == Some(&reference)
-            && fields.get(3) == Some(&"complete")
-            && fields.last() == Some(&"true"))
-        .then(|| fields[2].to_string())
-    })
-}
-
-/// The config digest of the image `reference` names on `node`.
-fn config_on_node(cluster: &TestCluster, node: &str, reference: &str) -> String {
-    let manifest = image_on_node(cluster, node, reference).expect("image on the node");
-    let json = cluster.exec(node, &["ctr", "-n", "k8s.io", "content", "get", &manifest]);
-    let manifest: Value = serde_json::from_str(&json).unwrap();
-    manifest["config"]["digest"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -232,28 +202,6 @@ fn a_truncated_archive_fails_and_tags_nothing() {
             image.id()
         );
     }
-}
-
-/// Kills a node once it has been sent `after` bytes.
-struct KillNodeMidStream {
-    kind: EngineKind,
-    node: String,
-    after: u64,
-    killed: AtomicBool,
-}
-
-impl Progress for KillNodeMidStream {
-    fn begin(&self, _: &str, _: &[String], _: Option<u64>) {}
-    fn inventory(&self, _: &str, _: usize, _: bool) {}
-    fn streaming(&self, _read: u64, sent: &[(&str, u64)]) {
-        let reached = sent
-            .iter()
-            .any(|(node, n)| *node == self.node && *n >= self.after);
-        if reached && !self.killed.swap(true, Ordering::SeqCst) {
-            engine_cmd(self.kind, &["kill", &self.node]);
-        }
-    }
-    fn node_done(&self, _: &NodeReport) {}
 }
 
 #[test]

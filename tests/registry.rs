@@ -15,8 +15,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use support::{
-    Layer, NodeOptions, TestCluster, TestImage, engine_cmd, engine_output, engines_under_test,
-    loadmaster,
+    Layer, NodeOptions, TestCluster, TestImage, config_on_node, engine_cmd, engine_output,
+    engines_under_test, loadmaster,
 };
 
 const MIB: u64 = 1 << 20;
@@ -75,30 +75,6 @@ fn upload_size(requests: &[RequestRecord], done: &RequestRecord) -> u64 {
 }
 
 /// The config digest `reference` names on `node`.
-fn config_on_node(cluster: &TestCluster, node: &str, reference: &str) -> String {
-    let check = cluster.exec(
-        node,
-        &[
-            "ctr",
-            "-n",
-            "k8s.io",
-            "images",
-            "check",
-            &format!("name=={reference}"),
-        ],
-    );
-    let row = check
-        .lines()
-        .skip(1)
-        .find(|line| line.starts_with(reference))
-        .unwrap_or_else(|| panic!("{reference} on {node}: {check}"));
-    let fields: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(fields[3], "complete", "{row}");
-    let json = cluster.exec(node, &["ctr", "-n", "k8s.io", "content", "get", fields[2]]);
-    let manifest: Value = serde_json::from_str(&json).unwrap();
-    manifest["config"]["digest"].as_str().unwrap().to_string()
-}
-
 /// A second tag of an image, removed when dropped.
 struct Alias {
     kind: EngineKind,

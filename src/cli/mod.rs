@@ -106,6 +106,10 @@ enum Command {
     /// what the environment needs, with the fix for every problem. Exit 1
     /// when a check fails, 2 when the doctor could not run.
     Doctor {
+        /// A plan: its cluster, kind config, images, builds and budget are
+        /// what the machine is measured against.
+        #[arg(long, short = 'f', value_name = "PLAN", conflicts_with_all = ["cluster", "kind_config", "images"])]
+        file: Option<PathBuf>,
         /// The planned kind cluster's name.
         #[arg(long, default_value = crate::cluster::DEFAULT_CLUSTER)]
         cluster: String,
@@ -338,6 +342,12 @@ fn run(cli: Cli) -> Result<(), CommandError> {
         } => inspect::cluster(selection()?, &name, output),
         Command::Triage { log, output } => triage::run(log, cli.engine, output),
         Command::Doctor {
+            file: Some(plan),
+            output,
+            ..
+        } => doctor::doctor_plan(cli.engine, &plan, output),
+        Command::Doctor {
+            file: None,
             cluster,
             kind_config,
             images,

@@ -89,6 +89,11 @@ impl<'a> Fanout<'a> {
         }
     }
 
+    /// Bytes of the source read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
     fn report(&mut self, force: bool) {
         if force || self.last_report.elapsed() >= Duration::from_millis(200) {
             self.last_report = Instant::now();

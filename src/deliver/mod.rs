@@ -439,17 +439,32 @@ fn stream_source(
         .unwrap_or_default();
     match source {
         Source::Engine { image } => {
-            let mut save = engine.save(image)?;
-            let read = archive::read_archive_of(&mut save, fanout, &limits, &diff_ids);
-            // The engine's own account of a failed save explains more than
-            // the truncated stream it left.
-            let saved = save.finish();
-            let parsed = read.map_err(|source| DeliverError::SaveStream {
-                label: format!("{} save {image}", engine.kind()),
-                source: Box::new(source),
-            });
-            saved?;
-            parsed
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let mut save = engine.save(image)?;
+                let read = archive::read_archive_of(&mut save, fanout, &limits, &diff_ids);
+                // The engine's own account of a failed save explains more
+                // than the truncated stream it left.
+                let saved = save.finish();
+                // podman 4 can fail a save with "image not known" while
+                // another podman process removes some other image (a race
+                // in its storage): when nothing streamed yet and the image
+                // is still there, it is worth one more try.
+                let raced = matches!(saved, Err(EngineError::ImageNotFound { .. }))
+                    && fanout.bytes_read() == 0
+                    && attempts == 1
+                    && engine.image_inspect(image).is_ok();
+                if raced {
+                    continue;
+                }
+                let parsed = read.map_err(|source| DeliverError::SaveStream {
+                    label: format!("{} save {image}", engine.kind()),
+                    source: Box::new(source),
+                });
+                saved?;
+                return parsed;
+            }
         }
         Source::Archive { reader, label, .. } => archive::read_archive(reader, fanout, &limits)
             .map_err(|source| DeliverError::BadArchive {

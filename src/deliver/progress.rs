@@ -2,7 +2,7 @@
 //! timestamped lines in CI logs, or nothing (`--output json` keeps stdout
 //! clean and progress goes to stderr either way).
 
-use super::{DeliveryPath, NodeReport};
+use super::{DeliveryPath, NodeReport, NodeResult};
 use crate::units::bytes;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -71,9 +71,13 @@ impl State {
 }
 
 fn outcome_line(report: &NodeReport) -> String {
-    let what = match &report.error {
-        Some(error) => format!("FAILED: {error}"),
-        None => format!(
+    let what = match (&report.error, report.result) {
+        (Some(error), _) => format!("FAILED: {error}"),
+        (None, NodeResult::AlreadyPresent) => format!(
+            "already there, nothing sent ({:.1}s)",
+            report.duration_ms as f64 / 1000.0
+        ),
+        (None, _) => format!(
             "{} ({} path): {} in {} blobs sent, {} blobs already there, {:.1}s",
             report.result,
             report.path,

@@ -75,6 +75,8 @@ pub struct Options {
     pub kind_config: KindConfig,
     /// Images the environment will load into every node.
     pub images: Vec<String>,
+    /// Builds that run at once, and the peak memory of one (with its source).
+    pub builds: Option<(u32, Estimate)>,
     /// The `--engine` flag.
     pub engine: Option<EngineChoice>,
     /// `LOADMASTER_ENGINE` and `KIND_EXPERIMENTAL_PROVIDER`, read once.
@@ -96,6 +98,7 @@ impl Options {
             cluster: cluster.to_string(),
             kind_config,
             images: Vec::new(),
+            builds: None,
             engine: None,
             loadmaster_engine: var("LOADMASTER_ENGINE"),
             kind_provider: var("KIND_EXPERIMENTAL_PROVIDER"),
@@ -227,7 +230,12 @@ fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
             },
         })
         .collect();
-    Requirements::new(options.kind_config.kubernetes_nodes(), images)
+    let mut requirements = Requirements::new(options.kind_config.kubernetes_nodes(), images);
+    if let Some((parallel, peak)) = &options.builds {
+        requirements.parallel_builds = *parallel;
+        requirements.build_peak = peak.clone();
+    }
+    requirements
 }
 
 /// Probes everything at once: each engine, the images, this machine's

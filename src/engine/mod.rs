@@ -58,7 +58,8 @@ impl EngineKind {
 
 impl fmt::Display for EngineKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad`, so that table columns (`{:<8}`) line up.
+        f.pad(self.name())
     }
 }
 

@@ -15,9 +15,12 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use loadmaster::deliver::NodeReport;
+use loadmaster::deliver::progress::Progress;
 use loadmaster::engine::{Engine, EngineKind};
+use serde_json::Value;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const NODE_IMAGE: &str = "localhost/loadmaster-test-node:1";
@@ -398,4 +401,56 @@ fn write_random_file(path: &std::path::Path, bytes: u64, seed: u64) {
     drop(out);
     file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
         .unwrap();
+}
+
+/// The manifest digest `reference` points at on `node`, if complete.
+pub fn image_on_node(cluster: &TestCluster, node: &str, reference: &str) -> Option<String> {
+    let check = cluster.exec(
+        node,
+        &[
+            "ctr",
+            "-n",
+            "k8s.io",
+            "images",
+            "check",
+            &format!("name=={reference}"),
+        ],
+    );
+    check.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.first() == Some(&reference)
+            && fields.get(3) == Some(&"complete")
+            && fields.last() == Some(&"true"))
+        .then(|| fields[2].to_string())
+    })
+}
+
+/// The config digest of the image `reference` names on `node`.
+pub fn config_on_node(cluster: &TestCluster, node: &str, reference: &str) -> String {
+    let manifest = image_on_node(cluster, node, reference).expect("image on the node");
+    let json = cluster.exec(node, &["ctr", "-n", "k8s.io", "content", "get", &manifest]);
+    let manifest: Value = serde_json::from_str(&json).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_string()
+}
+
+/// Kills a node once it has been sent `after` bytes.
+pub struct KillNodeMidStream {
+    pub kind: EngineKind,
+    pub node: String,
+    pub after: u64,
+    pub killed: AtomicBool,
+}
+
+impl Progress for KillNodeMidStream {
+    fn begin(&self, _: &str, _: &[String], _: Option<u64>) {}
+    fn inventory(&self, _: &str, _: usize, _: bool) {}
+    fn streaming(&self, _read: u64, sent: &[(&str, u64)]) {
+        let reached = sent
+            .iter()
+            .any(|(node, n)| *node == self.node && *n >= self.after);
+        if reached && !self.killed.swap(true, Ordering::SeqCst) {
+            engine_cmd(self.kind, &["kill", &self.node]);
+        }
+    }
+    fn node_done(&self, _: &NodeReport) {}
 }
