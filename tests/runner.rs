@@ -277,7 +277,14 @@ fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
         let diagnosis: serde_json::Value =
             serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())
                 .unwrap();
-        assert!(diagnosis.is_object(), "{diagnosis}");
+        assert_eq!(diagnosis["outcome"], "failure", "{kind}: {diagnosis:#}");
+        assert_eq!(diagnosis["failed"]["exit_code"], 7, "{kind}: {diagnosis:#}");
+        assert!(
+            diagnosis["failed"]["command"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("sh -c")),
+            "{kind}: {diagnosis:#}"
+        );
         assert!(record.dir.join("diagnosis.md").is_file());
         let node_log = record
             .dir
@@ -620,5 +627,55 @@ fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
         );
         let markdown = std::fs::read_to_string(record.dir.join("diagnosis.md")).unwrap();
         assert!(!markdown.is_empty());
+    }
+}
+
+#[test]
+fn the_local_example_runs_end_to_end() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        // The example with this test's cluster (and so unique image names)
+        // on this engine.
+        let text = std::fs::read_to_string(example.join("loadmaster.yaml"))
+            .unwrap()
+            .replace("lm-local", &cluster.name)
+            .replace("engine: podman", &format!("engine: {kind}"));
+        let plan = TestPlan::write(&text);
+        let greeter_dir = plan.file.with_file_name("images/greeter");
+        std::fs::copy(
+            example.join("images/greeter/Dockerfile"),
+            greeter_dir.join("Dockerfile"),
+        )
+        .unwrap();
+        let built = Built {
+            kind,
+            names: vec![
+                format!("localhost/{}-greeter:1", cluster.name),
+                format!("localhost/{}-shell:1", cluster.name),
+            ],
+        };
+        let out = plan.command("run", &["-o", "json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["result"], "succeeded", "{report}");
+        assert_eq!(report["testExitCode"], 0, "{report}");
+        let record = plan.last_run();
+        let kept = std::fs::read_to_string(record.dir.join("artifacts/result.txt")).unwrap();
+        assert_eq!(kept, format!("hello from {}\n", cluster.name));
+        let on_node = images_on_node(&cluster);
+        for name in &built.names {
+            let reference = loadmaster::archive::normalize_reference(name)
+                .unwrap()
+                .to_string();
+            assert!(
+                on_node.lines().any(|l| l == reference),
+                "{kind}: {reference} not in {on_node}"
+            );
+        }
     }
 }

@@ -12,6 +12,8 @@
 //! | 3 | no usable container engine (not installed, not running) |
 //!
 //! `doctor` reports a missing engine as a failed check (1), not as 3.
+//! `test` and `run` exit with the test's own code when the test failed, and
+//! with 128 + N when signal N stopped the run.
 
 mod doctor;
 mod inspect;

@@ -295,15 +295,10 @@ impl Run<'_> {
         if ran.success() {
             return Ok(ran);
         }
-        let output = ran.tail_text();
+        let message = failure_line(spec, &ran);
         Err(StepError::Failed {
-            message: format!(
-                "`{}` failed ({}): {}",
-                build::shell_words(&spec.argv),
-                ran.describe(spec.timeout),
-                output.lines().last().unwrap_or_default()
-            ),
-            output,
+            output: format!("{}\nloadmaster: error: {message}", ran.tail_text()),
+            message,
             node: None,
         })
     }
@@ -683,7 +678,10 @@ impl Run<'_> {
                         indent(&pods),
                         indent(&last_lines(&events, 15)),
                     ),
-                    output: format!("{output}\n{events}"),
+                    output: format!(
+                        "{events}\n{output}\nloadmaster: error: {}",
+                        failure_line(&spec, &ran)
+                    ),
                     node: None,
                 });
             }
@@ -735,10 +733,13 @@ impl Run<'_> {
             if ran.success() {
                 Ok(())
             } else {
-                let output = ran.tail_text();
                 Err(StepError::Failed {
                     message: format!("the test failed ({})", ran.describe(spec.timeout)),
-                    output,
+                    output: format!(
+                        "{}\nloadmaster: error: {}",
+                        ran.tail_text(),
+                        failure_line(&spec, &ran)
+                    ),
                     node: None,
                 })
             }
@@ -900,6 +901,17 @@ impl Run<'_> {
             diagnosis: diagnosis.exists().then_some(diagnosis),
         }
     }
+}
+
+/// "`COMMAND` failed (HOW): LAST LINE": loadmaster's words for a failed
+/// command, which triage reads for the command and its exit status.
+fn failure_line(spec: &Spec, ran: &Ran) -> String {
+    format!(
+        "`{}` failed ({}): {}",
+        build::shell_words(&spec.argv),
+        ran.describe(spec.timeout),
+        ran.tail_text().lines().last().unwrap_or_default()
+    )
 }
 
 /// A file name for something about `step` (`build/localhost/app:1` →
