@@ -447,10 +447,11 @@ fn stream_source(
                 // The engine's own account of a failed save explains more
                 // than the truncated stream it left.
                 let saved = save.finish();
-                // podman 4 can fail a save with "image not known" while
-                // another podman process removes some other image (a race
-                // in its storage): when nothing streamed yet and the image
-                // is still there, it is worth one more try.
+                // podman 4 ("image not known") and docker 20.10 ("reference
+                // does not exist") can fail a save while another image is
+                // being removed (races in their stores, seen in the tests):
+                // when nothing streamed yet and the image is still there,
+                // it is worth one more try.
                 let raced = matches!(saved, Err(EngineError::ImageNotFound { .. }))
                     && fanout.bytes_read() == 0
                     && attempts == 1

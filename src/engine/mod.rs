@@ -395,9 +395,16 @@ fn is_not_running(stderr: &str) -> bool {
 }
 
 /// The engines' ways of saying "no such image".
+/// (`docker save` of a missing image answers "reference does not exist".)
 fn is_missing_image(stderr: &str) -> bool {
     let lower = stderr.to_lowercase();
-    lower.contains("no such image") || lower.contains("image not known")
+    [
+        "no such image",
+        "image not known",
+        "reference does not exist",
+    ]
+    .iter()
+    .any(|sign| lower.contains(sign))
 }
 
 /// The container named in a "no such container" answer, if that is what it is.
@@ -437,6 +444,9 @@ mod tests {
         ));
         assert!(is_missing_image("Error: No such image: app:1"));
         assert!(is_missing_image("Error: app:1: image not known"));
+        assert!(is_missing_image(
+            "Error response from daemon: reference does not exist"
+        ));
         assert!(!is_missing_image("Error: permission denied"));
     }
 

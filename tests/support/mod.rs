@@ -330,6 +330,10 @@ impl TestImage {
         dockerfile.push_str("CMD [\"/layer0.bin\"]\n");
         std::fs::write(context.path.join("Dockerfile"), dockerfile).unwrap();
         let context_path = context.path.to_str().unwrap().to_string();
+        // The name in a label makes the image's ID its own: two tests that
+        // build the same layers must not share an image, since dropping one
+        // removes it by ID, tags and all.
+        let own = format!("io.loadmaster.test.image={}", self.name);
         engine_cmd(
             self.kind,
             &[
@@ -337,6 +341,8 @@ impl TestImage {
                 "-q",
                 "--label",
                 TEST_LABEL,
+                "--label",
+                &own,
                 "-t",
                 &self.name,
                 &context_path,
