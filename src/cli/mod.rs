@@ -304,6 +304,7 @@ impl CommandError {
             | CommandError::BadInput(_)
             | CommandError::Doctor(_)
             | CommandError::Plan(_)
+            | CommandError::Report(crate::report::ReportError::UnknownRun { .. })
             | CommandError::Deliver(DeliverError::BadArchive { .. }) => {
                 return EXIT_BAD_INPUT;
             }

@@ -5,9 +5,10 @@
 //! Sections: summary and result (and what the journal lacks, for a run cut
 //! short), the triage of a failed run, a Gantt chart of the steps (one row
 //! per step, so builds that ran together show as overlapping bars), memory
-//! over time (the engine's host or VM and each node, each with its limit as
-//! a dashed line and each step's peak marked), disk free over time, and the
-//! delivery table.
+//! over time (the engine's host or VM in one chart, the nodes in another:
+//! a node's few hundred MiB would be a flat line on the host's scale; each
+//! series with its limit as a dashed line, each step's peak marked), disk
+//! free over time, and the delivery table.
 //!
 //! Each chart sits in a solid frame of its own colour ([`FRAME_COLOURS`]):
 //! a screenshot test finds the charts by those frames.
@@ -17,8 +18,9 @@ use crate::journal::{Sample, StepStatus, Timestamp};
 use crate::units;
 use std::fmt::Write;
 
-/// The frame colours of the Gantt, memory and disk charts, in that order.
-pub const FRAME_COLOURS: [&str; 3] = ["#6a1b9a", "#00695c", "#8d4f00"];
+/// The frame colours of the Gantt, host memory, node memory and disk
+/// charts, in that order.
+pub const FRAME_COLOURS: [&str; 4] = ["#6a1b9a", "#00695c", "#1565c0", "#8d4f00"];
 
 /// Step bar colours by status.
 const SUCCEEDED: &str = "#2e9e44";
@@ -162,8 +164,10 @@ fn write_page(out: &mut String, r: &RunReport) -> std::fmt::Result {
 
     writeln!(out, "<h2>Timeline</h2>")?;
     gantt(out, r)?;
-    writeln!(out, "<h2>Memory</h2>")?;
-    memory(out, r)?;
+    writeln!(out, "<h2>Memory of the engine's host or VM</h2>")?;
+    host_memory(out, r)?;
+    writeln!(out, "<h2>Memory of the nodes</h2>")?;
+    node_memory(out, r)?;
     writeln!(out, "<h2>Disk free</h2>")?;
     disk(out, r)?;
 
@@ -299,7 +303,7 @@ fn gantt(out: &mut String, r: &RunReport) -> std::fmt::Result {
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}: {}, {duration}</title></rect>",
             LEFT - 8.0,
             y + 15.0,
-            esc(&step.id),
+            esc(&short(&step.id)),
             y + 3.0,
             x2 - x1,
             ROW - 6.0,
@@ -326,9 +330,9 @@ struct Series {
     limit: Option<u64>,
 }
 
-fn memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
+fn host_memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
     let samples = &r.run.samples;
-    let mut series = vec![Series {
+    let series = [Series {
         label: "engine host / VM used".to_string(),
         colour: SERIES[0],
         points: samples
@@ -340,42 +344,54 @@ fn memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
             .rev()
             .find_map(|s| Some(s.memory?.total_bytes)),
     }];
-    for (n, node) in node_names(samples).into_iter().enumerate() {
-        let points = samples
-            .iter()
-            .filter_map(|s| {
-                let m = s.nodes.iter().find(|m| m.node == node)?;
-                Some((s.time, m.usage_bytes))
-            })
-            .collect();
-        let limit = samples.iter().rev().find_map(|s| {
-            s.nodes
-                .iter()
-                .find(|m| m.node == node)
-                .and_then(|m| m.limit_bytes)
-        });
-        series.push(Series {
-            label: format!("node {node}"),
-            colour: SERIES[(n + 1) % SERIES.len()],
-            points,
-            limit,
-        });
-    }
-    // Per-step peaks of the engine host's memory: where each step used
-    // the most, marked on its line.
-    let mut peaks = Vec::new();
-    for step in &r.run.steps {
-        let end = r.step_end(step);
-        let peak = samples
-            .iter()
-            .filter(|s| s.time >= step.started && s.time <= end)
-            .filter_map(|s| Some((s.time, s.memory?.used_bytes())))
-            .max_by_key(|(_, used)| *used);
-        if let Some(peak) = peak {
-            peaks.push((step.id.clone(), peak));
-        }
-    }
+    let peaks = step_peaks(r, |s| s.memory.map(|m| m.used_bytes()));
     chart(out, r, FRAME_COLOURS[1], &series, &peaks)
+}
+
+fn node_memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
+    let samples = &r.run.samples;
+    let series: Vec<Series> = node_names(samples)
+        .into_iter()
+        .enumerate()
+        .map(|(n, node)| {
+            let of = |s: &Sample| s.nodes.iter().find(|m| m.node == node).cloned();
+            Series {
+                points: samples
+                    .iter()
+                    .filter_map(|s| Some((s.time, of(s)?.usage_bytes)))
+                    .collect(),
+                limit: samples.iter().rev().find_map(|s| of(s)?.limit_bytes),
+                colour: SERIES[(n + 1) % SERIES.len()],
+                label: format!("node {node}"),
+            }
+        })
+        .collect();
+    // The node that used the most during each step, at that instant.
+    let peaks = step_peaks(r, |s| s.nodes.iter().map(|m| m.usage_bytes).max());
+    chart(out, r, FRAME_COLOURS[2], &series, &peaks)
+}
+
+/// Each step's highest `value` among the samples taken while it ran, and
+/// when: the markers on a memory chart.
+fn step_peaks(
+    r: &RunReport,
+    value: impl Fn(&Sample) -> Option<u64>,
+) -> Vec<(String, (Timestamp, u64))> {
+    r.run
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let end = r.step_end(step);
+            let peak = r
+                .run
+                .samples
+                .iter()
+                .filter(|s| s.time >= step.started && s.time <= end)
+                .filter_map(|s| Some((s.time, value(s)?)))
+                .max_by_key(|(_, v)| *v)?;
+            Some((step.id.clone(), peak))
+        })
+        .collect()
 }
 
 fn disk(out: &mut String, r: &RunReport) -> std::fmt::Result {
@@ -406,7 +422,7 @@ fn disk(out: &mut String, r: &RunReport) -> std::fmt::Result {
             label: format!("{path} ({role}) free"),
         })
         .collect();
-    chart(out, r, FRAME_COLOURS[2], &series, &[])
+    chart(out, r, FRAME_COLOURS[3], &series, &[])
 }
 
 /// Every node that appears in the samples, in order of appearance.
@@ -517,6 +533,17 @@ fn chart(
     writeln!(out, "</div>")
 }
 
+/// A step id that fits left of the Gantt chart (the full id is in the
+/// bar's tooltip).
+fn short(id: &str) -> String {
+    const MAX: usize = 30;
+    if id.chars().count() <= MAX {
+        return id.to_string();
+    }
+    let tail: String = id.chars().skip(id.chars().count() - (MAX - 1)).collect();
+    format!("\u{2026}{tail}")
+}
+
 /// Text escaped for HTML content and attribute values.
 pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -543,6 +570,15 @@ mod tests {
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
+    }
+
+    #[test]
+    fn long_step_ids_keep_their_end() {
+        assert_eq!(short("deploy/db"), "deploy/db");
+        let id = "build/registry.example.com/team/very-long-image-name:1.2.3";
+        let label = short(id);
+        assert_eq!(label.chars().count(), 30);
+        assert!(label.starts_with('\u{2026}') && id.ends_with(&label[3..]));
     }
 
     #[test]

@@ -86,8 +86,11 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
             }
             StepStatus::Interrupted => writeln!(
                 out,
-                ">\n      <error message=\"interrupted: {}\" type=\"interrupted\">{}</error>\n    </testcase>",
-                esc(error),
+                ">\n      <error message=\"{}\" type=\"interrupted\">{}</error>\n    </testcase>",
+                esc(step
+                    .error
+                    .as_deref()
+                    .unwrap_or("the step never ended (the run was killed)")),
                 esc(&r.missing.join("\n"))
             )?,
         }
