@@ -180,6 +180,19 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
                 record.steps
             );
         }
+        // What each node was sent is in the journal, for reports.
+        let deliveries = loadmaster::report::RunReport::load(&record.dir)
+            .unwrap()
+            .deliveries;
+        for image in [&greeter, &shell] {
+            assert!(
+                deliveries.iter().any(|d| d.image == *image
+                    && d.node == cluster.control_plane()
+                    && d.result == "loaded"
+                    && d.bytes_sent > 0),
+                "{kind}: {deliveries:?}"
+            );
+        }
         let on_node = images_on_node(&cluster);
         for image in [&greeter, &shell] {
             let reference = loadmaster::archive::normalize_reference(image)
@@ -617,6 +630,15 @@ fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
                 .contains(cluster.control_plane()),
             "{kind}: the failed node is named: {:?}",
             step.error
+        );
+        let report = loadmaster::report::RunReport::load(&record.dir).unwrap();
+        assert!(
+            report
+                .deliveries
+                .iter()
+                .any(|d| d.node == cluster.control_plane() && d.result == "failed"),
+            "{kind}: the failed delivery is recorded: {:?}",
+            report.deliveries
         );
         let diagnosis: serde_json::Value =
             serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())

@@ -48,7 +48,7 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
     if let Some(timestamp) = timestamp {
         write!(out, " timestamp=\"{timestamp}\"")?;
     }
-    writeln!(out, " hostname=\"localhost\">")?;
+    writeln!(out, ">")?;
     writeln!(out, "    <properties>")?;
     writeln!(
         out,

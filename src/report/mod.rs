@@ -181,7 +181,11 @@ impl RunReport {
             },
             // A run that did not fail has none, and one killed before its
             // failure was diagnosed has none either.
-            Err(_) => None,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                missing.push(format!("{DIAGNOSIS_FILE} cannot be read: {error}"));
+                None
+            }
         };
         Ok(RunReport {
             run,
