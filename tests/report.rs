@@ -411,6 +411,7 @@ fn failed_run_reports_its_failing_step_and_diagnosis_first() {
     assert_eq!(page.matches("<title>peak of ").count(), 8, "{page}");
     assert!(page.contains("<title>peak of deliver/api: 1.4 GiB</title>"));
     assert!(page.contains("<title>node e2e-worker limit: 512.0 MiB</title>"));
+    assert!(page.contains("/tmp (temp) free (size 9.8 GiB)"));
     assert!(page.contains("<title>engine host / VM used limit: 2.0 GiB</title>"));
     // Nothing that would be fetched: the page stands alone.
     for reference in ["src=", "href=", "url(", "@import"] {

@@ -311,10 +311,15 @@ fn gantt(out: &mut String, r: &RunReport) -> std::fmt::Result {
             status_word(step.status),
         )?;
         if step.ended.is_none() {
+            // After the bar when there is room, else inside its end.
+            let (x, anchor, fill) = if x2 + 90.0 <= WIDTH - RIGHT {
+                (x2 + 4.0, "start", "#b86200")
+            } else {
+                (x2 - 4.0, "end", "#fff")
+            };
             writeln!(
                 out,
-                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#b86200\">interrupted</text>",
-                (x2 + 4.0).min(WIDTH - 90.0),
+                "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-weight=\"bold\" fill=\"{fill}\">interrupted</text>",
                 y + 15.0
             )?;
         }
@@ -328,6 +333,8 @@ struct Series {
     colour: &'static str,
     points: Vec<(Timestamp, u64)>,
     limit: Option<u64>,
+    /// What the limit is: `limit` for memory, `size` for a disk.
+    limit_is: &'static str,
 }
 
 fn host_memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
@@ -343,6 +350,7 @@ fn host_memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
             .iter()
             .rev()
             .find_map(|s| Some(s.memory?.total_bytes)),
+        limit_is: "limit",
     }];
     let peaks = step_peaks(r, |s| s.memory.map(|m| m.used_bytes()));
     chart(out, r, FRAME_COLOURS[1], &series, &peaks)
@@ -361,6 +369,7 @@ fn node_memory(out: &mut String, r: &RunReport) -> std::fmt::Result {
                     .filter_map(|s| Some((s.time, of(s)?.usage_bytes)))
                     .collect(),
                 limit: samples.iter().rev().find_map(|s| of(s)?.limit_bytes),
+                limit_is: "limit",
                 colour: SERIES[(n + 1) % SERIES.len()],
                 label: format!("node {node}"),
             }
@@ -419,6 +428,7 @@ fn disk(out: &mut String, r: &RunReport) -> std::fmt::Result {
                 .rev()
                 .find_map(|s| s.disks.iter().find(|d| d.path == path))
                 .map(|d| d.total_bytes),
+            limit_is: "size",
             label: format!("{path} ({role}) free"),
         })
         .collect();
@@ -485,10 +495,11 @@ fn chart(
             let y = axes.y(limit as f64);
             writeln!(
                 out,
-                "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"><title>{} limit: {}</title></line>",
+                "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"><title>{} {}: {}</title></line>",
                 WIDTH - RIGHT,
                 s.colour,
                 esc(&s.label),
+                s.limit_is,
                 units::bytes(limit)
             )?;
         }
@@ -523,8 +534,11 @@ fn chart(
             "<span><b style=\"color:{}\">&#9632;</b> {}{}</span>",
             s.colour,
             esc(&s.label),
-            s.limit
-                .map_or(String::new(), |l| format!(" (limit {})", units::bytes(l)))
+            s.limit.map_or(String::new(), |l| format!(
+                " ({} {})",
+                s.limit_is,
+                units::bytes(l)
+            ))
         )?;
     }
     if !peaks.is_empty() {
