@@ -689,6 +689,28 @@ fn the_local_example_runs_end_to_end() {
         let record = plan.last_run();
         let kept = std::fs::read_to_string(record.dir.join("artifacts/result.txt")).unwrap();
         assert_eq!(kept, format!("hello from {}\n", cluster.name));
+        // The run's report, from its journal: every step, every delivery.
+        let out = support::loadmaster(&["report", record.dir.to_str().unwrap(), "--format", "md"]);
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && summary.contains("**succeeded**"),
+            "{kind}: {summary}"
+        );
+        for step in &record.steps {
+            assert!(
+                summary.contains(&format!("| `{}` | succeeded |", step.id)),
+                "{kind}: {summary}"
+            );
+        }
+        for name in &built.names {
+            assert!(
+                summary.contains(&format!(
+                    "| `{name}` | {} | loaded |",
+                    cluster.control_plane()
+                )),
+                "{kind}: {summary}"
+            );
+        }
         let on_node = images_on_node(&cluster);
         for name in &built.names {
             let reference = loadmaster::archive::normalize_reference(name)
