@@ -26,6 +26,8 @@
 //!   artifacts), readable after a crash.
 //! - [`runner`]: `up`, `test`, `down`, `run` of a plan: cluster, budgeted
 //!   builds, delivery, deploy, the test, teardown; each step journaled.
+//! - [`report`]: a run's report from its journal: HTML with charts,
+//!   Markdown for CI summaries, JUnit XML.
 //! - [`cli`]: the command line.
 
 pub mod archive;
@@ -38,6 +40,7 @@ pub mod journal;
 pub mod monitor;
 pub mod plan;
 pub mod registry;
+pub mod report;
 pub mod runner;
 pub mod triage;
 pub mod units;

@@ -180,6 +180,19 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
                 record.steps
             );
         }
+        // What each node was sent is in the journal, for reports.
+        let deliveries = loadmaster::report::RunReport::load(&record.dir)
+            .unwrap()
+            .deliveries;
+        for image in [&greeter, &shell] {
+            assert!(
+                deliveries.iter().any(|d| d.image == *image
+                    && d.node == cluster.control_plane()
+                    && d.result == "loaded"
+                    && d.bytes_sent > 0),
+                "{kind}: {deliveries:?}"
+            );
+        }
         let on_node = images_on_node(&cluster);
         for image in [&greeter, &shell] {
             let reference = loadmaster::archive::normalize_reference(image)
@@ -618,6 +631,15 @@ fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
             "{kind}: the failed node is named: {:?}",
             step.error
         );
+        let report = loadmaster::report::RunReport::load(&record.dir).unwrap();
+        assert!(
+            report
+                .deliveries
+                .iter()
+                .any(|d| d.node == cluster.control_plane() && d.result == "failed"),
+            "{kind}: the failed delivery is recorded: {:?}",
+            report.deliveries
+        );
         let diagnosis: serde_json::Value =
             serde_json::from_slice(&std::fs::read(record.dir.join("diagnosis.json")).unwrap())
                 .unwrap();
@@ -667,6 +689,28 @@ fn the_local_example_runs_end_to_end() {
         let record = plan.last_run();
         let kept = std::fs::read_to_string(record.dir.join("artifacts/result.txt")).unwrap();
         assert_eq!(kept, format!("hello from {}\n", cluster.name));
+        // The run's report, from its journal: every step, every delivery.
+        let out = support::loadmaster(&["report", record.dir.to_str().unwrap(), "--format", "md"]);
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && summary.contains("**succeeded**"),
+            "{kind}: {summary}"
+        );
+        for step in &record.steps {
+            assert!(
+                summary.contains(&format!("| `{}` | succeeded |", step.id)),
+                "{kind}: {summary}"
+            );
+        }
+        for name in &built.names {
+            assert!(
+                summary.contains(&format!(
+                    "| `{name}` | {} | loaded |",
+                    cluster.control_plane()
+                )),
+                "{kind}: {summary}"
+            );
+        }
         let on_node = images_on_node(&cluster);
         for name in &built.names {
             let reference = loadmaster::archive::normalize_reference(name)

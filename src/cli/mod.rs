@@ -18,6 +18,7 @@
 mod doctor;
 mod inspect;
 mod load;
+mod report;
 mod run;
 mod runs;
 mod schema;
@@ -158,6 +159,21 @@ enum Command {
         #[arg(long)]
         delete: bool,
     },
+    /// A report of a recorded run (the latest by default) from its journal:
+    /// HTML (self-contained, with charts), Markdown (also appended to
+    /// $GITHUB_STEP_SUMMARY when set) or JUnit XML (one test case per step).
+    Report {
+        /// A run id (from `loadmaster runs`) or a run directory.
+        run: Option<String>,
+        #[arg(long, value_enum, default_value_t = report::Format::Html)]
+        format: report::Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Where runs are recorded.
+        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        root: PathBuf,
+    },
     /// List recorded runs (newest last): id, plan, start, duration, result.
     Runs {
         /// Where runs are recorded.
@@ -248,6 +264,8 @@ pub enum CommandError {
     Plan(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("{failed} doctor check(s) failed: see the fixes above")]
     ChecksFailed { failed: usize },
     #[error(transparent)]
@@ -286,6 +304,7 @@ impl CommandError {
             | CommandError::BadInput(_)
             | CommandError::Doctor(_)
             | CommandError::Plan(_)
+            | CommandError::Report(crate::report::ReportError::UnknownRun { .. })
             | CommandError::Deliver(DeliverError::BadArchive { .. }) => {
                 return EXIT_BAD_INPUT;
             }
@@ -360,6 +379,12 @@ fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Schema => schema::schema(),
         Command::Runs { root, output } => runs::runs(&root, output),
+        Command::Report {
+            run,
+            format,
+            output,
+            root,
+        } => report::report(&root, run.as_deref(), format, output.as_deref()),
         Command::Up(args) => run::run(Phase::Up, cli.engine, args.into_run(None)),
         Command::Test(args) => run::run(Phase::Test, cli.engine, args.into_run(None)),
         Command::Down(args) => run::run(Phase::Down, cli.engine, args.into_run(None)),

@@ -77,6 +77,23 @@ pub enum EventBody {
     Note {
         message: String,
     },
+    /// One image delivered into one node (a `deliver/<image>` step records
+    /// one per node), so that reports can show what each node was sent.
+    #[serde(rename_all = "camelCase")]
+    Delivery {
+        image: String,
+        node: String,
+        /// `save` or `push`.
+        path: String,
+        /// `loaded`, `already present` or `failed`.
+        result: String,
+        bytes_sent: u64,
+        blobs_sent: u64,
+        blobs_skipped: u64,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The last line of a run that was not interrupted.
     RunEnd {
         result: Outcome,
@@ -201,6 +218,24 @@ impl Event {
                 budget_source,
                 batches,
                 warnings,
+            },
+        )
+    }
+
+    /// What a load did on one node, under the step that delivered it.
+    pub fn delivery(step: &str, report: &crate::deliver::NodeReport) -> Event {
+        Event::now(
+            Some(step),
+            EventBody::Delivery {
+                image: report.image.clone(),
+                node: report.node.clone(),
+                path: report.path.to_string(),
+                result: report.result.to_string(),
+                bytes_sent: report.bytes_sent,
+                blobs_sent: report.blobs_sent,
+                blobs_skipped: report.blobs_skipped,
+                duration_ms: report.duration_ms,
+                error: report.error.clone(),
             },
         )
     }

@@ -4,8 +4,8 @@
 //! Every run gets `<root>/<id>/` (root: `.loadmaster/runs` by default):
 //!
 //! - `events.jsonl`: one JSON [`Event`] per line (run and step starts and
-//!   ends, each command's argv, exit and stderr tail, monitor notes),
-//!   synced to disk at every step boundary;
+//!   ends, each command's argv, exit and stderr tail, monitor notes, what
+//!   each node was sent), synced to disk at every step boundary;
 //! - `samples.jsonl`: one [`Sample`] per line (engine/VM memory, node
 //!   cgroup memory, disk), taken by the monitor every second or faster;
 //! - `plan.json`: the resolved plan the run followed;

@@ -282,7 +282,10 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
                     record.steps[n].commands += 1;
                 }
             }
-            EventBody::SampleNote { .. } | EventBody::Schedule { .. } | EventBody::Note { .. } => {}
+            EventBody::SampleNote { .. }
+            | EventBody::Schedule { .. }
+            | EventBody::Note { .. }
+            | EventBody::Delivery { .. } => {}
         }
     }
     if record.started.is_none() {

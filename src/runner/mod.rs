@@ -614,6 +614,9 @@ impl Run<'_> {
                     .reports
                 }
             };
+            for report in &reports {
+                self.record(&Event::delivery(&step, report));
+            }
             match reports.iter().find(|r| r.result == NodeResult::Failed) {
                 Some(_) if let Some(signal) = signal::received() => {
                     Err(StepError::Interrupted(signal))

@@ -1,0 +1,105 @@
+//! The JUnit XML report: one test case per step (class `loadmaster`), so
+//! that a CI system lists the environment's steps beside the suite's own
+//! results. A failed step is a `failure`, a step that never ended an
+//! `error` ("interrupted"), a skipped step `skipped`. The shape follows the
+//! widely used Jenkins/Ant schema (`tests/fixtures/junit.xsd`).
+
+use super::html::esc;
+use super::{RunReport, status_word};
+use crate::journal::StepStatus;
+use std::fmt::Write;
+
+/// The report as JUnit XML.
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail; `let _ =` keeps that visible.
+    let _ = write_suite(&mut out, report);
+    out
+}
+
+fn count(r: &RunReport, status: StepStatus) -> usize {
+    r.run.steps.iter().filter(|s| s.status == status).count()
+}
+
+fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
+    let run = &r.run;
+    let (tests, failures, errors, skipped) = (
+        run.steps.len(),
+        count(r, StepStatus::Failed),
+        count(r, StepStatus::Interrupted),
+        count(r, StepStatus::Skipped),
+    );
+    let time = run.duration_ms().unwrap_or(0) as f64 / 1000.0;
+    let name = format!("loadmaster run {}", run.id);
+    writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
+    writeln!(
+        out,
+        "<testsuites name=\"loadmaster\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">"
+    )?;
+    // The Ant schema's timestamp has no zone and no fraction.
+    let timestamp = run
+        .started
+        .map(|t| t.to_string().chars().take(19).collect::<String>());
+    write!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\"",
+        esc(&name)
+    )?;
+    if let Some(timestamp) = timestamp {
+        write!(out, " timestamp=\"{timestamp}\"")?;
+    }
+    writeln!(out, ">")?;
+    writeln!(out, "    <properties>")?;
+    writeln!(
+        out,
+        "      <property name=\"cluster\" value=\"{}\"/>",
+        esc(run.cluster.as_deref().unwrap_or("unknown"))
+    )?;
+    writeln!(
+        out,
+        "      <property name=\"result\" value=\"{}\"/>",
+        r.result()
+    )?;
+    writeln!(out, "    </properties>")?;
+    for step in &run.steps {
+        let time = r.step_end(step).since(step.started) as f64 / 1000.0;
+        write!(
+            out,
+            "    <testcase name=\"{}\" classname=\"loadmaster\" time=\"{time:.3}\"",
+            esc(&step.id)
+        )?;
+        let error = step.error.as_deref().unwrap_or(status_word(step.status));
+        match step.status {
+            StepStatus::Succeeded => writeln!(out, "/>")?,
+            StepStatus::Skipped => writeln!(out, ">\n      <skipped/>\n    </testcase>")?,
+            StepStatus::Failed => {
+                let body = match &r.diagnosis {
+                    Some(triage) => format!("{error}\n\nDiagnosis: {}", triage.summary),
+                    None => error.to_string(),
+                };
+                writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\" type=\"step-failed\">{}</failure>\n    </testcase>",
+                    esc(error),
+                    esc(&body)
+                )?
+            }
+            StepStatus::Interrupted => writeln!(
+                out,
+                ">\n      <error message=\"{}\" type=\"interrupted\">{}</error>\n    </testcase>",
+                esc(step
+                    .error
+                    .as_deref()
+                    .unwrap_or("the step never ended (the run was killed)")),
+                esc(&r.missing.join("\n"))
+            )?,
+        }
+    }
+    writeln!(
+        out,
+        "    <system-out>{}</system-out>",
+        esc(&format!("run directory: {}", run.dir.display()))
+    )?;
+    writeln!(out, "    <system-err></system-err>")?;
+    writeln!(out, "  </testsuite>\n</testsuites>")
+}
