@@ -17,6 +17,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{NodeOptions, TempDir, TestCluster, engine_output, engines_under_test, unique_name};
 
+/// Tests that build run one at a time: they build the same layers, and
+/// an engine that removes one test's image (its untagged parents with it)
+/// while another builds on the same cached steps fails that build ("No
+/// such image: sha256:…", "layer not known").
+static ONE_BUILD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BUILD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const DOCKERFILE: &str = r#"FROM scratch AS shell
 COPY --from=localhost/loadmaster-test-node:1 /bin/busybox /bin/busybox
 ENTRYPOINT ["/bin/busybox", "sh"]
@@ -139,6 +151,7 @@ fn images_on_node(cluster: &TestCluster) -> String {
 
 #[test]
 fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
+    let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
         let base = unique_name("localhost/lmt-img");
@@ -239,6 +252,7 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
 
 #[test]
 fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
+    let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
         let test = "test:\n  command: echo \"$GREETING from the test\"; echo 'cannot reach the service' >&2; exit 7\n  env:\n    GREETING: hello\n  timeout: 30s\n";
@@ -319,6 +333,7 @@ fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
 
 #[test]
 fn a_passing_test_sees_its_env_and_keeps_its_artifacts() {
+    let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
         let test = "test:\n  command: mkdir -p out && echo \"$GREETING\" > out/result.txt\n  env:\n    GREETING: hello\n  timeout: 30s\n  artifacts:\n    - out/result.txt\n";
@@ -379,6 +394,7 @@ fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
 
 #[test]
 fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
+    let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
         let marker = format!(
@@ -432,6 +448,7 @@ fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
 
 #[test]
 fn a_failing_build_fails_up_with_its_log_and_a_diagnosis() {
+    let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
         let image = format!("{}:1", unique_name("localhost/lmt-img"));
@@ -486,6 +503,7 @@ fn a_failing_build_fails_up_with_its_log_and_a_diagnosis() {
 
 #[test]
 fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
+    let _exclusive = exclusive();
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
     };
@@ -556,6 +574,7 @@ fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
 
 #[test]
 fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
+    let _exclusive = exclusive();
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
     };
@@ -592,6 +611,7 @@ fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
 
 #[test]
 fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
+    let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(
             kind,
@@ -654,6 +674,7 @@ fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
 
 #[test]
 fn the_local_example_runs_end_to_end() {
+    let _exclusive = exclusive();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
