@@ -313,6 +313,19 @@ fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
             "{kind}: {diagnosis:#}"
         );
         assert!(record.dir.join("diagnosis.md").is_file());
+        // This real failed run's report puts the failing step and its
+        // diagnosis first, and its JUnit marks the step failed.
+        let dir = record.dir.to_str().unwrap();
+        let out = support::loadmaster(&["report", dir, "--format", "md"]);
+        let summary = String::from_utf8_lossy(&out.stdout);
+        let diagnosed = diagnosis["summary"].as_str().unwrap();
+        assert!(
+            out.status.success() && summary.contains("**failed**") && summary.contains(diagnosed),
+            "{kind}: {summary}"
+        );
+        let out = support::loadmaster(&["report", dir, "--format", "junit"]);
+        let junit = String::from_utf8_lossy(&out.stdout);
+        assert!(junit.contains("<failure"), "{kind}: {junit}");
         let node_log = record
             .dir
             .join(format!("logs/node-{}.log", cluster.control_plane()));
@@ -436,6 +449,13 @@ fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
         assert_eq!(
             test_step.status,
             loadmaster::journal::StepStatus::Interrupted
+        );
+        // The report of this real interrupted run renders and says so.
+        let out = support::loadmaster(&["report", record.dir.to_str().unwrap(), "--format", "md"]);
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && summary.contains("interrupted"),
+            "{kind}: {summary}"
         );
         // Interrupted: no teardown was attempted.
         assert!(
