@@ -373,3 +373,68 @@ fn runs_lists_every_run_oldest_first() {
     let output = loadmaster(&["runs", "--root", dir.path.join("none").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("no runs recorded"));
 }
+
+#[test]
+fn triage_of_a_recorded_run_reads_its_journal_or_its_stored_diagnosis() {
+    let dir = TempDir::new("lm-journal-triage");
+    let root = dir.path.join("runs");
+    let journal = Journal::create(&root, &plan_in(&dir.path)).unwrap();
+    // The seed's failure, as the runner records a failed delivery command.
+    let argv: Vec<String> = "podman exec -i aianalysis-e2e-control-plane ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -"
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    journal.record(&Event::step_start("deliver/hapi")).unwrap();
+    journal
+        .record(&Event::command(
+            "deliver/hapi",
+            argv,
+            Exit {
+                code: Some(137),
+                signal: None,
+                timed_out: false,
+            },
+            b"time=\"2025-12-15T23:08:22Z\" level=error msg=\"progress stream failed to recv\" error=\"error reading from server: EOF\"\n",
+            Duration::from_secs(3),
+        ))
+        .unwrap();
+    journal
+        .record(&Event::step_end(
+            "deliver/hapi",
+            Outcome::Failed,
+            Some("the import exited 137".into()),
+        ))
+        .unwrap();
+    journal.record(&Event::run_end(Outcome::Failed)).unwrap();
+    let root_arg = root.to_str().unwrap();
+
+    // No stored diagnosis: the journal's failed command is read as a log.
+    let output = loadmaster(&["triage", "--root", root_arg, "--output", "json"]);
+    assert!(output.status.success(), "{output:?}");
+    let diagnosis: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(diagnosis["failed"]["exit_code"], 137, "{diagnosis:#}");
+    assert!(
+        diagnosis["failed"]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("ctr --namespace=k8s.io images import")),
+        "{diagnosis:#}"
+    );
+    assert_eq!(
+        diagnosis["root_cause"]["confidence"], "suspected",
+        "{diagnosis:#}"
+    );
+
+    // A diagnosis stored at failure time (with the live evidence of then) wins.
+    let run_dir = root.join(journal::list(&root).unwrap()[0].id.clone());
+    std::fs::write(run_dir.join("diagnosis.md"), "# stored at failure time\n").unwrap();
+    let output = loadmaster(&["triage", run_dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "# stored at failure time\n"
+    );
+
+    // An unknown run is the input's fault.
+    let output = loadmaster(&["triage", "no-such-run", "--root", root_arg]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

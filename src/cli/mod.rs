@@ -93,15 +93,23 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
-    /// Diagnose a failed run from its log (kind, podman, docker, make, go
-    /// test, loadmaster): root cause, confidence, evidence, the fix. Needs no
+    /// Diagnose a failed run, recorded (RUN) or from its log (kind, podman,
+    /// docker, make, go test, loadmaster): root cause, confidence, evidence,
+    /// the fix. Needs no
     /// engine. Commands are for `--engine docker|podman`, else the engine the
     /// log shows, else both. Exit 0 whenever a diagnosis was made, "no
     /// failure found" included.
     Triage {
-        /// The log to read; `-` for stdin.
+        /// A recorded run (an id from `runs`, or a run directory); the
+        /// latest without it or `--log`.
+        #[arg(conflicts_with = "log")]
+        run: Option<String>,
+        /// A log to read instead (`-` for stdin).
         #[arg(long, value_name = "FILE")]
-        log: PathBuf,
+        log: Option<PathBuf>,
+        /// Where runs are recorded.
+        #[arg(long, default_value = ".loadmaster/runs")]
+        root: PathBuf,
         #[arg(long, short, value_enum, default_value_t = triage::Report::Markdown)]
         output: triage::Report,
     },
@@ -361,7 +369,17 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             name: Some(name),
             output,
         } => inspect::cluster(selection()?, &name, output),
-        Command::Triage { log, output } => triage::run(log, cli.engine, output),
+        Command::Triage {
+            log: Some(log),
+            output,
+            ..
+        } => triage::run(log, cli.engine, output),
+        Command::Triage {
+            log: None,
+            run,
+            root,
+            output,
+        } => triage::recorded(&root, run.as_deref(), cli.engine, output),
         Command::Doctor {
             file: Some(plan),
             output,

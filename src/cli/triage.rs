@@ -1,14 +1,19 @@
-//! `loadmaster triage --log FILE`: a diagnosis of a failed run from its log.
+//! `loadmaster triage`: a diagnosis of a failed run, from its log
+//! (`--log FILE`) or from its record (`triage [RUN]`).
 //!
 //! Log-only triage needs no engine: it reads the log and names, for the
-//! engine the log (or `--engine`) shows, the evidence still to collect.
+//! engine the log (or `--engine`) shows, the evidence still to collect. A
+//! recorded run that failed under the runner has the diagnosis taken at that
+//! moment, with the live evidence of then (cgroups, kernel log, disks): that
+//! one is shown. Otherwise the journal's failed commands are read as a log.
 
 use super::CommandError;
 use crate::engine::{EngineChoice, EngineKind};
+use crate::journal::{EventBody, Journal, RunRecord};
 use crate::triage::{self, render};
 use clap::ValueEnum;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How `triage` prints its diagnosis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -23,7 +28,74 @@ pub enum Report {
 /// Reads the log (`-`: stdin), diagnoses it and prints the diagnosis.
 pub fn run(log: PathBuf, engine: Option<EngineChoice>, report: Report) -> Result<(), CommandError> {
     let (name, text) = read_log(&log)?;
-    let mut case = triage::log::scan(&text, &name);
+    diagnose_text(&text, &name, engine, report)
+}
+
+/// The diagnosis of a recorded run (the latest under `root` without `run`).
+pub fn recorded(
+    root: &Path,
+    run: Option<&str>,
+    engine: Option<EngineChoice>,
+    report: Report,
+) -> Result<(), CommandError> {
+    let dir = crate::report::find_run(root, run)?;
+    let stored = dir.join(match report {
+        Report::Markdown => "diagnosis.md",
+        Report::Json => "diagnosis.json",
+    });
+    if let Ok(text) = std::fs::read_to_string(&stored) {
+        io::stdout().lock().write_all(text.as_bytes())?;
+        return Ok(());
+    }
+    let record = Journal::open(&dir).map_err(crate::report::ReportError::from)?;
+    let name = format!("the journal of run {}", record.id);
+    diagnose_text(&journal_as_log(&record), &name, engine, report)
+}
+
+/// A run's failures as the lines a log would have had: each command with
+/// its exit status and the tail of its stderr, each failed step's error.
+fn journal_as_log(record: &RunRecord) -> String {
+    let mut log = String::new();
+    for event in &record.events {
+        match &event.body {
+            EventBody::Command {
+                argv,
+                exit,
+                stderr_tail,
+                ..
+            } => {
+                log.push_str(stderr_tail);
+                if !stderr_tail.is_empty() && !stderr_tail.ends_with('\n') {
+                    log.push('\n');
+                }
+                // In loadmaster's own wording of a failed command, which
+                // the log scanner reads as the failure and its command.
+                let status = match (exit.code, exit.signal) {
+                    (Some(0), _) | (None, None) => continue,
+                    (Some(code), _) => format!("exit status {code}"),
+                    (None, Some(signal)) => format!("killed by signal {signal}"),
+                };
+                log.push_str(&format!("Error: `{}` failed ({status})\n", argv.join(" ")));
+            }
+            EventBody::StepEnd {
+                error: Some(error), ..
+            } => {
+                let step = event.step.as_deref().unwrap_or("a step");
+                log.push_str(&format!("Error: {step} failed: {error}\n"));
+            }
+            _ => {}
+        }
+    }
+    log
+}
+
+fn diagnose_text(
+    text: &str,
+    name: &str,
+    engine: Option<EngineChoice>,
+    report: Report,
+) -> Result<(), CommandError> {
+    let mut case = triage::log::scan(text, name);
     // The flag wins over what the log suggests: the user knows the engine.
     match engine {
         Some(EngineChoice::Docker) => case.engine = Some(EngineKind::Docker),
