@@ -60,6 +60,9 @@ pub fn argv(engine: EngineKind, image: &str, build: &Build) -> Vec<String> {
     let mut argv = vec![
         engine.name().to_string(),
         "build".to_string(),
+        // A failed build leaves its intermediate containers behind
+        // otherwise (docker's classic builder keeps them for debugging).
+        "--force-rm".to_string(),
         "-t".to_string(),
         image.to_string(),
         "-f".to_string(),
@@ -201,6 +204,7 @@ mod tests {
             [
                 "podman",
                 "build",
+                "--force-rm",
                 "-t",
                 "localhost/app:1",
                 "-f",
