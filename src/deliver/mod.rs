@@ -167,9 +167,27 @@ pub fn load(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeReport>, DeliverError> {
-    let (label, expected) = match &source {
-        Source::Engine { image } => (image.to_string(), Some(engine.image_inspect(image)?)),
-        Source::Archive { label, image, .. } => (image.map_or(label.clone(), str::to_string), None),
+    let expected = match &source {
+        Source::Engine { image } => Some(engine.image_inspect(image)?),
+        Source::Archive { .. } => None,
+    };
+    load_with(engine, nodes, source, expected, None, options, progress)
+}
+
+/// [`load`] given what was read already (by the path choice): the engine's
+/// account of the image, and the nodes' inventories if they were read.
+fn load_with(
+    engine: &Engine,
+    nodes: &[String],
+    source: Source<'_>,
+    expected: Option<ImageDetails>,
+    inventories: Option<Vec<Result<node::Inventory, EngineError>>>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<NodeReport>, DeliverError> {
+    let label = match &source {
+        Source::Engine { image } => image.to_string(),
+        Source::Archive { label, image, .. } => image.map_or(label.clone(), str::to_string),
     };
     let reference =
         archive::normalize_reference(&label).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
@@ -182,7 +200,8 @@ pub fn load(
     };
     progress.begin(&job.label, nodes, job.expected.as_ref().map(|e| e.size));
 
-    let inventories = read_inventories(engine, nodes, &job.reference.to_string());
+    let inventories =
+        inventories.unwrap_or_else(|| read_inventories(engine, nodes, &job.reference.to_string()));
     let mut reports = Vec::new();
     let mut waiting = Vec::new();
     for (node, inventory) in nodes.iter().zip(inventories) {

@@ -25,7 +25,7 @@
 
 use super::node::Inventory;
 use super::progress::Progress;
-use super::{DeliverError, Options, Source, load, push, read_inventories};
+use super::{DeliverError, Options, Source, load, load_with, push, read_inventories};
 use crate::archive::{self, Digest};
 use crate::engine::{Engine, EngineError, EngineKind, ImageDetails};
 use crate::registry::RequestRecord;
@@ -79,17 +79,17 @@ pub fn load_image(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<ImageLoad, DeliverError> {
-    let save = |reason: String| -> Result<ImageLoad, DeliverError> {
-        progress.path(image, DeliveryPath::Save, &reason);
-        Ok(ImageLoad {
-            path: DeliveryPath::Save,
-            reason,
-            reports: load(engine, nodes, Source::Engine { image }, options, progress)?,
-            registry_requests: Vec::new(),
-        })
+    let saved = |reason: String, reports| ImageLoad {
+        path: DeliveryPath::Save,
+        reason,
+        reports,
+        registry_requests: Vec::new(),
     };
     if choice == PathChoice::Save {
-        return save("--path save".to_string());
+        let reason = "--path save".to_string();
+        progress.path(image, DeliveryPath::Save, &reason);
+        let reports = load(engine, nodes, Source::Engine { image }, options, progress)?;
+        return Ok(saved(reason, reports));
     }
     let expected = engine.image_inspect(image)?;
     let reference =
@@ -99,9 +99,21 @@ pub fn load_image(
         PathChoice::Push => "--path push".to_string(),
         _ => match why_push(&inventories, &expected, engine.kind()) {
             Ok(reason) => reason,
-            // The save path reads the inventories again (a few execs per
-            // node, next to a full export).
-            Err(reason) => return save(reason),
+            // The save path takes what was read for the choice.
+            Err(reason) => {
+                progress.path(image, DeliveryPath::Save, &reason);
+                let source = Source::Engine { image };
+                let reports = load_with(
+                    engine,
+                    nodes,
+                    source,
+                    Some(expected),
+                    Some(inventories),
+                    options,
+                    progress,
+                )?;
+                return Ok(saved(reason, reports));
+            }
         },
     };
     progress.path(image, DeliveryPath::Push, &reason);
