@@ -152,6 +152,112 @@ fn every_rule_broken_is_reported_at_once_in_file_order() {
     assert!(stderr.contains("no-such-dir (directory)"), "{stderr}");
 }
 
+/// Expects `check` to report exactly `expected` (line, column, message
+/// start), in this order, for a fixture.
+fn expect_problems(name: &str, expected: &[(usize, usize, &str)]) {
+    let stderr = check_fails(&fixture(name));
+    assert!(
+        stderr.contains(&format!("{} problem(s)", expected.len())),
+        "{stderr}"
+    );
+    let mut from = 0;
+    for (line, column, message) in expected {
+        let want = format!("{}{message}", at(name, *line, *column));
+        let found = stderr[from..]
+            .find(&want)
+            .unwrap_or_else(|| panic!("expected, in order,\n  {want}\nin\n{stderr}"));
+        from += found + want.len();
+    }
+}
+
+#[test]
+fn an_existing_cluster_needs_a_context_and_a_registry_and_takes_no_kind_settings() {
+    expect_problems(
+        "existing-problems.yaml",
+        &[
+            (
+                3,
+                3,
+                "cluster: an existing cluster is reached through a kubeconfig context: add `context: NAME`",
+            ),
+            (
+                3,
+                3,
+                "cluster: an existing cluster's nodes are not touched, so images go through a registry: add `delivery: {mode: registry, registry: HOST[/PREFIX]}`",
+            ),
+            (
+                5,
+                14,
+                "cluster.nodeImage: an existing cluster (provider: existing) is not created",
+            ),
+            (
+                6,
+                13,
+                "cluster.existing: `provider: existing` is never created or deleted already",
+            ),
+        ],
+    );
+    expect_problems(
+        "existing-load.yaml",
+        &[
+            (5, 12, "cluster.context: the context is empty"),
+            (6, 15, "cluster.kubeconfig: "),
+            (
+                8,
+                11,
+                "cluster.delivery.mode: an existing cluster's nodes are not touched, so images cannot be loaded into them: use `mode: registry`",
+            ),
+        ],
+    );
+    expect_problems(
+        "existing-registry-problems.yaml",
+        &[
+            (
+                7,
+                5,
+                "cluster.delivery: an existing cluster needs `registry: HOST[/PREFIX]`",
+            ),
+            (
+                10,
+                14,
+                "images[0].archive: images are pushed to the registry from the engine, and an archive is not in it",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn delivery_settings_that_do_not_apply_are_reported_where_they_are() {
+    expect_problems(
+        "kind-delivery-problems.yaml",
+        &[
+            (
+                4,
+                12,
+                "cluster.context: only an existing cluster is reached through a kubeconfig: add `provider: existing`",
+            ),
+            (
+                7,
+                15,
+                "cluster.delivery.registry: only `mode: registry` takes this",
+            ),
+            (
+                8,
+                16,
+                "cluster.delivery.allowHttp: only `mode: registry` takes this",
+            ),
+        ],
+    );
+    let stderr = check_fails(&fixture("bad-delivery-mode.yaml"));
+    assert!(
+        stderr.contains(&format!(
+            "{}cluster.delivery.mode: unknown variant `push`, expected `load` or `registry`",
+            at("bad-delivery-mode.yaml", 5, 11)
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn defaults_are_filled_and_needs_resolved() {
     let plan = plan::load(&fixture("defaults.yaml")).unwrap();
@@ -184,6 +290,10 @@ fn defaults_are_filled_and_needs_resolved() {
     );
     assert_eq!(plan.teardown.on_success, TeardownAction::Delete);
     assert_eq!(plan.teardown.on_failure, TeardownAction::Keep);
+    // A kind cluster, created and deleted by loadmaster, images loaded.
+    assert_eq!(plan.cluster.provider, plan::Provider::Kind);
+    assert_eq!(plan.cluster.delivery, plan::Delivery::Load);
+    assert!(!plan.cluster.existing);
 }
 
 #[test]
@@ -215,7 +325,7 @@ fn teardown_follows_flag_then_environment_then_plan() {
 
 #[test]
 fn the_example_plans_check_clean() {
-    for name in ["operator-e2e", "local"] {
+    for name in ["operator-e2e", "local", "existing"] {
         let path = example(name);
         let output = loadmaster(&["check", "-f", path.to_str().unwrap(), "-o", "json"]);
         assert!(
@@ -240,6 +350,25 @@ fn the_example_plans_check_clean() {
         ["namespace", "postgresql", "redis", "services"]
     );
     assert!(plan.budget.memory.is_some());
+    let existing = plan::load(&example("existing")).unwrap();
+    assert_eq!(
+        existing.cluster.provider,
+        plan::Provider::Existing {
+            context: "staging-e2e".to_string(),
+            kubeconfig: None
+        }
+    );
+    assert_eq!(
+        existing.cluster.delivery,
+        plan::Delivery::Registry {
+            registry: Some("registry.example.com/e2e".to_string()),
+            allow_http: false
+        }
+    );
+    assert!(
+        existing.cluster.existing,
+        "an existing cluster is never deleted"
+    );
     // `plan check` is the same command.
     let output = loadmaster(&["plan", "check", "-f", example("local").to_str().unwrap()]);
     assert!(output.status.success());
@@ -271,7 +400,11 @@ fn the_schema_is_draft_2020_12_and_accepts_every_example() {
         "not a valid JSON Schema"
     );
     let validator = jsonschema::draft202012::new(&schema).unwrap();
-    let mut plans: Vec<PathBuf> = vec![example("operator-e2e"), example("local")];
+    let mut plans: Vec<PathBuf> = vec![
+        example("operator-e2e"),
+        example("local"),
+        example("existing"),
+    ];
     plans.push(fixture("defaults.yaml"));
     for path in plans {
         let errors: Vec<String> = validator
@@ -291,7 +424,7 @@ fn the_schema_rejects_what_check_rejects() {
         edit(&mut plan);
         plan
     };
-    let cases: [(&str, Value); 6] = [
+    let cases: [(&str, Value); 8] = [
         (
             "unknown top-level field",
             broken(&|p| p["clustr"] = Value::from("x")),
@@ -317,6 +450,14 @@ fn the_schema_rejects_what_check_rejects() {
         (
             "another format version",
             broken(&|p| p["apiVersion"] = Value::from("loadmaster/v2")),
+        ),
+        (
+            "an unknown provider",
+            broken(&|p| p["cluster"]["provider"] = Value::from("eks")),
+        ),
+        (
+            "an unknown delivery mode",
+            broken(&|p| p["cluster"]["delivery"] = serde_json::json!({"mode": "push"})),
         ),
     ];
     for (what, plan) in cases {

@@ -44,6 +44,37 @@ impl ImageReference {
         &self.domain
     }
 
+    /// The repository path within the domain: `library/app`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Every way docker accepts of writing this repository and tag, as a
+    /// manifest may: `app:1`, `library/app:1`, `docker.io/app:1`,
+    /// `docker.io/library/app:1` and the `index.docker.io` forms name one
+    /// image. A `latest` tag may also be left out. A reference pinned by
+    /// digest has no other spelling.
+    pub fn spellings(&self) -> Vec<String> {
+        let Some(tag) = self.tag.as_deref().filter(|_| self.digest.is_none()) else {
+            return vec![self.to_string()];
+        };
+        let mut names = vec![self.name()];
+        if self.domain == DEFAULT_DOMAIN {
+            let short = self.path.strip_prefix("library/");
+            names = short.into_iter().map(str::to_string).collect();
+            names.push(self.path.clone());
+            for domain in [DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN] {
+                names.extend(short.map(|short| format!("{domain}/{short}")));
+                names.push(format!("{domain}/{}", self.path));
+            }
+        }
+        let mut spellings: Vec<String> = names.iter().map(|name| format!("{name}:{tag}")).collect();
+        if tag == "latest" {
+            spellings.extend(names);
+        }
+        spellings
+    }
+
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
@@ -228,6 +259,30 @@ mod tests {
         normalize_reference(input)
             .unwrap_or_else(|e| panic!("{input}: {e}"))
             .to_string()
+    }
+
+    #[test]
+    fn every_spelling_normalizes_back_to_the_reference() {
+        for (input, count) in [
+            ("app:1", 6),
+            ("team/app:1", 3),
+            ("localhost/app:1", 1),
+            ("registry.example.com:5000/a/b:2", 1),
+            ("app", 12),
+        ] {
+            let reference = normalize_reference(input).unwrap();
+            let spellings = reference.spellings();
+            assert_eq!(spellings.len(), count, "{input}: {spellings:?}");
+            assert!(
+                spellings.iter().any(|s| s == input),
+                "{input}: {spellings:?}"
+            );
+            for spelling in &spellings {
+                assert_eq!(norm(spelling), reference.to_string(), "{spelling}");
+            }
+        }
+        let pinned = normalize_reference(&format!("app@sha256:{}", "a".repeat(64))).unwrap();
+        assert_eq!(pinned.spellings(), [pinned.to_string()]);
     }
 
     #[test]

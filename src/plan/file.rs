@@ -44,11 +44,13 @@ fn api_version_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "const": API_VERSION })
 }
 
-/// The kind cluster the environment runs on.
+/// The cluster the environment runs on: a kind cluster (default), or an
+/// existing one reached through a kubeconfig context.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterFile {
-    /// The kind cluster's name (`kind create cluster --name`).
+    /// The kind cluster's name (`kind create cluster --name`); for an
+    /// `existing` cluster, the name runs and reports give it.
     pub name: String,
     /// The engine kind runs its nodes on; without it: --engine,
     /// LOADMASTER_ENGINE, KIND_EXPERIMENTAL_PROVIDER, whichever answers.
@@ -63,9 +65,59 @@ pub struct ClusterFile {
     pub config: Option<PathBuf>,
     /// A kind cluster config written here instead of in a file.
     pub config_inline: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Use a cluster that already exists: it is neither created nor deleted.
+    /// A kind cluster that already exists: it is neither created nor
+    /// deleted (its nodes are still found by kind's labels).
     #[serde(default)]
     pub existing: bool,
+    /// What runs the cluster: `kind` (default), or `existing`, any
+    /// cluster reached through a kubeconfig context, whose nodes loadmaster
+    /// never touches.
+    pub provider: Option<Provider>,
+    /// The kubeconfig context of an `existing` cluster; every kubectl call
+    /// and the test use it.
+    pub context: Option<String>,
+    /// The kubeconfig file of an `existing` cluster; default: `KUBECONFIG`,
+    /// else `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// How images reach the cluster: `load` into the nodes (kind's
+    /// default), or `registry` (required for `existing`).
+    pub delivery: Option<DeliveryFile>,
+}
+
+/// What runs the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Provider {
+    /// A kind cluster on docker or podman: created by `up` unless
+    /// `existing: true`, deleted by `down`.
+    Kind,
+    /// A cluster that exists, reached through a kubeconfig context: never
+    /// created, deleted or its nodes touched.
+    Existing,
+}
+
+/// How images reach the cluster.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliveryFile {
+    pub mode: DeliveryMode,
+    /// `HOST[:PORT][/PREFIX]` images are pushed to (`mode: registry`).
+    /// Without it, a kind cluster's KEP-1755 `local-registry-hosting`
+    /// ConfigMap (in `kube-public`) names the registry.
+    pub registry: Option<String>,
+    /// Push over plain HTTP to a registry that is not on loopback
+    /// (loopback registries may always use it).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// `load`: into every node's containerd; `registry`: pushed to a registry
+/// and the deployed manifests rewritten to the pushed digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DeliveryMode {
+    Load,
+    Registry,
 }
 
 fn engine_schema(_: &mut SchemaGenerator) -> Schema {

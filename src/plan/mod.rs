@@ -1,5 +1,5 @@
-//! The plan: a YAML file that describes one E2E environment (the kind
-//! cluster, its images, what is deployed, the test, teardown, a budget).
+//! The plan: a YAML file that describes one E2E environment (the cluster,
+//! kind or an existing one, how images reach it, its images, what is deployed, the test, teardown, a budget).
 //!
 //! [`load`] reads a plan file and returns a [`Plan`] in which every rule has
 //! been checked and every default filled: paths are absolute and exist,
@@ -56,8 +56,46 @@ pub struct Cluster {
     pub engine: Option<crate::engine::EngineKind>,
     pub node_image: Option<String>,
     pub config: KindConfigSource,
-    /// An existing cluster: neither created nor deleted.
+    /// An existing cluster: neither created nor deleted (a kind cluster
+    /// with `existing: true`, and every `provider: existing` cluster).
     pub existing: bool,
+    pub provider: Provider,
+    pub delivery: Delivery,
+}
+
+/// What runs the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "name")]
+pub enum Provider {
+    /// kind: nodes are containers found by kind's labels.
+    Kind,
+    /// A cluster reached through a kubeconfig context; its nodes are never
+    /// touched.
+    Existing {
+        context: String,
+        /// Absolute; none: `KUBECONFIG`, else `~/.kube/config`.
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+/// How images reach the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "mode"
+)]
+pub enum Delivery {
+    /// Into every node's containerd (`loadmaster load`).
+    Load,
+    /// Pushed to a registry; deployed manifests name the pushed digest.
+    Registry {
+        /// `HOST[:PORT][/PREFIX]`; none: the cluster's KEP-1755
+        /// `local-registry-hosting` ConfigMap names it.
+        registry: Option<String>,
+        /// Plain HTTP allowed beyond loopback.
+        allow_http: bool,
+    },
 }
 
 /// Where the kind cluster config comes from.

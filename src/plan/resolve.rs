@@ -5,14 +5,14 @@
 //! it is about: fixing a plan one error per run is slow.
 
 use super::file::{
-    API_VERSION, BuildFile, ClusterFile, DeployFile, ImageFile, PlanFile, TeardownAction, TestFile,
-    WaitFile,
+    self, API_VERSION, BuildFile, ClusterFile, DeliveryFile, DeliveryMode, DeployFile, ImageFile,
+    PlanFile, TeardownAction, TestFile, WaitFile,
 };
 use super::positions::Positions;
 use super::{
-    Apply, BUILD_TIMEOUT, Budget, Build, Cluster, CommandLine, DeployStep, Image, ImageSource,
-    KindConfigSource, Plan, PlanError, Problem, TEST_TIMEOUT, Teardown, Test, WAIT_TIMEOUT, Wait,
-    WaitFor,
+    Apply, BUILD_TIMEOUT, Budget, Build, Cluster, CommandLine, Delivery, DeployStep, Image,
+    ImageSource, KindConfigSource, Plan, PlanError, Problem, Provider, TEST_TIMEOUT, Teardown,
+    Test, WAIT_TIMEOUT, Wait, WaitFor,
 };
 use crate::archive::normalize_reference;
 use crate::doctor::KindConfig;
@@ -92,6 +92,19 @@ pub(super) fn resolve(
     }
     let cluster = cluster(c, raw.cluster);
     let images = images(c, raw.images);
+    if matches!(cluster.delivery, Delivery::Registry { .. }) {
+        for (n, image) in images.iter().enumerate() {
+            if let ImageSource::Archive { path } = &image.source {
+                c.problem(
+                    &format!("images[{n}].archive"),
+                    format!(
+                        "images are pushed to the registry from the engine, and an archive is not in it: `docker load -i {}` (or podman's) first and list the image without archive, or use `delivery: {{mode: load}}`",
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
     let mut deploy: Vec<DeployStep> = raw
         .deploy
         .into_iter()
@@ -148,9 +161,20 @@ fn is_dns_label(name: &str, max: usize) -> bool {
 }
 
 fn cluster(c: &mut Checker, raw: ClusterFile) -> Cluster {
-    // kind appends "-control-plane" (14) and "-worker99"; 50 leaves a
-    // hostname under 64.
-    if !is_dns_label(&raw.name, 50) {
+    let is_existing = raw.provider == Some(file::Provider::Existing);
+    if is_existing {
+        if !is_dns_label(&raw.name, 63) {
+            c.problem(
+                "cluster.name",
+                format!(
+                    "{:?} is not a cluster name (the name runs and reports give the cluster): lowercase letters, digits and '-'",
+                    raw.name
+                ),
+            );
+        }
+    } else if !is_dns_label(&raw.name, 50) {
+        // kind appends "-control-plane" (14) and "-worker99"; 50 leaves a
+        // hostname under 64.
         c.problem(
             "cluster.name",
             format!(
@@ -159,20 +183,45 @@ fn cluster(c: &mut Checker, raw: ClusterFile) -> Cluster {
             ),
         );
     }
-    if raw.existing {
+    let not_created = if is_existing {
+        "an existing cluster (provider: existing) is not created, so this does not apply: remove it"
+    } else {
+        "an existing cluster is not created, so this does not apply: remove it, or remove `existing: true`"
+    };
+    if raw.existing || is_existing {
         for (field, given) in [
             ("config", raw.config.is_some()),
             ("configInline", raw.config_inline.is_some()),
             ("nodeImage", raw.node_image.is_some()),
         ] {
             if given {
-                c.problem(
-                    &format!("cluster.{field}"),
-                    "an existing cluster is not created, so this does not apply: remove it, or remove `existing: true`",
-                );
+                c.problem(&format!("cluster.{field}"), not_created);
             }
         }
     }
+    if is_existing && raw.existing {
+        c.problem(
+            "cluster.existing",
+            "`provider: existing` is never created or deleted already: remove `existing: true`",
+        );
+    }
+    let provider = if is_existing {
+        existing_provider(c, raw.context, raw.kubeconfig)
+    } else {
+        for (field, given) in [
+            ("context", raw.context.is_some()),
+            ("kubeconfig", raw.kubeconfig.is_some()),
+        ] {
+            if given {
+                c.problem(
+                    &format!("cluster.{field}"),
+                    "only an existing cluster is reached through a kubeconfig: add `provider: existing`, or remove this (kind clusters use kind's kubeconfig)",
+                );
+            }
+        }
+        Provider::Kind
+    };
+    let delivery = delivery(c, raw.delivery, is_existing);
     let config = match (raw.config, raw.config_inline) {
         (Some(_), Some(_)) => {
             c.problem(
@@ -203,7 +252,86 @@ fn cluster(c: &mut Checker, raw: ClusterFile) -> Cluster {
         engine: raw.engine,
         node_image: raw.node_image,
         config,
-        existing: raw.existing,
+        existing: raw.existing || is_existing,
+        provider,
+        delivery,
+    }
+}
+
+fn existing_provider(
+    c: &mut Checker,
+    context: Option<String>,
+    kubeconfig: Option<PathBuf>,
+) -> Provider {
+    let context = match context {
+        Some(context) if !context.trim().is_empty() => context,
+        Some(_) => {
+            c.problem(
+                "cluster.context",
+                "the context is empty: give its name (`kubectl config get-contexts` lists them)",
+            );
+            String::new()
+        }
+        None => {
+            c.problem(
+                "cluster",
+                "an existing cluster is reached through a kubeconfig context: add `context: NAME` (`kubectl config get-contexts` lists them)",
+            );
+            String::new()
+        }
+    };
+    let kubeconfig = kubeconfig.map(|path| c.existing("cluster.kubeconfig", &path, false));
+    Provider::Existing {
+        context,
+        kubeconfig,
+    }
+}
+
+/// The delivery mode: `load` unless the plan says otherwise; an existing
+/// cluster's nodes are out of reach, so it needs a registry.
+fn delivery(c: &mut Checker, raw: Option<DeliveryFile>, is_existing: bool) -> Delivery {
+    let Some(raw) = raw else {
+        if is_existing {
+            c.problem(
+                "cluster",
+                "an existing cluster's nodes are not touched, so images go through a registry: add `delivery: {mode: registry, registry: HOST[/PREFIX]}`",
+            );
+        }
+        return Delivery::Load;
+    };
+    match raw.mode {
+        DeliveryMode::Load => {
+            if is_existing {
+                c.problem(
+                    "cluster.delivery.mode",
+                    "an existing cluster's nodes are not touched, so images cannot be loaded into them: use `mode: registry` with `registry: HOST[/PREFIX]`",
+                );
+            }
+            for (field, given) in [
+                ("registry", raw.registry.is_some()),
+                ("allowHttp", raw.allow_http),
+            ] {
+                if given {
+                    c.problem(
+                        &format!("cluster.delivery.{field}"),
+                        "only `mode: registry` takes this: remove it, or use `mode: registry`",
+                    );
+                }
+            }
+            Delivery::Load
+        }
+        DeliveryMode::Registry => {
+            if raw.registry.is_none() && is_existing {
+                c.problem(
+                    "cluster.delivery",
+                    "an existing cluster needs `registry: HOST[/PREFIX]`, a registry its nodes pull from (only a kind cluster's registry is discovered, from its local-registry-hosting ConfigMap)",
+                );
+            }
+            Delivery::Registry {
+                registry: raw.registry,
+                allow_http: raw.allow_http,
+            }
+        }
     }
 }
 

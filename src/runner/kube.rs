@@ -7,7 +7,7 @@
 //! against what kind v0.20+ and kubectl 1.27+ accept, as documented and as
 //! recorded from real runs (flags, `KIND/NAME` forms, `--timeout=Ns`).
 
-use crate::plan::{Apply, DeployStep, KindConfigSource, Wait, WaitFor};
+use crate::plan::{Apply, KindConfigSource, Wait, WaitFor};
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,54 +62,118 @@ pub fn kind_config_file(
     }
 }
 
-/// `kubectl apply` for a deploy step: one `-f` per manifest, or `-k`.
-pub fn apply(step: &DeployStep) -> Vec<Vec<String>> {
-    let namespace = step.namespace.as_deref();
-    match &step.apply {
-        Apply::Manifests { paths } => paths
-            .iter()
-            .map(|path| kubectl(namespace, &["apply", "-f", &path.display().to_string()]))
-            .collect(),
-        Apply::Kustomize { dir } => {
-            vec![kubectl(
-                namespace,
-                &["apply", "-k", &dir.display().to_string()],
-            )]
-        }
-    }
+/// How kubectl reaches the cluster: through `KUBECONFIG` alone (kind's
+/// kubeconfig), or with an existing cluster's context named on every
+/// command, so that the journal shows which cluster each one went to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kubectl {
+    pub context: Option<String>,
 }
 
-/// The kubectl command that waits for `wait` (its timeout passed to
-/// kubectl, so that kubectl's own message says what it waited for).
-pub fn wait(wait: &Wait, step_namespace: Option<&str>) -> Vec<String> {
-    let namespace = wait.namespace.as_deref().or(step_namespace);
-    let timeout = format!("--timeout={}s", wait.timeout.get().as_secs().max(1));
-    match &wait.until {
-        WaitFor::Rollout { resource } => {
-            kubectl(namespace, &["rollout", "status", resource, &timeout])
-        }
-        WaitFor::JobComplete { job } => kubectl(
-            namespace,
-            &[
-                "wait",
-                "--for=condition=complete",
-                &job_resource(job),
-                &timeout,
-            ],
-        ),
-        WaitFor::Condition {
-            condition,
-            resource,
-            selector,
-        } => {
-            let condition = format!("--for=condition={condition}");
-            let mut args = vec!["wait", &condition, resource.as_str()];
-            if let Some(selector) = selector {
-                args.extend(["-l", selector.as_str()]);
+impl Kubectl {
+    /// `kubectl apply`: one `-f` per manifest, or `-k`.
+    pub fn apply(&self, namespace: Option<&str>, apply: &Apply) -> Vec<Vec<String>> {
+        match apply {
+            Apply::Manifests { paths } => paths
+                .iter()
+                .map(|path| self.command(namespace, &["apply", "-f", &path.display().to_string()]))
+                .collect(),
+            Apply::Kustomize { dir } => {
+                vec![self.command(namespace, &["apply", "-k", &dir.display().to_string()])]
             }
-            args.push(&timeout);
-            kubectl(namespace, &args)
         }
+    }
+
+    /// The kubectl command that waits for `wait` (its timeout passed to
+    /// kubectl, so that kubectl's own message says what it waited for).
+    pub fn wait(&self, wait: &Wait, step_namespace: Option<&str>) -> Vec<String> {
+        let namespace = wait.namespace.as_deref().or(step_namespace);
+        let timeout = format!("--timeout={}s", wait.timeout.get().as_secs().max(1));
+        match &wait.until {
+            WaitFor::Rollout { resource } => {
+                self.command(namespace, &["rollout", "status", resource, &timeout])
+            }
+            WaitFor::JobComplete { job } => self.command(
+                namespace,
+                &[
+                    "wait",
+                    "--for=condition=complete",
+                    &job_resource(job),
+                    &timeout,
+                ],
+            ),
+            WaitFor::Condition {
+                condition,
+                resource,
+                selector,
+            } => {
+                let condition = format!("--for=condition={condition}");
+                let mut args = vec!["wait", &condition, resource.as_str()];
+                if let Some(selector) = selector {
+                    args.extend(["-l", selector.as_str()]);
+                }
+                args.push(&timeout);
+                self.command(namespace, &args)
+            }
+        }
+    }
+
+    /// The namespace's events, oldest first: what a timed-out wait names as
+    /// the reason its resources did not become ready.
+    pub fn events(&self, namespace: Option<&str>) -> Vec<String> {
+        match namespace {
+            Some(_) => self.command(namespace, &["get", "events", "--sort-by=.lastTimestamp"]),
+            None => self.command(
+                None,
+                &[
+                    "get",
+                    "events",
+                    "--all-namespaces",
+                    "--sort-by=.lastTimestamp",
+                ],
+            ),
+        }
+    }
+
+    /// What is not ready in the namespace: pods with their phase and reasons.
+    pub fn pods(&self, namespace: Option<&str>) -> Vec<String> {
+        match namespace {
+            Some(_) => self.command(namespace, &["get", "pods", "-o", "wide"]),
+            None => self.command(None, &["get", "pods", "--all-namespaces", "-o", "wide"]),
+        }
+    }
+
+    /// The context as the kubeconfig defines it; exits 1 when there is no
+    /// such context. Reads only the kubeconfig files, not the cluster.
+    pub fn get_context(&self, context: &str) -> Vec<String> {
+        self.command(None, &["config", "get-contexts", context])
+    }
+
+    /// The KEP-1755 ConfigMap through which a cluster names its local
+    /// registry ([`super::registry_hosting`]).
+    pub fn local_registry_hosting(&self) -> Vec<String> {
+        self.command(
+            Some(super::registry_hosting::NAMESPACE),
+            &[
+                "get",
+                "configmap",
+                super::registry_hosting::CONFIG_MAP,
+                "-o",
+                "json",
+            ],
+        )
+    }
+
+    fn command(&self, namespace: Option<&str>, args: &[&str]) -> Vec<String> {
+        let mut argv = vec!["kubectl".to_string()];
+        if let Some(context) = &self.context {
+            argv.extend(words(&["--context", context]));
+        }
+        if let Some(namespace) = namespace {
+            argv.extend(words(&["--namespace", namespace]));
+        }
+        argv.extend(words(args));
+        argv
     }
 }
 
@@ -119,46 +183,12 @@ pub fn wait_deadline(wait: &Wait) -> Duration {
     wait.timeout.get() + Duration::from_secs(30)
 }
 
-/// The namespace's events, oldest first: what a timed-out wait names as
-/// the reason its resources did not become ready.
-pub fn events(namespace: Option<&str>) -> Vec<String> {
-    match namespace {
-        Some(_) => kubectl(namespace, &["get", "events", "--sort-by=.lastTimestamp"]),
-        None => kubectl(
-            None,
-            &[
-                "get",
-                "events",
-                "--all-namespaces",
-                "--sort-by=.lastTimestamp",
-            ],
-        ),
-    }
-}
-
-/// What is not ready in the namespace: pods with their phase and reasons.
-pub fn pods(namespace: Option<&str>) -> Vec<String> {
-    match namespace {
-        Some(_) => kubectl(namespace, &["get", "pods", "-o", "wide"]),
-        None => kubectl(None, &["get", "pods", "--all-namespaces", "-o", "wide"]),
-    }
-}
-
 fn job_resource(job: &str) -> String {
     if job.contains('/') {
         job.to_string()
     } else {
         format!("job/{job}")
     }
-}
-
-fn kubectl(namespace: Option<&str>, args: &[&str]) -> Vec<String> {
-    let mut argv = vec!["kubectl".to_string()];
-    if let Some(namespace) = namespace {
-        argv.extend(words(&["--namespace", namespace]));
-    }
-    argv.extend(words(args));
-    argv
 }
 
 fn words(args: &[&str]) -> Vec<String> {
@@ -213,32 +243,74 @@ mod contract_tests {
 
     #[test]
     fn apply_manifests_one_by_one_and_kustomize_with_k() {
-        let step = DeployStep {
-            name: "db".to_string(),
-            apply: Apply::Manifests {
-                paths: vec![PathBuf::from("/p/ns.yaml"), PathBuf::from("/p/db.yaml")],
-            },
-            namespace: Some("e2e".to_string()),
-            needs: vec![],
-            waits: vec![],
+        let kubectl = Kubectl::default();
+        let manifests = Apply::Manifests {
+            paths: vec![PathBuf::from("/p/ns.yaml"), PathBuf::from("/p/db.yaml")],
         };
         assert_eq!(
-            apply(&step),
+            kubectl.apply(Some("e2e"), &manifests),
             [
                 ["kubectl", "--namespace", "e2e", "apply", "-f", "/p/ns.yaml"],
                 ["kubectl", "--namespace", "e2e", "apply", "-f", "/p/db.yaml"]
             ]
         );
-        let kustomize = DeployStep {
-            apply: Apply::Kustomize {
-                dir: PathBuf::from("/p/services"),
-            },
-            namespace: None,
-            ..step
+        let kustomize = Apply::Kustomize {
+            dir: PathBuf::from("/p/services"),
         };
         assert_eq!(
-            apply(&kustomize),
+            kubectl.apply(None, &kustomize),
             [["kubectl", "apply", "-k", "/p/services"]]
+        );
+    }
+
+    #[test]
+    fn an_existing_clusters_context_is_named_on_every_command() {
+        let kubectl = Kubectl {
+            context: Some("staging".to_string()),
+        };
+        let rollout = wait_for(
+            WaitFor::Rollout {
+                resource: "deployment/api".to_string(),
+            },
+            None,
+        );
+        let kustomize = Apply::Kustomize {
+            dir: PathBuf::from("/p/services"),
+        };
+        for argv in [
+            kubectl.apply(Some("e2e"), &kustomize).remove(0),
+            kubectl.wait(&rollout, Some("e2e")),
+            kubectl.events(None),
+            kubectl.pods(Some("e2e")),
+            kubectl.local_registry_hosting(),
+        ] {
+            assert_eq!(argv[..3], ["kubectl", "--context", "staging"], "{argv:?}");
+        }
+        assert_eq!(
+            kubectl.local_registry_hosting(),
+            [
+                "kubectl",
+                "--context",
+                "staging",
+                "--namespace",
+                "kube-public",
+                "get",
+                "configmap",
+                "local-registry-hosting",
+                "-o",
+                "json"
+            ]
+        );
+        assert_eq!(
+            kubectl.get_context("staging"),
+            [
+                "kubectl",
+                "--context",
+                "staging",
+                "config",
+                "get-contexts",
+                "staging"
+            ]
         );
     }
 
@@ -251,7 +323,7 @@ mod contract_tests {
             None,
         );
         assert_eq!(
-            wait(&rollout, Some("e2e")),
+            Kubectl::default().wait(&rollout, Some("e2e")),
             [
                 "kubectl",
                 "--namespace",
@@ -269,7 +341,7 @@ mod contract_tests {
             Some("db"),
         );
         assert_eq!(
-            wait(&job, Some("e2e")),
+            Kubectl::default().wait(&job, Some("e2e")),
             [
                 "kubectl",
                 "--namespace",
@@ -289,7 +361,7 @@ mod contract_tests {
             None,
         );
         assert_eq!(
-            wait(&condition, None),
+            Kubectl::default().wait(&condition, None),
             [
                 "kubectl",
                 "wait",
@@ -306,7 +378,7 @@ mod contract_tests {
     #[test]
     fn events_of_a_namespace_or_all() {
         assert_eq!(
-            events(Some("e2e")),
+            Kubectl::default().events(Some("e2e")),
             [
                 "kubectl",
                 "--namespace",
@@ -317,7 +389,7 @@ mod contract_tests {
             ]
         );
         assert_eq!(
-            events(None),
+            Kubectl::default().events(None),
             [
                 "kubectl",
                 "get",

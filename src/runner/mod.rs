@@ -23,7 +23,9 @@
 pub mod build;
 pub mod estimate;
 pub mod kube;
+pub mod overlay;
 pub mod process;
+pub mod registry_hosting;
 pub mod schedule;
 pub mod signal;
 
@@ -32,7 +34,9 @@ use crate::deliver::{self, NodeResult, PathChoice, Source};
 use crate::engine::{self, Engine, EngineChoice, EngineInfo, Selection};
 use crate::journal::{Event, Journal, JournalError, Outcome, ScheduledBuild};
 use crate::monitor::{Monitor, NodeSource, Sources};
-use crate::plan::{CommandLine, Image, ImageSource, Plan, PullPolicy, TeardownAction};
+use crate::plan::{
+    Apply, CommandLine, DeployStep, Image, ImageSource, Plan, Provider, PullPolicy, TeardownAction,
+};
 use crate::triage::{self, Diagnosis, render};
 use process::{Ran, Spec};
 use serde::Serialize;
@@ -160,7 +164,9 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
         info: None,
         monitor: None,
         nodes: Vec::new(),
+        kubectl: kube::Kubectl::default(),
         kubeconfig: None,
+        rewrites: Vec::new(),
         test_exit_code: None,
     };
     let result = run.phase(phase);
@@ -188,9 +194,15 @@ struct Run<'a> {
     engine: Engine,
     info: Option<EngineInfo>,
     monitor: Option<Monitor>,
-    /// The cluster's Kubernetes nodes.
+    /// The cluster's Kubernetes nodes (none for an existing cluster: they
+    /// are out of reach).
     nodes: Vec<String>,
-    kubeconfig: Option<PathBuf>,
+    kubectl: kube::Kubectl,
+    /// `KUBECONFIG` for kubectl and the test (a path, or a `:` list).
+    kubeconfig: Option<String>,
+    /// Plan images as pushed to a registry, renamed so in deployed
+    /// manifests; none for `load` delivery.
+    rewrites: Vec<overlay::Rewrite>,
     test_exit_code: Option<i32>,
 }
 
@@ -306,13 +318,20 @@ impl Run<'_> {
     fn kube_env(&self) -> Vec<(String, String)> {
         self.kubeconfig
             .iter()
-            .map(|path| ("KUBECONFIG".to_string(), path.display().to_string()))
+            .map(|value| ("KUBECONFIG".to_string(), value.clone()))
             .collect()
     }
 
-    /// Finds the plan's cluster (creating it with kind when `create` and it
-    /// is missing), then starts the monitor on its nodes.
+    /// Finds the plan's cluster (creating a kind cluster when `create` and
+    /// it is missing), then starts the monitor on its nodes.
     fn cluster(&mut self, create: bool) -> Result<(), Failure> {
+        if let Provider::Existing {
+            context,
+            kubeconfig,
+        } = &self.plan.cluster.provider
+        {
+            return self.existing_cluster(context, kubeconfig.as_deref());
+        }
         let name = self.plan.cluster.name.clone();
         let found = self.step("cluster", || {
             match cluster::find(&self.selection, Some(&name)) {
@@ -360,6 +379,67 @@ impl Run<'_> {
         self.start_monitor();
         self.kubeconfig = self.find_kubeconfig();
         Ok(())
+    }
+
+    /// An existing cluster: its context checked in the kubeconfig (read
+    /// offline), then named on every kubectl command and, through a
+    /// kubeconfig in the run directory that only sets `current-context`
+    /// before the user's own files, for the test. No credentials are
+    /// copied. The monitor samples the engine's host only.
+    fn existing_cluster(
+        &mut self,
+        context: &str,
+        kubeconfig: Option<&Path>,
+    ) -> Result<(), Failure> {
+        let base = match kubeconfig {
+            Some(path) => path.display().to_string(),
+            None => std::env::var("KUBECONFIG")
+                .ok()
+                .filter(|value| !value.is_empty())
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|home| Path::new(&home).join(".kube/config").display().to_string())
+                })
+                .unwrap_or_default(),
+        };
+        let current = self.journal.dir().join("kubeconfig-context.json");
+        let selector = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+        });
+        self.kubectl = kube::Kubectl {
+            context: Some(context.to_string()),
+        };
+        self.step("cluster", || {
+            std::fs::write(&current, selector.to_string()).map_err(|e| {
+                StepError::failed(format!("cannot write {}: {e}", current.display()))
+            })?;
+            // The first file that sets current-context wins; the user's
+            // files give clusters, users and contexts.
+            let value = format!("{}:{base}", current.display());
+            let mut spec = Spec::new(&self.kubectl.get_context(context), GATHER_TIMEOUT);
+            spec.env = vec![("KUBECONFIG".to_string(), value.clone())];
+            let ran = self.command("cluster", &spec)?;
+            if !ran.success() {
+                return Err(StepError::failed(format!(
+                    "kubeconfig context {context:?} (cluster.context) is not in {base}: {}\n  fix: `kubectl config get-contexts` lists the contexts there; correct cluster.context, or name the file with cluster.kubeconfig",
+                    ran.tail_text().lines().last().unwrap_or_default()
+                )));
+            }
+            self.note(
+                Some("cluster"),
+                format!(
+                    "existing cluster {}: context {context} from {base}; its nodes are not touched, KUBECONFIG={value}",
+                    self.plan.cluster.name
+                ),
+            );
+            Ok(value)
+        })
+        .map(|value| {
+            self.kubeconfig = Some(value);
+            self.start_monitor();
+        })
     }
 
     fn create_cluster(&self) -> Result<(), StepError> {
@@ -422,7 +502,7 @@ impl Run<'_> {
 
     /// `KUBECONFIG` for kubectl and the test: kind's for the cluster when
     /// kind is there, else the one loadmaster was given, else none.
-    fn find_kubeconfig(&self) -> Option<PathBuf> {
+    fn find_kubeconfig(&self) -> Option<String> {
         let name = &self.plan.cluster.name;
         if process::on_path("kind") {
             let spec = Spec::new(&kube::kind_kubeconfig(name), GATHER_TIMEOUT);
@@ -438,14 +518,14 @@ impl Run<'_> {
                             path.display()
                         ),
                     );
-                    return Some(path);
+                    return Some(path.display().to_string());
                 }
             }
         }
         match std::env::var_os("KUBECONFIG") {
             Some(path) if !path.is_empty() => {
                 self.note(None, format!("KUBECONFIG: {} (loadmaster's environment; kind could not give one for {name})", PathBuf::from(&path).display()));
-                Some(PathBuf::from(path))
+                Some(PathBuf::from(path).display().to_string())
             }
             _ => {
                 self.note(None, format!("no KUBECONFIG: the kind CLI is not there to give cluster {name}'s and none is set; kubectl and the test run without one"));
@@ -656,21 +736,21 @@ impl Run<'_> {
         };
         let id = format!("deploy/{name}");
         self.step(&id, || {
-            for argv in kube::apply(deploy) {
+            for argv in self.applies(&id, deploy)? {
                 let mut spec = Spec::new(&argv, APPLY_TIMEOUT);
                 spec.env = self.kube_env();
                 self.checked(&id, &spec)?;
             }
             for wait in &deploy.waits {
-                let mut spec = Spec::new(&kube::wait(wait, deploy.namespace.as_deref()), kube::wait_deadline(wait));
+                let mut spec = Spec::new(&self.kubectl.wait(wait, deploy.namespace.as_deref()), kube::wait_deadline(wait));
                 spec.env = self.kube_env();
                 let ran = self.command(&id, &spec)?;
                 if ran.success() {
                     continue;
                 }
                 let namespace = wait.namespace.as_deref().or(deploy.namespace.as_deref());
-                let events = self.gather(&id, &kube::events(namespace), &file_name(&format!("{id}-events"), "txt"));
-                let pods = self.gather(&id, &kube::pods(namespace), &file_name(&format!("{id}-pods"), "txt"));
+                let events = self.gather(&id, &self.kubectl.events(namespace), &file_name(&format!("{id}-events"), "txt"));
+                let pods = self.gather(&id, &self.kubectl.pods(namespace), &file_name(&format!("{id}-pods"), "txt"));
                 let output = ran.tail_text();
                 return Err(StepError::Failed {
                     message: format!(
@@ -690,6 +770,36 @@ impl Run<'_> {
             }
             Ok(())
         })
+    }
+
+    /// The `kubectl apply` commands of a deploy step: its files as they
+    /// are, or, when images went to a registry, overlays of them that name
+    /// the pushed images ([`overlay`]), written under `deploy/` in the run
+    /// directory.
+    fn applies(&self, id: &str, deploy: &DeployStep) -> Result<Vec<Vec<String>>, StepError> {
+        let namespace = deploy.namespace.as_deref();
+        if self.rewrites.is_empty() {
+            return Ok(self.kubectl.apply(namespace, &deploy.apply));
+        }
+        let dir = self.journal.dir().join("deploy").join(&deploy.name);
+        let overlays = overlay::write(&deploy.apply, &self.rewrites, &dir).map_err(|e| {
+            StepError::failed(format!(
+                "cannot write the kustomize overlays that name the pushed images into {}: {e}",
+                dir.display()
+            ))
+        })?;
+        self.record(&Event::note(
+            Some(id),
+            format!(
+                "applying overlays in {} that pin {} pushed image(s) by digest",
+                dir.display(),
+                self.rewrites.len()
+            ),
+        ));
+        Ok(overlays
+            .into_iter()
+            .flat_map(|dir| self.kubectl.apply(namespace, &Apply::Kustomize { dir }))
+            .collect())
     }
 
     /// Runs a read-only command for evidence, keeps its output under
@@ -773,7 +883,11 @@ impl Run<'_> {
         let name = self.plan.cluster.name.clone();
         self.step("down", || {
             if self.plan.cluster.existing {
-                self.note(Some("down"), format!("cluster {name} is kept: the plan says it exists outside loadmaster (cluster.existing)"));
+                let why = match &self.plan.cluster.provider {
+                    Provider::Existing { context, .. } => format!("an existing cluster (context {context}): loadmaster never deletes it or touches its nodes"),
+                    Provider::Kind => "the plan says it exists outside loadmaster (cluster.existing)".to_string(),
+                };
+                self.note(Some("down"), format!("cluster {name} is kept: {why}"));
                 return Ok(());
             }
             if !process::on_path("kind") {
@@ -829,7 +943,8 @@ impl Run<'_> {
             return;
         };
         let logs = self.journal.dir().join("logs");
-        if process::on_path("kind") {
+        let is_kind = self.plan.cluster.provider == Provider::Kind;
+        if is_kind && process::on_path("kind") {
             let argv = kube::kind_export_logs(&self.plan.cluster.name, &logs.join("kind"));
             self.gather(step, &argv, "kind-export.txt");
         } else {
@@ -842,8 +957,8 @@ impl Run<'_> {
             }
         }
         if self.kubeconfig.is_some() {
-            self.gather(step, &kube::events(None), "events.txt");
-            self.gather(step, &kube::pods(None), "pods.txt");
+            self.gather(step, &self.kubectl.events(None), "events.txt");
+            self.gather(step, &self.kubectl.pods(None), "pods.txt");
         }
         let diagnosis: Diagnosis = match node {
             Some(node) => triage::collect::diagnose_load(
