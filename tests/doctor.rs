@@ -33,6 +33,7 @@ fn options(kind: EngineKind, cluster: &str, config: KindConfig) -> Options {
     Options {
         cluster: cluster.to_string(),
         kind_config: config,
+        existing_context: None,
         images: Vec::new(),
         builds: None,
         engine: Some(choice(kind)),
@@ -592,4 +593,36 @@ test:
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("loadmaster.yaml:"), "{stderr}");
+}
+
+#[test]
+fn a_plan_for_an_existing_cluster_asks_for_no_kind_and_no_local_nodes() {
+    let engines = engines_under_test();
+    let Some(&kind) = engines.first() else { return };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/existing/loadmaster.yaml");
+    let output = doctor_cli(
+        &[
+            "-f",
+            example.to_str().unwrap(),
+            "--engine",
+            kind.name(),
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let report = json_of(&output);
+    let ids: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    for kinds_own in ["tool.kind", "engine.provider", "cluster.name"] {
+        assert!(!ids.contains(&kinds_own), "{kinds_own} in {ids:?}");
+    }
+    // kubectl still matters: it reaches the cluster.
+    assert!(ids.contains(&"tool.kubectl"), "{ids:?}");
+    assert_eq!(report["requirements"]["nodes"], 0, "{report:#}");
+    assert_eq!(report["cluster"], "staging");
 }

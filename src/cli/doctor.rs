@@ -7,7 +7,7 @@ use super::{CommandError, Output};
 use crate::doctor::requirements::BUILD_PEAK_DEFAULT;
 use crate::doctor::{self, Estimate, Finding, KindConfig, Need, Options, Report, Status};
 use crate::engine::{EngineChoice, EngineKind};
-use crate::plan::{self, ImageSource, KindConfigSource, Plan};
+use crate::plan::{self, ImageSource, KindConfigSource, Plan, Provider};
 use crate::units::bytes;
 use std::io::{self, Write};
 use std::path::Path;
@@ -48,6 +48,9 @@ pub fn doctor_plan(
         }
     };
     let mut options = Options::from_environment(&plan.cluster.name, kind_config);
+    if let Provider::Existing { context, .. } = &plan.cluster.provider {
+        options.existing_context = Some(context.clone());
+    }
     options.engine = engine.or(plan.cluster.engine.map(|kind| match kind {
         EngineKind::Docker => EngineChoice::Docker,
         EngineKind::Podman => EngineChoice::Podman,

@@ -22,9 +22,14 @@ pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding
     let probe = selected.and_then(|s| m.engines.iter().find(|e| e.kind == s.engine.kind()));
     let info = probe.and_then(|p| p.info.as_ref().ok());
     let mut findings = vec![engine(m, selected, probe)];
-    findings.extend(provider(options, m, selected));
+    // kind's engine and node names matter only for a cluster kind runs.
+    if options.existing_context.is_none() {
+        findings.extend(provider(options, m, selected));
+    }
     findings.extend(podman_machine(m, selected));
-    findings.push(names(options, m, selected));
+    if options.existing_context.is_none() {
+        findings.push(names(options, m, selected));
+    }
     findings.push(memory(m, probe, needs));
     findings.push(storage(m, probe, needs));
     findings.push(temp(m, needs));

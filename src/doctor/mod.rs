@@ -73,6 +73,9 @@ pub struct Options {
     pub cluster: String,
     /// Its kind config (kind's default cluster without one).
     pub kind_config: KindConfig,
+    /// An existing cluster (`provider: existing`) by its kubeconfig
+    /// context: kind is not needed, and no node of it runs on this machine.
+    pub existing_context: Option<String>,
     /// Images the environment will load into every node.
     pub images: Vec<String>,
     /// Builds that run at once, and the peak memory of one (with its source).
@@ -97,6 +100,7 @@ impl Options {
         Options {
             cluster: cluster.to_string(),
             kind_config,
+            existing_context: None,
             images: Vec::new(),
             builds: None,
             engine: None,
@@ -230,7 +234,11 @@ fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
             },
         })
         .collect();
-    let mut requirements = Requirements::new(options.kind_config.kubernetes_nodes(), images);
+    let local_nodes = match options.existing_context {
+        Some(_) => 0,
+        None => options.kind_config.kubernetes_nodes(),
+    };
+    let mut requirements = Requirements::new(local_nodes, images);
     if let Some((parallel, peak)) = &options.builds {
         requirements.parallel_builds = *parallel;
         requirements.build_peak = peak.clone();
@@ -263,13 +271,14 @@ fn measure(options: &Options) -> Measured {
             ("kind", &["version"][..]),
             ("kubectl", &["version", "--client", "-o", "json"][..]),
         ]
+        .into_iter()
+        .filter(|(name, _)| *name != "kind" || options.existing_context.is_none())
         .map(|(name, args)| {
             scope.spawn(move || ToolProbe {
                 name,
                 version: tool_version(name, args),
             })
         })
-        .into_iter()
         .collect();
         let host_ports = scope.spawn(|| {
             options
