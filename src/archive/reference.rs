@@ -44,6 +44,11 @@ impl ImageReference {
         &self.domain
     }
 
+    /// The repository path within its registry: `library/app`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
