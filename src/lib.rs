@@ -14,6 +14,8 @@
 //!   lacks, verified; through `save` or through a `push` to [`registry`].
 //! - [`registry`]: a minimal OCI distribution endpoint on loopback, so that
 //!   an engine's `push` sends only the blobs the nodes lack.
+//! - [`push`]: images into a real registry (OCI distribution client): only
+//!   the blobs it lacks, streamed, retried, with the engines' credentials.
 //! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
 //!   kernel log): root cause, confidence, evidence for and against, fix.
 //! - [`doctor`]: the pre-flight: the machine (or the engine's VM) measured
@@ -39,6 +41,7 @@ pub mod engine;
 pub mod journal;
 pub mod monitor;
 pub mod plan;
+pub mod push;
 pub mod registry;
 pub mod report;
 pub mod runner;

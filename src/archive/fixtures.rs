@@ -10,7 +10,7 @@ use flate2::write::GzEncoder;
 use serde_json::json;
 use std::io::Write;
 
-pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub use super::spec::OCI_LAYER_GZIP;
 
 /// A tar entry to write.
 #[derive(Clone, Debug)]

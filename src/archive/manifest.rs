@@ -45,29 +45,63 @@ struct IndexOut<'a> {
 /// would write it for an image loaded from a docker-archive. The layers keep
 /// their media types (uncompressed for docker-archives).
 pub fn docker_manifest(config: &ConfigBlob, layers: &[LayerBlob]) -> ManifestBlob {
+    let layers = layers
+        .iter()
+        .map(|layer| (layer.media_type.as_str(), layer.digest, layer.size));
+    manifest_of(
+        spec::DOCKER_MANIFEST,
+        (
+            spec::DOCKER_CONFIG,
+            config.digest,
+            config.bytes.len() as u64,
+        ),
+        layers,
+    )
+}
+
+/// An OCI image manifest for a config of `config_size` bytes and `layers`,
+/// as a registry stores it. Layers get the OCI media type of their
+/// compression (docker's uncompressed `rootfs.diff.tar` is OCI's
+/// `layer.v1.tar`), so the same image always gives the same manifest
+/// digest, whether its layers were just read or only looked up.
+pub fn oci_manifest(config: Digest, config_size: u64, layers: &[LayerBlob]) -> ManifestBlob {
+    let layers = layers.iter().map(|layer| {
+        (
+            spec::oci_layer_type(&layer.media_type),
+            layer.digest,
+            layer.size,
+        )
+    });
+    manifest_of(
+        spec::OCI_MANIFEST,
+        (spec::OCI_CONFIG, config, config_size),
+        layers,
+    )
+}
+
+/// A manifest of `media_type` for a config and layers, each given as
+/// (media type, digest, size).
+fn manifest_of<'a>(
+    media_type: &'a str,
+    (config_type, config_digest, config_size): (&'a str, Digest, u64),
+    layers: impl Iterator<Item = (&'a str, Digest, u64)>,
+) -> ManifestBlob {
+    let descriptor = |(media_type, digest, size)| DescriptorOut {
+        media_type,
+        digest,
+        size,
+        annotations: BTreeMap::new(),
+    };
     let manifest = ManifestOut {
         schema_version: 2,
-        media_type: spec::DOCKER_MANIFEST,
-        config: DescriptorOut {
-            media_type: spec::DOCKER_CONFIG,
-            digest: config.digest,
-            size: config.bytes.len() as u64,
-            annotations: BTreeMap::new(),
-        },
-        layers: layers
-            .iter()
-            .map(|layer| DescriptorOut {
-                media_type: &layer.media_type,
-                digest: layer.digest,
-                size: layer.size,
-                annotations: BTreeMap::new(),
-            })
-            .collect(),
+        media_type,
+        config: descriptor((config_type, config_digest, config_size)),
+        layers: layers.map(descriptor).collect(),
     };
     let bytes = to_json(&manifest);
     ManifestBlob {
         digest: Digest::of(&bytes),
-        media_type: spec::DOCKER_MANIFEST.to_string(),
+        media_type: media_type.to_string(),
         bytes,
     }
 }

@@ -42,11 +42,12 @@ mod tests;
 
 pub use digest::{Digest, DigestError};
 pub use error::ArchiveError;
-pub use manifest::{docker_manifest, index_json};
+pub use manifest::{docker_manifest, index_json, oci_manifest};
 pub use read::{
     BlobEnd, BlobStart, BlobVisitor, CHUNK_SIZE, Limits, read_archive, read_archive_of,
 };
 pub use reference::{ImageReference, ReferenceError, normalize_reference};
+pub use spec::OCI_LAYER;
 pub use write::{BlobName, LayoutWriteError, OCI_LAYOUT_FILE, OciLayoutWriter};
 
 use serde::Serialize;

@@ -44,7 +44,7 @@ impl ImageReference {
         &self.domain
     }
 
-    /// The repository path within the domain: `library/app`.
+    /// The repository path within its registry: `library/app`.
     pub fn path(&self) -> &str {
         &self.path
     }

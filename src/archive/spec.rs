@@ -18,6 +18,8 @@ pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 /// The annotation containerd's importer names the image after.
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -35,6 +37,16 @@ pub fn is_manifest(media_type: &str) -> bool {
 /// Whether a layer media type is an uncompressed tar, whose digest is its diff ID.
 pub fn is_uncompressed_layer(media_type: &str) -> bool {
     media_type == DOCKER_LAYER || media_type == OCI_LAYER
+}
+
+/// The OCI media type of a layer of `media_type`: docker's are renamed by
+/// their compression, OCI's (and unknown ones) are kept.
+pub fn oci_layer_type(media_type: &str) -> &str {
+    match media_type {
+        DOCKER_LAYER => OCI_LAYER,
+        DOCKER_LAYER_GZIP => OCI_LAYER_GZIP,
+        other => other,
+    }
 }
 
 /// One line of a docker-archive's `manifest.json`.

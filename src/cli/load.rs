@@ -72,22 +72,10 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         max_parallel_nodes: args.parallel,
     };
     let sources: Vec<Source> = match &args.archive {
-        Some(path) => {
-            let (reader, label): (Box<dyn io::Read + Send>, String) = if path == "-" {
-                (Box::new(io::stdin()), "standard input".to_string())
-            } else {
-                let file = std::fs::File::open(path).map_err(|source| CommandError::Input {
-                    path: path.clone(),
-                    source,
-                })?;
-                (Box::new(io::BufReader::new(file)), path.clone())
-            };
-            vec![Source::Archive {
-                reader,
-                label,
-                image: args.images.first().map(String::as_str),
-            }]
-        }
+        Some(path) => vec![super::archive_source(
+            path,
+            args.images.first().map(String::as_str),
+        )?],
         None if args.images.is_empty() => {
             return Err(CommandError::BadInput(
                 "name at least one image to load, or an archive with --archive".into(),

@@ -18,6 +18,7 @@
 mod doctor;
 mod inspect;
 mod load;
+mod push;
 mod report;
 mod run;
 mod runs;
@@ -25,8 +26,9 @@ mod schema;
 mod triage;
 
 use crate::cluster::ClusterError;
-use crate::deliver::{DeliverError, PathChoice};
+use crate::deliver::{DeliverError, PathChoice, Source};
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
+use crate::push::PushError;
 use crate::runner::Phase;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -82,6 +84,28 @@ enum Command {
         /// earlier push of the image, else saves.
         #[arg(long, value_enum, default_value_t = PathChoice::Auto)]
         path: PathChoice,
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Push images to a registry (OCI distribution): only the blobs it
+    /// lacks, streamed from the engine, retried on transient errors, with
+    /// the credentials of `docker login` / `podman login`.
+    Push {
+        /// Images as the engine names them (`app:1`); each goes to
+        /// HOST/PREFIX/REPO:TAG (`app:1` to HOST/PREFIX/app:1).
+        images: Vec<String>,
+        /// HOST[:PORT][/PREFIX]. HTTPS, except plain HTTP for loopback
+        /// hosts (127.0.0.0/8, ::1, localhost) or with --allow-http.
+        #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
+        registry: String,
+        /// Push the image named from a docker-archive or OCI-layout tar
+        /// (`-`: standard input) instead of the engine.
+        #[arg(long, value_name = "FILE")]
+        archive: Option<String>,
+        /// Allow plain HTTP to a registry that is not on loopback (only on
+        /// a network you trust).
+        #[arg(long)]
+        allow_http: bool,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -257,6 +281,10 @@ pub enum CommandError {
     Deliver(#[from] crate::deliver::DeliverError),
     #[error("{0}")]
     BadInput(String),
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("pushing {image}: {error}")]
+    PushFailed { image: String, error: PushError },
     #[error("the load failed on some nodes:\n{0}")]
     NodesFailed(String),
     /// A failure and its diagnosis, gathered when it happened; printed after it.
@@ -316,7 +344,19 @@ impl CommandError {
             | CommandError::Deliver(DeliverError::BadArchive { .. }) => {
                 return EXIT_BAD_INPUT;
             }
-            CommandError::Engine(e)
+            CommandError::Push(error) | CommandError::PushFailed { error, .. }
+                if error.is_bad_input() =>
+            {
+                return EXIT_BAD_INPUT;
+            }
+            CommandError::Push(
+                PushError::Engine(e) | PushError::Source(DeliverError::Engine(e)),
+            )
+            | CommandError::PushFailed {
+                error: PushError::Engine(e) | PushError::Source(DeliverError::Engine(e)),
+                ..
+            }
+            | CommandError::Engine(e)
             | CommandError::Cluster(ClusterError::Engine(e))
             | CommandError::Deliver(DeliverError::Engine(e)) => e,
             _ => return EXIT_FAILED,
@@ -360,6 +400,22 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 archive,
                 parallel: parallel.into(),
                 path,
+                output,
+            },
+        ),
+        Command::Push {
+            images,
+            registry,
+            archive,
+            allow_http,
+            output,
+        } => push::push(
+            cli.engine,
+            push::PushArgs {
+                images,
+                registry,
+                archive,
+                allow_http,
                 output,
             },
         ),
@@ -415,6 +471,25 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             run::run(Phase::Run, cli.engine, args.into_run(teardown))
         }
     }
+}
+
+/// An image archive to read (`-`: standard input); `image` picks one of
+/// its images.
+fn archive_source<'a>(path: &str, image: Option<&'a str>) -> Result<Source<'a>, CommandError> {
+    let (reader, label): (Box<dyn std::io::Read + Send>, String) = if path == "-" {
+        (Box::new(std::io::stdin()), "standard input".to_string())
+    } else {
+        let file = std::fs::File::open(path).map_err(|source| CommandError::Input {
+            path: path.to_string(),
+            source,
+        })?;
+        (Box::new(std::io::BufReader::new(file)), path.to_string())
+    };
+    Ok(Source::Archive {
+        reader,
+        label,
+        image,
+    })
 }
 
 /// Selects the engine, telling the user when the choice was a close call.

@@ -31,7 +31,7 @@ pub mod push;
 
 pub use path::{DeliveryPath, ImageLoad, PathChoice, load_image};
 
-use crate::archive::{self, ArchiveError, Digest, ImageArchive, Limits};
+use crate::archive::{self, ArchiveError, BlobVisitor, Digest, ImageArchive, Limits};
 use crate::engine::{Engine, EngineError, ImageDetails};
 use fanout::{Fanout, Route};
 use feed::{FeedOutcome, NodeFeed, Piece};
@@ -443,12 +443,24 @@ fn already_present(inventory: &node::Inventory, image: &ImageDetails) -> bool {
         && (current.config.as_ref() == id.as_ref() || Some(&current.manifest) == id.as_ref())
 }
 
-/// Reads the whole source through the fan-out, checking the engine's exit.
-fn stream_source(
+/// A [`BlobVisitor`] that counts the source bytes it was given, so that a
+/// save that failed before streaming anything can be told apart.
+pub(crate) trait SourceVisitor: BlobVisitor {
+    fn bytes_read(&self) -> u64;
+}
+
+impl SourceVisitor for Fanout<'_> {
+    fn bytes_read(&self) -> u64 {
+        Fanout::bytes_read(self)
+    }
+}
+
+/// Reads the whole source through `visitor`, checking the engine's exit.
+pub(crate) fn stream_source(
     engine: &Engine,
     source: Source<'_>,
     expected: Option<&ImageDetails>,
-    fanout: &mut Fanout<'_>,
+    visitor: &mut dyn SourceVisitor,
 ) -> Result<ImageArchive, DeliverError> {
     let limits = Limits::default();
     // With the engine's diff IDs, even docker's legacy archives name each
@@ -462,7 +474,7 @@ fn stream_source(
             loop {
                 attempts += 1;
                 let mut save = engine.save(image)?;
-                let read = archive::read_archive_of(&mut save, fanout, &limits, &diff_ids);
+                let read = archive::read_archive_of(&mut save, visitor, &limits, &diff_ids);
                 // The engine's own account of a failed save explains more
                 // than the truncated stream it left.
                 let saved = save.finish();
@@ -472,7 +484,7 @@ fn stream_source(
                 // when nothing streamed yet and the image is still there,
                 // it is worth one more try.
                 let raced = matches!(saved, Err(EngineError::ImageNotFound { .. }))
-                    && fanout.bytes_read() == 0
+                    && visitor.bytes_read() == 0
                     && attempts == 1
                     && engine.image_inspect(image).is_ok();
                 if raced {
@@ -486,7 +498,7 @@ fn stream_source(
                 return parsed;
             }
         }
-        Source::Archive { reader, label, .. } => archive::read_archive(reader, fanout, &limits)
+        Source::Archive { reader, label, .. } => archive::read_archive(reader, visitor, &limits)
             .map_err(|source| DeliverError::BadArchive {
                 label,
                 source: Box::new(source),
@@ -495,7 +507,7 @@ fn stream_source(
 }
 
 /// The image to load out of what the source held.
-fn pick_image<'p>(
+pub(crate) fn pick_image<'p>(
     parsed: &'p ImageArchive,
     label: &str,
     expected: Option<&ImageDetails>,

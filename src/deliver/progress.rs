@@ -211,7 +211,7 @@ impl Progress for Silent {
 }
 
 /// The time of day in UTC, `HH:MM:SS`, for log lines.
-fn humantime_now() -> String {
+pub(crate) fn humantime_now() -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

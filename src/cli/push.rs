@@ -1,0 +1,97 @@
+//! `loadmaster push`: images into a registry, only the blobs it lacks.
+
+use super::{CommandError, Output, select_engine};
+use crate::deliver::Source;
+use crate::engine::{EngineChoice, EngineKind};
+use crate::push::{self, PushError, PushReport, Pusher, RegistryTarget, Retry};
+use serde::Serialize;
+use std::io::{self, Write};
+
+pub struct PushArgs {
+    pub images: Vec<String>,
+    pub registry: String,
+    pub archive: Option<String>,
+    pub allow_http: bool,
+    pub output: Output,
+}
+
+#[derive(Serialize)]
+struct PushOutput<'a> {
+    registry: &'a str,
+    engine: EngineKind,
+    images: &'a [PushReport],
+    /// Set when a push failed (the images after it were not pushed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<Failure<'a>>,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    image: &'a str,
+    error: String,
+    retries: &'a [Retry],
+}
+
+pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), CommandError> {
+    // Everything the user typed is checked before the engine is asked.
+    let target = RegistryTarget::parse(&args.registry, args.allow_http)?;
+    if args.images.is_empty() {
+        return Err(CommandError::BadInput(match args.archive {
+            Some(_) => {
+                "name the image to push from the archive (`loadmaster push app:1 --archive FILE`)"
+                    .into()
+            }
+            None => "name at least one image to push".into(),
+        }));
+    }
+    if args.archive.is_some() && args.images.len() > 1 {
+        return Err(CommandError::BadInput(
+            "--archive pushes one image: name only that one".into(),
+        ));
+    }
+    for image in &args.images {
+        push::destination_of(image)?;
+    }
+    let engine = select_engine(engine_flag)?.engine;
+    let progress = push::progress::for_stderr();
+    let mut pusher = Pusher::new(&engine, &target, progress.as_ref());
+
+    let mut reports = Vec::new();
+    let mut failed: Option<(&str, PushError, Vec<Retry>)> = None;
+    for image in &args.images {
+        let source = match &args.archive {
+            None => Source::Engine { image },
+            Some(path) => super::archive_source(path, Some(image))?,
+        };
+        match pusher.push(image, source) {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                failed = Some((image, error, pusher.take_retries()));
+                break;
+            }
+        }
+    }
+
+    if args.output == Output::Json {
+        let output = PushOutput {
+            registry: &target.host,
+            engine: engine.kind(),
+            images: &reports,
+            failure: failed.as_ref().map(|(image, error, retries)| Failure {
+                image,
+                error: error.to_string(),
+                retries,
+            }),
+        };
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &output).map_err(io::Error::from)?;
+        writeln!(out)?;
+    }
+    match failed {
+        None => Ok(()),
+        Some((image, error, _)) => Err(CommandError::PushFailed {
+            image: image.to_string(),
+            error,
+        }),
+    }
+}
