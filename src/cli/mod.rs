@@ -282,9 +282,12 @@ pub enum CommandError {
     #[error("{0}")]
     BadInput(String),
     #[error(transparent)]
-    Push(#[from] PushError),
+    Push(Box<PushError>),
     #[error("pushing {image}: {error}")]
-    PushFailed { image: String, error: PushError },
+    PushFailed {
+        image: String,
+        error: Box<PushError>,
+    },
     #[error("the load failed on some nodes:\n{0}")]
     NodesFailed(String),
     /// A failure and its diagnosis, gathered when it happened; printed after it.
@@ -349,14 +352,11 @@ impl CommandError {
             {
                 return EXIT_BAD_INPUT;
             }
-            CommandError::Push(
-                PushError::Engine(e) | PushError::Source(DeliverError::Engine(e)),
-            )
-            | CommandError::PushFailed {
-                error: PushError::Engine(e) | PushError::Source(DeliverError::Engine(e)),
-                ..
-            }
-            | CommandError::Engine(e)
+            CommandError::Push(error) | CommandError::PushFailed { error, .. } => match &**error {
+                PushError::Engine(e) | PushError::Source(DeliverError::Engine(e)) => e,
+                _ => return EXIT_FAILED,
+            },
+            CommandError::Engine(e)
             | CommandError::Cluster(ClusterError::Engine(e))
             | CommandError::Deliver(DeliverError::Engine(e)) => e,
             _ => return EXIT_FAILED,
@@ -470,6 +470,12 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             };
             run::run(Phase::Run, cli.engine, args.into_run(teardown))
         }
+    }
+}
+
+impl From<PushError> for CommandError {
+    fn from(error: PushError) -> CommandError {
+        CommandError::Push(Box::new(error))
     }
 }
 

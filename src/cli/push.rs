@@ -91,7 +91,7 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
         None => Ok(()),
         Some((image, error, _)) => Err(CommandError::PushFailed {
             image: image.to_string(),
-            error,
+            error: Box::new(error),
         }),
     }
 }

@@ -208,10 +208,7 @@ pub fn finish(
             return Ok(());
         }
         let answer = client.send(&request("PUT", &url, &scope, &[], &[]))?;
-        match answer.status {
-            201 => Ok(()),
-            _ => Err(client.unexpected(&what, &answer)),
-        }
+        created(client, &what, &answer)
     })
 }
 
@@ -232,10 +229,7 @@ pub fn monolithic(
         let session = opened(client, &what, &answer)?;
         let url = with_digest(&session.location, digest);
         let answer = client.send(&request("PUT", &url, &scope, &headers, bytes))?;
-        match answer.status {
-            201 => Ok(()),
-            _ => Err(client.unexpected(&what, &answer)),
-        }
+        created(client, &what, &answer)
     })
 }
 
@@ -253,9 +247,7 @@ pub fn put_manifest(
     let headers = [("Content-Type", manifest.media_type.as_str())];
     client.retrying(&what, |client, _| {
         let answer = client.send(&request("PUT", &path, &scope, &headers, &manifest.bytes))?;
-        if answer.status != 201 {
-            return Err(client.unexpected(&what, &answer));
-        }
+        created(client, &what, &answer)?;
         let stored = answer.header("docker-content-digest");
         match stored.map(str::parse::<Digest>) {
             Some(Ok(stored)) if stored != manifest.digest => {
@@ -271,6 +263,14 @@ pub fn put_manifest(
             _ => Ok(()),
         }
     })
+}
+
+/// Whether a `PUT` stored what it carried (`201 Created`).
+fn created(client: &Client<'_>, what: &str, answer: &Answer) -> Result<(), Failure> {
+    match answer.status {
+        201 => Ok(()),
+        _ => Err(client.unexpected(what, answer)),
+    }
 }
 
 /// One `HEAD` of a blob, inside another step's try.

@@ -270,6 +270,7 @@ impl<'p> Client<'p> {
                 Err(Failure::Transient(error)) if number >= attempts => {
                     return Err(PushError::GaveUp {
                         registry: self.target.host.clone(),
+                        url: self.target.base_url(),
                         request: what.to_string(),
                         attempts,
                         error,

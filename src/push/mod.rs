@@ -89,10 +89,12 @@ pub enum PushError {
         detail: String,
     },
     #[error(
-        "`{request}` to {registry} failed {attempts} times, the last: {error}; check that the registry is up (`curl -sI {registry}/v2/`) and push again"
+        "`{request}` to {registry} failed {attempts} times, the last: {error}; check that the registry is up (`curl -sI {url}/v2/`) and push again"
     )]
     GaveUp {
         registry: String,
+        /// `http://host` or `https://host`.
+        url: String,
         request: String,
         attempts: u32,
         error: String,

@@ -15,6 +15,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod registry;
+
 use loadmaster::deliver::NodeReport;
 use loadmaster::deliver::progress::Progress;
 use loadmaster::engine::{Engine, EngineKind};
@@ -109,6 +111,9 @@ pub struct NodeOptions {
     /// The node's /var/lib/containerd on a tmpfs of this size (`32m`)
     /// instead of a volume: a small filesystem for a load to fill.
     pub containerd_tmpfs: Option<String>,
+    /// The node on the host's network (`--network host`) instead of none:
+    /// its containerd can then pull from a registry on 127.0.0.1.
+    pub host_network: bool,
 }
 
 /// A kind-compatible test cluster, removed when dropped.
@@ -199,7 +204,7 @@ impl TestCluster {
             "--security-opt",
             "apparmor=unconfined",
             "--network",
-            "none",
+            if options.host_network { "host" } else { "none" },
         ];
         match &tmpfs {
             Some(tmpfs) => args.extend(["--tmpfs", tmpfs]),
@@ -279,13 +284,20 @@ pub fn peak_rss_bytes() -> u64 {
 
 /// Runs the loadmaster binary with `args` and returns its output.
 pub fn loadmaster(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadmaster"))
+    loadmaster_command(args).output().expect("run loadmaster")
+}
+
+/// The loadmaster binary with `args`, no stdin, and no engine chosen by
+/// the environment; for tests that set more (env) or run it in the
+/// background.
+pub fn loadmaster_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loadmaster"));
+    command
         .args(args)
         .env_remove("LOADMASTER_ENGINE")
         .env_remove("KIND_EXPERIMENTAL_PROVIDER")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run loadmaster")
+        .stdin(Stdio::null());
+    command
 }
 
 /// One layer of a test image: `bytes` of incompressible data made from

@@ -1,0 +1,187 @@
+//! A real registry for tests: Debian's `docker-registry` (distribution
+//! 2.8, `apt-get install docker-registry`) serving a temporary directory on
+//! a free 127.0.0.1 port, not the package's own service. Its access log is
+//! kept, so that tests count what a client really asked, not what the
+//! client says it did. Killed and its storage removed when dropped, also
+//! when the test panics.
+
+use super::{TempDir, unique_name};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROGRAM: &str = "docker-registry";
+
+/// One request as the registry's access log has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The path and query as sent.
+    pub target: String,
+    pub status: u16,
+}
+
+impl LoggedRequest {
+    /// Whether this request sent blob bytes or finished a blob upload (a
+    /// mount does neither).
+    pub fn uploads_blob(&self) -> bool {
+        self.target.contains("/blobs/uploads/") && matches!(self.method.as_str(), "PATCH" | "PUT")
+    }
+
+    /// The blob a finished upload stored (`PUT …?digest=`).
+    pub fn finished_upload(&self) -> Option<String> {
+        if self.method != "PUT" || !self.target.contains("/blobs/uploads/") || self.status != 201 {
+            return None;
+        }
+        let query = self.target.split_once('?')?.1;
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("digest="))
+            .map(|digest| digest.replace("%3A", ":").replace("%3a", ":"))
+    }
+}
+
+/// A registry process and its storage.
+pub struct TestRegistry {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl TestRegistry {
+    /// A registry without authentication.
+    pub fn start() -> TestRegistry {
+        TestRegistry::start_with(None)
+    }
+
+    /// A registry that asks for Basic credentials, checked against an
+    /// htpasswd file with a bcrypt hash (`htpasswd -Bbn`).
+    pub fn with_user(user: &str, password: &str) -> TestRegistry {
+        TestRegistry::start_with(Some((user, password)))
+    }
+
+    fn start_with(user: Option<(&str, &str)>) -> TestRegistry {
+        let dir = TempDir::new("lmt-registry");
+        let auth = match user {
+            None => String::new(),
+            Some((user, password)) => {
+                let htpasswd = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("run htpasswd (apt-get install apache2-utils)");
+                assert!(htpasswd.status.success(), "htpasswd failed");
+                let file = dir.path.join("htpasswd");
+                std::fs::write(&file, htpasswd.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: loadmaster-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+        };
+        // The port is free when chosen; another process taking it before
+        // the registry binds it shows as a registry that does not start.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // A fixed http.secret signs upload locations, so that a restarted
+        // registry still knows the uploads it had.
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{auth}",
+            dir.path.join("storage").display(),
+            unique_name("secret"),
+        );
+        std::fs::write(dir.path.join("config.yml"), config).unwrap();
+        let mut registry = TestRegistry {
+            port,
+            dir,
+            child: None,
+        };
+        registry.run();
+        registry
+    }
+
+    /// Starts the process and waits until it accepts connections.
+    fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(PROGRAM)
+            .arg("serve")
+            .arg(self.dir.path.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {PROGRAM} (apt-get install docker-registry): {e}")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{PROGRAM} did not start on port {}: {}",
+                self.port,
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path.join("registry.log")
+    }
+
+    /// Every request the registry answered so far, in order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        log.lines().filter_map(access_line).collect()
+    }
+
+    /// Kills the registry at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the registry again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `127.0.0.1 - - [date] "PUT /v2/x/blobs/uploads/… HTTP/1.1" 201 0 "" "agent"`
+fn access_line(line: &str) -> Option<LoggedRequest> {
+    let (_, quoted) = line.split_once('"')?;
+    let (request, after) = quoted.split_once('"')?;
+    let mut words = request.split(' ');
+    let (method, target) = (words.next()?, words.next()?);
+    if !words.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    let status = after.split_whitespace().next()?.parse().ok()?;
+    Some(LoggedRequest {
+        method: method.to_string(),
+        target: target.to_string(),
+        status,
+    })
+}
