@@ -218,9 +218,9 @@ fn an_existing_cluster_needs_a_context_and_a_registry_and_takes_no_kind_settings
                 "cluster.delivery: an existing cluster needs `registry: HOST[/PREFIX]`",
             ),
             (
-                10,
-                14,
-                "images[0].archive: images are pushed to the registry from the engine, and an archive is not in it",
+                9,
+                11,
+                "images[0].name: \"app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" names an image by digest only: a push needs a tag",
             ),
         ],
     );
@@ -247,6 +247,14 @@ fn delivery_settings_that_do_not_apply_are_reported_where_they_are() {
                 "cluster.delivery.allowHttp: only `mode: registry` takes this",
             ),
         ],
+    );
+    expect_problems(
+        "registry-problems.yaml",
+        &[(
+            6,
+            15,
+            "cluster.delivery.registry: \"http://registry.example.com:5000/team\" asks for plain HTTP to registry.example.com:5000, which is not this machine: anything on the network could read or change the images; use HTTPS (drop `http://`), or set `allowHttp: true` if the network is trusted",
+        )],
     );
     let stderr = check_fails(&fixture("bad-delivery-mode.yaml"));
     assert!(

@@ -15,6 +15,7 @@ use loadmaster::journal::{Event, EventBody, Journal, Outcome, RunStatus};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::registry::TestRegistry;
 use support::{NodeOptions, TempDir, TestCluster, engine_output, engines_under_test, unique_name};
 
 /// Tests that build run one at a time: they build the same layers, and
@@ -763,4 +764,357 @@ fn the_local_example_runs_end_to_end() {
             );
         }
     }
+}
+
+/// A `kubectl` that answers as a cluster with a KEP-1755 local registry
+/// would. Contract test, recorded behaviour: there is no API server here,
+/// so the ConfigMap request is answered with the recorded
+/// `tests/fixtures/kube/recorded-local-registry-hosting-kind.json` (its
+/// `localhost:5001` replaced by the test registry), and `apply -k DIR` is
+/// the real `kubectl kustomize DIR`, whose output is kept as what would
+/// have been applied. Anything else fails, naming the command.
+struct RecordedKubectl {
+    dir: TempDir,
+    real: String,
+    registry: String,
+}
+
+const RECORDED_KUBECTL: &str = r#"#!/bin/sh
+# Contract test (recorded behaviour): see tests/fixtures/kube/README.md.
+echo "$*" >> "$LMT_KUBECTL_DIR/argv"
+case "$*" in
+  *"get configmap local-registry-hosting -o json")
+    sed "s/localhost:5001/$LMT_REGISTRY/g" "$LMT_KUBECTL_FIXTURE" ;;
+  *"apply -k "*)
+    for last; do :; done
+    "$LMT_REAL_KUBECTL" kustomize "$last" >> "$LMT_KUBECTL_DIR/applied.yaml" || exit 1
+    echo "deployment.apps/app created" ;;
+  *) echo "error: contract test: no recorded answer for: kubectl $*" >&2; exit 1 ;;
+esac
+"#;
+
+impl RecordedKubectl {
+    fn install(registry: &str) -> RecordedKubectl {
+        use std::os::unix::fs::PermissionsExt;
+        let real = Command::new("sh")
+            .args(["-c", "command -v kubectl"])
+            .output()
+            .unwrap();
+        let dir = TempDir::new("lmt-kubectl");
+        let script = dir.path.join("kubectl");
+        std::fs::write(&script, RECORDED_KUBECTL).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        RecordedKubectl {
+            dir,
+            real: String::from_utf8(real.stdout).unwrap().trim().to_string(),
+            registry: registry.to_string(),
+        }
+    }
+
+    fn apply_env(&self, command: &mut Command) {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/kube/recorded-local-registry-hosting-kind.json");
+        let path = format!(
+            "{}:{}",
+            self.dir.path.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        command
+            .env("PATH", path)
+            .env("LMT_KUBECTL_DIR", &self.dir.path)
+            .env("LMT_REAL_KUBECTL", &self.real)
+            .env("LMT_REGISTRY", &self.registry)
+            .env("LMT_KUBECTL_FIXTURE", fixture)
+            .env_remove("KUBECONFIG");
+    }
+
+    fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.path.join(file)).unwrap_or_default()
+    }
+}
+
+/// The digest of the manifest the registry serves for `repository:tag`,
+/// computed here from its bytes (curl, not loadmaster's client).
+fn registry_manifest_digest(registry: &TestRegistry, repository: &str, tag: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!("http://{}/v2/{repository}/manifests/{tag}", registry.host()),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "the registry has no {repository}:{tag}"
+    );
+    loadmaster::archive::Digest::of(&out.stdout).to_string()
+}
+
+fn registry_deliveries(record: &loadmaster::journal::RunRecord) -> Vec<EventBody> {
+    record
+        .events
+        .iter()
+        .filter(|e| matches!(&e.body, EventBody::Delivery { path, .. } if path == "registry"))
+        .map(|e| e.body.clone())
+        .collect()
+}
+
+#[test]
+fn registry_delivery_pushes_to_a_real_registry_and_deploys_the_pushed_digest() {
+    let _exclusive = exclusive();
+    if !loadmaster::runner::process::on_path("kubectl") {
+        eprintln!("note: kubectl is not on PATH: skipping the registry delivery test");
+        return;
+    }
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let registry = TestRegistry::start();
+        let image = support::TestImage::named(kind);
+        image.build(&[support::Layer {
+            bytes: 2 << 20,
+            seed: 61,
+        }]);
+        let kubectl = RecordedKubectl::install(&registry.host());
+        let plan_with = |registry_line: &str| {
+            format!(
+                "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\n  existing: true\n  delivery:\n    mode: registry\n{registry_line}images:\n  - name: {}\ndeploy:\n  - name: app\n    manifests:\n      - app.yaml\n",
+                cluster.name, image.name
+            )
+        };
+        let plan = TestPlan::write(&plan_with(&format!(
+            "    registry: {}/lmt\n",
+            registry.host()
+        )));
+        let manifest = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n    - name: app\n      image: {}\n    - name: other\n      image: busybox:1.36\n",
+            image.name
+        );
+        std::fs::write(plan.file.with_file_name("app.yaml"), &manifest).unwrap();
+
+        let mut up = plan.command("up", &["-o", "json"]);
+        kubectl.apply_env(&mut up);
+        let out = up.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let pushed = &report["pushed"][0];
+        let (repository, tag) = image.name.split_once(':').unwrap();
+        let repository = format!("lmt/{repository}");
+        assert_eq!(
+            pushed["pushed"],
+            format!("{}/{repository}:{tag}", registry.host()),
+            "{kind}: {report:#}"
+        );
+        // The registry has the image, under the digest loadmaster reports.
+        let digest = registry_manifest_digest(&registry, &repository, tag);
+        assert_eq!(pushed["digest"], digest.as_str(), "{kind}: {report:#}");
+        let pinned = format!("{}/{repository}@{digest}", registry.host());
+        assert_eq!(pushed["deployedAs"], pinned.as_str(), "{kind}");
+        assert!(
+            registry.requests().iter().any(|r| r.method == "PUT"
+                && r.target == format!("/v2/{repository}/manifests/{tag}")
+                && r.status == 201),
+            "{kind}: {:?}",
+            registry.requests()
+        );
+        // The journal: a registry delivery with the pushed name and digest.
+        let record = plan.last_run();
+        match registry_deliveries(&record).as_slice() {
+            [
+                EventBody::Delivery {
+                    result,
+                    pushed,
+                    digest: recorded,
+                    blobs_sent,
+                    node,
+                    ..
+                },
+            ] => {
+                assert_eq!(result, "pushed", "{kind}");
+                assert_eq!(node, &registry.host());
+                assert_eq!(recorded.as_deref(), Some(digest.as_str()), "{kind}");
+                assert_eq!(
+                    pushed.as_deref(),
+                    Some(format!("{}/{repository}:{tag}", registry.host()).as_str())
+                );
+                assert!(*blobs_sent >= 2, "{kind}: config and layer: {blobs_sent}");
+            }
+            other => panic!("{kind}: one registry delivery, not {other:?}"),
+        }
+        // What was applied names the pushed digest; the user's file is as
+        // it was, and the image not in the plan is left alone.
+        let applied = kubectl.read("applied.yaml");
+        assert!(
+            applied.contains(&format!("image: {pinned}")),
+            "{kind}: {applied}"
+        );
+        assert!(applied.contains("image: busybox:1.36"), "{kind}: {applied}");
+        assert_eq!(
+            std::fs::read_to_string(plan.file.with_file_name("app.yaml")).unwrap(),
+            manifest
+        );
+        // No node was loaded.
+        let reference = loadmaster::archive::normalize_reference(&image.name)
+            .unwrap()
+            .to_string();
+        assert!(
+            !images_on_node(&cluster).lines().any(|l| l == reference),
+            "{kind}: the node was loaded"
+        );
+        let md = support::loadmaster(&["report", record.dir.to_str().unwrap(), "--format", "md"]);
+        let md = String::from_utf8_lossy(&md.stdout);
+        assert!(
+            md.contains(&format!(
+                "pushed as {}/{repository}:{tag} ({pinned})",
+                registry.host()
+            )),
+            "{kind}: {md}"
+        );
+
+        // Without a registry in the plan, the cluster's KEP-1755 ConfigMap
+        // names it (host only, no prefix): the same image, the same digest,
+        // under the repository without the plan's prefix.
+        std::fs::write(&plan.file, plan_with("")).unwrap();
+        let mut up = plan.command("up", &["-o", "json"]);
+        kubectl.apply_env(&mut up);
+        let out = up.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {stderr}");
+        assert!(
+            stderr.contains("as ConfigMap kube-public/local-registry-hosting says (KEP-1755)"),
+            "{kind}: {stderr}"
+        );
+        assert!(
+            kubectl
+                .read("argv")
+                .contains("--namespace kube-public get configmap local-registry-hosting -o json"),
+            "{kind}"
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let unprefixed = repository.trim_start_matches("lmt/");
+        let pinned = format!("{}/{unprefixed}@{digest}", registry.host());
+        assert_eq!(report["pushed"][0]["deployedAs"], pinned.as_str(), "{kind}");
+        assert_eq!(registry_manifest_digest(&registry, unprefixed, tag), digest);
+        let applied = kubectl.read("applied.yaml");
+        assert!(
+            applied.contains(&format!("image: {pinned}")),
+            "{kind}: {applied}"
+        );
+    }
+}
+
+/// A kubeconfig with two contexts: `staging` (the plan's, an API server
+/// that refuses connections on 127.0.0.1:9) and `other`, the current one.
+const TWO_CONTEXTS: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: staging\n  cluster:\n    server: https://127.0.0.1:9\n- name: other\n  cluster:\n    server: https://127.0.0.2:9\ncontexts:\n- name: staging\n  context:\n    cluster: staging\n    user: u\n- name: other\n  context:\n    cluster: other\n    user: u\ncurrent-context: other\nusers:\n- name: u\n  user:\n    token: t\n";
+
+#[test]
+fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    if !loadmaster::runner::process::on_path("kubectl") {
+        eprintln!("note: kubectl is not on PATH: skipping the existing cluster test");
+        return;
+    }
+    let plan_for = |context: &str| {
+        format!(
+            "apiVersion: loadmaster/v1\ncluster:\n  name: staging\n  engine: {kind}\n  provider: existing\n  context: {context}\n  kubeconfig: kubeconfig\n  delivery:\n    mode: registry\n    registry: registry.example.com/e2e\ndeploy:\n  - name: config\n    manifests:\n      - config.yaml\n    namespace: e2e\ntest:\n  command: kubectl config current-context > context.txt\n  artifacts:\n    - context.txt\n"
+        )
+    };
+    let plan = TestPlan::write(&plan_for("staging"));
+    let dir = plan.file.parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("kubeconfig"), TWO_CONTEXTS).unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lmt\ndata:\n  a: b\n",
+    )
+    .unwrap();
+
+    // up: the context is found offline, then kubectl goes to its server.
+    let out = plan
+        .command("up", &[])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+    let record = plan.last_run();
+    let status = |id: &str| record.steps.iter().find(|s| s.id == id).map(|s| s.status);
+    assert_eq!(
+        status("cluster"),
+        Some(loadmaster::journal::StepStatus::Succeeded)
+    );
+    assert_eq!(
+        status("deploy/config"),
+        Some(loadmaster::journal::StepStatus::Failed)
+    );
+    let kubectl_calls: Vec<&Vec<String>> = record
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Command { argv, .. } if argv[0] == "kubectl" => Some(argv),
+            _ => None,
+        })
+        .collect();
+    assert!(kubectl_calls.len() >= 3, "{kubectl_calls:?}");
+    for argv in &kubectl_calls {
+        assert_eq!(argv[1..3], ["--context", "staging"], "{argv:?}");
+    }
+    // No node, no kind: nothing but kubectl ran.
+    assert!(
+        record.events.iter().all(|e| match &e.body {
+            EventBody::Command { argv, .. } => argv[0] == "kubectl",
+            _ => true,
+        }),
+        "{:?}",
+        record.events
+    );
+
+    // test: the test's own kubectl is on the plan's context, although the
+    // kubeconfig's current context is another.
+    let out = plan
+        .command("test", &[])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = plan.last_run();
+    let kept = std::fs::read_to_string(record.dir.join("artifacts/context.txt")).unwrap();
+    assert_eq!(kept.trim(), "staging");
+
+    // down leaves it alone.
+    let out = plan.command("down", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("an existing cluster (context staging): loadmaster never deletes it"),
+        "{stderr}"
+    );
+
+    // A context the kubeconfig lacks stops `up` at the cluster step.
+    std::fs::write(&plan.file, plan_for("staging-typo")).unwrap();
+    let out = plan.command("up", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kubeconfig context \"staging-typo\" (cluster.context) is not in"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`kubectl config get-contexts`"), "{stderr}");
+    let record = plan.last_run();
+    assert_eq!(
+        record
+            .steps
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>(),
+        ["cluster"]
+    );
 }

@@ -78,14 +78,16 @@ pub enum EventBody {
         message: String,
     },
     /// One image delivered into one node (a `deliver/<image>` step records
-    /// one per node), so that reports can show what each node was sent.
+    /// one per node), or pushed to the cluster's registry (one per image),
+    /// so that reports can show what each node or the registry was sent.
     #[serde(rename_all = "camelCase")]
     Delivery {
         image: String,
+        /// The node; for `registry`, the registry's `host[:port]`.
         node: String,
-        /// `save` or `push`.
+        /// `save` or `push` (into nodes), or `registry`.
         path: String,
-        /// `loaded`, `already present` or `failed`.
+        /// `loaded`, `pushed`, `already present` or `failed`.
         result: String,
         bytes_sent: u64,
         blobs_sent: u64,
@@ -93,6 +95,13 @@ pub enum EventBody {
         duration_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// `registry`: where the image went, `host/repository:tag`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pushed: Option<String>,
+        /// `registry`: the pushed manifest's digest, which deployed
+        /// manifests pin.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     },
     /// The last line of a run that was not interrupted.
     RunEnd {
@@ -236,6 +245,41 @@ impl Event {
                 blobs_skipped: report.blobs_skipped,
                 duration_ms: report.duration_ms,
                 error: report.error.clone(),
+                pushed: None,
+                digest: None,
+            },
+        )
+    }
+
+    /// What a push to the cluster's registry (`registry`, its `host[:port]`)
+    /// did with one image: its report, or why it failed.
+    pub fn pushed(
+        step: &str,
+        image: &str,
+        registry: &str,
+        outcome: Result<&crate::push::PushReport, String>,
+        duration: std::time::Duration,
+    ) -> Event {
+        let (result, report, error) = match outcome {
+            Ok(report) if report.bytes_uploaded > 0 => ("pushed", Some(report), None),
+            Ok(report) => ("already present", Some(report), None),
+            Err(error) => ("failed", None, Some(error)),
+        };
+        Event::now(
+            Some(step),
+            EventBody::Delivery {
+                image: image.to_string(),
+                node: registry.to_string(),
+                path: "registry".to_string(),
+                result: result.to_string(),
+                bytes_sent: report.map_or(0, |r| r.bytes_uploaded),
+                blobs_sent: report.map_or(0, |r| r.blobs_uploaded),
+                // Mounted from another repository: there, so not sent.
+                blobs_skipped: report.map_or(0, |r| r.blobs_skipped + r.blobs_mounted),
+                duration_ms: duration.as_millis() as u64,
+                error,
+                pushed: report.map(|r| r.pushed.clone()),
+                digest: report.map(|r| r.digest.to_string()),
             },
         )
     }

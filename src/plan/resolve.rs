@@ -16,6 +16,7 @@ use super::{
 };
 use crate::archive::normalize_reference;
 use crate::doctor::KindConfig;
+use crate::push::RegistryTarget;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -94,14 +95,8 @@ pub(super) fn resolve(
     let images = images(c, raw.images);
     if matches!(cluster.delivery, Delivery::Registry { .. }) {
         for (n, image) in images.iter().enumerate() {
-            if let ImageSource::Archive { path } = &image.source {
-                c.problem(
-                    &format!("images[{n}].archive"),
-                    format!(
-                        "images are pushed to the registry from the engine, and an archive is not in it: `docker load -i {}` (or podman's) first and list the image without archive, or use `delivery: {{mode: load}}`",
-                        path.display()
-                    ),
-                );
+            if let Err(error) = crate::push::destination_of(&image.name) {
+                c.problem(&format!("images[{n}].name"), error.to_string());
             }
         }
     }
@@ -321,6 +316,16 @@ fn delivery(c: &mut Checker, raw: Option<DeliveryFile>, is_existing: bool) -> De
             Delivery::Load
         }
         DeliveryMode::Registry => {
+            if let Some(spec) = &raw.registry
+                && let Err(error) = RegistryTarget::parse(spec, raw.allow_http)
+            {
+                // The parser words its errors for `loadmaster push`'s flags.
+                let message = error
+                    .to_string()
+                    .replacen("--registry ", "", 1)
+                    .replace("pass --allow-http", "set `allowHttp: true`");
+                c.problem("cluster.delivery.registry", message);
+            }
             if raw.registry.is_none() && is_existing {
                 c.problem(
                     "cluster.delivery",

@@ -187,8 +187,8 @@ fn write_page(out: &mut String, r: &RunReport) -> std::fmt::Result {
                 esc(&d.node),
                 esc(&d.path),
                 esc(&match &d.error {
-                    Some(error) => format!("{}: {error}", d.result),
-                    None => d.result.clone(),
+                    Some(error) => format!("{}: {error}", d.outcome()),
+                    None => d.outcome(),
                 }),
                 d.bytes_sent,
                 units::bytes(d.bytes_sent),

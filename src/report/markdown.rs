@@ -92,7 +92,7 @@ fn write_summary(out: &mut String, r: &RunReport) -> std::fmt::Result {
                 "| `{}` | {} | {} | {} | {} | {} |",
                 d.image,
                 d.node,
-                d.result,
+                cell(&d.outcome()),
                 units::bytes(d.bytes_sent),
                 d.blobs_skipped,
                 seconds(d.duration_ms)

@@ -67,6 +67,23 @@ pub struct Delivery {
     pub blobs_skipped: u64,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// A push to a registry: `host/repository:tag`, and the manifest digest.
+    pub pushed: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl Delivery {
+    /// What happened, in a few words: the result, and for a push where the
+    /// image went, pinned by digest (what deployed manifests name).
+    pub fn outcome(&self) -> String {
+        let mut text = self.result.clone();
+        if let (Some(pushed), Some(digest)) = (&self.pushed, &self.digest) {
+            let repository = crate::archive::normalize_reference(pushed)
+                .map_or_else(|_| pushed.clone(), |reference| reference.name());
+            text.push_str(&format!(" as {pushed} ({repository}@{digest})"));
+        }
+        text
+    }
 }
 
 /// The parts of `diagnosis.json` (schema `loadmaster.triage/v1`) a report
@@ -157,6 +174,8 @@ impl RunReport {
                     blobs_skipped,
                     duration_ms,
                     error,
+                    pushed,
+                    digest,
                 } => Some(Delivery {
                     image: image.clone(),
                     node: node.clone(),
@@ -167,6 +186,8 @@ impl RunReport {
                     blobs_skipped: *blobs_skipped,
                     duration_ms: *duration_ms,
                     error: error.clone(),
+                    pushed: pushed.clone(),
+                    digest: digest.clone(),
                 }),
                 _ => None,
             })

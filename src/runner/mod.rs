@@ -25,6 +25,7 @@ pub mod estimate;
 pub mod kube;
 pub mod overlay;
 pub mod process;
+pub mod registry_delivery;
 pub mod registry_hosting;
 pub mod schedule;
 pub mod signal;
@@ -35,7 +36,8 @@ use crate::engine::{self, Engine, EngineChoice, EngineInfo, Selection};
 use crate::journal::{Event, Journal, JournalError, Outcome, ScheduledBuild};
 use crate::monitor::{Monitor, NodeSource, Sources};
 use crate::plan::{
-    Apply, CommandLine, DeployStep, Image, ImageSource, Plan, Provider, PullPolicy, TeardownAction,
+    Apply, CommandLine, Delivery, DeployStep, Image, ImageSource, Plan, Provider, PullPolicy,
+    TeardownAction,
 };
 use crate::triage::{self, Diagnosis, render};
 use process::{Ran, Spec};
@@ -103,6 +105,9 @@ pub struct Report {
     /// `diagnosis.md` of a failed run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<PathBuf>,
+    /// Images pushed to the cluster's registry (`delivery: registry`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<registry_delivery::Pushed>,
 }
 
 impl Report {
@@ -167,6 +172,7 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
         kubectl: kube::Kubectl::default(),
         kubeconfig: None,
         rewrites: Vec::new(),
+        pushed: Vec::new(),
         test_exit_code: None,
     };
     let result = run.phase(phase);
@@ -203,6 +209,7 @@ struct Run<'a> {
     /// Plan images as pushed to a registry, renamed so in deployed
     /// manifests; none for `load` delivery.
     rewrites: Vec<overlay::Rewrite>,
+    pushed: Vec<registry_delivery::Pushed>,
     test_exit_code: Option<i32>,
 }
 
@@ -237,8 +244,16 @@ impl Run<'_> {
     fn up(&mut self) -> Result<(), Failure> {
         self.cluster(true)?;
         self.builds()?;
-        for image in &self.plan.images {
-            self.deliver(image)?;
+        match &self.plan.cluster.delivery {
+            Delivery::Load => {
+                for image in &self.plan.images {
+                    self.deliver(image)?;
+                }
+            }
+            Delivery::Registry {
+                registry,
+                allow_http,
+            } => self.push_images(registry.as_deref(), *allow_http)?,
         }
         for name in &self.plan.deploy_order {
             self.deploy(name)?;
@@ -402,7 +417,9 @@ impl Run<'_> {
                 })
                 .unwrap_or_default(),
         };
-        let current = self.journal.dir().join("kubeconfig-context.json");
+        // Absolute: the test runs in its own working directory.
+        let current = std::path::absolute(self.journal.dir().join("kubeconfig-context.json"))
+            .map_err(|e| ("cluster".to_string(), StepError::failed(e.to_string())))?;
         let selector = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Config",
@@ -660,23 +677,14 @@ impl Run<'_> {
                 None => StepError::failed(error.to_string()),
             };
             let reports = match &image.source {
-                ImageSource::Archive { path } => {
-                    let file = std::fs::File::open(path).map_err(|e| {
-                        StepError::failed(format!("cannot read archive {}: {e}", path.display()))
-                    })?;
-                    deliver::load(
-                        &self.engine,
-                        &self.nodes,
-                        Source::Archive {
-                            reader: Box::new(std::io::BufReader::new(file)),
-                            label: path.display().to_string(),
-                            image: Some(&image.name),
-                        },
-                        &options,
-                        progress.as_ref(),
-                    )
-                    .map_err(failed_source)?
-                }
+                ImageSource::Archive { path } => deliver::load(
+                    &self.engine,
+                    &self.nodes,
+                    archive_source(path, &image.name)?,
+                    &options,
+                    progress.as_ref(),
+                )
+                .map_err(failed_source)?,
                 source => {
                     if let ImageSource::Pull { policy } = source {
                         self.pull(&step, &image.name, *policy)?;
@@ -1017,8 +1025,20 @@ impl Run<'_> {
             test_exit_code: self.test_exit_code,
             signal,
             diagnosis: diagnosis.exists().then_some(diagnosis),
+            pushed: self.pushed,
         }
     }
+}
+
+/// An image's archive file, opened as the source of a load or a push.
+fn archive_source<'a>(path: &Path, image: &'a str) -> Result<Source<'a>, StepError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StepError::failed(format!("cannot read archive {}: {e}", path.display())))?;
+    Ok(Source::Archive {
+        reader: Box::new(std::io::BufReader::new(file)),
+        label: path.display().to_string(),
+        image: Some(image),
+    })
 }
 
 /// "`COMMAND` failed (HOW): LAST LINE": loadmaster's words for a failed

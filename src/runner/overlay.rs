@@ -32,6 +32,13 @@ pub struct Rewrite {
     pub digest: Digest,
 }
 
+impl Rewrite {
+    /// `to@digest`: the name manifests get.
+    pub fn pinned(&self) -> String {
+        format!("{}@{}", self.to, self.digest)
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Kustomization<'a> {

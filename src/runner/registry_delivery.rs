@@ -1,0 +1,173 @@
+//! Delivery through a registry (`delivery: {mode: registry}`): no node is
+//! touched. The registry is the plan's, else the one the cluster's
+//! KEP-1755 ConfigMap names ([`super::registry_hosting`]); every plan image
+//! is pushed to it from the engine or its archive, only the blobs it lacks
+//! ([`crate::push`]); each push is a `delivery` event with the pushed
+//! reference and digest; and each becomes a [`Rewrite`] so that deployed
+//! manifests name exactly what was pushed ([`super::overlay`]).
+
+use super::overlay::Rewrite;
+use super::process::Spec;
+use super::registry_hosting::{self, HostingError, LocalRegistryHosting};
+use super::{Failure, GATHER_TIMEOUT, Run, StepError, failure_line, signal};
+use crate::archive::Digest;
+use crate::deliver::Source;
+use crate::journal::Event;
+use crate::plan::{Image, ImageSource};
+use crate::push::{self, PushReport, Pusher, RegistryTarget};
+use serde::Serialize;
+use std::time::Instant;
+
+/// One plan image as pushed, for `-o json`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pushed {
+    pub image: String,
+    /// `host/repository:tag`, where it went.
+    pub pushed: String,
+    pub digest: Digest,
+    /// What the deployed manifests name: `PULL-HOST/repository@digest`.
+    pub deployed_as: String,
+}
+
+/// The registry images go to, and the host the nodes pull them from.
+struct Registry {
+    target: RegistryTarget,
+    /// KEP-1755's `hostFromContainerRuntime` when discovered, else the
+    /// push host.
+    pull_host: String,
+}
+
+impl Run<'_> {
+    /// Pushes every plan image; afterwards deploy steps apply overlays that
+    /// name the pushed images.
+    pub(super) fn push_images(
+        &mut self,
+        registry: Option<&str>,
+        allow_http: bool,
+    ) -> Result<(), Failure> {
+        if self.plan.images.is_empty() {
+            return Ok(());
+        }
+        let registry = self.step("registry", || self.registry(registry, allow_http))?;
+        let progress = push::progress::for_stderr();
+        let engine = self.engine.clone();
+        let mut pusher = Pusher::new(&engine, &registry.target, progress.as_ref());
+        let mut pushed = Vec::new();
+        for image in &self.plan.images {
+            let report = self.push(&mut pusher, &registry.target.host, image)?;
+            let from = crate::archive::normalize_reference(&image.name).map_err(|e| {
+                (
+                    format!("deliver/{}", image.name),
+                    StepError::failed(e.to_string()),
+                )
+            })?;
+            let rewrite = Rewrite {
+                to: format!(
+                    "{}/{}",
+                    registry.pull_host,
+                    registry.target.repository(&from)
+                ),
+                from,
+                digest: report.digest,
+            };
+            pushed.push((
+                Pushed {
+                    image: image.name.clone(),
+                    pushed: report.pushed,
+                    digest: report.digest,
+                    deployed_as: rewrite.pinned(),
+                },
+                rewrite,
+            ));
+        }
+        (self.pushed, self.rewrites) = pushed.into_iter().unzip();
+        Ok(())
+    }
+
+    /// The plan's registry, else the one the cluster names in its
+    /// `local-registry-hosting` ConfigMap (read with kubectl).
+    fn registry(&self, given: Option<&str>, allow_http: bool) -> Result<Registry, StepError> {
+        let target = |spec: &str| {
+            RegistryTarget::parse(spec, allow_http).map_err(|e| StepError::failed(e.to_string()))
+        };
+        if let Some(spec) = given {
+            let target = target(spec)?;
+            return Ok(Registry {
+                pull_host: target.host.clone(),
+                target,
+            });
+        }
+        let mut spec = Spec::new(&self.kubectl.local_registry_hosting(), GATHER_TIMEOUT);
+        spec.env = self.kube_env();
+        let ran = self.command("registry", &spec)?;
+        if !ran.success() {
+            let stderr = String::from_utf8_lossy(&ran.stderr_tail);
+            return Err(StepError::failed(
+                if registry_hosting::is_not_found(&stderr) {
+                    HostingError::Absent.to_string()
+                } else {
+                    format!(
+                        "cannot read which registry the cluster uses: {}",
+                        failure_line(&spec, &ran)
+                    )
+                },
+            ));
+        }
+        let hosting = LocalRegistryHosting::from_config_map(&ran.stdout_tail)
+            .map_err(|e| StepError::failed(e.to_string()))?;
+        let registry = Registry {
+            target: target(&hosting.host)?,
+            pull_host: hosting.runtime_host().to_string(),
+        };
+        self.note(
+            Some("registry"),
+            format!(
+                "pushing to {} as ConfigMap {}/{} says (KEP-1755); manifests name {}",
+                hosting.host,
+                registry_hosting::NAMESPACE,
+                registry_hosting::CONFIG_MAP,
+                registry.pull_host
+            ),
+        );
+        Ok(registry)
+    }
+
+    /// Pushes one image as step `deliver/<image>`, journaled whatever the
+    /// outcome.
+    fn push(
+        &self,
+        pusher: &mut Pusher,
+        registry_host: &str,
+        image: &Image,
+    ) -> Result<PushReport, Failure> {
+        let step = format!("deliver/{}", image.name);
+        self.step(&step, || {
+            let source = match &image.source {
+                ImageSource::Archive { path } => super::archive_source(path, &image.name)?,
+                source => {
+                    if let ImageSource::Pull { policy } = source {
+                        self.pull(&step, &image.name, *policy)?;
+                    }
+                    Source::Engine { image: &image.name }
+                }
+            };
+            let started = Instant::now();
+            let result = pusher.push(&image.name, source);
+            self.record(&Event::pushed(
+                &step,
+                &image.name,
+                registry_host,
+                result.as_ref().map_err(ToString::to_string),
+                started.elapsed(),
+            ));
+            result.map_err(|error| match signal::received() {
+                Some(signal) => StepError::Interrupted(signal),
+                None => StepError::failed(format!(
+                    "pushing {} to {registry_host} failed: {error}",
+                    image.name
+                )),
+            })
+        })
+    }
+}
