@@ -26,8 +26,9 @@
 //!   taken during a run.
 //! - [`journal`]: the append-only record of a run (events, samples,
 //!   artifacts), readable after a crash.
-//! - [`runner`]: `up`, `test`, `down`, `run` of a plan: cluster, budgeted
-//!   builds, delivery, deploy, the test, teardown; each step journaled.
+//! - [`runner`]: `up`, `test`, `down`, `run` of a plan: cluster (kind or an
+//!   existing kubeconfig context), budgeted builds, delivery (into nodes or
+//!   through a registry), deploy, the test, teardown; each step journaled.
 //! - [`report`]: a run's report from its journal: HTML with charts,
 //!   Markdown for CI summaries, JUnit XML.
 //! - [`cli`]: the command line.

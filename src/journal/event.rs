@@ -374,6 +374,70 @@ mod tests {
     use std::process::Command;
 
     #[test]
+    fn a_push_is_a_registry_delivery_with_its_reference_and_digest() {
+        let digest = crate::archive::Digest::of(b"manifest");
+        let report = crate::push::PushReport {
+            image: "app:1".to_string(),
+            pushed: "127.0.0.1:5000/e2e/app:1".to_string(),
+            digest,
+            config: crate::archive::Digest::of(b"config"),
+            blobs_uploaded: 0,
+            blobs_skipped: 2,
+            blobs_mounted: 1,
+            bytes_uploaded: 0,
+            read_source: false,
+            retries: Vec::new(),
+            duration_ms: 5,
+        };
+        let took = std::time::Duration::from_millis(7);
+        let body = |event: Event| event.body;
+        match body(Event::pushed(
+            "deliver/app:1",
+            "app:1",
+            "127.0.0.1:5000",
+            Ok(&report),
+            took,
+        )) {
+            EventBody::Delivery {
+                node,
+                path,
+                result,
+                blobs_sent,
+                blobs_skipped,
+                pushed,
+                digest: recorded,
+                duration_ms,
+                ..
+            } => {
+                assert_eq!(
+                    (node.as_str(), path.as_str()),
+                    ("127.0.0.1:5000", "registry")
+                );
+                // Nothing uploaded: the registry had it; a mount sends nothing.
+                assert_eq!(result, "already present");
+                assert_eq!((blobs_sent, blobs_skipped, duration_ms), (0, 3, 7));
+                assert_eq!(pushed.as_deref(), Some("127.0.0.1:5000/e2e/app:1"));
+                assert_eq!(recorded, Some(digest.to_string()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let uploaded = crate::push::PushReport {
+            blobs_uploaded: 1,
+            bytes_uploaded: 10,
+            ..report
+        };
+        assert!(matches!(
+            body(Event::pushed("s", "app:1", "r", Ok(&uploaded), took)),
+            EventBody::Delivery { result, bytes_sent: 10, .. } if result == "pushed"
+        ));
+        assert!(matches!(
+            body(Event::pushed("s", "app:1", "r", Err("refused".to_string()), took)),
+            EventBody::Delivery { result, error: Some(error), pushed: None, digest: None, .. }
+                if result == "failed" && error == "refused"
+        ));
+    }
+
+    #[test]
     fn exits_from_real_processes() {
         let status = |script: &str| Command::new("sh").args(["-c", script]).status().unwrap();
         let three = Exit::from_status(status("exit 3"), false);

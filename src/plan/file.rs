@@ -16,8 +16,9 @@ use std::path::PathBuf;
 /// The only format version so far.
 pub const API_VERSION: &str = "loadmaster/v1";
 
-/// A loadmaster plan: a kind cluster, the images it needs, what is deployed
-/// into it, the test that runs against it, and what happens afterwards.
+/// A loadmaster plan: a cluster (kind, or an existing one), the images it
+/// needs and how they reach it, what is deployed into it, the test that
+/// runs against it, and what happens afterwards.
 /// Paths are relative to the plan file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! The kind and kubectl command lines the runner uses: cluster create,
-//! delete, kubeconfig and log export; apply, the readiness waits, and the
-//! events read when a wait times out.
+//! delete, kubeconfig and log export; apply, the readiness waits, the
+//! events read when a wait times out, an existing cluster's context and
+//! its KEP-1755 registry ConfigMap, each with that context named.
 //!
 //! Neither a kind CLI nor an API server exists where loadmaster's tests run,
 //! so the tests here are contract tests: the command lines are checked

@@ -2,14 +2,17 @@
 //! one run in the journal.
 //!
 //! `up`: the cluster (an existing one with the plan's name, found by kind's
-//! node labels, is reused; a missing one is created with the kind CLI), the
+//! node labels, is reused; a missing one is created with the kind CLI; a
+//! `provider: existing` cluster is its kubeconfig context, checked), the
 //! builds in batches that fit the memory budget ([`schedule`]), every plan
 //! image delivered into every node (one at a time: a load's memory is
-//! bounded, several at once would not be), then the deploy steps with their
-//! waits. `test`: the plan's test command with `KUBECONFIG` and its
-//! environment, its output streamed and kept, its exit code recorded.
-//! `down`: `kind delete cluster`. `run`: all three, the teardown following
-//! the plan's policy.
+//! bounded, several at once would not be) or pushed to the cluster's
+//! registry ([`registry_delivery`]), then the deploy steps with their waits
+//! (applying [`overlay`]s that name the pushed images). `test`: the plan's
+//! test command with `KUBECONFIG` and its environment, its output streamed
+//! and kept, its exit code recorded. `down`: `kind delete cluster`, never
+//! for an existing cluster. `run`: all three, the teardown following the
+//! plan's policy.
 //!
 //! Every step is a journal step with a start, an end and its commands; the
 //! monitor samples memory (host and nodes) throughout. A failing step gets
