@@ -6,11 +6,11 @@ mod support;
 
 use loadmaster::deliver::Source;
 use loadmaster::engine::{Engine, EngineKind};
-use loadmaster::push::{self, Pusher, RegistryTarget, progress::Silent};
+use loadmaster::push::{self, Pusher, RegistryTarget, RetryPolicy, progress::Silent};
 use serde_json::Value;
 use std::io::Read;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::registry::{LoggedRequest, TestRegistry};
 use support::{
     Layer, NodeOptions, TempDir, TestCluster, TestImage, config_on_node, engines_under_test,
@@ -247,6 +247,129 @@ fn a_blob_pushed_to_one_repository_is_mounted_into_the_next() {
 }
 
 #[test]
+fn a_declined_mount_falls_back_to_an_upload() {
+    for kind in engines_under_test() {
+        let registry = TestRegistry::start();
+        let shared = Layer {
+            bytes: MIB,
+            seed: 71,
+        };
+        let first = TestImage::named(kind);
+        first.build(&[shared]);
+        let second = TestImage::named(kind);
+        second.build(&[
+            shared,
+            Layer {
+                bytes: 4096,
+                seed: 72,
+            },
+        ]);
+        let base = layers_of(kind, &first.name)[0].clone();
+        let engine = Engine::new(kind);
+        let target = RegistryTarget::parse(&registry.host(), false).unwrap();
+        let mut pusher = Pusher::new(&engine, &target, &Silent);
+        pusher
+            .push(&first.name, Source::Engine { image: &first.name })
+            .unwrap();
+        // The layer leaves the first repository: a mount from there is
+        // refused (202), and the registry opens an upload instead.
+        let first_repository = first.name.split(':').next().unwrap();
+        let deleted = registry.request(
+            "DELETE",
+            &format!("/v2/{first_repository}/blobs/{base}"),
+            "",
+        );
+        assert!(deleted.starts_with("HTTP/1.1 202"), "{deleted}");
+
+        let report = pusher
+            .push(
+                &second.name,
+                Source::Engine {
+                    image: &second.name,
+                },
+            )
+            .unwrap();
+        assert_eq!(report.blobs_mounted, 0, "{kind}: {report:?}");
+        assert_eq!(report.blobs_uploaded, 3, "{kind}: {report:?}");
+        let requests = registry.requests();
+        let mounts: Vec<&LoggedRequest> = requests
+            .iter()
+            .filter(|r| r.target.contains("mount="))
+            .collect();
+        assert_eq!(mounts.len(), 1, "{kind}: {mounts:?}");
+        assert_eq!(mounts[0].status, 202, "{kind}");
+        // The upload the declined mount opened was cancelled.
+        assert!(
+            requests.iter().any(|r| r.method == "DELETE"
+                && r.target.contains("/blobs/uploads/")
+                && r.status == 204),
+            "{kind}: {requests:?}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_restarted_mid_push_is_ridden_out_by_retries() {
+    for kind in engines_under_test() {
+        let mut registry = TestRegistry::start();
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 64 * MIB,
+            seed: 81,
+        }]);
+        let engine = Engine::new(kind);
+        let target = RegistryTarget::parse(&registry.host(), false).unwrap();
+        // More patient than the default, for a loaded machine: the
+        // restart must fall inside the retries.
+        let policy = RetryPolicy {
+            attempts: 10,
+            max_wait: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
+        let report = std::thread::scope(|scope| {
+            let pushing = scope.spawn(|| {
+                let mut pusher = Pusher::with_policy(&engine, &target, &Silent, policy);
+                pusher.push(&image.name, Source::Engine { image: &image.name })
+            });
+            // Down for a second: the next request finds nothing listening.
+            registry.wait_for_a_chunk();
+            registry.kill();
+            std::thread::sleep(Duration::from_secs(1));
+            registry.restart();
+            pushing.join().unwrap()
+        })
+        .unwrap_or_else(|error| panic!("{kind}: {error}"));
+
+        assert!(!report.retries.is_empty(), "{kind}: {report:?}");
+        assert_eq!(report.blobs_uploaded, 2, "{kind}: {report:?}");
+        // The upload was resumed where the registry said it stood, not
+        // started again.
+        let requests = registry.requests();
+        assert!(
+            requests.iter().any(|r| r.method == "GET"
+                && r.target.contains("/blobs/uploads/")
+                && r.status == 204),
+            "{kind}: {requests:?}"
+        );
+        assert_eq!(
+            requests
+                .iter()
+                .filter(|r| r.method == "POST" && r.target.ends_with("/blobs/uploads/"))
+                .count(),
+            2,
+            "{kind}: one upload for the layer, one for the config: {requests:?}"
+        );
+        let repository = image.name.split(':').next().unwrap();
+        let manifest = fetch_manifest(&registry, repository, "1");
+        assert_eq!(
+            format!("sha256:{}", sha256_hex(&manifest)),
+            report.digest.to_string(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
 fn credentials_come_from_docker_config_and_a_wrong_password_is_a_clear_error() {
     let password = "s3cret-pw-lm";
     for kind in engines_under_test() {
@@ -342,15 +465,7 @@ fn a_registry_killed_mid_push_fails_the_push_after_visible_retries() {
             .spawn()
             .unwrap();
         // Killed once the first chunk of the layer arrived.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !registry
-            .requests()
-            .iter()
-            .any(|r| r.method == "PATCH" && r.status == 202)
-        {
-            assert!(Instant::now() < deadline, "{kind}: no chunk arrived");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        registry.wait_for_a_chunk();
         registry.kill();
         let mut stdout = String::new();
         let mut stderr = String::new();
@@ -380,7 +495,7 @@ fn a_registry_killed_mid_push_fails_the_push_after_visible_retries() {
         // Nothing was tagged: the manifest goes last.
         registry.restart();
         let repository = image.name.split(':').next().unwrap();
-        let tags = http_get(&registry, &format!("/v2/{repository}/tags/list"), "");
+        let tags = registry.request("GET", &format!("/v2/{repository}/tags/list"), "");
         assert!(
             tags.starts_with("HTTP/1.1 404"),
             "{kind}: the failed push left a tag: {tags}"
@@ -479,30 +594,14 @@ fn pushes_an_image_from_an_archive() {
 
 /// The manifest the registry serves for `repository:tag`.
 fn fetch_manifest(registry: &TestRegistry, repository: &str, tag: &str) -> Vec<u8> {
-    let answer = http_get(
-        registry,
+    let answer = registry.request(
+        "GET",
         &format!("/v2/{repository}/manifests/{tag}"),
         "Accept: application/vnd.oci.image.manifest.v1+json\r\n",
     );
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.as_bytes().to_vec()
-}
-
-/// A plain HTTP/1.1 GET to the registry (the test's own client, not
-/// loadmaster's): the whole answer as text.
-fn http_get(registry: &TestRegistry, path: &str, headers: &str) -> String {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", registry.port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n",
-        registry.host()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -86,9 +86,10 @@ impl TestRegistry {
             .unwrap()
             .port();
         // A fixed http.secret signs upload locations, so that a restarted
-        // registry still knows the uploads it had.
+        // registry still knows the uploads it had; `delete` lets a test
+        // take a blob out of a repository.
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{auth}",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{auth}",
             dir.path.join("storage").display(),
             unique_name("secret"),
         );
@@ -146,6 +147,35 @@ impl TestRegistry {
     pub fn requests(&self) -> Vec<LoggedRequest> {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         log.lines().filter_map(access_line).collect()
+    }
+
+    /// Sends a request without a body (the test's own HTTP client, not
+    /// loadmaster's) and returns the whole answer as text.
+    pub fn request(&self, method: &str, path: &str, headers: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n",
+            self.host()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// Waits until the registry has answered a `PATCH` (a chunk of an upload).
+    pub fn wait_for_a_chunk(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.status == 202)
+        {
+            assert!(Instant::now() < deadline, "no upload chunk arrived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Kills the registry at once (SIGKILL), as a crash would.
