@@ -142,6 +142,92 @@ fn step_times(record: &loadmaster::journal::RunRecord, id: &str) -> (u64, u64) {
     (start, end)
 }
 
+/// A step line of plain progress: `HH:MM:SS.mmm STEP started`, or
+/// `HH:MM:SS.mmm STEP RESULT (N.N s)[: error]`.
+#[derive(Debug)]
+struct StepLine {
+    /// Milliseconds into the (UTC) day.
+    clock: u64,
+    step: String,
+    /// `started`, or how it ended.
+    what: String,
+}
+
+/// `HH:MM:SS.mmm` as milliseconds into the day.
+fn clock_millis(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let shape = text.len() == 12
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            2 | 5 => *b == b':',
+            8 => *b == b'.',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| text[range].parse::<u64>().unwrap();
+    let (h, m, s, ms) = (field(0..2), field(3..5), field(6..8), field(9..12));
+    (h < 24 && m < 60 && s < 60).then_some(((h * 60 + m) * 60 + s) * 1000 + ms)
+}
+
+/// The step lines of a run's plain progress, in the order printed.
+fn step_lines(stderr: &str) -> Vec<StepLine> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let (clock, rest) = line.split_once(' ')?;
+            let clock = clock_millis(clock)?;
+            let (step, what) = rest.split_once(' ')?;
+            let ended = ["succeeded", "failed", "interrupted", "skipped"]
+                .iter()
+                .any(|result| what.starts_with(&format!("{result} (")) && what.contains(" s)"));
+            (what == "started" || ended).then(|| StepLine {
+                clock,
+                step: step.to_string(),
+                what: what.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Checks a real run's plain progress against its journal: every step
+/// has a start line and then an end line with its result, in the
+/// journal's order, stamped with the journal's times (to the second).
+fn assert_plain_progress(stderr: &str, record: &loadmaster::journal::RunRecord) {
+    let lines = step_lines(stderr);
+    let starts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.what == "started")
+        .map(|l| l.step.as_str())
+        .collect();
+    let journal_order: Vec<&str> = record.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(starts, journal_order, "{stderr}");
+    let day = 86_400_000;
+    for step in &record.steps {
+        let position = |what: &dyn Fn(&str) -> bool| {
+            lines
+                .iter()
+                .position(|l| l.step == step.id && what(&l.what))
+                .unwrap_or_else(|| panic!("no line for {} in {stderr}", step.id))
+        };
+        let start = position(&|w| w == "started");
+        let result = loadmaster::report::status_word(step.status);
+        let end = position(&|w| w.starts_with(&format!("{result} (")));
+        assert!(start < end, "{} ends before it starts: {stderr}", step.id);
+        for (line, at) in [
+            (&lines[start], step.started),
+            (&lines[end], step.ended.unwrap()),
+        ] {
+            let journal = at.millis() % day;
+            let apart = line
+                .clock
+                .abs_diff(journal)
+                .min(day - line.clock.abs_diff(journal));
+            assert!(apart < 1000, "{line:?} vs the journal's {at}");
+        }
+    }
+}
+
 fn images_on_node(cluster: &TestCluster) -> String {
     cluster.exec(
         cluster.control_plane(),
@@ -165,14 +251,23 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
 
         // A budget that fits one build at a time: two batches, in turn.
         let small = TestPlan::write(&plan_text(&cluster, &images, "", "300MiB"));
+        // stderr is a pipe: `auto` progress is plain lines.
         let out = small.command("up", &[]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "up on {kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "up on {kind}: {stderr}");
         let record = small.last_run();
         assert_eq!(record.status, RunStatus::Succeeded);
+        assert_plain_progress(&stderr, &record);
+        // Delivery shows its bytes.
+        for image in [&greeter, &shell] {
+            let delivered = format!("{image} on {}: loaded (", cluster.control_plane());
+            assert!(
+                stderr.lines().any(|l| l.contains(&delivered)
+                    && l.contains(" sent, ")
+                    && clock_millis(&l[..12]).is_some()),
+                "{kind}: {stderr}"
+            );
+        }
         let batches = schedule_of(&record.events);
         assert_eq!(batches.len(), 2, "{kind}: {batches:?}");
         assert!(batches.iter().all(|b| b.len() == 1), "{kind}: {batches:?}");
@@ -236,12 +331,13 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
 
         // A budget that fits both: one batch.
         let large = TestPlan::write(&plan_text(&cluster, &images, "", "64GiB"));
-        let out = large.command("up", &["-o", "json"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "up on {kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = large
+            .command("up", &["-o", "json", "--progress", "none"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "up on {kind}: {stderr}");
+        assert!(step_lines(&stderr).is_empty(), "{kind}: {stderr}");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["result"], "succeeded", "{kind}: {report}");
         let batches = schedule_of(&large.last_run().events);
@@ -349,14 +445,15 @@ fn a_passing_test_sees_its_env_and_keeps_its_artifacts() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
-        let test = "test:\n  command: mkdir -p out && echo \"$GREETING\" > out/result.txt\n  env:\n    GREETING: hello\n  timeout: 30s\n  artifacts:\n    - out/result.txt\n";
+        let test = "test:\n  command: mkdir -p out && echo \"$GREETING\" > out/result.txt && echo \"$GREETING on stdout\"\n  env:\n    GREETING: hello\n  timeout: 30s\n  artifacts:\n    - out/result.txt\n";
         let plan = TestPlan::write(&plan_text(&cluster, "", test, "1GiB"));
-        let out = plan.command("run", &[]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = plan.command("run", &["-o", "json"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {stderr}");
+        // stdout is the report alone; the test's stdout went to stderr.
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["result"], "succeeded", "{kind}: {report}");
+        assert!(stderr.contains("\nhello on stdout\n"), "{kind}: {stderr}");
         let record = plan.last_run();
         assert_eq!(record.status, RunStatus::Succeeded);
         let kept = std::fs::read_to_string(record.dir.join("artifacts/result.txt")).unwrap();

@@ -12,7 +12,9 @@
 //! the plan's policy.
 //!
 //! Every step is a journal step with a start, an end and its commands; the
-//! monitor samples memory (host and nodes) throughout. A failing step gets
+//! monitor samples memory (host and nodes) throughout. What happens is
+//! shown by a [`progress::Reporter`] (a frame of active steps on a
+//! terminal, timestamped lines elsewhere), which the runner only informs. A failing step gets
 //! logs gathered and a diagnosis (`diagnosis.json`, `diagnosis.md` in the
 //! run directory). SIGINT and SIGTERM stop the running child (a build,
 //! kubectl, the test) and end the journal with `run-end interrupted`. An
@@ -24,6 +26,7 @@ pub mod build;
 pub mod estimate;
 pub mod kube;
 pub mod process;
+pub mod progress;
 pub mod schedule;
 pub mod signal;
 
@@ -35,10 +38,11 @@ use crate::monitor::{Monitor, NodeSource, Sources};
 use crate::plan::{CommandLine, Image, ImageSource, Plan, PullPolicy, TeardownAction};
 use crate::triage::{self, Diagnosis, render};
 use process::{Ran, Spec};
+use progress::Reporter;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -59,6 +63,11 @@ pub struct Options {
     pub engine: Option<EngineChoice>,
     /// `--keep` / `--delete`, for `run`.
     pub teardown: Option<TeardownAction>,
+    /// `--progress`.
+    pub progress: progress::Mode,
+    /// Stdout carries the run's JSON report: children's stdout is shown on
+    /// stderr instead.
+    pub stdout_for_report: bool,
 }
 
 /// How long the kind CLI may take to create or delete a cluster.
@@ -154,6 +163,7 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
     let mut run = Run {
         plan,
         options,
+        reporter: progress::for_stderr(options.progress, options.stdout_for_report),
         journal,
         engine: selection.engine.clone(),
         selection,
@@ -182,6 +192,7 @@ fn select(plan: &Plan, flag: Option<EngineChoice>) -> Result<Selection, engine::
 struct Run<'a> {
     plan: &'a Plan,
     options: &'a Options,
+    reporter: Arc<dyn Reporter>,
     journal: Arc<Journal>,
     selection: Selection,
     /// The engine the cluster's nodes run on.
@@ -240,7 +251,8 @@ impl Run<'_> {
             return Err((id.to_string(), StepError::Interrupted(signal)));
         }
         self.record(&Event::step_start(id));
-        eprintln!("loadmaster: {id}");
+        self.reporter.step_started(id);
+        let started = Instant::now();
         let result = body();
         let (outcome, error) = match &result {
             Ok(_) => (Outcome::Succeeded, None),
@@ -250,6 +262,8 @@ impl Run<'_> {
             ),
             Err(StepError::Failed { message, .. }) => (Outcome::Failed, Some(message.clone())),
         };
+        self.reporter
+            .step_finished(id, outcome, started.elapsed(), error.as_deref());
         self.record(&Event::step_end(id, outcome, error));
         result.map_err(|error| (id.to_string(), error))
     }
@@ -258,12 +272,12 @@ impl Run<'_> {
     /// the environment coming up; the terminal still says so.
     fn record(&self, event: &Event) {
         if let Err(error) = self.journal.record(event) {
-            eprintln!("loadmaster: warning: {error}");
+            self.reporter.note(None, &format!("warning: {error}"));
         }
     }
 
     fn note(&self, step: Option<&str>, message: String) {
-        eprintln!("loadmaster: {message}");
+        self.reporter.note(step, &message);
         self.record(&Event::note(step, message));
     }
 
@@ -379,7 +393,7 @@ impl Run<'_> {
             ),
             KIND_TIMEOUT,
         );
-        spec.echo = true;
+        spec.echo = Some(self.reporter.clone());
         spec.env = vec![(
             "KIND_EXPERIMENTAL_PROVIDER".to_string(),
             self.selection.engine.kind().name().to_string(),
@@ -498,7 +512,7 @@ impl Run<'_> {
             .collect();
         let chosen = schedule::plan(&items, budget.bytes, self.plan.budget.parallel_builds);
         for warning in &chosen.warnings {
-            eprintln!("loadmaster: warning: {warning}");
+            self.reporter.note(None, &format!("warning: {warning}"));
         }
         let batches: Vec<Vec<ScheduledBuild>> = chosen
             .batches
@@ -514,12 +528,15 @@ impl Run<'_> {
                     .collect()
             })
             .collect();
-        eprintln!(
-            "loadmaster: {} build(s) in {} batch(es) within a budget of {} MiB ({})",
-            builds.len(),
-            batches.len(),
-            budget.bytes >> 20,
-            budget.source
+        self.reporter.note(
+            None,
+            &format!(
+                "{} build(s) in {} batch(es) within a budget of {} MiB ({})",
+                builds.len(),
+                batches.len(),
+                budget.bytes >> 20,
+                budget.source
+            ),
         );
         self.record(&Event::schedule(
             budget.bytes,
@@ -538,6 +555,7 @@ impl Run<'_> {
                             self.step(&step, || {
                                 build::build(
                                     &self.journal,
+                                    self.reporter.as_ref(),
                                     &step,
                                     self.engine.kind(),
                                     &image.name,
@@ -570,7 +588,7 @@ impl Run<'_> {
     fn deliver(&self, image: &Image) -> Result<(), Failure> {
         let step = format!("deliver/{}", image.name);
         self.step(&step, || {
-            let progress = deliver::progress::for_stderr();
+            let progress = self.reporter.delivery(&step);
             let options = deliver::Options::default();
             // A Ctrl-C reaches the engine commands a load runs (they share
             // loadmaster's process group) and fails the load: that is the
@@ -728,7 +746,7 @@ impl Run<'_> {
             spec.env
                 .extend(test.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             spec.dir = Some(test.workdir.clone());
-            spec.echo = true;
+            spec.echo = Some(self.reporter.clone());
             spec.log = Some(self.journal.artifacts_dir().join("test.log"));
             let ran = self.command("test", &spec)?;
             exit = ran.exit.code.or(ran.exit.signal.map(|s| 128 + s));
@@ -859,9 +877,12 @@ impl Run<'_> {
         let written = std::fs::write(dir.join("diagnosis.json"), render::json(&diagnosis))
             .and_then(|()| std::fs::write(dir.join("diagnosis.md"), render::markdown(&diagnosis)));
         if let Err(error) = written {
-            eprintln!(
-                "loadmaster: warning: cannot write the diagnosis into {}: {error}",
-                dir.display()
+            self.reporter.note(
+                None,
+                &format!(
+                    "warning: cannot write the diagnosis into {}: {error}",
+                    dir.display()
+                ),
             );
         }
     }
@@ -874,7 +895,7 @@ impl Run<'_> {
         }
         if let Some(monitor) = self.monitor.take() {
             for note in monitor.stop().notes {
-                eprintln!("loadmaster: monitor: {note}");
+                self.reporter.note(None, &format!("monitor: {note}"));
             }
         }
         let (outcome, failed_step, error, signal) = match result {

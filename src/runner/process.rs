@@ -1,5 +1,5 @@
 //! Child processes of a run (builds, kind, kubectl, the test): their output
-//! streamed as it comes (to the terminal and a log file when asked) while
+//! streamed as it comes (to an [`Echo`] and a log file when asked) while
 //! its tail is kept for the journal, a timeout, and a stop on SIGINT or
 //! SIGTERM.
 //!
@@ -23,16 +23,29 @@ const GRACE: Duration = Duration::from_secs(5);
 /// How often a running child is checked for its end, timeout and signals.
 const POLL: Duration = Duration::from_millis(50);
 
+/// Which of a child's streams a chunk of output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Shows a child's output as it comes. The runner's progress display is
+/// one: it must know, to keep its own lines clear of the child's.
+pub trait Echo: Send + Sync {
+    fn output(&self, stream: Stream, chunk: &[u8]);
+}
+
 /// A command to run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Spec {
     pub argv: Vec<String>,
     /// Added to loadmaster's environment.
     pub env: Vec<(String, String)>,
     pub dir: Option<PathBuf>,
     pub timeout: Duration,
-    /// Copy the child's stdout and stderr to loadmaster's as they come.
-    pub echo: bool,
+    /// Where to show the child's stdout and stderr as they come.
+    pub echo: Option<Arc<dyn Echo>>,
     /// Also append both to this file.
     pub log: Option<PathBuf>,
 }
@@ -118,8 +131,13 @@ pub fn run(spec: &Spec) -> io::Result<Ran> {
     };
     let started = Instant::now();
     let mut child = command.spawn()?;
-    let stdout = pump(child.stdout.take(), spec.echo, false, log.clone());
-    let stderr = pump(child.stderr.take(), spec.echo, true, log);
+    let stdout = pump(
+        child.stdout.take(),
+        Stream::Stdout,
+        spec.echo.clone(),
+        log.clone(),
+    );
+    let stderr = pump(child.stderr.take(), Stream::Stderr, spec.echo.clone(), log);
     let pgid = child.id() as libc::pid_t;
     let mut timed_out = false;
     let mut interrupted = None;
@@ -161,12 +179,12 @@ fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
-/// Copies a child's stream to the terminal and the log as it comes, and
+/// Copies a child's stream to the echo and the log as it comes, and
 /// returns its last [`STDERR_TAIL`] bytes.
 fn pump(
     stream: Option<impl Read + Send + 'static>,
-    echo: bool,
-    is_stderr: bool,
+    which: Stream,
+    echo: Option<Arc<dyn Echo>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
 ) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
@@ -181,14 +199,10 @@ fn pump(
                 Ok(n) => n,
             };
             let chunk = &buffer[..n];
-            // Terminal and log are best effort: a closed terminal must not
-            // stop the run, and the journal keeps the tail regardless.
-            if echo {
-                if is_stderr {
-                    let _ = io::stderr().write_all(chunk);
-                } else {
-                    let _ = io::stdout().write_all(chunk);
-                }
+            // Echo and log are best effort: a closed terminal must not stop
+            // the run, and the journal keeps the tail regardless.
+            if let Some(echo) = &echo {
+                echo.output(which, chunk);
             }
             if let Some(log) = &log {
                 let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
