@@ -639,12 +639,8 @@ fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
     )
     .unwrap();
     // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
-    )
-    .unwrap();
+    let kubeconfig = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kubectl/unreachable.kubeconfig");
     let out = plan
         .command("up", &[])
         .env("KUBECONFIG", &kubeconfig)
@@ -860,4 +856,124 @@ fn the_local_example_runs_end_to_end() {
             );
         }
     }
+}
+
+/// Contract test: recorded behaviour. No API server runs here, so kubectl
+/// is the stand-in of `tests/fixtures/kubectl/` (it answers loadmaster's
+/// command lines as kubectl does, and fails any other); the runner, its
+/// test cluster and the gathering are real.
+#[test]
+fn a_failed_deploy_gathers_the_logs_of_its_unready_pods() {
+    let _exclusive = exclusive();
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    let recorded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubectl");
+    let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    let deploy = "deploy:\n  - name: app\n    manifests:\n      - app.yaml\n    namespace: e2e\n    wait:\n      - rollout: deployment/api\n        timeout: 2s\n";
+    let plan = TestPlan::write(&plan_text(&cluster, deploy, "", "1GiB"));
+    let dir = plan.file.parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("app.yaml"), "# applied by the stand-in\n").unwrap();
+    let calls = dir.join("kubectl-calls");
+    let path = format!(
+        "{}:{}",
+        recorded.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = plan
+        .command("up", &[])
+        .env("PATH", path)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("LM_FAKE_KUBECTL_CALLS", &calls)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not see its resources ready"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Back-off restarting failed container api"),
+        "{stderr}"
+    );
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert!(!calls.contains("no recording"), "{calls}");
+
+    let record = plan.last_run();
+    let logs = record.dir.join("logs");
+    let read = |file: &str| {
+        std::fs::read_to_string(logs.join(file)).unwrap_or_else(|e| panic!("logs/{file}: {e}"))
+    };
+    let recording = |file: &str| std::fs::read_to_string(recorded.join(file)).unwrap();
+    // The crash-looping container: its log and its previous instance's.
+    let api = "pod-e2e-api-6b8f7c9d4-x2x9q";
+    assert_eq!(
+        read(&format!("{api}-api.log")),
+        recording("logs/api-6b8f7c9d4-x2x9q-api.log")
+    );
+    assert_eq!(
+        read(&format!("{api}-api-previous.log")),
+        recording("logs/api-6b8f7c9d4-x2x9q-api-previous.log")
+    );
+    // Every container of the pod, init containers too; no previous
+    // instance for those that never restarted.
+    assert!(read(&format!("{api}-wait-for-db.log")).contains("open"));
+    assert!(read(&format!("{api}-proxy.log")).contains("Connection refused"));
+    assert!(!logs.join(format!("{api}-proxy-previous.log")).exists());
+    assert!(read(&format!("{api}-describe.txt")).contains("Restart Count:  4"));
+    // A container that never started: kubectl's reason is the evidence.
+    let worker = "pod-e2e-worker-5d9c8b7f6-kq4zt";
+    assert!(read(&format!("{worker}-worker.log")).contains("is waiting to start"));
+    assert!(read(&format!("{worker}-describe.txt")).contains("ImagePullBackOff"));
+    // The failed job's pod.
+    assert!(read("pod-e2e-migrate-8fj2k-migrate.log").contains("already exists"));
+    // Ready, completed, and other namespaces' pods are not read.
+    for pod in ["postgres-0", "seed-xk2j9", "coredns-7db6d8ff4d-lmx8r"] {
+        assert!(!calls.contains(pod), "{pod} was read: {calls}");
+    }
+    // The listing they were chosen from is whole (larger than a tail).
+    assert_eq!(read("pods.json"), recording("pods.json"));
+
+    // The journal lists every file gathered, under the failed step.
+    let listed: std::collections::BTreeMap<String, String> = record
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::LogFile { path, about } => {
+                assert_eq!(e.step.as_deref(), Some("deploy/app"), "{path:?}");
+                Some((path.display().to_string(), about.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| format!("logs/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    assert_eq!(
+        listed
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        on_disk
+    );
+    assert_eq!(
+        listed[&format!("logs/{api}-api-previous.log")],
+        "pod e2e/api-6b8f7c9d4-x2x9q (CrashLoopBackOff): the log of container api (its instance before the last restart)"
+    );
+    // Each read is a command of the step, with kubectl's exit status.
+    let previous = record.events.iter().find_map(|e| match &e.body {
+        EventBody::Command { argv, exit, .. } if argv.contains(&"--previous".to_string()) => {
+            Some((argv.clone(), exit.code))
+        }
+        _ => None,
+    });
+    assert_eq!(
+        previous,
+        Some((
+            loadmaster::runner::kube::pod_logs("e2e", "api-6b8f7c9d4-x2x9q", "api", true),
+            Some(0)
+        ))
+    );
 }

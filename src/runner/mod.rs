@@ -12,7 +12,9 @@
 //! the plan's policy.
 //!
 //! Every step is a journal step with a start, an end and its commands; the
-//! monitor samples memory (host and nodes) throughout. What happens is
+//! monitor samples memory (host and nodes) throughout. A failed deploy or
+//! test step also gets the logs and descriptions of the pods that are not
+//! ready ([`pods`]), each file listed in the journal. What happens is
 //! shown by a [`progress::Reporter`] (a frame of active steps on a
 //! terminal, timestamped lines elsewhere), which the runner only informs. A failing step gets
 //! logs gathered and a diagnosis (`diagnosis.json`, `diagnosis.md` in the
@@ -25,6 +27,7 @@
 pub mod build;
 pub mod estimate;
 pub mod kube;
+pub mod pods;
 pub mod process;
 pub mod progress;
 pub mod schedule;
@@ -76,6 +79,9 @@ const KIND_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const GATHER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one apply may take.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The most pods whose logs a failure gathers: a broken deployment of many
+/// replicas tells the same story in each.
+const MAX_PODS_READ: usize = 10;
 
 /// Why a run could not start at all (no journal was written).
 #[derive(Debug, thiserror::Error)]
@@ -687,8 +693,18 @@ impl Run<'_> {
                     continue;
                 }
                 let namespace = wait.namespace.as_deref().or(deploy.namespace.as_deref());
-                let events = self.gather(&id, &kube::events(namespace), &file_name(&format!("{id}-events"), "txt"));
-                let pods = self.gather(&id, &kube::pods(namespace), &file_name(&format!("{id}-pods"), "txt"));
+                let events = self.gather(
+                    &id,
+                    &kube::events(namespace),
+                    &file_name(&format!("{id}-events"), "txt"),
+                    "the events of the namespace waited in, oldest first",
+                );
+                let pods = self.gather(
+                    &id,
+                    &kube::pods(namespace),
+                    &file_name(&format!("{id}-pods"), "txt"),
+                    "the pods of the namespace waited in",
+                );
                 let output = ran.tail_text();
                 return Err(StepError::Failed {
                     message: format!(
@@ -696,7 +712,7 @@ impl Run<'_> {
                         build::shell_words(&spec.argv),
                         ran.describe(spec.timeout),
                         output.lines().last().unwrap_or_default(),
-                        indent(&pods),
+                        indent(&last_lines(&pods, 30)),
                         indent(&last_lines(&events, 15)),
                     ),
                     output: format!(
@@ -711,12 +727,17 @@ impl Run<'_> {
     }
 
     /// Runs a read-only command for evidence, keeps its output under
-    /// `logs/file`, and returns it (or why it could not be read).
-    fn gather(&self, step: &str, argv: &[String], file: &str) -> String {
+    /// `logs/file` (listed in the journal as `about`), and returns it (or
+    /// why it could not be read).
+    fn gather(&self, step: &str, argv: &[String], file: &str, about: &str) -> String {
         let mut spec = Spec::new(argv, GATHER_TIMEOUT);
         spec.env = self.kube_env();
-        spec.log = Some(self.journal.dir().join("logs").join(file));
-        match self.command(step, &spec) {
+        spec.whole_stdout = true;
+        let path = Path::new("logs").join(file);
+        spec.log = Some(self.journal.dir().join(&path));
+        let ran = self.command(step, &spec);
+        self.record(&Event::log_file(step, path, about));
+        match ran {
             Ok(ran) => String::from_utf8_lossy(if ran.success() {
                 &ran.stdout_tail
             } else {
@@ -726,6 +747,70 @@ impl Run<'_> {
             .to_string(),
             Err(StepError::Failed { message, .. }) => message,
             Err(StepError::Interrupted(signal)) => format!("not read: stopped by signal {signal}"),
+        }
+    }
+
+    /// The logs (a restarted container's previous instance's too) and
+    /// descriptions of the pods in the plan's namespaces that are not
+    /// ready or failed.
+    fn gather_pod_logs(&self, step: &str) {
+        let listing = self.gather(
+            step,
+            &kube::pods_json(),
+            "pods.json",
+            "every pod as JSON: what the pods whose logs were read were chosen from",
+        );
+        let pods = match pods::unready(&listing, &pods::plan_namespaces(self.plan)) {
+            Ok(pods) => pods,
+            Err(error) => {
+                self.note(
+                    Some(step),
+                    format!(
+                        "pod logs not gathered: kubectl's pod listing is not JSON ({error}): {}",
+                        listing.lines().next().unwrap_or_default()
+                    ),
+                );
+                return;
+            }
+        };
+        if pods.len() > MAX_PODS_READ {
+            self.note(
+                Some(step),
+                format!(
+                    "{} pods are not ready; the logs of the first {MAX_PODS_READ} are gathered",
+                    pods.len()
+                ),
+            );
+        }
+        for pod in pods.iter().take(MAX_PODS_READ) {
+            let about = format!("pod {}/{} ({})", pod.namespace, pod.name, pod.why);
+            let stem = format!("pod-{}-{}", pod.namespace, pod.name);
+            self.gather(
+                step,
+                &kube::describe_pod(&pod.namespace, &pod.name),
+                &file_name(&format!("{stem}-describe"), "txt"),
+                &format!("{about}: `kubectl describe`"),
+            );
+            for container in &pod.containers {
+                let instances: &[bool] = if container.restarted {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
+                for &previous in instances {
+                    let (suffix, which) = if previous {
+                        ("-previous", " (its instance before the last restart)")
+                    } else {
+                        ("", "")
+                    };
+                    self.gather(
+                        step,
+                        &kube::pod_logs(&pod.namespace, &pod.name, &container.name, previous),
+                        &file_name(&format!("{stem}-{}{suffix}", container.name), "log"),
+                        &format!("{about}: the log of container {}{which}", container.name),
+                    );
+                }
+            }
         }
     }
 
@@ -849,19 +934,39 @@ impl Run<'_> {
         let logs = self.journal.dir().join("logs");
         if process::on_path("kind") {
             let argv = kube::kind_export_logs(&self.plan.cluster.name, &logs.join("kind"));
-            self.gather(step, &argv, "kind-export.txt");
+            self.gather(
+                step,
+                &argv,
+                "kind-export.txt",
+                "`kind export logs` (the nodes' logs are under logs/kind/)",
+            );
         } else {
             for name in &self.nodes {
                 let text = self
                     .engine
                     .container_logs(name, 500)
                     .unwrap_or_else(|e| format!("cannot read the logs of node {name}: {e}"));
-                let _ = std::fs::write(logs.join(file_name(&format!("node-{name}"), "log")), text);
+                let file = file_name(&format!("node-{name}"), "log");
+                if std::fs::write(logs.join(&file), text).is_ok() {
+                    self.record(&Event::log_file(
+                        step,
+                        Path::new("logs").join(file),
+                        format!("the log of node {name}'s container"),
+                    ));
+                }
             }
         }
         if self.kubeconfig.is_some() {
-            self.gather(step, &kube::events(None), "events.txt");
-            self.gather(step, &kube::pods(None), "pods.txt");
+            self.gather(
+                step,
+                &kube::events(None),
+                "events.txt",
+                "the cluster's events, oldest first",
+            );
+            self.gather(step, &kube::pods(None), "pods.txt", "every pod");
+            if step == "test" || step.starts_with("deploy/") {
+                self.gather_pod_logs(step);
+            }
         }
         let diagnosis: Diagnosis = match node {
             Some(node) => triage::collect::diagnose_load(

@@ -48,6 +48,9 @@ pub struct Spec {
     pub echo: Option<Arc<dyn Echo>>,
     /// Also append both to this file.
     pub log: Option<PathBuf>,
+    /// Keep all of stdout, not only its tail: for output that is parsed
+    /// (a pod listing as JSON).
+    pub whole_stdout: bool,
 }
 
 impl Spec {
@@ -66,7 +69,8 @@ pub struct Ran {
     pub exit: Exit,
     /// Stopped because loadmaster received this signal.
     pub interrupted: Option<i32>,
-    /// The last [`STDERR_TAIL`] bytes of stdout and of stderr.
+    /// The last [`STDERR_TAIL`] bytes of stdout (all of it with
+    /// [`Spec::whole_stdout`]) and of stderr.
     pub stdout_tail: Vec<u8>,
     pub stderr_tail: Vec<u8>,
     pub duration: Duration,
@@ -131,13 +135,23 @@ pub fn run(spec: &Spec) -> io::Result<Ran> {
     };
     let started = Instant::now();
     let mut child = command.spawn()?;
+    let stdout_keep = if spec.whole_stdout {
+        usize::MAX
+    } else {
+        STDERR_TAIL
+    };
     let stdout = pump(
         child.stdout.take(),
-        Stream::Stdout,
+        (Stream::Stdout, stdout_keep),
         spec.echo.clone(),
         log.clone(),
     );
-    let stderr = pump(child.stderr.take(), Stream::Stderr, spec.echo.clone(), log);
+    let stderr = pump(
+        child.stderr.take(),
+        (Stream::Stderr, STDERR_TAIL),
+        spec.echo.clone(),
+        log,
+    );
     let pgid = child.id() as libc::pid_t;
     let mut timed_out = false;
     let mut interrupted = None;
@@ -180,10 +194,10 @@ fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
 }
 
 /// Copies a child's stream to the echo and the log as it comes, and
-/// returns its last [`STDERR_TAIL`] bytes.
+/// returns its last `keep` bytes.
 fn pump(
     stream: Option<impl Read + Send + 'static>,
-    which: Stream,
+    (which, keep): (Stream, usize),
     echo: Option<Arc<dyn Echo>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
 ) -> thread::JoinHandle<Vec<u8>> {
@@ -209,11 +223,11 @@ fn pump(
                 let _ = file.write_all(chunk);
             }
             tail.extend_from_slice(chunk);
-            if tail.len() > 2 * STDERR_TAIL {
-                tail.drain(..tail.len() - STDERR_TAIL);
+            if tail.len() > keep.saturating_mul(2) {
+                tail.drain(..tail.len() - keep);
             }
         }
-        let cut = tail.len().saturating_sub(STDERR_TAIL);
+        let cut = tail.len().saturating_sub(keep);
         tail.drain(..cut);
         tail
     })
@@ -263,6 +277,15 @@ mod tests {
             started.elapsed()
         );
         assert!(ran.stdout_tail.is_empty());
+    }
+
+    #[test]
+    fn whole_stdout_keeps_more_than_the_tail() {
+        let script = format!("head -c {} /dev/zero", 3 * STDERR_TAIL);
+        let mut spec = Spec::new(&["sh", "-c", &script], Duration::from_secs(10));
+        assert_eq!(run(&spec).unwrap().stdout_tail.len(), STDERR_TAIL);
+        spec.whole_stdout = true;
+        assert_eq!(run(&spec).unwrap().stdout_tail.len(), 3 * STDERR_TAIL);
     }
 
     #[test]
