@@ -6,7 +6,10 @@
 //! diagnosis of a failing test, and a clean stop on SIGTERM.
 //!
 //! kind and kubectl against an API server are not run here: their command
-//! lines are contract tests in `src/runner/kube.rs`.
+//! lines are contract tests in `src/runner/kube.rs`, and what kubectl
+//! answers after a failed deploy is replayed from recordings (a contract
+//! test: `tests/fixtures/kubectl/`). `tests/kind.rs` runs them for real,
+//! opt-in.
 
 mod support;
 
