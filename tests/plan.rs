@@ -333,7 +333,7 @@ fn teardown_follows_flag_then_environment_then_plan() {
 
 #[test]
 fn the_example_plans_check_clean() {
-    for name in ["operator-e2e", "local", "existing"] {
+    for name in ["operator-e2e", "kind", "local", "existing"] {
         let path = example(name);
         let output = loadmaster(&["check", "-f", path.to_str().unwrap(), "-o", "json"]);
         assert!(
@@ -410,6 +410,7 @@ fn the_schema_is_draft_2020_12_and_accepts_every_example() {
     let validator = jsonschema::draft202012::new(&schema).unwrap();
     let mut plans: Vec<PathBuf> = vec![
         example("operator-e2e"),
+        example("kind"),
         example("local"),
         example("existing"),
     ];

@@ -6,7 +6,10 @@
 //! diagnosis of a failing test, and a clean stop on SIGTERM.
 //!
 //! kind and kubectl against an API server are not run here: their command
-//! lines are contract tests in `src/runner/kube.rs`.
+//! lines are contract tests in `src/runner/kube.rs`, and what kubectl
+//! answers after a failed deploy is replayed from recordings (a contract
+//! test: `tests/fixtures/kubectl/`). `tests/kind.rs` runs them for real,
+//! opt-in.
 
 mod support;
 
@@ -143,6 +146,92 @@ fn step_times(record: &loadmaster::journal::RunRecord, id: &str) -> (u64, u64) {
     (start, end)
 }
 
+/// A step line of plain progress: `HH:MM:SS.mmm STEP started`, or
+/// `HH:MM:SS.mmm STEP RESULT (N.N s)[: error]`.
+#[derive(Debug)]
+struct StepLine {
+    /// Milliseconds into the (UTC) day.
+    clock: u64,
+    step: String,
+    /// `started`, or how it ended.
+    what: String,
+}
+
+/// `HH:MM:SS.mmm` as milliseconds into the day.
+fn clock_millis(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let shape = text.len() == 12
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            2 | 5 => *b == b':',
+            8 => *b == b'.',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| text[range].parse::<u64>().unwrap();
+    let (h, m, s, ms) = (field(0..2), field(3..5), field(6..8), field(9..12));
+    (h < 24 && m < 60 && s < 60).then_some(((h * 60 + m) * 60 + s) * 1000 + ms)
+}
+
+/// The step lines of a run's plain progress, in the order printed.
+fn step_lines(stderr: &str) -> Vec<StepLine> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let (clock, rest) = line.split_once(' ')?;
+            let clock = clock_millis(clock)?;
+            let (step, what) = rest.split_once(' ')?;
+            let ended = ["succeeded", "failed", "interrupted", "skipped"]
+                .iter()
+                .any(|result| what.starts_with(&format!("{result} (")) && what.contains(" s)"));
+            (what == "started" || ended).then(|| StepLine {
+                clock,
+                step: step.to_string(),
+                what: what.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Checks a real run's plain progress against its journal: every step
+/// has a start line and then an end line with its result, in the
+/// journal's order, stamped with the journal's times (to the second).
+fn assert_plain_progress(stderr: &str, record: &loadmaster::journal::RunRecord) {
+    let lines = step_lines(stderr);
+    let starts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.what == "started")
+        .map(|l| l.step.as_str())
+        .collect();
+    let journal_order: Vec<&str> = record.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(starts, journal_order, "{stderr}");
+    let day = 86_400_000;
+    for step in &record.steps {
+        let position = |what: &dyn Fn(&str) -> bool| {
+            lines
+                .iter()
+                .position(|l| l.step == step.id && what(&l.what))
+                .unwrap_or_else(|| panic!("no line for {} in {stderr}", step.id))
+        };
+        let start = position(&|w| w == "started");
+        let result = loadmaster::report::status_word(step.status);
+        let end = position(&|w| w.starts_with(&format!("{result} (")));
+        assert!(start < end, "{} ends before it starts: {stderr}", step.id);
+        for (line, at) in [
+            (&lines[start], step.started),
+            (&lines[end], step.ended.unwrap()),
+        ] {
+            let journal = at.millis() % day;
+            let apart = line
+                .clock
+                .abs_diff(journal)
+                .min(day - line.clock.abs_diff(journal));
+            assert!(apart < 1000, "{line:?} vs the journal's {at}");
+        }
+    }
+}
+
 fn images_on_node(cluster: &TestCluster) -> String {
     cluster.exec(
         cluster.control_plane(),
@@ -166,14 +255,23 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
 
         // A budget that fits one build at a time: two batches, in turn.
         let small = TestPlan::write(&plan_text(&cluster, &images, "", "300MiB"));
+        // stderr is a pipe: `auto` progress is plain lines.
         let out = small.command("up", &[]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "up on {kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "up on {kind}: {stderr}");
         let record = small.last_run();
         assert_eq!(record.status, RunStatus::Succeeded);
+        assert_plain_progress(&stderr, &record);
+        // Delivery shows its bytes.
+        for image in [&greeter, &shell] {
+            let delivered = format!("{image} on {}: loaded (", cluster.control_plane());
+            assert!(
+                stderr.lines().any(|l| l.contains(&delivered)
+                    && l.contains(" sent, ")
+                    && clock_millis(&l[..12]).is_some()),
+                "{kind}: {stderr}"
+            );
+        }
         let batches = schedule_of(&record.events);
         assert_eq!(batches.len(), 2, "{kind}: {batches:?}");
         assert!(batches.iter().all(|b| b.len() == 1), "{kind}: {batches:?}");
@@ -237,12 +335,13 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
 
         // A budget that fits both: one batch.
         let large = TestPlan::write(&plan_text(&cluster, &images, "", "64GiB"));
-        let out = large.command("up", &["-o", "json"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "up on {kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = large
+            .command("up", &["-o", "json", "--progress", "none"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "up on {kind}: {stderr}");
+        assert!(step_lines(&stderr).is_empty(), "{kind}: {stderr}");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["result"], "succeeded", "{kind}: {report}");
         let batches = schedule_of(&large.last_run().events);
@@ -350,14 +449,15 @@ fn a_passing_test_sees_its_env_and_keeps_its_artifacts() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
-        let test = "test:\n  command: mkdir -p out && echo \"$GREETING\" > out/result.txt\n  env:\n    GREETING: hello\n  timeout: 30s\n  artifacts:\n    - out/result.txt\n";
+        let test = "test:\n  command: mkdir -p out && echo \"$GREETING\" > out/result.txt && echo \"$GREETING on stdout\"\n  env:\n    GREETING: hello\n  timeout: 30s\n  artifacts:\n    - out/result.txt\n";
         let plan = TestPlan::write(&plan_text(&cluster, "", test, "1GiB"));
-        let out = plan.command("run", &[]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = plan.command("run", &["-o", "json"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {stderr}");
+        // stdout is the report alone; the test's stdout went to stderr.
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["result"], "succeeded", "{kind}: {report}");
+        assert!(stderr.contains("\nhello on stdout\n"), "{kind}: {stderr}");
         let record = plan.last_run();
         assert_eq!(record.status, RunStatus::Succeeded);
         let kept = std::fs::read_to_string(record.dir.join("artifacts/result.txt")).unwrap();
@@ -543,12 +643,8 @@ fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
     )
     .unwrap();
     // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
-    )
-    .unwrap();
+    let kubeconfig = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kubectl/unreachable.kubeconfig");
     let out = plan
         .command("up", &[])
         .env("KUBECONFIG", &kubeconfig)
@@ -764,6 +860,131 @@ fn the_local_example_runs_end_to_end() {
             );
         }
     }
+}
+
+/// Contract test: recorded behaviour. No API server runs here, so kubectl
+/// is the stand-in of `tests/fixtures/kubectl/` (it answers loadmaster's
+/// command lines as kubectl does, and fails any other); the runner, its
+/// test cluster and the gathering are real.
+#[test]
+fn a_failed_deploy_gathers_the_logs_of_its_unready_pods() {
+    let _exclusive = exclusive();
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    let recorded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubectl");
+    let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    let deploy = "deploy:\n  - name: app\n    manifests:\n      - app.yaml\n    namespace: e2e\n    wait:\n      - rollout: deployment/api\n        timeout: 2s\n";
+    let plan = TestPlan::write(&plan_text(&cluster, deploy, "", "1GiB"));
+    let dir = plan.file.parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("app.yaml"), "# applied by the stand-in\n").unwrap();
+    let calls = dir.join("kubectl-calls");
+    let path = format!(
+        "{}:{}",
+        recorded.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = plan
+        .command("up", &[])
+        .env("PATH", path)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("LM_FAKE_KUBECTL_CALLS", &calls)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not see its resources ready"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Back-off restarting failed container api"),
+        "{stderr}"
+    );
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert!(!calls.contains("no recording"), "{calls}");
+
+    let record = plan.last_run();
+    let logs = record.dir.join("logs");
+    let read = |file: &str| {
+        std::fs::read_to_string(logs.join(file)).unwrap_or_else(|e| panic!("logs/{file}: {e}"))
+    };
+    let recording = |file: &str| std::fs::read_to_string(recorded.join(file)).unwrap();
+    // The crash-looping container: its log and its previous instance's.
+    let api = "pod-e2e-api-6b8f7c9d4-x2x9q";
+    assert_eq!(
+        read(&format!("{api}-api.log")),
+        recording("logs/api-6b8f7c9d4-x2x9q-api.log")
+    );
+    assert_eq!(
+        read(&format!("{api}-api-previous.log")),
+        recording("logs/api-6b8f7c9d4-x2x9q-api-previous.log")
+    );
+    // Every container of the pod, init containers too; no previous
+    // instance for those that never restarted.
+    assert!(read(&format!("{api}-wait-for-db.log")).contains("open"));
+    assert!(read(&format!("{api}-proxy.log")).contains("Connection refused"));
+    assert!(!logs.join(format!("{api}-proxy-previous.log")).exists());
+    assert!(read(&format!("{api}-describe.txt")).contains("Restart Count:  4"));
+    // A container that never started: kubectl's reason is the evidence.
+    let worker = "pod-e2e-worker-5d9c8b7f6-kq4zt";
+    assert!(read(&format!("{worker}-worker.log")).contains("is waiting to start"));
+    assert!(read(&format!("{worker}-describe.txt")).contains("ImagePullBackOff"));
+    // The failed job's pod.
+    assert!(read("pod-e2e-migrate-8fj2k-migrate.log").contains("already exists"));
+    // Ready, completed, and other namespaces' pods are not read.
+    for pod in ["postgres-0", "seed-xk2j9", "coredns-7db6d8ff4d-lmx8r"] {
+        assert!(!calls.contains(pod), "{pod} was read: {calls}");
+    }
+    // The listing they were chosen from is whole (larger than a tail).
+    assert_eq!(read("pods.json"), recording("pods.json"));
+
+    // The journal lists every file gathered, under the failed step.
+    let listed: std::collections::BTreeMap<String, String> = record
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::LogFile { path, about } => {
+                assert_eq!(e.step.as_deref(), Some("deploy/app"), "{path:?}");
+                Some((path.display().to_string(), about.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| format!("logs/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    assert_eq!(
+        listed
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        on_disk
+    );
+    assert_eq!(
+        listed[&format!("logs/{api}-api-previous.log")],
+        "pod e2e/api-6b8f7c9d4-x2x9q (CrashLoopBackOff): the log of container api (its instance before the last restart)"
+    );
+    // Each read is a command of the step, with kubectl's exit status.
+    let previous = record.events.iter().find_map(|e| match &e.body {
+        EventBody::Command { argv, exit, .. } if argv.contains(&"--previous".to_string()) => {
+            Some((argv.clone(), exit.code))
+        }
+        _ => None,
+    });
+    assert_eq!(
+        previous,
+        Some((
+            loadmaster::runner::kube::Kubectl::default().pod_logs(
+                "e2e",
+                "api-6b8f7c9d4-x2x9q",
+                "api",
+                true
+            ),
+            Some(0)
+        ))
+    );
 }
 
 /// A `kubectl` that answers as a cluster with a KEP-1755 local registry

@@ -29,7 +29,7 @@ use crate::cluster::ClusterError;
 use crate::deliver::{DeliverError, PathChoice, Source};
 use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use crate::push::PushError;
-use crate::runner::Phase;
+use crate::runner::{Phase, progress};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -226,6 +226,12 @@ struct PlanRunArgs {
     root: PathBuf,
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// How progress shows on stderr: `tty` redraws one line per active
+    /// step (delivery with bytes and ETA), `plain` prints timestamped
+    /// lines (CI), `none` only loadmaster's notes; `auto`: `tty` when
+    /// stderr is a terminal, else `plain`.
+    #[arg(long, value_enum, env = "LOADMASTER_PROGRESS", default_value_t = progress::Mode::Auto)]
+    progress: progress::Mode,
 }
 
 impl PlanRunArgs {
@@ -235,6 +241,7 @@ impl PlanRunArgs {
             root: self.root,
             teardown,
             output: self.output,
+            progress: self.progress,
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::{CommandError, Output};
 use crate::engine::EngineChoice;
 use crate::plan::{self, TeardownAction};
-use crate::runner::{self, Phase, Report};
+use crate::runner::{self, Phase, Report, progress};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -14,6 +14,7 @@ pub struct RunArgs {
     pub root: PathBuf,
     pub teardown: Option<TeardownAction>,
     pub output: Output,
+    pub progress: progress::Mode,
 }
 
 pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<(), CommandError> {
@@ -22,6 +23,8 @@ pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<
         root: args.root,
         engine,
         teardown: args.teardown,
+        progress: args.progress,
+        stdout_for_report: args.output == Output::Json,
     };
     let report = runner::execute(&plan, phase, &options)?;
     match args.output {

@@ -7,9 +7,9 @@
 //! taking pieces; the reader sees that on its next send and goes on with the
 //! others.
 
-use super::node::NAMESPACE;
+use super::node::Session;
 use crate::archive::{BlobName, OciLayoutWriter};
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -45,8 +45,9 @@ pub enum Piece {
 /// How a node's import ended.
 #[derive(Debug)]
 pub enum FeedOutcome {
-    /// `ctr` exited 0 after the whole tar.
-    Imported,
+    /// `ctr` exited 0 after the whole tar; what the script printed, which
+    /// ends with the check of the name.
+    Imported(String),
     /// The import failed: `ctr` exited non-zero, or the node stopped taking input.
     Failed(EngineError),
     /// The load was called off before the tar was complete; `ctr` was stopped.
@@ -60,29 +61,19 @@ pub struct NodeFeed {
 }
 
 impl NodeFeed {
-    /// Starts `ctr images import` in `node` the way `kind load` runs it
-    /// (kind adds `exec --privileged`, which `ctr` does not need: the import
-    /// runs in the node's containerd, `ctr` only streams to its socket).
-    pub fn start(engine: &Engine, node: &str, snapshotter: &str) -> Result<NodeFeed, EngineError> {
-        let snapshotter_flag = format!("--snapshotter={snapshotter}");
-        let argv = [
-            "ctr",
-            "--namespace",
-            NAMESPACE,
-            "images",
-            "import",
-            "--all-platforms",
-            "--digests",
-            &snapshotter_flag,
-            "-",
-        ];
-        let session = engine.exec_feeding(node, &argv, false)?;
+    /// Starts the import of a node's [`Session`]: `ctr images import` the
+    /// way `kind load` runs it (kind adds `exec --privileged`, which `ctr`
+    /// does not need: the import runs in the node's containerd, `ctr` only
+    /// streams to its socket), followed by the check of the image's name.
+    pub fn start(session: Session, snapshotter: &str) -> Result<NodeFeed, EngineError> {
+        let session = session.import(snapshotter)?;
+        let node = session.container().to_string();
         let (sender, receiver) = sync_channel(QUEUE_DEPTH);
         let worker = thread::Builder::new()
             .name(format!("feed {node}"))
             .spawn(move || feed(session, receiver))
             .map_err(|source| EngineError::Io {
-                command: format!("a thread to feed {}", argv.join(" ")),
+                command: format!("a thread to feed the import in {node}"),
                 source,
             })?;
         Ok(NodeFeed {
@@ -129,7 +120,7 @@ fn feed(mut session: crate::engine::ExecSession, pieces: Receiver<Piece>) -> Fee
     drop(pieces);
     match written {
         Ok(true) => match session.finish(IMPORT_FINISH_TIMEOUT) {
-            Ok(_) => FeedOutcome::Imported,
+            Ok(done) => FeedOutcome::Imported(String::from_utf8_lossy(&done.stdout).into_owned()),
             Err(error) => FeedOutcome::Failed(error),
         },
         // Called off: dropping the session stops ctr before it sees an

@@ -2,16 +2,16 @@
 //! blobs each node lacks, verified.
 //!
 //! For each image:
-//! 1. ask every node what it holds ([`node::inventory`]); a node whose name
-//!    already points at this image (same config digest, all content there)
-//!    is done;
+//! 1. ask every node what it holds ([`node::open`], an exec that stays
+//!    open for the import); a node whose name already points at this image
+//!    (same config digest, all content there) is done;
 //! 2. stream the image out of the engine (`save`) or an archive file, once
 //!    for all nodes, through the archive reader, which checks every digest;
 //! 3. feed each node an OCI image-layout tar with only the blobs it lacks,
 //!    then a manifest and an index naming the image, into
 //!    `ctr images import` ([`feed`], [`fanout`]);
 //! 4. check on every node that the name points at the manifest sent and that
-//!    the content is complete.
+//!    the content is complete (printed by the same exec, after the import).
 //!
 //! Nothing half-done: the index that tags the image goes last, after the
 //! whole source was read and verified, so a corrupt source, a dead engine or
@@ -167,21 +167,54 @@ pub fn load(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeReport>, DeliverError> {
-    let expected = match &source {
-        Source::Engine { image } => Some(engine.image_inspect(image)?),
-        Source::Archive { .. } => None,
-    };
-    load_with(engine, nodes, source, expected, None, options, progress)
+    match source {
+        Source::Engine { image } => {
+            let (expected, visits) = inspect_and_open(engine, image, nodes)?;
+            let source = Source::Engine { image };
+            load_with(
+                engine,
+                nodes,
+                source,
+                Some(expected),
+                Some(visits),
+                options,
+                progress,
+            )
+        }
+        Source::Archive { .. } => load_with(engine, nodes, source, None, None, options, progress),
+    }
+}
+
+/// A node's inventory and its session waiting for the import, or why
+/// the node could not be asked.
+type Visit = Result<(node::Inventory, node::Session), EngineError>;
+
+/// The engine's account of `image` and the nodes' sessions for its
+/// normalized name, opened at the same time: each costs a CLI round trip
+/// that a reload of an unchanged or slightly changed image notices.
+fn inspect_and_open(
+    engine: &Engine,
+    image: &str,
+    nodes: &[String],
+) -> Result<(ImageDetails, Vec<Visit>), DeliverError> {
+    let reference =
+        archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
+    let (expected, visits) = thread::scope(|scope| {
+        let inspect = scope.spawn(|| engine.image_inspect(image));
+        let visits = open_sessions(engine, nodes, &reference.to_string());
+        (inspect.join().expect("inspect thread panicked"), visits)
+    });
+    Ok((expected?, visits))
 }
 
 /// [`load`] given what was read already (by the path choice): the engine's
-/// account of the image, and the nodes' inventories if they were read.
+/// account of the image, and the nodes' sessions if they were opened.
 fn load_with(
     engine: &Engine,
     nodes: &[String],
     source: Source<'_>,
     expected: Option<ImageDetails>,
-    inventories: Option<Vec<Result<node::Inventory, EngineError>>>,
+    visits: Option<Vec<Visit>>,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeReport>, DeliverError> {
@@ -200,35 +233,24 @@ fn load_with(
     };
     progress.begin(&job.label, nodes, job.expected.as_ref().map(|e| e.size));
 
-    let inventories =
-        inventories.unwrap_or_else(|| read_inventories(engine, nodes, &job.reference.to_string()));
-    let mut reports = Vec::new();
-    let mut waiting = Vec::new();
-    for (node, inventory) in nodes.iter().zip(inventories) {
-        match inventory {
-            Err(error) => {
-                reports.push(job.report(node, NodeResult::Failed, Some(error.to_string())))
-            }
-            Ok(inventory) => {
-                let present = job
-                    .expected
-                    .as_ref()
-                    .is_some_and(|image| already_present(&inventory, image));
-                progress.inventory(node, inventory.blobs.len(), present);
-                if present {
-                    reports.push(job.report(node, NodeResult::AlreadyPresent, None));
-                } else {
-                    waiting.push((node.clone(), inventory));
-                }
-            }
-        }
-    }
-    reports.iter().for_each(|r| progress.node_done(r));
+    let visits = visits.unwrap_or_else(|| open_sessions(engine, nodes, &job.reference.to_string()));
+    let visits = nodes.iter().cloned().zip(visits);
+    let (mut reports, waiting) = sort_visits(
+        visits,
+        job.expected.as_ref(),
+        progress,
+        |node, result, error| job.report(node, result, error),
+    );
     let mut group_reports = Vec::new();
     match source {
         Source::Engine { image } => {
-            for group in waiting.chunks(options.max_parallel_nodes.max(1)) {
-                let pass = job.feed(group.to_vec(), Source::Engine { image }, progress)?;
+            let mut waiting = waiting.into_iter().peekable();
+            while waiting.peek().is_some() {
+                let group = waiting
+                    .by_ref()
+                    .take(options.max_parallel_nodes.max(1))
+                    .collect();
+                let pass = job.feed(group, Source::Engine { image }, progress)?;
                 group_reports.extend(pass);
             }
         }
@@ -279,14 +301,14 @@ impl Job<'_> {
     /// One pass over the source, feeding `group`'s nodes at once.
     fn feed(
         &self,
-        group: Vec<(String, node::Inventory)>,
+        group: Vec<Waiting>,
         source: Source<'_>,
         progress: &dyn Progress,
     ) -> Result<Vec<NodeReport>, DeliverError> {
         let mut reports = Vec::new();
         let mut routes = Vec::new();
-        for (node, inventory) in group {
-            match NodeFeed::start(self.engine, &node, &inventory.snapshotter) {
+        for (node, inventory, session) in group {
+            match NodeFeed::start(session, &inventory.snapshotter) {
                 Ok(feed) => routes.push(Route::new(node, feed, inventory)),
                 Err(error) => {
                     reports.push(self.report(&node, NodeResult::Failed, Some(error.to_string())))
@@ -388,8 +410,8 @@ fn finish_node(
 ) -> NodeReport {
     let outcome = route.feed.outcome();
     let verdict = sent.and_then(|()| match (outcome, manifest) {
-        (FeedOutcome::Imported, Some(manifest)) => verify(engine, &route.node, reference, manifest),
-        (FeedOutcome::Imported, None) => {
+        (FeedOutcome::Imported(output), Some(manifest)) => verify(&output, reference, manifest),
+        (FeedOutcome::Imported(_), None) => {
             Err("the import ended before the whole image was sent".to_string())
         }
         (FeedOutcome::Failed(error), _) => Err(node_failure(engine, &route.node, &error)),
@@ -413,22 +435,69 @@ fn finish_node(
     }
 }
 
-/// The inventories of all nodes, read in parallel.
-fn read_inventories(
-    engine: &Engine,
-    nodes: &[String],
-    reference: &str,
-) -> Vec<Result<node::Inventory, EngineError>> {
+/// Every node's session, opened in parallel.
+fn open_sessions(engine: &Engine, nodes: &[String], reference: &str) -> Vec<Visit> {
     thread::scope(|scope| {
-        let reads: Vec<_> = nodes
+        let opens: Vec<_> = nodes
             .iter()
-            .map(|node| scope.spawn(move || node::inventory(engine, node, reference)))
+            .map(|node| scope.spawn(move || node::open(engine, node, reference)))
             .collect();
-        reads
+        opens
             .into_iter()
             .map(|r| r.join().expect("inventory thread panicked"))
             .collect()
     })
+}
+
+/// A node that needs the image: its inventory and open session.
+type Waiting = (String, node::Inventory, node::Session);
+
+/// Sorts the visited nodes into those that need the image and the rest:
+/// nodes that could not be asked (failed) and nodes whose name already
+/// points at `expected` (their sessions are ended, in parallel). The
+/// rest get their reports, made by `report`, at once.
+fn sort_visits(
+    visits: impl IntoIterator<Item = (String, Visit)>,
+    expected: Option<&ImageDetails>,
+    progress: &dyn Progress,
+    report: impl Fn(&str, NodeResult, Option<String>) -> NodeReport + Sync,
+) -> (Vec<NodeReport>, Vec<Waiting>) {
+    let mut reports = Vec::new();
+    let mut present = Vec::new();
+    let mut waiting = Vec::new();
+    for (node, visit) in visits {
+        match visit {
+            Err(error) => reports.push(report(&node, NodeResult::Failed, Some(error.to_string()))),
+            Ok((inventory, session)) => {
+                let has_it = expected.is_some_and(|image| already_present(&inventory, image));
+                progress.inventory(&node, inventory.blobs.len(), has_it);
+                if has_it {
+                    present.push((node, session));
+                } else {
+                    waiting.push((node, inventory, session));
+                }
+            }
+        }
+    }
+    let closed: Vec<NodeReport> = thread::scope(|scope| {
+        let closes: Vec<_> = present
+            .into_iter()
+            .map(|(node, session)| {
+                let report = &report;
+                scope.spawn(move || match session.close() {
+                    Ok(()) => report(&node, NodeResult::AlreadyPresent, None),
+                    Err(error) => report(&node, NodeResult::Failed, Some(error.to_string())),
+                })
+            })
+            .collect();
+        closes
+            .into_iter()
+            .map(|c| c.join().expect("close thread panicked"))
+            .collect()
+    });
+    reports.extend(closed);
+    reports.iter().for_each(|r| progress.node_done(r));
+    (reports, waiting)
 }
 
 /// Whether the node's name already points at this image, complete.
@@ -529,21 +598,21 @@ pub(crate) fn pick_image<'p>(
     Ok(image)
 }
 
-/// Checks that `reference` points at `manifest` on the node, complete.
-fn verify(engine: &Engine, node: &str, reference: &str, manifest: &Digest) -> Result<(), String> {
-    match node::checked_image(engine, node, reference) {
-        Ok(Some(current)) if &current.manifest == manifest && current.complete => Ok(()),
-        Ok(Some(current)) if &current.manifest == manifest => Err(format!(
+/// Checks, from what the node's import printed, that `reference` points at
+/// `manifest` on the node, complete.
+fn verify(import_output: &str, reference: &str, manifest: &Digest) -> Result<(), String> {
+    match node::check_after_import(import_output, reference) {
+        Some(current) if &current.manifest == manifest && current.complete => Ok(()),
+        Some(current) if &current.manifest == manifest => Err(format!(
             "after the import, {reference} is incomplete on the node (`ctr -n k8s.io images check name=={reference}`)"
         )),
-        Ok(Some(current)) => Err(format!(
+        Some(current) => Err(format!(
             "after the import, {reference} points at {} instead of {manifest}",
             current.manifest
         )),
-        Ok(None) => Err(format!(
+        None => Err(format!(
             "after the import, the node has no image {reference}"
         )),
-        Err(error) => Err(format!("could not verify the import: {error}")),
     }
 }
 

@@ -7,8 +7,10 @@
 //! content is there.
 
 use crate::archive::Digest;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ExecSession};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::time::Duration;
 
 /// The containerd namespace Kubernetes (the CRI plugin) uses.
 pub const NAMESPACE: &str = "k8s.io";
@@ -43,17 +45,34 @@ pub struct CurrentImage {
     pub complete: bool,
 }
 
-/// Reads a node's inventory for a load of `reference` (a normalized name).
+/// An `exec` into a node that has answered with the node's [`Inventory`]
+/// and waits to be told whether to import: [`Session::import`] or
+/// [`Session::close`]. Dropped without either, the exec is killed.
+pub struct Session {
+    exec: ExecSession,
+}
+
+/// Opens a node's session for a load of `reference` (a normalized name) and
+/// reads its inventory.
 ///
-/// One exec runs every query (an exec costs 60-130 ms, more than any of
-/// them): the containerd config, the content store's listing, the image
-/// the name points at and that image's manifest.
-pub fn inventory(engine: &Engine, node: &str, reference: &str) -> Result<Inventory, EngineError> {
-    let output = engine.exec_output(node, &["sh", "-c", INVENTORY_SCRIPT, "sh", reference])?;
-    let parts: Vec<&str> = output.split(INVENTORY_SEPARATOR).collect();
+/// One exec does everything a load needs in the node (an exec costs
+/// 60-130 ms on docker and more on podman, as much as the import of a small
+/// changed layer): the containerd config, the content store's listing, the
+/// image the name points at and that image's manifest; then, when told, the
+/// import of what stdin carries and the check of the name after it
+/// ([`SESSION_SCRIPT`]).
+pub fn open(
+    engine: &Engine,
+    node: &str,
+    reference: &str,
+) -> Result<(Inventory, Session), EngineError> {
+    let argv = ["sh", "-c", SESSION_SCRIPT, "sh", reference];
+    let shown = ["sh", "-c", SESSION_SHOWN, "sh", reference];
+    let (answer, exec) = engine.exec_answering(node, &argv, &shown, INVENTORY_END)?;
+    let parts: Vec<&str> = answer.split(INVENTORY_SEPARATOR).collect();
     let [config, listing, check, manifest_json] = parts[..] else {
         return Err(EngineError::UnexpectedAnswer {
-            command: format!("{} exec {node} sh -c <inventory script>", engine.kind()),
+            command: format!("{} exec -i {node} sh -c {SESSION_SHOWN}", engine.kind()),
             detail: format!("expected 4 sections, got {}", parts.len()),
         });
     };
@@ -63,33 +82,79 @@ pub fn inventory(engine: &Engine, node: &str, reference: &str) -> Result<Invento
         manifest: row.manifest,
         complete: row.complete,
     });
-    Ok(Inventory {
+    let inventory = Inventory {
         snapshotter: snapshotter(config),
         root: containerd_root(config),
         sizes: descriptor_sizes(manifest_json),
         blobs,
         uncompressed,
         current,
-    })
+    };
+    Ok((inventory, Session { exec }))
+}
+
+impl Session {
+    /// Starts the import: everything written to the returned exec from here
+    /// on is the OCI layout tar `ctr images import` reads, unpacking with
+    /// `snapshotter`. When it succeeded, the exec prints the check of the
+    /// name after it ([`check_after_import`]).
+    pub fn import(mut self, snapshotter: &str) -> Result<ExecSession, EngineError> {
+        let command = format!("import {snapshotter}\n");
+        match self.exec.stdin().write_all(command.as_bytes()) {
+            Ok(()) => Ok(self.exec),
+            // The exec is gone: what it said is the error.
+            Err(error) => {
+                let node = self.exec.container().to_string();
+                self.exec.finish(Duration::from_secs(30))?;
+                Err(EngineError::Io {
+                    command: format!("the import in {node}"),
+                    source: error,
+                })
+            }
+        }
+    }
+
+    /// Ends the session without an import.
+    pub fn close(self) -> Result<(), EngineError> {
+        self.exec.finish(Duration::from_secs(30)).map(drop)
+    }
 }
 
 const INVENTORY_SEPARATOR: &str = "\n@@loadmaster-inventory@@\n";
+const INVENTORY_END: &str = "@@loadmaster-inventory-end@@";
+const CHECK_SEPARATOR: &str = "@@loadmaster-check@@\n";
 
-/// `sh -c` script of [`inventory`], the reference as `$1`; sections split
-/// by [`INVENTORY_SEPARATOR`]. Only busybox-level tools (`tail`), which kind
-/// nodes and the test nodes have.
-const INVENTORY_SCRIPT: &str = r#"set -e
+/// `sh -c` script of a [`Session`], the reference as `$1`. It prints the
+/// inventory in sections split by [`INVENTORY_SEPARATOR`] and ended by a
+/// line [`INVENTORY_END`], then reads one line from stdin (the shell reads
+/// a pipe byte by byte, so the tar that follows stays for `ctr`):
+/// `import SNAPSHOTTER` imports the rest of stdin and prints the check of
+/// the name after [`CHECK_SEPARATOR`]; anything else, or the end of
+/// input, ends the session. Only POSIX sh and busybox-level tools
+/// (`tail`), which kind nodes and the test nodes have.
+/// [`SESSION_SCRIPT`] as errors show it: one line that says what it runs.
+const SESSION_SHOWN: &str = "'<inventory>; ctr --namespace k8s.io images import --all-platforms --digests - && ctr --namespace k8s.io images check name==$1'";
+
+const SESSION_SCRIPT: &str = r#"set -e
+name=$1
 sep='
 @@loadmaster-inventory@@'
 containerd config dump
 echo "$sep"
 ctr --namespace k8s.io content ls
 echo "$sep"
-check=$(ctr --namespace k8s.io images check "name==$1")
+check=$(ctr --namespace k8s.io images check "name==$name")
 echo "$check"
 echo "$sep"
 set -- $(echo "$check" | tail -n +2)
 if [ -n "$3" ]; then ctr --namespace k8s.io content get "$3"; fi
+echo
+echo '@@loadmaster-inventory-end@@'
+read -r action snapshotter || exit 0
+[ "$action" = import ] || exit 0
+ctr --namespace k8s.io images import --all-platforms --digests "--snapshotter=$snapshotter" - &&
+  echo '@@loadmaster-check@@' &&
+  ctr --namespace k8s.io images check "name==$name"
 "#;
 
 /// The label containerd's unpacker puts on a compressed layer: its diff ID.
@@ -131,47 +196,12 @@ fn containerd_root(config_dump: &str) -> String {
         .unwrap_or_else(|| "/var/lib/containerd".to_string())
 }
 
-/// The image `reference` points at on `node`, if any.
-pub fn current_image(
-    engine: &Engine,
-    node: &str,
-    reference: &str,
-) -> Result<Option<CurrentImage>, EngineError> {
-    let Some(row) = checked_image(engine, node, reference)? else {
-        return Ok(None);
-    };
-    let manifest_json = engine.exec_output(
-        node,
-        &[
-            "ctr",
-            "--namespace",
-            NAMESPACE,
-            "content",
-            "get",
-            &row.manifest.to_string(),
-        ],
-    )?;
-    Ok(Some(CurrentImage {
-        config: config_of_manifest(&manifest_json),
-        manifest: row.manifest,
-        complete: row.complete,
-    }))
-}
-
-/// The manifest `reference` points at on `node` and whether all its
-/// content is there and unpacked (`ctr images check`: one exec, which is
-/// all a verification after an import needs).
-pub fn checked_image(
-    engine: &Engine,
-    node: &str,
-    reference: &str,
-) -> Result<Option<CheckRow>, EngineError> {
-    let filter = format!("name=={reference}");
-    let check = engine.exec_output(
-        node,
-        &["ctr", "--namespace", NAMESPACE, "images", "check", &filter],
-    )?;
-    Ok(parse_check(&check, reference))
+/// The check a [`Session`] printed after its import: the manifest
+/// `reference` points at and whether all its content is there and
+/// unpacked. None when the name is not there.
+pub fn check_after_import(import_output: &str, reference: &str) -> Option<CheckRow> {
+    let (_, check) = import_output.rsplit_once(CHECK_SEPARATOR)?;
+    parse_check(check, reference)
 }
 
 /// The snapshotter in a `containerd config dump`: the CRI plugin's setting

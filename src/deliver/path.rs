@@ -25,9 +25,9 @@
 
 use super::node::Inventory;
 use super::progress::Progress;
-use super::{DeliverError, Options, Source, load, load_with, push, read_inventories};
+use super::{DeliverError, Options, Source, Visit, inspect_and_open, load, load_with, push};
 use crate::archive::{self, Digest};
-use crate::engine::{Engine, EngineError, EngineKind, ImageDetails};
+use crate::engine::{Engine, EngineKind, ImageDetails};
 use crate::registry::RequestRecord;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -91,13 +91,12 @@ pub fn load_image(
         let reports = load(engine, nodes, Source::Engine { image }, options, progress)?;
         return Ok(saved(reason, reports));
     }
-    let expected = engine.image_inspect(image)?;
+    let (expected, visits) = inspect_and_open(engine, image, nodes)?;
     let reference =
         archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
-    let inventories = read_inventories(engine, nodes, &reference.to_string());
     let reason = match choice {
         PathChoice::Push => "--path push".to_string(),
-        _ => match why_push(&inventories, &expected, engine.kind()) {
+        _ => match why_push(&visits, &expected, engine.kind()) {
             Ok(reason) => reason,
             // The save path takes what was read for the choice.
             Err(reason) => {
@@ -108,7 +107,7 @@ pub fn load_image(
                     nodes,
                     source,
                     Some(expected),
-                    Some(inventories),
+                    Some(visits),
                     options,
                     progress,
                 )?;
@@ -124,7 +123,7 @@ pub fn load_image(
         image,
         &expected,
         &reference,
-        nodes.iter().cloned().zip(inventories).collect(),
+        nodes.iter().cloned().zip(visits).collect(),
         progress,
     )?;
     Ok(ImageLoad {
@@ -136,15 +135,11 @@ pub fn load_image(
 }
 
 /// The auto rule (module doc): Ok(reason to push) or Err(reason to save).
-fn why_push(
-    inventories: &[Result<Inventory, EngineError>],
-    image: &ImageDetails,
-    engine: EngineKind,
-) -> Result<String, String> {
+fn why_push(visits: &[Visit], image: &ImageDetails, engine: EngineKind) -> Result<String, String> {
     let diff_ids: Vec<Digest> = image.layers.iter().filter_map(|l| l.parse().ok()).collect();
-    let needing: Vec<&Inventory> = inventories
+    let needing: Vec<&Inventory> = visits
         .iter()
-        .filter_map(|i| i.as_ref().ok())
+        .filter_map(|visit| visit.as_ref().ok().map(|(inventory, _)| inventory))
         .filter(|i| !super::already_present(i, image))
         .collect();
     if needing.is_empty() {

@@ -3,6 +3,7 @@
 //! clean and progress goes to stderr either way).
 
 use super::{DeliveryPath, NodeReport, NodeResult};
+use crate::journal::Timestamp;
 use crate::units::bytes;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -32,45 +33,64 @@ pub fn for_stderr() -> Box<dyn Progress> {
     }
 }
 
-#[derive(Default)]
+/// A transfer's throughput and time left, from the bytes moved since it
+/// began: what both the load's and the runner's progress show.
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    total: Option<u64>,
+    started: Instant,
+}
+
+impl Rate {
+    /// A transfer of `total` bytes (when known) starting now.
+    pub fn start(total: Option<u64>) -> Rate {
+        Rate {
+            total,
+            started: Instant::now(),
+        }
+    }
+
+    /// "512.0 MiB of 1.0 GiB, 210.3 MiB/s, ETA 3s" after `done` bytes.
+    pub fn describe(&self, done: u64) -> String {
+        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
+        let per_second = done as f64 / seconds;
+        let mut text = match self.total {
+            Some(total) => format!("{} of {}", bytes(done), bytes(total)),
+            None => bytes(done),
+        };
+        text.push_str(&format!(", {}/s", bytes(per_second as u64)));
+        if let Some(total) = self.total.filter(|&t| t > done && per_second > 0.0) {
+            text.push_str(&format!(", ETA {:.0}s", (total - done) as f64 / per_second));
+        }
+        text
+    }
+}
+
 struct State {
     image: String,
-    total: Option<u64>,
-    started: Option<Instant>,
+    rate: Rate,
     /// When the last periodic line was printed (plain lines only).
-    last_line: Option<Instant>,
+    last_line: Instant,
 }
 
 impl State {
     fn new(image: &str, total: Option<u64>) -> State {
         State {
             image: image.to_string(),
-            total,
-            started: Some(Instant::now()),
-            last_line: Some(Instant::now()),
+            rate: Rate::start(total),
+            last_line: Instant::now(),
         }
-    }
-
-    /// "512.0 MiB of 1.0 GiB, 210.3 MiB/s, ETA 3s"
-    fn rate(&self, read: u64) -> String {
-        let seconds = self
-            .started
-            .map_or(0.0, |s| s.elapsed().as_secs_f64())
-            .max(0.001);
-        let per_second = read as f64 / seconds;
-        let mut text = match self.total {
-            Some(total) => format!("{} of {}", bytes(read), bytes(total)),
-            None => bytes(read),
-        };
-        text.push_str(&format!(", {}/s", bytes(per_second as u64)));
-        if let Some(total) = self.total.filter(|&t| t > read && per_second > 0.0) {
-            text.push_str(&format!(", ETA {:.0}s", (total - read) as f64 / per_second));
-        }
-        text
     }
 }
 
-fn outcome_line(report: &NodeReport) -> String {
+impl Default for State {
+    fn default() -> State {
+        State::new("", None)
+    }
+}
+
+/// What one node's load came to, in one line.
+pub fn outcome_line(report: &NodeReport) -> String {
     let what = match (&report.error, report.result) {
         (Some(error), _) => format!("FAILED: {error}"),
         (None, NodeResult::AlreadyPresent) => format!(
@@ -94,7 +114,7 @@ fn outcome_line(report: &NodeReport) -> String {
 const LINE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// "node-a 12.0 MiB, node-b 3.0 MiB"
-fn sent_list(sent: &[(&str, u64)]) -> String {
+pub fn sent_list(sent: &[(&str, u64)]) -> String {
     let nodes: Vec<String> = sent
         .iter()
         .map(|(node, n)| format!("{node} {}", bytes(*n)))
@@ -111,7 +131,7 @@ pub struct Lines {
 
 impl Lines {
     fn line(&self, text: &str) {
-        let now = humantime_now();
+        let now = Timestamp::now().clock();
         let _ = writeln!(std::io::stderr(), "{now} {text}");
     }
 }
@@ -142,17 +162,14 @@ impl Progress for Lines {
     /// A line every few seconds, so that a CI log shows a slow load moving.
     fn streaming(&self, read: u64, sent: &[(&str, u64)]) {
         let mut state = self.state.lock().unwrap();
-        if state
-            .last_line
-            .is_some_and(|last| last.elapsed() < LINE_INTERVAL)
-        {
+        if state.last_line.elapsed() < LINE_INTERVAL {
             return;
         }
-        state.last_line = Some(Instant::now());
+        state.last_line = Instant::now();
         self.line(&format!(
             "{}: read {}; sent: {}",
             state.image,
-            state.rate(read),
+            state.rate.describe(read),
             sent_list(sent)
         ));
     }
@@ -186,7 +203,7 @@ impl Progress for Terminal {
         // \r and clear-to-end-of-line: redraw the one status line.
         eprint!(
             "\r\x1b[K  read {}; sent: {}",
-            state.rate(read),
+            state.rate.describe(read),
             sent_list(sent)
         );
     }

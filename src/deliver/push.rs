@@ -19,11 +19,11 @@
 use super::fanout::Route;
 use super::feed::{NodeFeed, Piece};
 use super::ingest::{NodeHold, NodeStore};
-use super::node::Inventory;
+use super::node::{Inventory, Session};
 use super::progress::Progress;
-use super::{DeliverError, DeliveryPath, NodeReport, NodeResult, already_present, finish_node};
+use super::{DeliverError, DeliveryPath, NodeReport, NodeResult, Visit, finish_node, sort_visits};
 use crate::archive::{self, Digest, ImageReference, ManifestBlob};
-use crate::engine::{Engine, EngineError, ImageDetails};
+use crate::engine::{Engine, ImageDetails};
 use crate::registry::{Registry, RequestRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ pub fn load(
     image: &str,
     expected: &ImageDetails,
     reference: &ImageReference,
-    inventories: Vec<(String, Result<Inventory, EngineError>)>,
+    visits: Vec<(String, Visit)>,
     progress: &dyn Progress,
 ) -> Result<Pushed, DeliverError> {
     let started = Instant::now();
@@ -99,24 +99,8 @@ pub fn load(
         duration_ms: started.elapsed().as_millis() as u64,
         error,
     };
-    let mut reports = Vec::new();
-    let mut targets = Vec::new();
-    for (node, inventory) in inventories {
-        match inventory {
-            Err(error) => reports.push(report(&node, NodeResult::Failed, Some(error.to_string()))),
-            Ok(inventory) => {
-                let present = already_present(&inventory, expected);
-                progress.inventory(&node, inventory.blobs.len(), present);
-                if present {
-                    reports.push(report(&node, NodeResult::AlreadyPresent, None));
-                } else {
-                    targets.push((node, inventory));
-                }
-            }
-        }
-    }
+    let (mut reports, targets) = sort_visits(visits, Some(expected), progress, report);
     if targets.is_empty() {
-        reports.iter().for_each(|r| progress.node_done(r));
         return Ok(Pushed {
             reports,
             requests: Vec::new(),
@@ -125,7 +109,7 @@ pub fn load(
 
     let holds = targets
         .iter()
-        .map(|(node, inventory)| NodeHold {
+        .map(|(node, inventory, _)| NodeHold {
             name: node.clone(),
             blobs: inventory.blobs.clone(),
             root: inventory.root.clone(),
@@ -143,7 +127,7 @@ pub fn load(
     let finished: Vec<NodeReport> = thread::scope(|scope| {
         let waits: Vec<_> = targets
             .into_iter()
-            .map(|(node, inventory)| {
+            .map(|(node, inventory, session)| {
                 let (store, pushed, label, reference_text) =
                     (&store, &pushed, &label, &reference_text);
                 scope.spawn(move || {
@@ -153,6 +137,7 @@ pub fn load(
                         pushed,
                         node,
                         inventory,
+                        session,
                         reference,
                         label,
                         reference_text,
@@ -166,8 +151,8 @@ pub fn load(
             .map(|w| w.join().expect("import thread panicked"))
             .collect()
     });
+    finished.iter().for_each(|r| progress.node_done(r));
     reports.extend(finished);
-    reports.iter().for_each(|r| progress.node_done(r));
     untag.finish().map_err(|e| {
         DeliverError::Push(format!(
             "the image was delivered, but removing the temporary tag {destination} failed: {e}; remove it with `{} rmi {destination}`",
@@ -249,6 +234,7 @@ fn import_node(
     pushed: &PushedImage,
     node: String,
     inventory: Inventory,
+    session: Session,
     reference: &ImageReference,
     label: &str,
     reference_text: &str,
@@ -293,7 +279,7 @@ fn import_node(
             }
         }
     }
-    let feed = match NodeFeed::start(engine, &node, &inventory.snapshotter) {
+    let feed = match NodeFeed::start(session, &inventory.snapshotter) {
         Ok(feed) => feed,
         Err(error) => return failed(error.to_string()),
     };

@@ -164,6 +164,56 @@ impl Engine {
         })
     }
 
+    /// Starts `exec -i CONTAINER ARGV...`, a command that first answers on
+    /// stdout (up to a line `marker`) and then reads its stdin. Returns the
+    /// answer and the session, whose input the caller writes next. Errors
+    /// show the command as `shown` (one line for a multi-line script, so
+    /// that logs and triage read it).
+    pub fn exec_answering(
+        &self,
+        container: &str,
+        argv: &[&str],
+        shown: &[&str],
+        marker: &'static str,
+    ) -> Result<(String, ExecSession), EngineError> {
+        let exec = |argv: &[&str]| {
+            let mut args = vec!["exec".to_string(), "-i".to_string(), container.to_string()];
+            args.extend(argv.iter().map(|a| a.to_string()));
+            args
+        };
+        let shown = exec(shown);
+        let (feeding, answer) =
+            Feeding::spawn_answering(&mut self.command(&exec(argv)), marker, QUERY_TIMEOUT)
+                .map_err(|e| self.spawn_error(&shown, e))?;
+        let session = ExecSession {
+            engine: self.clone(),
+            container: container.to_string(),
+            args: shown,
+            feeding,
+        };
+        match answer {
+            process::Answer::Given(text) => {
+                Ok((String::from_utf8_lossy(&text).into_owned(), session))
+            }
+            process::Answer::Ended => {
+                let command = self.describe(&session.args);
+                session.finish(QUERY_TIMEOUT)?;
+                Err(EngineError::UnexpectedAnswer {
+                    command,
+                    detail: format!("it ended without printing {marker:?}"),
+                })
+            }
+            process::Answer::TimedOut => {
+                let command = self.describe(&session.args);
+                drop(session.finish(Duration::ZERO));
+                Err(EngineError::Timeout {
+                    command,
+                    seconds: QUERY_TIMEOUT.as_secs(),
+                })
+            }
+        }
+    }
+
     /// Runs `exec -i CONTAINER ARGV...` with `input` streamed to its stdin
     /// through a fixed buffer; returns what the command printed.
     pub fn exec(
@@ -351,6 +401,7 @@ impl SaveStream {
 pub struct ExecSession {
     engine: Engine,
     container: String,
+    /// The engine's arguments as errors show them.
     args: Vec<String>,
     feeding: Feeding,
 }

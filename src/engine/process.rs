@@ -4,8 +4,9 @@
 //! every command has a timeout, keeps the tail of its stderr for error
 //! messages, and never buffers an image-sized stream in memory.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -68,11 +69,7 @@ pub struct Feeding {
 
 impl Feeding {
     pub fn spawn(command: &mut Command) -> io::Result<Feeding> {
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn()?;
+        let mut child = spawn_piped(command)?;
         let stdin = child.stdin.take();
         let stdout = capture(child.stdout.take());
         let stderr = capture(child.stderr.take());
@@ -82,6 +79,53 @@ impl Feeding {
             stdout,
             stderr,
         })
+    }
+
+    /// Spawns a command that first answers on stdout, with text ended by a
+    /// line `marker`, and only then reads its stdin (a question asked and
+    /// an action taken in one process, which saves an engine `exec`).
+    /// Waits up to `timeout` for the answer; whatever follows it on stdout
+    /// is captured as with [`Feeding::spawn`].
+    pub fn spawn_answering(
+        command: &mut Command,
+        marker: &'static str,
+        timeout: Duration,
+    ) -> io::Result<(Feeding, Answer)> {
+        let mut child = spawn_piped(command)?;
+        let stdin = child.stdin.take();
+        let stderr = capture(child.stderr.take());
+        let (answered, answer) = sync_channel(1);
+        let stdout = child.stdout.take().map(|stdout| {
+            thread::spawn(move || {
+                let mut stdout = io::BufReader::new(stdout);
+                let mut text = Vec::new();
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match stdout.read_until(b'\n', &mut line) {
+                        // Ended without the marker: what it printed is its
+                        // output, for the error.
+                        Ok(0) | Err(_) => return text,
+                        Ok(_) if line.strip_suffix(b"\n") == Some(marker.as_bytes()) => break,
+                        Ok(_) => text.extend_from_slice(&line),
+                    }
+                }
+                let _ = answered.send(text);
+                read_tail(&mut stdout, CAPTURE_LIMIT)
+            })
+        });
+        let answer = match answer.recv_timeout(timeout) {
+            Ok(text) => Answer::Given(text),
+            Err(RecvTimeoutError::Disconnected) => Answer::Ended,
+            Err(RecvTimeoutError::Timeout) => Answer::TimedOut,
+        };
+        let feeding = Feeding {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        };
+        Ok((feeding, answer))
     }
 
     /// The command's stdin. Writing fails with `BrokenPipe` once the command
@@ -112,6 +156,26 @@ impl Drop for Feeding {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Spawns `command` with all three standard streams piped to us.
+fn spawn_piped(command: &mut Command) -> io::Result<Child> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// What a command spawned with [`Feeding::spawn_answering`] did first.
+#[derive(Debug)]
+pub enum Answer {
+    /// Its stdout up to the marker line.
+    Given(Vec<u8>),
+    /// It closed stdout without printing the marker (it exited).
+    Ended,
+    /// It printed no marker in time.
+    TimedOut,
 }
 
 /// A running command whose stdout we read as a stream (an image `save`).
@@ -259,6 +323,54 @@ mod tests {
         let data: Vec<u8> = (0..100u8).collect();
         let kept = read_tail(&mut &data[..], 10);
         assert_eq!(kept, (90..100u8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_answering_command_answers_then_reads_its_input() {
+        let script = "echo question; echo @@end; read -r word; echo \"got $word\"; wc -c";
+        let (mut feeding, answer) = Feeding::spawn_answering(
+            Command::new("sh").args(["-c", script]),
+            "@@end",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let Answer::Given(text) = answer else {
+            panic!("no answer: {answer:?}")
+        };
+        assert_eq!(text, b"question\n");
+        feeding.stdin().write_all(b"import\n12345").unwrap();
+        let done = feeding.finish(Duration::from_secs(10)).unwrap();
+        assert!(done.status.success());
+        // `read` took its line and nothing more: wc counts the rest.
+        assert_eq!(done.stdout_text(), "got import\n5\n");
+    }
+
+    #[test]
+    fn an_answering_command_that_exits_first_says_so() {
+        let (feeding, answer) = Feeding::spawn_answering(
+            Command::new("sh").args(["-c", "echo partial; echo broken >&2; exit 4"]),
+            "@@end",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert!(matches!(answer, Answer::Ended), "{answer:?}");
+        let done = feeding.finish(Duration::from_secs(10)).unwrap();
+        assert_eq!(done.status.code(), Some(4));
+        assert_eq!(done.stdout_text(), "partial\n");
+        assert_eq!(done.stderr_text(), "broken");
+    }
+
+    #[test]
+    fn an_answering_command_that_hangs_times_out() {
+        let (feeding, answer) = Feeding::spawn_answering(
+            Command::new("sleep").arg("30"),
+            "@@end",
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        assert!(matches!(answer, Answer::TimedOut), "{answer:?}");
+        let done = feeding.finish(Duration::ZERO).unwrap();
+        assert!(done.timed_out);
     }
 
     #[test]

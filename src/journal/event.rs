@@ -103,6 +103,15 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
     },
+    /// A file of evidence gathered after a failure (a pod's log, its
+    /// description, the cluster's events), so that readers find it
+    /// without listing the run directory.
+    LogFile {
+        /// Relative to the run directory (`logs/pod-e2e-api-0-api.log`).
+        path: PathBuf,
+        /// What it holds.
+        about: String,
+    },
     /// The last line of a run that was not interrupted.
     RunEnd {
         result: Outcome,
@@ -280,6 +289,16 @@ impl Event {
                 error,
                 pushed: report.map(|r| r.pushed.clone()),
                 digest: report.map(|r| r.digest.to_string()),
+            },
+        )
+    }
+
+    pub fn log_file(step: &str, path: PathBuf, about: impl Into<String>) -> Event {
+        Event::now(
+            Some(step),
+            EventBody::LogFile {
+                path,
+                about: about.into(),
             },
         )
     }

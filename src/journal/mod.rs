@@ -5,7 +5,8 @@
 //!
 //! - `events.jsonl`: one JSON [`Event`] per line (run and step starts and
 //!   ends, each command's argv, exit and stderr tail, monitor notes, what
-//!   each node was sent), synced to disk at every step boundary;
+//!   each node was sent, the files of evidence gathered after a failure),
+//!   synced to disk at every step boundary;
 //! - `samples.jsonl`: one [`Sample`] per line (engine/VM memory, node
 //!   cgroup memory, disk), taken by the monitor every second or faster;
 //! - `plan.json`: the resolved plan the run followed;

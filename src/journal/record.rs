@@ -285,6 +285,7 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
             EventBody::SampleNote { .. }
             | EventBody::Schedule { .. }
             | EventBody::Note { .. }
+            | EventBody::LogFile { .. }
             | EventBody::Delivery { .. } => {}
         }
     }

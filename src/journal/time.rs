@@ -33,6 +33,19 @@ impl Timestamp {
         self.0.saturating_sub(earlier.0)
     }
 
+    /// The time of day, `HH:MM:SS.mmm` (UTC): what progress lines start
+    /// with, so that they line up with the journal's instants.
+    pub fn clock(self) -> String {
+        let rest = self.0 / 1000 % 86_400;
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60,
+            self.0 % 1000
+        )
+    }
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
     pub fn parse(text: &str) -> Result<Timestamp, String> {
         let bad = || format!("{text:?} is not an RFC 3339 UTC time like 2025-12-15T23:08:22.123Z");
@@ -80,17 +93,8 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let seconds = self.0 / 1000;
-        let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-        let rest = seconds % 86_400;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rest / 3600,
-            rest % 3600 / 60,
-            rest % 60,
-            self.0 % 1000
-        )
+        let (year, month, day) = civil_from_days((self.0 / 1000 / 86_400) as i64);
+        write!(f, "{year:04}-{month:02}-{day:02}T{}Z", self.clock())
     }
 }
 
@@ -144,6 +148,7 @@ mod tests {
         // `date -u -d @1765840102 +%FT%TZ` → 2025-12-15T23:08:22Z
         let seed = Timestamp::from_millis(1_765_840_102_123);
         assert_eq!(seed.to_string(), "2025-12-15T23:08:22.123Z");
+        assert_eq!(seed.clock(), "23:08:22.123");
         assert_eq!(Timestamp::parse("2025-12-15T23:08:22.123Z").unwrap(), seed);
         assert_eq!(
             Timestamp::from_millis(0).to_string(),

@@ -4,6 +4,7 @@
 //! to be transient.
 
 use super::process::{self, Ran, Spec};
+use super::progress::Reporter;
 use crate::engine::EngineKind;
 use crate::journal::{Event, Journal};
 use crate::plan::Build;
@@ -92,19 +93,21 @@ pub fn transient(stderr: &str) -> Option<(&'static str, &'static str)> {
 /// fails with a transient error, at most [`ATTEMPTS`] tries in all.
 pub fn build(
     journal: &Journal,
+    reporter: &dyn Reporter,
     step: &str,
     engine: EngineKind,
     image: &str,
     build: &Build,
 ) -> Result<Ran, BuildError> {
     let argv = argv(engine, image, build);
-    with_retries(journal, step, image, &argv, build.timeout.get())
+    with_retries(journal, reporter, step, image, &argv, build.timeout.get())
 }
 
 /// Runs a build command line until it succeeds, fails for a reason that is
 /// not transient, or has been tried [`ATTEMPTS`] times.
 fn with_retries(
     journal: &Journal,
+    reporter: &dyn Reporter,
     step: &str,
     image: &str,
     argv: &[String],
@@ -144,7 +147,7 @@ fn with_retries(
                     "build of {image} failed with {text:?} ({why}), a known transient error: trying again, attempt {} of {ATTEMPTS}",
                     attempt + 1
                 );
-                eprintln!("loadmaster: {message}");
+                reporter.note(Some(step), &message);
                 let _ = journal.record(&Event::note(Some(step), message));
                 attempt += 1;
             }
@@ -255,10 +258,18 @@ mod tests {
         );
         let argv = ["sh", "-c", &flaky].map(String::from);
         let timeout = std::time::Duration::from_secs(10);
-        let ran = with_retries(&journal, "build/a", "a:1", &argv, timeout).unwrap();
+        let reporter = crate::runner::progress::plain::Plain::new(
+            false,
+            crate::runner::progress::ChildOutput {
+                stdout_for_report: false,
+            },
+        );
+        let with_retries =
+            |step, image, argv| with_retries(&journal, &reporter, step, image, argv, timeout);
+        let ran = with_retries("build/a", "a:1", &argv).unwrap();
         assert!(ran.success());
         let broken = ["sh", "-c", "echo 'COPY failed: no such file' >&2; exit 1"].map(String::from);
-        let error = with_retries(&journal, "build/b", "b:1", &broken, timeout).unwrap_err();
+        let error = with_retries("build/b", "b:1", &broken).unwrap_err();
         let record = Journal::open(journal.dir()).unwrap();
         std::fs::remove_dir_all(&root).unwrap();
         let commands = |step: &str| {

@@ -1,7 +1,8 @@
 //! The kind and kubectl command lines the runner uses: cluster create,
 //! delete, kubeconfig and log export; apply, the readiness waits, the
-//! events read when a wait times out, an existing cluster's context and
-//! its KEP-1755 registry ConfigMap, each with that context named.
+//! events read when a wait times out, the pods' logs and descriptions read
+//! after a failure, an existing cluster's context and its KEP-1755
+//! registry ConfigMap; each with an existing cluster's context named.
 //!
 //! Neither a kind CLI nor an API server exists where loadmaster's tests run,
 //! so the tests here are contract tests: the command lines are checked
@@ -144,6 +145,34 @@ impl Kubectl {
         }
     }
 
+    /// Every pod as JSON: what [`super::pods`] picks the pods to read from.
+    pub fn pods_json(&self) -> Vec<String> {
+        self.command(None, &["get", "pods", "--all-namespaces", "-o", "json"])
+    }
+
+    /// A container's log (its previous instance's with `previous`: the one
+    /// that crashed, when the kubelet restarted it), timestamped to line up
+    /// with the journal.
+    pub fn pod_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Vec<String> {
+        let tail = format!("--tail={LOG_TAIL_LINES}");
+        let mut args = vec!["logs", pod, "--container", container, &tail, "--timestamps"];
+        if previous {
+            args.push("--previous");
+        }
+        self.command(Some(namespace), &args)
+    }
+
+    /// A pod's spec, state, conditions and events.
+    pub fn describe_pod(&self, namespace: &str, pod: &str) -> Vec<String> {
+        self.command(Some(namespace), &["describe", "pod", pod])
+    }
+
     /// The context as the kubeconfig defines it; exits 1 when there is no
     /// such context. Reads only the kubeconfig files, not the cluster.
     pub fn get_context(&self, context: &str) -> Vec<String> {
@@ -177,6 +206,10 @@ impl Kubectl {
         argv
     }
 }
+
+/// How many lines of a container's log are kept: its end, where a crash
+/// says why.
+pub const LOG_TAIL_LINES: u32 = 1000;
 
 /// How long loadmaster lets a kubectl wait run before killing it: kubectl's
 /// own timeout plus time to say what it was waiting for.
@@ -399,6 +432,71 @@ mod contract_tests {
                 "--sort-by=.lastTimestamp"
             ]
         );
+    }
+
+    #[test]
+    fn pod_logs_and_descriptions() {
+        assert_eq!(
+            Kubectl::default().pods_json(),
+            ["kubectl", "get", "pods", "--all-namespaces", "-o", "json"]
+        );
+        assert_eq!(
+            Kubectl::default().pod_logs("e2e", "api-7d4b9c-x2x9q", "api", true),
+            [
+                "kubectl",
+                "--namespace",
+                "e2e",
+                "logs",
+                "api-7d4b9c-x2x9q",
+                "--container",
+                "api",
+                "--tail=1000",
+                "--timestamps",
+                "--previous"
+            ]
+        );
+        assert_eq!(
+            Kubectl::default().describe_pod("e2e", "api-7d4b9c-x2x9q"),
+            [
+                "kubectl",
+                "--namespace",
+                "e2e",
+                "describe",
+                "pod",
+                "api-7d4b9c-x2x9q"
+            ]
+        );
+    }
+
+    /// The command lines above, given to the real kubectl (when installed)
+    /// with a kubeconfig for an address where nothing listens: kubectl
+    /// must get as far as connecting, so that it took every flag and
+    /// argument.
+    #[test]
+    fn kubectl_accepts_the_pod_command_lines() {
+        if !crate::runner::process::on_path("kubectl") {
+            eprintln!("skipped: kubectl not installed");
+            return;
+        }
+        let kubeconfig = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/kubectl/unreachable.kubeconfig"
+        );
+        for argv in [
+            Kubectl::default().pods_json(),
+            Kubectl::default().pod_logs("e2e", "api-0", "api", false),
+            Kubectl::default().pod_logs("e2e", "api-0", "api", true),
+            Kubectl::default().describe_pod("e2e", "api-0"),
+        ] {
+            let out = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("KUBECONFIG", kubeconfig)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{argv:?}");
+            assert!(stderr.contains("connection refused"), "{argv:?}: {stderr}");
+        }
     }
 
     #[test]

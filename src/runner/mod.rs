@@ -15,7 +15,11 @@
 //! plan's policy.
 //!
 //! Every step is a journal step with a start, an end and its commands; the
-//! monitor samples memory (host and nodes) throughout. A failing step gets
+//! monitor samples memory (host and nodes) throughout. A failed deploy or
+//! test step also gets the logs and descriptions of the pods that are not
+//! ready ([`pods`]), each file listed in the journal. What happens is
+//! shown by a [`progress::Reporter`] (a frame of active steps on a
+//! terminal, timestamped lines elsewhere), which the runner only informs. A failing step gets
 //! logs gathered and a diagnosis (`diagnosis.json`, `diagnosis.md` in the
 //! run directory). SIGINT and SIGTERM stop the running child (a build,
 //! kubectl, the test) and end the journal with `run-end interrupted`. An
@@ -27,7 +31,9 @@ pub mod build;
 pub mod estimate;
 pub mod kube;
 pub mod overlay;
+pub mod pods;
 pub mod process;
+pub mod progress;
 pub mod registry_delivery;
 pub mod registry_hosting;
 pub mod schedule;
@@ -44,10 +50,11 @@ use crate::plan::{
 };
 use crate::triage::{self, Diagnosis, render};
 use process::{Ran, Spec};
+use progress::Reporter;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -68,6 +75,11 @@ pub struct Options {
     pub engine: Option<EngineChoice>,
     /// `--keep` / `--delete`, for `run`.
     pub teardown: Option<TeardownAction>,
+    /// `--progress`.
+    pub progress: progress::Mode,
+    /// Stdout carries the run's JSON report: children's stdout is shown on
+    /// stderr instead.
+    pub stdout_for_report: bool,
 }
 
 /// How long the kind CLI may take to create or delete a cluster.
@@ -76,6 +88,9 @@ const KIND_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const GATHER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one apply may take.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The most pods whose logs a failure gathers: a broken deployment of many
+/// replicas tells the same story in each.
+const MAX_PODS_READ: usize = 10;
 
 /// Why a run could not start at all (no journal was written).
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +181,7 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
     let mut run = Run {
         plan,
         options,
+        reporter: progress::for_stderr(options.progress, options.stdout_for_report),
         journal,
         engine: selection.engine.clone(),
         selection,
@@ -197,6 +213,7 @@ fn select(plan: &Plan, flag: Option<EngineChoice>) -> Result<Selection, engine::
 struct Run<'a> {
     plan: &'a Plan,
     options: &'a Options,
+    reporter: Arc<dyn Reporter>,
     journal: Arc<Journal>,
     selection: Selection,
     /// The engine the cluster's nodes run on.
@@ -270,7 +287,8 @@ impl Run<'_> {
             return Err((id.to_string(), StepError::Interrupted(signal)));
         }
         self.record(&Event::step_start(id));
-        eprintln!("loadmaster: {id}");
+        self.reporter.step_started(id);
+        let started = Instant::now();
         let result = body();
         let (outcome, error) = match &result {
             Ok(_) => (Outcome::Succeeded, None),
@@ -280,6 +298,8 @@ impl Run<'_> {
             ),
             Err(StepError::Failed { message, .. }) => (Outcome::Failed, Some(message.clone())),
         };
+        self.reporter
+            .step_finished(id, outcome, started.elapsed(), error.as_deref());
         self.record(&Event::step_end(id, outcome, error));
         result.map_err(|error| (id.to_string(), error))
     }
@@ -288,12 +308,12 @@ impl Run<'_> {
     /// the environment coming up; the terminal still says so.
     fn record(&self, event: &Event) {
         if let Err(error) = self.journal.record(event) {
-            eprintln!("loadmaster: warning: {error}");
+            self.reporter.note(None, &format!("warning: {error}"));
         }
     }
 
     fn note(&self, step: Option<&str>, message: String) {
-        eprintln!("loadmaster: {message}");
+        self.reporter.note(step, &message);
         self.record(&Event::note(step, message));
     }
 
@@ -479,7 +499,7 @@ impl Run<'_> {
             ),
             KIND_TIMEOUT,
         );
-        spec.echo = true;
+        spec.echo = Some(self.reporter.clone());
         spec.env = vec![(
             "KIND_EXPERIMENTAL_PROVIDER".to_string(),
             self.selection.engine.kind().name().to_string(),
@@ -598,7 +618,7 @@ impl Run<'_> {
             .collect();
         let chosen = schedule::plan(&items, budget.bytes, self.plan.budget.parallel_builds);
         for warning in &chosen.warnings {
-            eprintln!("loadmaster: warning: {warning}");
+            self.reporter.note(None, &format!("warning: {warning}"));
         }
         let batches: Vec<Vec<ScheduledBuild>> = chosen
             .batches
@@ -614,12 +634,15 @@ impl Run<'_> {
                     .collect()
             })
             .collect();
-        eprintln!(
-            "loadmaster: {} build(s) in {} batch(es) within a budget of {} MiB ({})",
-            builds.len(),
-            batches.len(),
-            budget.bytes >> 20,
-            budget.source
+        self.reporter.note(
+            None,
+            &format!(
+                "{} build(s) in {} batch(es) within a budget of {} MiB ({})",
+                builds.len(),
+                batches.len(),
+                budget.bytes >> 20,
+                budget.source
+            ),
         );
         self.record(&Event::schedule(
             budget.bytes,
@@ -638,6 +661,7 @@ impl Run<'_> {
                             self.step(&step, || {
                                 build::build(
                                     &self.journal,
+                                    self.reporter.as_ref(),
                                     &step,
                                     self.engine.kind(),
                                     &image.name,
@@ -670,7 +694,7 @@ impl Run<'_> {
     fn deliver(&self, image: &Image) -> Result<(), Failure> {
         let step = format!("deliver/{}", image.name);
         self.step(&step, || {
-            let progress = deliver::progress::for_stderr();
+            let progress = self.reporter.delivery(&step);
             let options = deliver::Options::default();
             // A Ctrl-C reaches the engine commands a load runs (they share
             // loadmaster's process group) and fails the load: that is the
@@ -760,8 +784,18 @@ impl Run<'_> {
                     continue;
                 }
                 let namespace = wait.namespace.as_deref().or(deploy.namespace.as_deref());
-                let events = self.gather(&id, &self.kubectl.events(namespace), &file_name(&format!("{id}-events"), "txt"));
-                let pods = self.gather(&id, &self.kubectl.pods(namespace), &file_name(&format!("{id}-pods"), "txt"));
+                let events = self.gather(
+                    &id,
+                    &self.kubectl.events(namespace),
+                    &file_name(&format!("{id}-events"), "txt"),
+                    "the events of the namespace waited in, oldest first",
+                );
+                let pods = self.gather(
+                    &id,
+                    &self.kubectl.pods(namespace),
+                    &file_name(&format!("{id}-pods"), "txt"),
+                    "the pods of the namespace waited in",
+                );
                 let output = ran.tail_text();
                 return Err(StepError::Failed {
                     message: format!(
@@ -769,7 +803,7 @@ impl Run<'_> {
                         build::shell_words(&spec.argv),
                         ran.describe(spec.timeout),
                         output.lines().last().unwrap_or_default(),
-                        indent(&pods),
+                        indent(&last_lines(&pods, 30)),
                         indent(&last_lines(&events, 15)),
                     ),
                     output: format!(
@@ -814,12 +848,17 @@ impl Run<'_> {
     }
 
     /// Runs a read-only command for evidence, keeps its output under
-    /// `logs/file`, and returns it (or why it could not be read).
-    fn gather(&self, step: &str, argv: &[String], file: &str) -> String {
+    /// `logs/file` (listed in the journal as `about`), and returns it (or
+    /// why it could not be read).
+    fn gather(&self, step: &str, argv: &[String], file: &str, about: &str) -> String {
         let mut spec = Spec::new(argv, GATHER_TIMEOUT);
         spec.env = self.kube_env();
-        spec.log = Some(self.journal.dir().join("logs").join(file));
-        match self.command(step, &spec) {
+        spec.whole_stdout = true;
+        let path = Path::new("logs").join(file);
+        spec.log = Some(self.journal.dir().join(&path));
+        let ran = self.command(step, &spec);
+        self.record(&Event::log_file(step, path, about));
+        match ran {
             Ok(ran) => String::from_utf8_lossy(if ran.success() {
                 &ran.stdout_tail
             } else {
@@ -829,6 +868,75 @@ impl Run<'_> {
             .to_string(),
             Err(StepError::Failed { message, .. }) => message,
             Err(StepError::Interrupted(signal)) => format!("not read: stopped by signal {signal}"),
+        }
+    }
+
+    /// The logs (a restarted container's previous instance's too) and
+    /// descriptions of the pods in the plan's namespaces that are not
+    /// ready or failed.
+    fn gather_pod_logs(&self, step: &str) {
+        let listing = self.gather(
+            step,
+            &self.kubectl.pods_json(),
+            "pods.json",
+            "every pod as JSON: what the pods whose logs were read were chosen from",
+        );
+        let pods = match pods::unready(&listing, &pods::plan_namespaces(self.plan)) {
+            Ok(pods) => pods,
+            Err(error) => {
+                self.note(
+                    Some(step),
+                    format!(
+                        "pod logs not gathered: kubectl's pod listing is not JSON ({error}): {}",
+                        listing.lines().next().unwrap_or_default()
+                    ),
+                );
+                return;
+            }
+        };
+        if pods.len() > MAX_PODS_READ {
+            self.note(
+                Some(step),
+                format!(
+                    "{} pods are not ready; the logs of the first {MAX_PODS_READ} are gathered",
+                    pods.len()
+                ),
+            );
+        }
+        for pod in pods.iter().take(MAX_PODS_READ) {
+            let about = format!("pod {}/{} ({})", pod.namespace, pod.name, pod.why);
+            let stem = format!("pod-{}-{}", pod.namespace, pod.name);
+            self.gather(
+                step,
+                &self.kubectl.describe_pod(&pod.namespace, &pod.name),
+                &file_name(&format!("{stem}-describe"), "txt"),
+                &format!("{about}: `kubectl describe`"),
+            );
+            for container in &pod.containers {
+                let instances: &[bool] = if container.restarted {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
+                for &previous in instances {
+                    let (suffix, which) = if previous {
+                        ("-previous", " (its instance before the last restart)")
+                    } else {
+                        ("", "")
+                    };
+                    self.gather(
+                        step,
+                        &self.kubectl.pod_logs(
+                            &pod.namespace,
+                            &pod.name,
+                            &container.name,
+                            previous,
+                        ),
+                        &file_name(&format!("{stem}-{}{suffix}", container.name), "log"),
+                        &format!("{about}: the log of container {}{which}", container.name),
+                    );
+                }
+            }
         }
     }
 
@@ -849,7 +957,7 @@ impl Run<'_> {
             spec.env
                 .extend(test.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             spec.dir = Some(test.workdir.clone());
-            spec.echo = true;
+            spec.echo = Some(self.reporter.clone());
             spec.log = Some(self.journal.artifacts_dir().join("test.log"));
             let ran = self.command("test", &spec)?;
             exit = ran.exit.code.or(ran.exit.signal.map(|s| 128 + s));
@@ -957,19 +1065,39 @@ impl Run<'_> {
         let is_kind = self.plan.cluster.provider == Provider::Kind;
         if is_kind && process::on_path("kind") {
             let argv = kube::kind_export_logs(&self.plan.cluster.name, &logs.join("kind"));
-            self.gather(step, &argv, "kind-export.txt");
+            self.gather(
+                step,
+                &argv,
+                "kind-export.txt",
+                "`kind export logs` (the nodes' logs are under logs/kind/)",
+            );
         } else {
             for name in &self.nodes {
                 let text = self
                     .engine
                     .container_logs(name, 500)
                     .unwrap_or_else(|e| format!("cannot read the logs of node {name}: {e}"));
-                let _ = std::fs::write(logs.join(file_name(&format!("node-{name}"), "log")), text);
+                let file = file_name(&format!("node-{name}"), "log");
+                if std::fs::write(logs.join(&file), text).is_ok() {
+                    self.record(&Event::log_file(
+                        step,
+                        Path::new("logs").join(file),
+                        format!("the log of node {name}'s container"),
+                    ));
+                }
             }
         }
         if self.kubeconfig.is_some() {
-            self.gather(step, &self.kubectl.events(None), "events.txt");
-            self.gather(step, &self.kubectl.pods(None), "pods.txt");
+            self.gather(
+                step,
+                &self.kubectl.events(None),
+                "events.txt",
+                "the cluster's events, oldest first",
+            );
+            self.gather(step, &self.kubectl.pods(None), "pods.txt", "every pod");
+            if step == "test" || step.starts_with("deploy/") {
+                self.gather_pod_logs(step);
+            }
         }
         let diagnosis: Diagnosis = match node {
             Some(node) => triage::collect::diagnose_load(
@@ -985,9 +1113,12 @@ impl Run<'_> {
         let written = std::fs::write(dir.join("diagnosis.json"), render::json(&diagnosis))
             .and_then(|()| std::fs::write(dir.join("diagnosis.md"), render::markdown(&diagnosis)));
         if let Err(error) = written {
-            eprintln!(
-                "loadmaster: warning: cannot write the diagnosis into {}: {error}",
-                dir.display()
+            self.reporter.note(
+                None,
+                &format!(
+                    "warning: cannot write the diagnosis into {}: {error}",
+                    dir.display()
+                ),
             );
         }
     }
@@ -1000,7 +1131,7 @@ impl Run<'_> {
         }
         if let Some(monitor) = self.monitor.take() {
             for note in monitor.stop().notes {
-                eprintln!("loadmaster: monitor: {note}");
+                self.reporter.note(None, &format!("monitor: {note}"));
             }
         }
         let (outcome, failed_step, error, signal) = match result {

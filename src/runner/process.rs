@@ -1,5 +1,5 @@
 //! Child processes of a run (builds, kind, kubectl, the test): their output
-//! streamed as it comes (to the terminal and a log file when asked) while
+//! streamed as it comes (to an [`Echo`] and a log file when asked) while
 //! its tail is kept for the journal, a timeout, and a stop on SIGINT or
 //! SIGTERM.
 //!
@@ -23,18 +23,34 @@ const GRACE: Duration = Duration::from_secs(5);
 /// How often a running child is checked for its end, timeout and signals.
 const POLL: Duration = Duration::from_millis(50);
 
+/// Which of a child's streams a chunk of output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Shows a child's output as it comes. The runner's progress display is
+/// one: it must know, to keep its own lines clear of the child's.
+pub trait Echo: Send + Sync {
+    fn output(&self, stream: Stream, chunk: &[u8]);
+}
+
 /// A command to run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Spec {
     pub argv: Vec<String>,
     /// Added to loadmaster's environment.
     pub env: Vec<(String, String)>,
     pub dir: Option<PathBuf>,
     pub timeout: Duration,
-    /// Copy the child's stdout and stderr to loadmaster's as they come.
-    pub echo: bool,
+    /// Where to show the child's stdout and stderr as they come.
+    pub echo: Option<Arc<dyn Echo>>,
     /// Also append both to this file.
     pub log: Option<PathBuf>,
+    /// Keep all of stdout, not only its tail: for output that is parsed
+    /// (a pod listing as JSON).
+    pub whole_stdout: bool,
 }
 
 impl Spec {
@@ -53,7 +69,8 @@ pub struct Ran {
     pub exit: Exit,
     /// Stopped because loadmaster received this signal.
     pub interrupted: Option<i32>,
-    /// The last [`STDERR_TAIL`] bytes of stdout and of stderr.
+    /// The last [`STDERR_TAIL`] bytes of stdout (all of it with
+    /// [`Spec::whole_stdout`]) and of stderr.
     pub stdout_tail: Vec<u8>,
     pub stderr_tail: Vec<u8>,
     pub duration: Duration,
@@ -118,8 +135,23 @@ pub fn run(spec: &Spec) -> io::Result<Ran> {
     };
     let started = Instant::now();
     let mut child = command.spawn()?;
-    let stdout = pump(child.stdout.take(), spec.echo, false, log.clone());
-    let stderr = pump(child.stderr.take(), spec.echo, true, log);
+    let stdout_keep = if spec.whole_stdout {
+        usize::MAX
+    } else {
+        STDERR_TAIL
+    };
+    let stdout = pump(
+        child.stdout.take(),
+        (Stream::Stdout, stdout_keep),
+        spec.echo.clone(),
+        log.clone(),
+    );
+    let stderr = pump(
+        child.stderr.take(),
+        (Stream::Stderr, STDERR_TAIL),
+        spec.echo.clone(),
+        log,
+    );
     let pgid = child.id() as libc::pid_t;
     let mut timed_out = false;
     let mut interrupted = None;
@@ -161,12 +193,12 @@ fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
-/// Copies a child's stream to the terminal and the log as it comes, and
-/// returns its last [`STDERR_TAIL`] bytes.
+/// Copies a child's stream to the echo and the log as it comes, and
+/// returns its last `keep` bytes.
 fn pump(
     stream: Option<impl Read + Send + 'static>,
-    echo: bool,
-    is_stderr: bool,
+    (which, keep): (Stream, usize),
+    echo: Option<Arc<dyn Echo>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
 ) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
@@ -181,25 +213,21 @@ fn pump(
                 Ok(n) => n,
             };
             let chunk = &buffer[..n];
-            // Terminal and log are best effort: a closed terminal must not
-            // stop the run, and the journal keeps the tail regardless.
-            if echo {
-                if is_stderr {
-                    let _ = io::stderr().write_all(chunk);
-                } else {
-                    let _ = io::stdout().write_all(chunk);
-                }
+            // Echo and log are best effort: a closed terminal must not stop
+            // the run, and the journal keeps the tail regardless.
+            if let Some(echo) = &echo {
+                echo.output(which, chunk);
             }
             if let Some(log) = &log {
                 let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = file.write_all(chunk);
             }
             tail.extend_from_slice(chunk);
-            if tail.len() > 2 * STDERR_TAIL {
-                tail.drain(..tail.len() - STDERR_TAIL);
+            if tail.len() > keep.saturating_mul(2) {
+                tail.drain(..tail.len() - keep);
             }
         }
-        let cut = tail.len().saturating_sub(STDERR_TAIL);
+        let cut = tail.len().saturating_sub(keep);
         tail.drain(..cut);
         tail
     })
@@ -249,6 +277,15 @@ mod tests {
             started.elapsed()
         );
         assert!(ran.stdout_tail.is_empty());
+    }
+
+    #[test]
+    fn whole_stdout_keeps_more_than_the_tail() {
+        let script = format!("head -c {} /dev/zero", 3 * STDERR_TAIL);
+        let mut spec = Spec::new(&["sh", "-c", &script], Duration::from_secs(10));
+        assert_eq!(run(&spec).unwrap().stdout_tail.len(), STDERR_TAIL);
+        spec.whole_stdout = true;
+        assert_eq!(run(&spec).unwrap().stdout_tail.len(), 3 * STDERR_TAIL);
     }
 
     #[test]

@@ -3,18 +3,20 @@
 //! KEP-1755 ConfigMap names ([`super::registry_hosting`]); every plan image
 //! is pushed to it from the engine or its archive, only the blobs it lacks
 //! ([`crate::push`]); each push is a `delivery` event with the pushed
-//! reference and digest; and each becomes a [`Rewrite`] so that deployed
-//! manifests name exactly what was pushed ([`super::overlay`]).
+//! reference and digest, its retries as notes; and each becomes a
+//! [`Rewrite`] so that deployed manifests name exactly what was pushed
+//! ([`super::overlay`]).
 
 use super::overlay::Rewrite;
 use super::process::Spec;
+use super::progress::Reporter;
 use super::registry_hosting::{self, HostingError, LocalRegistryHosting};
 use super::{Failure, GATHER_TIMEOUT, Run, StepError, failure_line, signal};
 use crate::archive::Digest;
 use crate::deliver::Source;
 use crate::journal::Event;
 use crate::plan::{Image, ImageSource};
-use crate::push::{self, PushReport, Pusher, RegistryTarget};
+use crate::push::{BlobStep, PushProgress, PushReport, Pusher, RegistryTarget, Retry};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -50,9 +52,11 @@ impl Run<'_> {
             return Ok(());
         }
         let registry = self.step("registry", || self.registry(registry, allow_http))?;
-        let progress = push::progress::for_stderr();
+        let progress = PushNotes {
+            reporter: self.reporter.as_ref(),
+        };
         let engine = self.engine.clone();
-        let mut pusher = Pusher::new(&engine, &registry.target, progress.as_ref());
+        let mut pusher = Pusher::new(&engine, &registry.target, &progress);
         let mut pushed = Vec::new();
         for image in &self.plan.images {
             let report = self.push(&mut pusher, &registry.target.host, image)?;
@@ -154,6 +158,13 @@ impl Run<'_> {
             };
             let started = Instant::now();
             let result = pusher.push(&image.name, source);
+            let retries = match &result {
+                Ok(report) => report.retries.clone(),
+                Err(_) => pusher.take_retries(),
+            };
+            for retry in retries {
+                self.record(&Event::note(Some(&step), format!("retry: {retry}")));
+            }
             self.record(&Event::pushed(
                 &step,
                 &image.name,
@@ -170,4 +181,36 @@ impl Run<'_> {
             })
         })
     }
+}
+
+/// A push as the run's reporter shows it: where each image goes and every
+/// retry, as they happen. Blob and byte counts go to the journal.
+struct PushNotes<'a> {
+    reporter: &'a dyn Reporter,
+}
+
+impl PushProgress for PushNotes<'_> {
+    fn begin(&self, image: &str, destination: &str, _: Option<u64>) {
+        self.reporter.note(
+            Some(&format!("deliver/{image}")),
+            &format!("pushing {image} to {destination}"),
+        );
+    }
+
+    fn blob(&self, _: &Digest, _: BlobStep<'_>) {}
+
+    fn reading(&self, missing: usize) {
+        self.reporter.note(
+            None,
+            &format!("the registry lacks {missing} blob(s): reading the image"),
+        );
+    }
+
+    fn streaming(&self, _: u64, _: u64) {}
+
+    fn retry(&self, retry: &Retry) {
+        self.reporter.note(None, &format!("retry: {retry}"));
+    }
+
+    fn done(&self, _: &PushReport) {}
 }
