@@ -118,7 +118,7 @@ pub fn patch(
 ) -> Result<(), PushError> {
     let start = session.received;
     let end = start + chunk.len() as u64;
-    let what = format!("PATCH /v2/{repository}/blobs/uploads/ ({blob}, bytes {start}-{end})");
+    let what = format!("PATCH /v2/{repository}/blobs/uploads/ ({blob}, bytes {start}..{end})");
     let scope = push_scope(repository);
     client.retrying(&what, |client, attempt| {
         if attempt > 1 {

@@ -10,7 +10,7 @@ use super::auth::Auth;
 use super::credentials::Lookup;
 use super::progress::PushProgress;
 use super::retry::{Retry, RetryPolicy, is_transient_status};
-use super::target::RegistryTarget;
+use super::target::{RegistryTarget, is_loopback};
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -146,8 +146,13 @@ impl<'p> Client<'p> {
         policy: RetryPolicy,
         progress: &'p dyn PushProgress,
     ) -> Client<'p> {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
+        let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+        if is_loopback(&target.host) {
+            // As Go's (docker's, podman's) clients do: a proxy from the
+            // environment is never used for this machine.
+            config = config.proxy(None);
+        }
+        let config = config
             .user_agent(concat!("loadmaster/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(15)))
             // A registry checks a blob's digest before it answers the last

@@ -2,7 +2,8 @@
 //! write, so that a push works wherever the user's engine already does.
 //!
 //! Files, first match wins: `REGISTRY_AUTH_FILE`, podman's
-//! `${XDG_RUNTIME_DIR}/containers/auth.json`, then docker's
+//! `${XDG_RUNTIME_DIR}/containers/auth.json` and
+//! `~/.config/containers/auth.json`, then docker's
 //! `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`). Each
 //! maps a registry host to `{"auth": base64("user:password")}` under
 //! `auths`. The password is a [`Secret`]: it has no `Display`, its `Debug`
@@ -90,6 +91,9 @@ fn auth_files(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     }
     if let Some(runtime) = env("XDG_RUNTIME_DIR") {
         files.push(PathBuf::from(runtime).join("containers/auth.json"));
+    }
+    if let Some(home) = env("HOME") {
+        files.push(PathBuf::from(home).join(".config/containers/auth.json"));
     }
     let docker_dir = env("DOCKER_CONFIG")
         .map(PathBuf::from)
