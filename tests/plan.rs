@@ -253,7 +253,7 @@ fn delivery_settings_that_do_not_apply_are_reported_where_they_are() {
         &[(
             6,
             15,
-            "cluster.delivery.registry: \"http://registry.example.com:5000/team\" asks for plain HTTP to registry.example.com:5000, which is not this machine: anything on the network could read or change the images; use HTTPS (drop `http://`), or set `allowHttp: true` if the network is trusted",
+            "cluster.delivery.registry: registry \"http://registry.example.com:5000/team\" asks for plain HTTP to registry.example.com:5000, which is not this machine: anything on the network could read or change the images; use HTTPS (drop `http://`), or allow plain HTTP if the network is trusted (`--allow-http`; in a plan, `allowHttp: true`)",
         )],
     );
     let stderr = check_fails(&fixture("bad-delivery-mode.yaml"));

@@ -226,12 +226,3 @@ impl Progress for Silent {
     fn streaming(&self, _: u64, _: &[(&str, u64)]) {}
     fn node_done(&self, _: &NodeReport) {}
 }
-
-/// The time of day in UTC, `HH:MM:SS`, for log lines.
-pub(crate) fn humantime_now() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let day = seconds % 86_400;
-    format!("{:02}:{:02}:{:02}", day / 3600, day / 60 % 60, day % 60)
-}

@@ -319,12 +319,7 @@ fn delivery(c: &mut Checker, raw: Option<DeliveryFile>, is_existing: bool) -> De
             if let Some(spec) = &raw.registry
                 && let Err(error) = RegistryTarget::parse(spec, raw.allow_http)
             {
-                // The parser words its errors for `loadmaster push`'s flags.
-                let message = error
-                    .to_string()
-                    .replacen("--registry ", "", 1)
-                    .replace("pass --allow-http", "set `allowHttp: true`");
-                c.problem("cluster.delivery.registry", message);
+                c.problem("cluster.delivery.registry", error.to_string());
             }
             if raw.registry.is_none() && is_existing {
                 c.problem(

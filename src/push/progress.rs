@@ -6,7 +6,7 @@
 use super::PushReport;
 use super::retry::Retry;
 use crate::archive::Digest;
-use crate::deliver::progress::humantime_now;
+use crate::journal::Timestamp;
 use crate::units::bytes;
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -67,7 +67,7 @@ impl Lines {
         if self.terminal {
             eprintln!("\r\x1b[K{text}");
         } else {
-            eprintln!("{} {text}", humantime_now());
+            eprintln!("{} {text}", Timestamp::now().clock());
         }
     }
 }

@@ -29,7 +29,7 @@ impl RegistryTarget {
     pub fn parse(spec: &str, allow_http: bool) -> Result<RegistryTarget, PushError> {
         let bad = |reason: String| {
             PushError::BadTarget(format!(
-                "--registry {spec:?}: {reason}; write it as HOST[:PORT][/PREFIX], e.g. `registry.example.com/team` or `127.0.0.1:5000`"
+                "registry {spec:?}: {reason}; write it as HOST[:PORT][/PREFIX], e.g. `registry.example.com/team` or `127.0.0.1:5000`"
             ))
         };
         let (scheme, rest) = match spec.split_once("://") {
@@ -54,7 +54,7 @@ impl RegistryTarget {
         };
         if plain_http && !loopback && !allow_http {
             return Err(PushError::BadTarget(format!(
-                "--registry {spec:?} asks for plain HTTP to {host}, which is not this machine: anything on the network could read or change the images; use HTTPS (drop `http://`), or pass --allow-http if the network is trusted"
+                "registry {spec:?} asks for plain HTTP to {host}, which is not this machine: anything on the network could read or change the images; use HTTPS (drop `http://`), or allow plain HTTP if the network is trusted (`--allow-http`; in a plan, `allowHttp: true`)"
             )));
         }
         Ok(RegistryTarget {
