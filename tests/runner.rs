@@ -1339,3 +1339,53 @@ fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
         ["cluster"]
     );
 }
+
+/// Contract test: recorded behaviour (`tests/fixtures/kind/bin/kind`, a
+/// stand-in answering `kind get kubeconfig` as kind does). With kind on
+/// PATH the test gets kind's whole kubeconfig (over 4 KiB, more than a
+/// command's kept output tail), by an absolute path: the run's root is
+/// relative and the test runs in another directory.
+#[test]
+fn the_test_gets_kinds_whole_kubeconfig_by_an_absolute_path() {
+    let _exclusive = exclusive();
+    let Some(&kind) = engines_under_test().first() else {
+        return;
+    };
+    let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kind");
+    let test = "test:\n  command: cp \"$KUBECONFIG\" ../got.yaml && case \"$KUBECONFIG\" in /*) ;; *) exit 3 ;; esac\n  workdir: sub\n  timeout: 30s\n";
+    let plan = TestPlan::write(&plan_text(&cluster, "", test, "1GiB"));
+    let dir = plan.file.parent().unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let calls = dir.join("kind-calls");
+    let path = format!(
+        "{}:{}",
+        fixtures.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_loadmaster"))
+        .args(["run", "-f", "loadmaster.yaml", "--root", "runs"])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("LM_FAKE_KIND_CALLS", &calls)
+        .env_remove("KUBECONFIG")
+        .env_remove("LOADMASTER_ENGINE")
+        .env_remove("KIND_EXPERIMENTAL_PROVIDER")
+        .env_remove("LOADMASTER_TEARDOWN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{kind}: {stderr}");
+    let recorded = std::fs::read_to_string(fixtures.join("kubeconfig.yaml")).unwrap();
+    let expected = recorded.replace("CLUSTER", &cluster.name);
+    assert!(expected.len() > 4096);
+    let got = std::fs::read_to_string(dir.join("got.yaml")).unwrap();
+    assert_eq!(got, expected, "{kind}: the kubeconfig the test saw");
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(
+        calls,
+        format!("get kubeconfig --name {}\n", cluster.name),
+        "{kind}: kind was asked only for the kubeconfig"
+    );
+}

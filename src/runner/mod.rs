@@ -545,11 +545,18 @@ impl Run<'_> {
     fn find_kubeconfig(&self) -> Option<String> {
         let name = &self.plan.cluster.name;
         if process::on_path("kind") {
-            let spec = Spec::new(&kube::kind_kubeconfig(name), GATHER_TIMEOUT);
+            let spec = Spec {
+                // A kubeconfig with its certificates is larger than the
+                // tail a command otherwise keeps.
+                whole_stdout: true,
+                ..Spec::new(&kube::kind_kubeconfig(name), GATHER_TIMEOUT)
+            };
             if let Ok(ran) = process::run(&spec)
                 && ran.success()
             {
+                // Absolute: the test runs in its own working directory.
                 let path = self.journal.dir().join("kubeconfig");
+                let path = std::path::absolute(&path).unwrap_or(path);
                 if std::fs::write(&path, &ran.stdout_tail).is_ok() {
                     self.note(
                         None,
