@@ -267,7 +267,7 @@ fn a_declined_mount_falls_back_to_an_upload() {
         let base = layers_of(kind, &first.name)[0].clone();
         let engine = Engine::new(kind);
         let target = RegistryTarget::parse(&registry.host(), false).unwrap();
-        let mut pusher = Pusher::new(&engine, &target, &Silent);
+        let mut pusher = Pusher::new(&engine, &target, &Silent).unwrap();
         pusher
             .push(&first.name, Source::Engine { image: &first.name })
             .unwrap();
@@ -328,7 +328,7 @@ fn a_registry_restarted_mid_push_is_ridden_out_by_retries() {
         };
         let report = std::thread::scope(|scope| {
             let pushing = scope.spawn(|| {
-                let mut pusher = Pusher::with_policy(&engine, &target, &Silent, policy);
+                let mut pusher = Pusher::with_policy(&engine, &target, &Silent, policy).unwrap();
                 pusher.push(&image.name, Source::Engine { image: &image.name })
             });
             // Down for a second: the next request finds nothing listening.
@@ -575,7 +575,7 @@ fn pushes_an_image_from_an_archive() {
         assert!(saved.status.success());
         let engine = Engine::new(kind);
         let target = RegistryTarget::parse(&registry.host(), false).unwrap();
-        let mut pusher = Pusher::new(&engine, &target, &Silent);
+        let mut pusher = Pusher::new(&engine, &target, &Silent).unwrap();
         let source = Source::Archive {
             reader: Box::new(std::io::Cursor::new(saved.stdout)),
             label: "saved.tar".into(),
@@ -611,4 +611,56 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// HTTPS to a registry whose certificate comes from a CA of its own: the CA
+/// given with --cert-dir (the engines' certs.d layout) makes it trusted;
+/// without it the push fails before any request reaches the registry, and
+/// the error says where the CA would go.
+#[test]
+fn a_tls_registry_is_trusted_through_its_ca_and_refused_without_it() {
+    for kind in engines_under_test() {
+        let registry = TestRegistry::with_tls();
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 4096,
+            seed: 41,
+        }]);
+        let https = format!("https://{}/tls", registry.host());
+        let push = |extra: &[&str]| {
+            let mut args = vec!["--engine", kind.name(), "push", &image.name, "--registry"];
+            args.extend([https.as_str(), "-o", "json"]);
+            args.extend(extra);
+            let mut command = loadmaster_command(&args);
+            isolate_credentials(&mut command, &[]);
+            command.output().expect("run loadmaster push")
+        };
+
+        let refused = push(&[]);
+        assert_eq!(refused.status.code(), Some(1), "{kind}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("certs.d") && stderr.contains("--cert-dir"),
+            "{kind}: says where the CA goes: {stderr}"
+        );
+        assert!(
+            registry.requests().is_empty(),
+            "{kind}: no request got through: {:?}",
+            registry.requests()
+        );
+
+        let ca_dir = registry.ca_dir();
+        let trusted = push(&["--cert-dir", ca_dir.to_str().unwrap()]);
+        assert_succeeded(kind, &trusted);
+        let report: Value = serde_json::from_slice(&trusted.stdout).unwrap();
+        assert_eq!(report["images"][0]["blobs_uploaded"], 2, "{kind}: {report}");
+        assert!(
+            registry
+                .requests()
+                .iter()
+                .any(|r| r.method == "PUT" && r.target.starts_with("/v2/tls/") && r.status == 201),
+            "{kind}: the manifest arrived over HTTPS: {:?}",
+            registry.requests()
+        );
+    }
 }

@@ -106,6 +106,12 @@ enum Command {
         /// a network you trust).
         #[arg(long)]
         allow_http: bool,
+        /// The CA certificates (`*.crt`, PEM) the registry's TLS
+        /// certificate is checked against; default: the registry's
+        /// directory in /etc/docker/certs.d or /etc/containers/certs.d,
+        /// else the public web roots.
+        #[arg(long, value_name = "DIR")]
+        cert_dir: Option<std::path::PathBuf>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -415,6 +421,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             registry,
             archive,
             allow_http,
+            cert_dir,
             output,
         } => push::push(
             cli.engine,
@@ -423,6 +430,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 registry,
                 archive,
                 allow_http,
+                cert_dir,
                 output,
             },
         ),

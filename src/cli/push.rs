@@ -12,6 +12,7 @@ pub struct PushArgs {
     pub registry: String,
     pub archive: Option<String>,
     pub allow_http: bool,
+    pub cert_dir: Option<std::path::PathBuf>,
     pub output: Output,
 }
 
@@ -34,7 +35,10 @@ struct Failure<'a> {
 
 pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), CommandError> {
     // Everything the user typed is checked before the engine is asked.
-    let target = RegistryTarget::parse(&args.registry, args.allow_http)?;
+    let target = RegistryTarget {
+        cert_dir: args.cert_dir.clone(),
+        ..RegistryTarget::parse(&args.registry, args.allow_http)?
+    };
     if args.images.is_empty() {
         return Err(CommandError::BadInput(match args.archive {
             Some(_) => {
@@ -54,7 +58,7 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
     }
     let engine = select_engine(engine_flag)?.engine;
     let progress = push::progress::for_stderr();
-    let mut pusher = Pusher::new(&engine, &target, progress.as_ref());
+    let mut pusher = Pusher::new(&engine, &target, progress.as_ref())?;
 
     let mut reports = Vec::new();
     let mut failed: Option<(&str, PushError, Vec<Retry>)> = None;

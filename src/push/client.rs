@@ -11,6 +11,7 @@ use super::credentials::Lookup;
 use super::progress::PushProgress;
 use super::retry::{Retry, RetryPolicy, is_transient_status};
 use super::target::{RegistryTarget, is_loopback};
+use super::trust;
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ impl Failure {
     pub fn from_transport(registry: &str, error: ureq::Error) -> Failure {
         match error {
             ureq::Error::Io(io) if is_transient_io(io.kind()) => Failure::Transient(io.to_string()),
+            // rustls reports a certificate it cannot verify through the
+            // connection's reads, as InvalidData.
+            ureq::Error::Io(io) if io.kind() == ErrorKind::InvalidData => {
+                tls_failure(registry, &io)
+            }
             ureq::Error::Timeout(what) => Failure::Transient(format!("timed out ({what})")),
             ureq::Error::ConnectionFailed => Failure::Transient("the connection failed".into()),
             ureq::Error::Protocol(protocol) => {
@@ -42,18 +48,24 @@ impl Failure {
                 registry: registry.to_string(),
                 detail: "its host name does not resolve; check the name after --registry".into(),
             }),
-            ureq::Error::Rustls(_) | ureq::Error::Tls(_) => Failure::Fatal(PushError::Connection {
-                registry: registry.to_string(),
-                detail: format!(
-                    "{error}: the TLS connection failed; if the registry speaks plain HTTP on a trusted network, pass --allow-http"
-                ),
-            }),
+            ureq::Error::Rustls(_) | ureq::Error::Tls(_) => tls_failure(registry, &error),
             other => Failure::Fatal(PushError::Connection {
                 registry: registry.to_string(),
                 detail: other.to_string(),
             }),
         }
     }
+}
+
+/// A TLS handshake that failed: most often a certificate from a CA of the
+/// registry's own.
+fn tls_failure(registry: &str, error: &dyn std::fmt::Display) -> Failure {
+    Failure::Fatal(PushError::Connection {
+        registry: registry.to_string(),
+        detail: format!(
+            "the TLS connection failed: {error}; a registry whose certificate comes from a CA of its own is trusted with that CA's file in /etc/docker/certs.d/{registry}/ca.crt (or /etc/containers/certs.d/…), or in a directory given with --cert-dir; if it speaks plain HTTP on a trusted network, pass --allow-http"
+        ),
+    })
 }
 
 fn is_transient_io(kind: ErrorKind) -> bool {
@@ -145,8 +157,12 @@ impl<'p> Client<'p> {
         credentials: Lookup,
         policy: RetryPolicy,
         progress: &'p dyn PushProgress,
-    ) -> Client<'p> {
+    ) -> Result<Client<'p>, PushError> {
         let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+        if !target.plain_http {
+            let tls = trust::tls_config(&target.host, target.cert_dir.as_deref())?;
+            config = config.tls_config(tls);
+        }
         if is_loopback(&target.host) {
             // As Go's (docker's, podman's) clients do: a proxy from the
             // environment is never used for this machine.
@@ -160,14 +176,14 @@ impl<'p> Client<'p> {
             .timeout_recv_response(Some(Duration::from_secs(300)))
             .timeout_send_body(Some(Duration::from_secs(300)))
             .build();
-        Client {
+        Ok(Client {
             agent: ureq::Agent::new_with_config(config),
             target: target.clone(),
             auth: Auth::new(&target.host, credentials),
             policy,
             progress,
             retries: Vec::new(),
-        }
+        })
     }
 
     pub fn registry(&self) -> &str {

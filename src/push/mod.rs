@@ -25,6 +25,7 @@ pub mod credentials;
 pub mod progress;
 pub mod retry;
 pub mod target;
+mod trust;
 mod upload;
 
 pub use progress::{BlobStep, PushProgress};
@@ -127,7 +128,7 @@ pub fn push_images(
     for image in images {
         destination_of(image)?;
     }
-    let mut pusher = Pusher::new(engine, target, progress);
+    let mut pusher = Pusher::new(engine, target, progress)?;
     images
         .iter()
         .map(|image| pusher.push(image, Source::Engine { image }))
@@ -164,7 +165,7 @@ impl<'a> Pusher<'a> {
         engine: &'a Engine,
         target: &RegistryTarget,
         progress: &'a dyn PushProgress,
-    ) -> Pusher<'a> {
+    ) -> Result<Pusher<'a>, PushError> {
         Pusher::with_policy(engine, target, progress, RetryPolicy::default())
     }
 
@@ -173,15 +174,15 @@ impl<'a> Pusher<'a> {
         target: &RegistryTarget,
         progress: &'a dyn PushProgress,
         policy: RetryPolicy,
-    ) -> Pusher<'a> {
+    ) -> Result<Pusher<'a>, PushError> {
         let credentials = credentials::lookup(&target.host, &|name| std::env::var(name).ok());
-        Pusher {
+        Ok(Pusher {
             engine,
             target: target.clone(),
-            client: Client::new(target, credentials, policy, progress),
+            client: Client::new(target, credentials, policy, progress)?,
             progress,
             located: HashMap::new(),
-        }
+        })
     }
 
     /// The retries of the push that failed last (those of a push that

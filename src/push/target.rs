@@ -20,6 +20,9 @@ pub struct RegistryTarget {
     pub prefix: Option<String>,
     /// Speak plain HTTP instead of HTTPS.
     pub plain_http: bool,
+    /// Where the CA certificates of the registry's TLS are (`--cert-dir`);
+    /// None for the engines' own places ([`super::trust`]).
+    pub cert_dir: Option<std::path::PathBuf>,
 }
 
 impl RegistryTarget {
@@ -61,6 +64,7 @@ impl RegistryTarget {
             host: host.to_string(),
             prefix,
             plain_http,
+            cert_dir: None,
         })
     }
 

@@ -56,7 +56,8 @@ impl Run<'_> {
             reporter: self.reporter.as_ref(),
         };
         let engine = self.engine.clone();
-        let mut pusher = Pusher::new(&engine, &registry.target, &progress);
+        let mut pusher = Pusher::new(&engine, &registry.target, &progress)
+            .map_err(|e| ("registry".to_string(), StepError::failed(e.to_string())))?;
         let mut pushed = Vec::new();
         for image in &self.plan.images {
             let report = self.push(&mut pusher, &registry.target.host, image)?;

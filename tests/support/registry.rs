@@ -51,17 +51,34 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// A registry without authentication.
     pub fn start() -> TestRegistry {
-        TestRegistry::start_with(None)
+        TestRegistry::start_with(None, false)
+    }
+
+    /// A registry that speaks HTTPS only, with a certificate for
+    /// 127.0.0.1 from a CA made for it ([`TestRegistry::ca_dir`] holds
+    /// the CA's `ca.crt`), made with `openssl`.
+    pub fn with_tls() -> TestRegistry {
+        TestRegistry::start_with(None, true)
+    }
+
+    /// The directory with the CA certificate of a [`TestRegistry::with_tls`].
+    pub fn ca_dir(&self) -> std::path::PathBuf {
+        self.dir.path.join("ca")
     }
 
     /// A registry that asks for Basic credentials, checked against an
     /// htpasswd file with a bcrypt hash (`htpasswd -Bbn`).
     pub fn with_user(user: &str, password: &str) -> TestRegistry {
-        TestRegistry::start_with(Some((user, password)))
+        TestRegistry::start_with(Some((user, password)), false)
     }
 
-    fn start_with(user: Option<(&str, &str)>) -> TestRegistry {
+    fn start_with(user: Option<(&str, &str)>, tls: bool) -> TestRegistry {
         let dir = TempDir::new("lmt-registry");
+        let tls = if tls {
+            tls_config(&dir.path)
+        } else {
+            String::new()
+        };
         let auth = match user {
             None => String::new(),
             Some((user, password)) => {
@@ -89,7 +106,7 @@ impl TestRegistry {
         // registry still knows the uploads it had; `delete` lets a test
         // take a blob out of a repository.
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{auth}",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  delete:\n    enabled: true\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{tls}{auth}",
             dir.path.join("storage").display(),
             unique_name("secret"),
         );
@@ -197,6 +214,77 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Makes a CA (`dir/ca/ca.crt`) and a certificate for 127.0.0.1 signed by
+/// it, and returns the registry config's `http.tls` lines for them.
+fn tls_config(dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir.join("ca")).unwrap();
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=loadmaster test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca/ca.crt",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca/ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            made.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        dir.join("server.crt").display(),
+        dir.join("server.key").display()
+    )
 }
 
 /// `127.0.0.1 - - [date] "PUT /v2/x/blobs/uploads/… HTTP/1.1" 201 0 "" "agent"`
