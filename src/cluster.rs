@@ -2,7 +2,7 @@
 //! node containers. No kind CLI and no Kubernetes API are needed, so this
 //! works for any cluster kind created, on docker or on podman.
 
-use crate::engine::{ContainerDetails, Engine, EngineError, EngineKind, Selection};
+use crate::engine::{Engine, EngineError, EngineKind, Selection};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,8 +57,6 @@ pub struct Node {
     /// The container's status: running, exited, paused...
     pub status: String,
     pub running: bool,
-    #[serde(skip)]
-    pub container: ContainerDetails,
 }
 
 /// A kind cluster: its name, the engine its nodes run on, and its nodes.
@@ -85,7 +83,7 @@ impl Cluster {
             return Err(ClusterError::NodeNotRunning {
                 cluster: self.name.clone(),
                 node: stopped.name.clone(),
-                status: stopped.container.state.status.clone(),
+                status: stopped.status.clone(),
                 engine: self.engine,
             });
         }
@@ -136,18 +134,19 @@ fn list_known(known: &[String]) -> String {
 
 /// Every kind cluster whose nodes run on `engine`, sorted by name.
 pub fn list(engine: &Engine) -> Result<Vec<Cluster>, EngineError> {
-    let containers = engine.containers_with_label(CLUSTER_LABEL)?;
+    let containers = engine.containers_with_label(CLUSTER_LABEL, &[CLUSTER_LABEL, ROLE_LABEL])?;
     let mut by_name: BTreeMap<String, Vec<Node>> = BTreeMap::new();
     for container in containers {
-        let cluster = container.labels[CLUSTER_LABEL].clone();
+        let Some(cluster) = container.labels.get(CLUSTER_LABEL) else {
+            continue;
+        };
         let role =
             NodeRole::from_label(container.labels.get(ROLE_LABEL).map_or("", String::as_str));
-        by_name.entry(cluster).or_default().push(Node {
-            name: container.name.clone(),
+        by_name.entry(cluster.clone()).or_default().push(Node {
+            running: container.running(),
+            name: container.name,
             role,
-            status: container.state.status.clone(),
-            running: container.state.running,
-            container,
+            status: container.state,
         });
     }
     Ok(by_name

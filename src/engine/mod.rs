@@ -14,7 +14,9 @@ mod push;
 mod select;
 
 pub use error::{EngineError, ExitDescription, signal_name};
-pub use parse::{ContainerDetails, ContainerState, EngineInfo, ImageDetails, Location};
+pub use parse::{
+    ContainerDetails, ContainerState, ContainerSummary, EngineInfo, ImageDetails, Location,
+};
 pub use select::{EngineChoice, SelectError, Selection, select};
 
 use process::{Feeding, Finished, Reading};
@@ -253,28 +255,43 @@ impl Engine {
         Ok(text)
     }
 
-    /// All containers (running or not) carrying `label` (`key` or `key=value`).
-    pub fn containers_with_label(&self, label: &str) -> Result<Vec<ContainerDetails>, EngineError> {
+    /// All containers (running or not) carrying `label` (`key` or
+    /// `key=value`), each with its values of the label keys `keys`: one
+    /// `ps`, which is all that finding a kind cluster's nodes needs (an
+    /// inspect of the nodes would be another CLI call for every load).
+    pub fn containers_with_label(
+        &self,
+        label: &str,
+        keys: &[&str],
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
         let filter = format!("label={label}");
-        let args = ["ps", "-a", "-q", "--no-trunc", "--filter", &filter];
+        // docker's template has `.Label`, podman's `.State` is a phrase
+        // ("Up 2 hours") outside JSON: each engine is asked its own way.
+        let format = match self.kind {
+            EngineKind::Docker => {
+                let values: String = keys
+                    .iter()
+                    .map(|key| format!("\t{{{{.Label \"{key}\"}}}}"))
+                    .collect();
+                format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.State}}}}{values}")
+            }
+            EngineKind::Podman => "json".to_string(),
+        };
+        let args = [
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            &format,
+        ];
         let done = self.query(&args)?;
-        let ids: Vec<String> = done
-            .stdout_text()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inspect = vec!["container".to_string(), "inspect".to_string()];
-        inspect.extend(ids);
-        match self.query(&inspect) {
-            Ok(done) => parse::container_details(&done.stdout)
-                .map_err(|detail| self.unexpected(&inspect, detail)),
-            // A container removed between `ps` and `inspect`: list again.
-            Err(EngineError::ContainerNotFound { .. }) => self.containers_with_label(label),
-            Err(e) => Err(e),
-        }
+        let listed = match self.kind {
+            EngineKind::Docker => Ok(parse::docker_ps_lines(&done.stdout_text(), keys)),
+            EngineKind::Podman => parse::podman_ps_json(&done.stdout, keys),
+        };
+        listed.map_err(|detail| self.unexpected(&args, detail))
     }
 
     /// State, exit code, OOM flag, pid and times of one container.

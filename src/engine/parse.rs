@@ -184,6 +184,65 @@ pub fn image_details(json: &[u8]) -> Result<ImageDetails, String> {
     })
 }
 
+/// A container as `ps` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    /// created, running, paused, restarting, exited, dead...
+    pub state: String,
+    /// The values of the label keys asked for that the container has.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerSummary {
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// docker's `ps` lines `ID<TAB>NAME<TAB>STATE<TAB>VALUE...`, one value per
+/// key in `keys` (empty when the container lacks the label).
+pub fn docker_ps_lines(text: &str, keys: &[&str]) -> Vec<ContainerSummary> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let mut fields = line.split('\t');
+            let mut next = || fields.next().unwrap_or_default().to_string();
+            let (id, name, state) = (next(), next(), next());
+            let labels = keys
+                .iter()
+                .map(|key| (key.to_string(), next()))
+                .filter(|(_, value)| !value.is_empty())
+                .collect();
+            ContainerSummary {
+                id,
+                name,
+                state,
+                labels,
+            }
+        })
+        .collect()
+}
+
+/// podman's `ps --format json`: an array of `{Id, Names: [..], State,
+/// Labels: {..}}`; only the labels in `keys` are kept.
+pub fn podman_ps_json(json: &[u8], keys: &[&str]) -> Result<Vec<ContainerSummary>, String> {
+    let all: Vec<Value> = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    Ok(all
+        .iter()
+        .map(|v| ContainerSummary {
+            id: text(v, &["Id"]),
+            name: v["Names"][0].as_str().unwrap_or_default().to_string(),
+            state: text(v, &["State"]),
+            labels: keys
+                .iter()
+                .filter_map(|key| Some((key.to_string(), v["Labels"][key].as_str()?.to_string())))
+                .collect(),
+        })
+        .collect())
+}
+
 pub fn container_details(json: &[u8]) -> Result<Vec<ContainerDetails>, String> {
     let all: Vec<Value> = serde_json::from_slice(json).map_err(|e| e.to_string())?;
     all.iter().map(one_container).collect()
@@ -257,6 +316,35 @@ fn strings(v: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KIND_KEYS: [&str; 2] = ["io.x-k8s.kind.cluster", "io.x-k8s.kind.role"];
+
+    #[test]
+    fn docker_ps_lines_give_each_key_its_value() {
+        // As docker 20.10 prints the template containers_with_label asks for.
+        let text = "3f43e3\te2e-control-plane\trunning\te2e\tcontrol-plane\n5c1f5a\te2e-worker\texited\te2e\t\n";
+        let listed = docker_ps_lines(text, &KIND_KEYS);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].name, "e2e-control-plane");
+        assert!(listed[0].running());
+        assert_eq!(listed[0].labels["io.x-k8s.kind.role"], "control-plane");
+        assert!(!listed[1].running());
+        assert_eq!(listed[1].labels.get("io.x-k8s.kind.role"), None);
+        assert_eq!(listed[1].labels["io.x-k8s.kind.cluster"], "e2e");
+    }
+
+    #[test]
+    fn podman_ps_json_keeps_the_keys_asked_for() {
+        // The fields podman 4.3's `ps --format json` prints, as here.
+        let json = br#"[{"Id":"66df07","Names":["e2e-control-plane"],"State":"running","Labels":{"io.loadmaster.rootfs":"3d29","io.x-k8s.kind.cluster":"e2e","io.x-k8s.kind.role":"control-plane"},"ExitCode":0}]"#;
+        let listed = podman_ps_json(json, &KIND_KEYS).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, "66df07");
+        assert_eq!(listed[0].name, "e2e-control-plane");
+        assert!(listed[0].running());
+        assert_eq!(listed[0].labels.len(), 2);
+        assert!(podman_ps_json(b"not json", &KIND_KEYS).is_err());
+    }
 
     // Contract test: Docker Desktop cannot run here. The fields we read, with
     // the values a Docker Desktop VM on macOS reports (the product name in
