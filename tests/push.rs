@@ -380,17 +380,7 @@ fn credentials_come_from_docker_config_and_a_wrong_password_is_a_clear_error() {
             seed: 31,
         }]);
         let config_dir = TempDir::new("lmt-docker-config");
-        let write_config = |pair: &str| {
-            let auth = base64_encode(pair.as_bytes());
-            std::fs::write(
-                config_dir.path.join("config.json"),
-                format!(
-                    r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-                    registry.host()
-                ),
-            )
-            .unwrap();
-        };
+        let write_config = |pair: &str| write_docker_config(&config_dir, &registry, pair);
         let docker_config = config_dir.path.to_str().unwrap();
         let env = [("DOCKER_CONFIG", docker_config)];
 
@@ -608,6 +598,20 @@ fn sha256_hex(bytes: &[u8]) -> String {
     loadmaster::archive::Digest::of(bytes).hex()
 }
 
+/// A docker `config.json` in `dir` holding `pair` (`user:password`) for
+/// `registry`.
+fn write_docker_config(dir: &TempDir, registry: &TestRegistry, pair: &str) {
+    let auth = base64_encode(pair.as_bytes());
+    std::fs::write(
+        dir.path.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+}
+
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -662,5 +666,66 @@ fn a_tls_registry_is_trusted_through_its_ca_and_refused_without_it() {
             "{kind}: the manifest arrived over HTTPS: {:?}",
             registry.requests()
         );
+    }
+}
+
+/// Bearer authentication, as hosted registries ask for it: the registry
+/// sends the client to a token server (its realm) with the credentials of
+/// the auth file; real RS256 tokens, checked by the registry. Wrong
+/// credentials are refused by the realm: a clear error, no password shown.
+#[test]
+fn bearer_tokens_come_from_the_realm_with_the_auth_files_credentials() {
+    let password = "t0ken-pw-lm";
+    for kind in engines_under_test() {
+        let registry = TestRegistry::with_token_auth("ci", password);
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 4096,
+            seed: 51,
+        }]);
+        let config_dir = TempDir::new("lmt-docker-config");
+        let write_config = |pair: &str| write_docker_config(&config_dir, &registry, pair);
+        let env = [("DOCKER_CONFIG", config_dir.path.to_str().unwrap())];
+
+        write_config(&format!("ci:{password}"));
+        let (output, report) = push_cli(kind, &image.name, &registry.host(), &env);
+        assert_succeeded(kind, &output);
+        assert_eq!(report["images"][0]["blobs_uploaded"], 2, "{kind}: {report}");
+        let requests = registry.requests();
+        assert!(
+            requests.iter().any(|r| r.status == 401),
+            "{kind}: the registry asked for a token: {requests:?}"
+        );
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.method == "PUT" && r.target.contains("/manifests/") && r.status == 201),
+            "{kind}: the manifest was accepted with the token: {requests:?}"
+        );
+
+        let wrong = "wr0ng-pw-lm";
+        write_config(&format!("ci:{wrong}"));
+        let (output, _) = push_cli(kind, &image.name, &registry.host(), &env);
+        assert_eq!(output.status.code(), Some(1), "{kind}");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert!(printed.contains(&registry.host()), "{kind}: {printed}");
+        assert!(
+            printed.contains("refused the credentials")
+                && printed.contains(&format!("docker login {}", registry.host())),
+            "{kind}: says why and how to fix it: {printed}"
+        );
+        for secret in [
+            wrong.to_string(),
+            base64_encode(format!("ci:{wrong}").as_bytes()),
+        ] {
+            assert!(
+                !printed.contains(&secret),
+                "{kind}: printed a secret: {printed}"
+            );
+        }
     }
 }

@@ -15,7 +15,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod openssl;
 pub mod registry;
+pub mod token;
 
 use loadmaster::deliver::NodeReport;
 use loadmaster::deliver::progress::Progress;

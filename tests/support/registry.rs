@@ -5,6 +5,8 @@
 //! client says it did. Killed and its storage removed when dropped, also
 //! when the test panics.
 
+use super::openssl;
+use super::token::{self, TokenServer};
 use super::{TempDir, unique_name};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -46,19 +48,37 @@ pub struct TestRegistry {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// The realm of a registry with Bearer authentication.
+    _tokens: Option<TokenServer>,
+}
+
+/// Who may push.
+enum Access<'a> {
+    Anyone,
+    /// Basic authentication against an htpasswd file.
+    Basic(&'a str, &'a str),
+    /// Bearer tokens from a [`TokenServer`] that checks these credentials.
+    Token(&'a str, &'a str),
 }
 
 impl TestRegistry {
     /// A registry without authentication.
     pub fn start() -> TestRegistry {
-        TestRegistry::start_with(None, false)
+        TestRegistry::start_with(Access::Anyone, false)
+    }
+
+    /// A registry that asks for Bearer tokens, from a token server of its
+    /// own that hands them to `user` with `password` (as Docker Hub and
+    /// most hosted registries do).
+    pub fn with_token_auth(user: &str, password: &str) -> TestRegistry {
+        TestRegistry::start_with(Access::Token(user, password), false)
     }
 
     /// A registry that speaks HTTPS only, with a certificate for
     /// 127.0.0.1 from a CA made for it ([`TestRegistry::ca_dir`] holds
     /// the CA's `ca.crt`), made with `openssl`.
     pub fn with_tls() -> TestRegistry {
-        TestRegistry::start_with(None, true)
+        TestRegistry::start_with(Access::Anyone, true)
     }
 
     /// The directory with the CA certificate of a [`TestRegistry::with_tls`].
@@ -69,19 +89,32 @@ impl TestRegistry {
     /// A registry that asks for Basic credentials, checked against an
     /// htpasswd file with a bcrypt hash (`htpasswd -Bbn`).
     pub fn with_user(user: &str, password: &str) -> TestRegistry {
-        TestRegistry::start_with(Some((user, password)), false)
+        TestRegistry::start_with(Access::Basic(user, password), false)
     }
 
-    fn start_with(user: Option<(&str, &str)>, tls: bool) -> TestRegistry {
+    fn start_with(access: Access, tls: bool) -> TestRegistry {
         let dir = TempDir::new("lmt-registry");
         let tls = if tls {
             tls_config(&dir.path)
         } else {
             String::new()
         };
-        let auth = match user {
-            None => String::new(),
-            Some((user, password)) => {
+        let mut tokens = None;
+        let auth = match access {
+            Access::Anyone => String::new(),
+            Access::Token(user, password) => {
+                let server = TokenServer::start(&dir.path, user, password);
+                let config = format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    server.certificate.display()
+                );
+                tokens = Some(server);
+                config
+            }
+            Access::Basic(user, password) => {
                 let htpasswd = Command::new("htpasswd")
                     .args(["-Bbn", user, password])
                     .output()
@@ -115,6 +148,7 @@ impl TestRegistry {
             port,
             dir,
             child: None,
+            _tokens: tokens,
         };
         registry.run();
         registry
@@ -221,22 +255,8 @@ impl Drop for TestRegistry {
 fn tls_config(dir: &std::path::Path) -> String {
     std::fs::create_dir_all(dir.join("ca")).unwrap();
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    let steps: [&[&str]; 3] = [
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=loadmaster test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca/ca.crt",
-        ],
+    openssl::self_signed(dir, "loadmaster test CA", "ca.key", "ca/ca.crt");
+    let steps: [&[&str]; 2] = [
         &[
             "req",
             "-newkey",
@@ -268,17 +288,7 @@ fn tls_config(dir: &std::path::Path) -> String {
         ],
     ];
     for args in steps {
-        let made = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            made.status.success(),
-            "openssl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&made.stderr)
-        );
+        openssl::openssl(dir, args);
     }
     format!(
         "  tls:\n    certificate: {}\n    key: {}\n",
