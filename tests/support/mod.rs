@@ -348,6 +348,7 @@ impl TestImage {
         // build the same layers must not share an image, since dropping one
         // removes it by ID, tags and all.
         let own = format!("io.loadmaster.test.image={}", self.name);
+        let _store = image_store_lock();
         engine_cmd(
             self.kind,
             &[
@@ -371,8 +372,20 @@ impl TestImage {
     }
 }
 
+/// Held while a test builds or removes an image. podman 4.3 fails a build
+/// whose cache lookup meets a layer another test is removing ("getting top
+/// layer info: layer not known"), and docker 20.10 has races of the same
+/// kind: within one test binary, builds and removals take turns.
+fn image_store_lock() -> std::sync::MutexGuard<'static, ()> {
+    static STORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    STORE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Drop for TestImage {
     fn drop(&mut self) {
+        let _store = image_store_lock();
         let _ = engine_output(self.kind, &["rmi", "-f", &self.name]);
         // Removing an image removes its untagged build-step parents too.
         for id in self.built.borrow().iter().rev() {
