@@ -362,7 +362,7 @@ impl Ingest {
             "ingest",
             reference,
         ];
-        let session = engine.exec_feeding(node, &argv, false)?;
+        let session = engine.exec_feeding(node, &argv)?;
         let (sender, receiver) = sync_channel(QUEUE_DEPTH);
         let engine = engine.clone();
         let root_label = format!("containerd.io/gc.root={stamp}");

@@ -142,20 +142,8 @@ impl Engine {
     }
 
     /// Starts `exec -i CONTAINER ARGV...` with its stdin fed by the caller.
-    /// `privileged` adds `--privileged`, which `ctr` needs for imports.
-    pub fn exec_feeding(
-        &self,
-        container: &str,
-        argv: &[&str],
-        privileged: bool,
-    ) -> Result<ExecSession, EngineError> {
-        let mut args = vec!["exec".to_string()];
-        if privileged {
-            args.push("--privileged".to_string());
-        }
-        args.push("-i".to_string());
-        args.push(container.to_string());
-        args.extend(argv.iter().map(|a| a.to_string()));
+    pub fn exec_feeding(&self, container: &str, argv: &[&str]) -> Result<ExecSession, EngineError> {
+        let args = exec_args(container, argv);
         let feeding =
             Feeding::spawn(&mut self.command(&args)).map_err(|e| self.spawn_error(&args, e))?;
         Ok(ExecSession {
@@ -178,15 +166,13 @@ impl Engine {
         shown: &[&str],
         marker: &'static str,
     ) -> Result<(String, ExecSession), EngineError> {
-        let exec = |argv: &[&str]| {
-            let mut args = vec!["exec".to_string(), "-i".to_string(), container.to_string()];
-            args.extend(argv.iter().map(|a| a.to_string()));
-            args
-        };
-        let shown = exec(shown);
-        let (feeding, answer) =
-            Feeding::spawn_answering(&mut self.command(&exec(argv)), marker, QUERY_TIMEOUT)
-                .map_err(|e| self.spawn_error(&shown, e))?;
+        let shown = exec_args(container, shown);
+        let (feeding, answer) = Feeding::spawn_answering(
+            &mut self.command(&exec_args(container, argv)),
+            marker,
+            QUERY_TIMEOUT,
+        )
+        .map_err(|e| self.spawn_error(&shown, e))?;
         let session = ExecSession {
             engine: self.clone(),
             container: container.to_string(),
@@ -225,13 +211,13 @@ impl Engine {
         input: &mut dyn Read,
         timeout: Duration,
     ) -> Result<Finished, EngineError> {
-        let mut session = self.exec_feeding(container, argv, false)?;
+        let mut session = self.exec_feeding(container, argv)?;
         let copied = process::copy_stream(input, session.stdin());
         let done = session.finish(timeout)?;
         // A failed command explains itself better than the broken pipe it
         // left us with, so the exit status is checked first.
         copied.map_err(|source| EngineError::Io {
-            command: self.describe(&done_args(container, argv)),
+            command: self.describe(&exec_args(container, argv)),
             source,
         })?;
         Ok(done)
@@ -379,10 +365,13 @@ impl Engine {
     }
 }
 
-fn done_args<'a>(container: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["exec", "-i", container];
-    args.extend_from_slice(argv);
-    args
+/// The engine arguments of `exec -i CONTAINER ARGV...`.
+fn exec_args(container: &str, argv: &[&str]) -> Vec<String> {
+    ["exec", "-i", container]
+        .iter()
+        .chain(argv)
+        .map(|a| a.to_string())
+        .collect()
 }
 
 /// An image archive streaming out of `<engine> save`.
