@@ -9,7 +9,6 @@
 
 mod error;
 mod parse;
-pub mod process;
 mod push;
 mod select;
 
@@ -19,7 +18,7 @@ pub use parse::{
 };
 pub use select::{EngineChoice, SelectError, Selection, select};
 
-use process::{Feeding, Finished, Reading};
+use crate::process::{self, Feeding, Finished, Reading};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::Read;
