@@ -1,7 +1,8 @@
 //! Stalls on real engines: an engine `save` stopped mid-stream, and a node
 //! whose `ctr import` stops reading. Each load fails within the stall limit
 //! with an error naming the side that stalled, and the node holds no tag
-//! for the image.
+//! for the image. And a SIGTERM stops a stalled load at once, not at the
+//! stall limit.
 
 mod support;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::{
     Layer, NodeOptions, TestCluster, TestImage, engine_output, engines_under_test, image_on_node,
+    loadmaster_command,
 };
 
 const MIB: u64 = 1 << 20;
@@ -72,6 +74,14 @@ enum Target {
     NodeImport { node_id: String },
 }
 
+/// The `ctr import` running in the node container `node_id`.
+fn node_import(node_id: &str) -> Option<i32> {
+    processes_with(&["ctr", "import"])
+        .iter()
+        .find(|dir| std::fs::read_to_string(dir.join("cgroup")).is_ok_and(|c| c.contains(node_id)))
+        .map(|dir| pid_of(dir))
+}
+
 impl StopMidStream {
     fn stop_target(&self) {
         let pid = match &self.target {
@@ -84,12 +94,7 @@ impl StopMidStream {
                     ppid.split_whitespace().nth(1) == Some(&std::process::id().to_string())
                 })
                 .map(|dir| pid_of(dir)),
-            Target::NodeImport { node_id } => processes_with(&["ctr", "import"])
-                .iter()
-                .find(|dir| {
-                    std::fs::read_to_string(dir.join("cgroup")).is_ok_and(|c| c.contains(node_id))
-                })
-                .map(|dir| pid_of(dir)),
+            Target::NodeImport { node_id } => node_import(node_id),
         };
         stop(pid.expect("the process to stop is running"));
     }
@@ -204,6 +209,72 @@ fn a_node_that_stops_reading_fails_naming_the_node() {
         );
         assert!(error.contains(&node), "{kind}: {error}");
         assert!(took < FAILS_WITHIN, "{kind}: {took:?}");
+        assert_eq!(
+            image_on_node(&cluster, &node, &reference(&image)),
+            None,
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_sigterm_stops_a_stalled_load_at_once_and_tags_nothing() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 96 * MIB,
+            seed: 41,
+        }]);
+        let node = cluster.control_plane().to_string();
+        let node_id = container_id(kind, &node);
+        // A stall limit far beyond the test: only the signal can end it.
+        let mut load = loadmaster_command(&[
+            "--engine",
+            kind.name(),
+            "--stall-timeout",
+            "600",
+            "load",
+            "--cluster",
+            &cluster.name,
+            &image.name,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let waiting = Instant::now();
+        let import = loop {
+            if let Some(pid) = node_import(&node_id) {
+                break pid;
+            }
+            assert!(
+                waiting.elapsed() < FAILS_WITHIN,
+                "{kind}: no import started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        stop(import);
+        std::thread::sleep(Duration::from_millis(500));
+        let signalled = Instant::now();
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(load.id() as i32, libc::SIGTERM) };
+        let status = loop {
+            if let Some(status) = load.try_wait().unwrap() {
+                break status;
+            }
+            if signalled.elapsed() > FAILS_WITHIN {
+                let _ = load.kill();
+                panic!("{kind}: the load went on after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = signalled.elapsed();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut load.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{kind}: {stderr}");
+        assert!(stderr.contains("received SIGTERM"), "{kind}: {stderr}");
+        assert!(took < Duration::from_secs(10), "{kind}: {took:?}");
         assert_eq!(
             image_on_node(&cluster, &node, &reference(&image)),
             None,
