@@ -22,7 +22,8 @@
 //!
 //! Writing ([`OciLayoutWriter`], [`docker_manifest`], [`index_json`]) produces
 //! the stream for one node, and [`normalize_reference`] the name containerd
-//! must give the image.
+//! must give the image ([`tagged_reference`]: one a push can put it under);
+//! [`RegistryTarget`] is where a push sends images.
 
 mod digest;
 mod error;
@@ -33,6 +34,7 @@ mod reference;
 mod resolve;
 mod spec;
 mod tar_stream;
+mod target;
 mod write;
 
 #[cfg(test)]
@@ -46,8 +48,11 @@ pub use manifest::{docker_manifest, index_json, oci_manifest};
 pub use read::{
     BlobEnd, BlobStart, BlobVisitor, CHUNK_SIZE, Limits, read_archive, read_archive_of,
 };
-pub use reference::{ImageReference, ReferenceError, normalize_reference};
+pub use reference::{
+    ImageReference, ReferenceError, TagError, normalize_reference, tagged_reference,
+};
 pub use spec::OCI_LAYER;
+pub use target::{RegistryTarget, TargetError, is_loopback};
 pub use write::{BlobName, LayoutWriteError, OCI_LAYOUT_FILE, OciLayoutWriter};
 
 use serde::Serialize;

@@ -98,6 +98,29 @@ impl fmt::Display for ImageReference {
     }
 }
 
+/// [`normalize_reference`] of a name that has a tag: what a push needs to
+/// put the image under.
+pub fn tagged_reference(input: &str) -> Result<ImageReference, TagError> {
+    let reference = normalize_reference(input)?;
+    if reference.tag().is_none() {
+        return Err(TagError::DigestOnly {
+            input: input.chars().take(300).collect(),
+        });
+    }
+    Ok(reference)
+}
+
+/// Why a name cannot be pushed under.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(
+        "{input:?} names an image by digest only: a push needs a tag to put it under; name it by tag (`app:1`)"
+    )]
+    DigestOnly { input: String },
+}
+
 /// Normalizes a reference as docker does: no registry means `docker.io`, a
 /// single path component on docker.io gets `library/`, no tag and no digest
 /// means `:latest`. `localhost/x` and `host:5000/x` keep their registry.

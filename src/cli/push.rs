@@ -37,7 +37,7 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
     // Everything the user typed is checked before the engine is asked.
     let target = RegistryTarget {
         cert_dir: args.cert_dir.clone(),
-        ..RegistryTarget::parse(&args.registry, args.allow_http)?
+        ..RegistryTarget::parse(&args.registry, args.allow_http).map_err(PushError::from)?
     };
     if args.images.is_empty() {
         return Err(CommandError::BadInput(match args.archive {

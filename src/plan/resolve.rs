@@ -14,9 +14,8 @@ use super::{
     ImageSource, KindConfigSource, Plan, PlanError, Problem, Provider, TEST_TIMEOUT, Teardown,
     Test, WAIT_TIMEOUT, Wait, WaitFor,
 };
-use crate::archive::normalize_reference;
+use crate::archive::{RegistryTarget, normalize_reference, tagged_reference};
 use crate::kind_config::KindConfig;
-use crate::push::RegistryTarget;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -95,7 +94,7 @@ pub(super) fn resolve(
     let images = images(c, raw.images);
     if matches!(cluster.delivery, Delivery::Registry { .. }) {
         for (n, image) in images.iter().enumerate() {
-            if let Err(error) = crate::push::destination_of(&image.name) {
+            if let Err(error) = tagged_reference(&image.name) {
                 c.problem(&format!("images[{n}].name"), error.to_string());
             }
         }

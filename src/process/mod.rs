@@ -76,10 +76,11 @@ pub fn run(command: &mut Command, timeout: Duration) -> io::Result<Finished> {
     let stdout = capture(child.stdout.take());
     let stderr = capture(child.stderr.take());
     let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
+    let by = Instant::now() + PIPE_GRACE;
     Ok(Finished {
         status,
-        stdout: stdout.collect(),
-        stderr: stderr.collect(),
+        stdout: stdout.collect(by),
+        stderr: stderr.collect(by),
         timed_out,
         stopped: None,
     })
@@ -192,10 +193,11 @@ impl Feeding {
     pub fn finish(mut self, timeout: Duration) -> io::Result<Finished> {
         drop(self.stdin.take());
         let (status, timed_out) = wait_with_timeout(&mut self.child, timeout)?;
+        let by = Instant::now() + PIPE_GRACE;
         Ok(Finished {
             status,
-            stdout: self.stdout.take(),
-            stderr: self.stderr.take(),
+            stdout: self.stdout.take(by),
+            stderr: self.stderr.take(by),
             timed_out,
             stopped: self.watch.stopped(),
         })
@@ -287,7 +289,7 @@ impl Reading {
         Ok(Finished {
             status,
             stdout: Vec::new(),
-            stderr: self.stderr.take(),
+            stderr: self.stderr.take(Instant::now() + PIPE_GRACE),
             timed_out,
             stopped,
         })
@@ -368,16 +370,16 @@ impl Capture {
         Capture { tail, ended }
     }
 
-    /// What was read, once the stream ended or [`PIPE_GRACE`] passed.
-    fn take(&mut self) -> Vec<u8> {
+    /// What was read, once the stream ended or `by` passed.
+    fn take(&mut self, by: Instant) -> Vec<u8> {
         if let Some(ended) = self.ended.take() {
-            let _ = ended.recv_timeout(PIPE_GRACE);
+            let _ = ended.recv_timeout(by.saturating_duration_since(Instant::now()));
         }
         std::mem::take(&mut *self.tail.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn collect(mut self) -> Vec<u8> {
-        self.take()
+    fn collect(mut self, by: Instant) -> Vec<u8> {
+        self.take(by)
     }
 }
 

@@ -10,8 +10,8 @@ use super::auth::Auth;
 use super::credentials::Lookup;
 use super::progress::PushProgress;
 use super::retry::{Retry, RetryPolicy, is_transient_status};
-use super::target::{RegistryTarget, is_loopback};
 use super::trust;
+use crate::archive::{RegistryTarget, is_loopback};
 use std::io::ErrorKind;
 use std::time::Duration;
 

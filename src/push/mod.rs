@@ -24,13 +24,12 @@ mod client;
 pub mod credentials;
 pub mod progress;
 pub mod retry;
-pub mod target;
 mod trust;
 mod upload;
 
+pub use crate::archive::RegistryTarget;
 pub use progress::{BlobStep, PushProgress};
 pub use retry::{Retry, RetryPolicy};
-pub use target::RegistryTarget;
 
 use crate::archive::{self, Digest, ImageReference, LayerBlob};
 use crate::deliver::{self, DeliverError, Source};
@@ -104,6 +103,12 @@ pub enum PushError {
     Connection { registry: String, detail: String },
 }
 
+impl From<archive::TargetError> for PushError {
+    fn from(error: archive::TargetError) -> PushError {
+        PushError::BadTarget(error.0)
+    }
+}
+
 impl PushError {
     /// Whether the fault is in what the user gave (exit code 2).
     pub fn is_bad_input(&self) -> bool {
@@ -137,14 +142,7 @@ pub fn push_images(
 
 /// The reference an image is pushed under; it must have a tag.
 pub fn destination_of(image: &str) -> Result<ImageReference, PushError> {
-    let reference = archive::normalize_reference(image)
-        .map_err(|error| PushError::BadImage(error.to_string()))?;
-    if reference.tag().is_none() {
-        return Err(PushError::BadImage(format!(
-            "{image:?} names an image by digest only: a push needs a tag to put it under; name it by tag (`app:1`)"
-        )));
-    }
-    Ok(reference)
+    archive::tagged_reference(image).map_err(|error| PushError::BadImage(error.to_string()))
 }
 
 /// Pushes images to one registry, remembering across images which blobs

@@ -6,10 +6,17 @@
 //! fallback: HTTPS unless the host is this machine (127.0.0.0/8, ::1,
 //! `localhost`: what docker also treats as an insecure registry, and what
 //! kind's local registry listens on) or the user said `--allow-http`.
+//!
+//! Beside image references, not in `push`: a plan checks its registry with
+//! this before anything runs, and plans are data that do no I/O.
 
-use super::PushError;
-use crate::archive::ImageReference;
+use super::ImageReference;
 use std::net::IpAddr;
+
+/// Why a registry spec cannot be pushed to; the message says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
 
 /// A registry and the repository prefix images go under.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +28,7 @@ pub struct RegistryTarget {
     /// Speak plain HTTP instead of HTTPS.
     pub plain_http: bool,
     /// Where the CA certificates of the registry's TLS are (`--cert-dir`);
-    /// None for the engines' own places ([`super::trust`]).
+    /// None for the engines' own places (see `push::trust`).
     pub cert_dir: Option<std::path::PathBuf>,
 }
 
@@ -29,9 +36,9 @@ impl RegistryTarget {
     /// Parses `[http://|https://]HOST[:PORT][/PREFIX]`. `http://`, or no
     /// scheme with `allow_http`, asks for plain HTTP, which is refused for
     /// a host that is not loopback unless `allow_http`.
-    pub fn parse(spec: &str, allow_http: bool) -> Result<RegistryTarget, PushError> {
+    pub fn parse(spec: &str, allow_http: bool) -> Result<RegistryTarget, TargetError> {
         let bad = |reason: String| {
-            PushError::BadTarget(format!(
+            TargetError(format!(
                 "registry {spec:?}: {reason}; write it as HOST[:PORT][/PREFIX], e.g. `registry.example.com/team` or `127.0.0.1:5000`"
             ))
         };
@@ -56,7 +63,7 @@ impl RegistryTarget {
             None => loopback || allow_http,
         };
         if plain_http && !loopback && !allow_http {
-            return Err(PushError::BadTarget(format!(
+            return Err(TargetError(format!(
                 "registry {spec:?} asks for plain HTTP to {host}, which is not this machine: anything on the network could read or change the images; use HTTPS (drop `http://`), or allow plain HTTP if the network is trusted (`--allow-http`; in a plan, `allowHttp: true`)"
             )));
         }
@@ -201,7 +208,7 @@ mod tests {
     fn plain_http_elsewhere_is_refused_with_the_fix() {
         for spec in ["http://10.1.2.3:5000", "http://registry.lan/x"] {
             let error = RegistryTarget::parse(spec, false).unwrap_err();
-            assert!(matches!(error, PushError::BadTarget(_)), "{spec}");
+            assert!(error.to_string().contains("plain HTTP"), "{spec}");
             assert!(error.to_string().contains("--allow-http"), "{error}");
         }
         // A name that merely starts like a loopback address is not one.
