@@ -46,6 +46,14 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     engine: Option<EngineChoice>,
 
+    /// Seconds a stream (an engine's `save`, a node's import) may wait for
+    /// its other side before the command is stopped, naming the side that
+    /// stalled.
+    #[arg(long, global = true, value_name = "SECONDS", env = "LOADMASTER_STALL_TIMEOUT",
+          default_value_t = crate::process::DEFAULT_STALL_LIMIT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    stall_timeout: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -398,6 +406,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CommandError> {
+    crate::process::set_stall_limit(std::time::Duration::from_secs(cli.stall_timeout));
     let selection = || select_engine(cli.engine);
     match cli.command {
         Command::Load {

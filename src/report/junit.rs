@@ -4,8 +4,8 @@
 //! `error` ("interrupted"), a skipped step `skipped`. The shape follows the
 //! widely used Jenkins/Ant schema (`tests/fixtures/junit.xsd`).
 
+use super::RunReport;
 use super::html::esc;
-use super::{RunReport, status_word};
 use crate::journal::StepStatus;
 use std::fmt::Write;
 
@@ -68,7 +68,7 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
             "    <testcase name=\"{}\" classname=\"loadmaster\" time=\"{time:.3}\"",
             esc(&step.id)
         )?;
-        let error = step.error.as_deref().unwrap_or(status_word(step.status));
+        let error = step.error.as_deref().unwrap_or(step.status.word());
         match step.status {
             StepStatus::Succeeded => writeln!(out, "/>")?,
             StepStatus::Skipped => writeln!(out, ">\n      <skipped/>\n    </testcase>")?,
