@@ -574,6 +574,7 @@ fn cli_reports_the_latest_run_and_writes_the_step_summary() {
 /// A successful run on real test nodes: the monitor samples them, two
 /// builds run together, a real image is delivered into both nodes.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn successful_run_sampled_on_real_nodes() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(
