@@ -3,7 +3,10 @@
 
 use super::{CommandError, Output};
 use crate::cluster;
-use crate::deliver::{self, DeliverError, NodeReport, NodeResult, PathChoice, Source, progress};
+use crate::deliver::{
+    self, ConnectionBytes, DeliverError, DeliveryPath, NodeReport, NodeResult, PathChoice, Source,
+    progress,
+};
 use crate::engine::{Engine, Selection};
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
@@ -25,10 +28,25 @@ pub struct LoadArgs {
 struct LoadReport<'a> {
     cluster: &'a str,
     engine: crate::engine::EngineKind,
+    /// Each image (or archive) loaded: its path and what crossed the
+    /// connection to the engine.
+    images: Vec<ImageEntry>,
     nodes: Vec<NodeEntry<'a>>,
     /// Set when the load stopped because its source failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     source_failure: Option<SourceFailure<'a>>,
+}
+
+/// How one image was loaded.
+#[derive(Serialize)]
+struct ImageEntry {
+    image: String,
+    /// `save` or `push`; absent for an archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<DeliveryPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    connection: ConnectionBytes,
 }
 
 /// A node's report, with the diagnosis of its failure.
@@ -88,6 +106,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             .collect(),
     };
     let mut reports = Vec::new();
+    let mut images = Vec::new();
     // The load stops at the first source that fails.
     let mut source_failed: Option<(String, DeliverError)> = None;
     for source in sources {
@@ -103,11 +122,31 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 &options,
                 progress.as_ref(),
             )
-            .map(|loaded| loaded.reports),
-            archive => deliver::load(&engine, &nodes, archive, &options, progress.as_ref()),
+            .map(|loaded| {
+                let entry = ImageEntry {
+                    image: label.clone(),
+                    path: Some(loaded.path),
+                    reason: Some(loaded.reason),
+                    connection: loaded.connection,
+                };
+                (entry, loaded.reports)
+            }),
+            archive => deliver::load_counted(&engine, &nodes, archive, &options, progress.as_ref())
+                .map(|done| {
+                    let entry = ImageEntry {
+                        image: label.clone(),
+                        path: None,
+                        reason: None,
+                        connection: ConnectionBytes::of(done.from_engine, &done.reports),
+                    };
+                    (entry, done.reports)
+                }),
         };
         match loaded {
-            Ok(done) => reports.extend(done),
+            Ok((entry, done)) => {
+                images.push(entry);
+                reports.extend(done);
+            }
             Err(error) => {
                 source_failed = Some((label, error));
                 break;
@@ -132,6 +171,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         let report = LoadReport {
             cluster: &found.name,
             engine: engine.kind(),
+            images,
             nodes: reports
                 .iter()
                 .zip(&diagnoses)
