@@ -2,7 +2,8 @@
 //! (the lab's namespace tier, `support::netns`): its loopback is not the
 //! client's, as for a podman machine or Docker Desktop's VM, and its nodes
 //! run there too. Needs root, iproute2 and the engines; skipped, and says
-//! so, without `LOADMASTER_TEST_ENGINES`.
+//! so, without `LOADMASTER_TEST_ENGINES`. Beside it, the same counts on
+//! the machine's own engines, which reach loadmaster's endpoint.
 
 mod support;
 
@@ -120,5 +121,47 @@ fn reload_after_a_change_on_a_namespaced_engine_takes_save_and_says_why() {
             "{kind}: {entry}"
         );
         drop((image, cluster, engine));
+    }
+}
+
+/// The other side of the rule: an engine that reaches the endpoint (the
+/// machine's own engines) takes the push path for a reload after a change,
+/// and then only the changed layer crosses the connection, each way; a cold
+/// load moves the image at most once.
+#[test]
+fn a_reload_through_a_push_moves_only_the_changed_layer_across_the_connection() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let image = TestImage::named(kind);
+        image.build(&layers(3));
+        let image_bytes = 9 * MIB;
+        // Compressing incompressible layers adds a little; tar framing too.
+        let overhead = 256 << 10;
+
+        let cold = load_ok(&cluster, &[&image.name, "--path", "push"]);
+        let entry = image_entry(&cold);
+        assert_eq!(entry["path"], "push", "{kind}: {cold}");
+        for field in ["from_engine", "to_nodes"] {
+            let moved = bytes(entry, field);
+            assert!(
+                (image_bytes..image_bytes + overhead).contains(&moved),
+                "{kind}: cold {field} {moved}: {entry}"
+            );
+        }
+
+        image.build(&layers(4));
+        let changed = load_ok(&cluster, &[&image.name]);
+        let entry = image_entry(&changed);
+        assert_eq!(entry["path"], "push", "{kind}: {changed}");
+        assert_eq!(changed["nodes"][0]["result"], "loaded", "{kind}: {changed}");
+        for field in ["from_engine", "to_nodes"] {
+            let moved = bytes(entry, field);
+            assert!(
+                (MIB..MIB + overhead).contains(&moved),
+                "{kind}: after a 1 MiB change, {field} {moved}: {entry}"
+            );
+        }
+        let reference = changed["nodes"][0]["reference"].as_str().unwrap();
+        assert!(image_on_node(&cluster, cluster.control_plane(), reference).is_some());
     }
 }
