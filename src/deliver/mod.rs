@@ -37,6 +37,7 @@ use fanout::{Fanout, Route};
 use feed::{FeedOutcome, NodeFeed, Piece};
 use progress::Progress;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -52,7 +53,32 @@ pub enum Source<'a> {
         reader: Box<dyn Read + Send + 'a>,
         label: String,
         image: Option<&'a str>,
+        /// The image picked, when the archive also holds others and a
+        /// first reading told its blobs: no other blob is sent.
+        known: Option<KnownImage>,
     },
+}
+
+/// What a first reading of an archive told of one of its images.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownImage {
+    /// Its config, manifest and layer digests as stored in the archive.
+    pub blobs: BTreeSet<Digest>,
+    /// Its diff IDs, bottom first: they identify a legacy docker-archive's
+    /// layers before their bytes stream, as the engine's do for `save`.
+    pub diff_ids: Vec<Digest>,
+}
+
+impl KnownImage {
+    pub fn of(image: &archive::ArchivedImage) -> KnownImage {
+        let mut blobs: BTreeSet<Digest> = image.layers.iter().map(|l| l.digest).collect();
+        blobs.insert(image.config.digest);
+        blobs.extend(image.manifest.as_ref().map(|m| m.digest));
+        KnownImage {
+            blobs,
+            diff_ids: image.layers.iter().map(|l| l.diff_id).collect(),
+        }
+    }
 }
 
 impl Source<'_> {
@@ -373,7 +399,11 @@ impl Job<'_> {
             return Ok(reports);
         }
 
-        let mut fanout = Fanout::new(routes, progress);
+        let only = match &source {
+            Source::Archive { known, .. } => known.as_ref().map(|k| k.blobs.clone()),
+            Source::Engine { .. } => None,
+        };
+        let mut fanout = Fanout::new(routes, progress, only);
         let read = stream_source(self.engine, source, self.expected.as_ref(), &mut fanout);
         let routes = fanout.routes;
         let parsed = match read {
@@ -637,15 +667,23 @@ pub(crate) fn stream_source(
                 });
             }
         }
-        Source::Archive { reader, label, .. } => archive::read_archive(reader, visitor, &limits)
-            .map(|archive| Streamed {
-                archive,
-                from_engine: 0,
-            })
-            .map_err(|source| DeliverError::BadArchive {
-                label,
-                source: Box::new(source),
-            }),
+        Source::Archive {
+            reader,
+            label,
+            known,
+            ..
+        } => {
+            let diff_ids = known.map(|k| k.diff_ids).unwrap_or_default();
+            archive::read_archive_of(reader, visitor, &limits, &diff_ids)
+        }
+        .map(|archive| Streamed {
+            archive,
+            from_engine: 0,
+        })
+        .map_err(|source| DeliverError::BadArchive {
+            label,
+            source: Box::new(source),
+        }),
     }
 }
 

@@ -1179,6 +1179,7 @@ fn archive_source<'a>(path: &Path, image: &'a str) -> Result<Source<'a>, StepErr
         reader: Box::new(std::io::BufReader::new(file)),
         label: path.display().to_string(),
         image: Some(image),
+        known: None,
     })
 }
 
