@@ -79,7 +79,8 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         nodes: Option<Vec<String>>,
         /// Load from a docker-archive or OCI-layout tar (`-`: standard input)
-        /// instead of the engine; an IMAGE picks one when it holds several.
+        /// instead of the engine: every image it names, or only the IMAGEs
+        /// given.
         #[arg(long, value_name = "FILE")]
         archive: Option<String>,
         /// How many nodes one read of the image feeds at once; more nodes
@@ -525,6 +526,7 @@ fn archive_source<'a>(path: &str, image: Option<&'a str>) -> Result<Source<'a>, 
         reader,
         label,
         image,
+        known: None,
     })
 }
 
