@@ -241,7 +241,7 @@ fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
     let mut requirements = Requirements::new(local_nodes, images);
     if let Some((parallel, peak)) = &options.builds {
         requirements.parallel_builds = *parallel;
-        requirements.build_peak = peak.clone();
+        requirements.build_peak = Some(peak.clone());
     }
     requirements
 }

@@ -91,7 +91,25 @@ impl Engine {
             EngineKind::Podman => &["info", "--format", "json"],
         };
         let done = self.query(args)?;
-        parse::engine_info(self.kind, &done.stdout).map_err(|detail| self.unexpected(args, detail))
+        let mut info = parse::engine_info(self.kind, &done.stdout)
+            .map_err(|detail| self.unexpected(args, detail))?;
+        // Docker Desktop and podman machine say so themselves; the service
+        // address the CLI was given tells a remote engine from them.
+        let variable = match self.kind {
+            EngineKind::Docker => "DOCKER_HOST",
+            EngineKind::Podman => "CONTAINER_HOST",
+        };
+        let by_address = std::env::var(variable)
+            .ok()
+            .and_then(|address| Location::of_service_address(&address));
+        match by_address {
+            Some(Location::Remote) => info.location = Location::Remote,
+            Some(Location::VirtualMachine) if info.location == Location::Local => {
+                info.location = Location::VirtualMachine
+            }
+            _ => {}
+        }
+        Ok(info)
     }
 
     /// ID, size, tags, layers and config of a local image.
@@ -137,6 +155,7 @@ impl Engine {
             engine: self.clone(),
             args,
             reading,
+            bytes_read: 0,
         })
     }
 
@@ -406,15 +425,24 @@ pub struct SaveStream {
     engine: Engine,
     args: Vec<String>,
     reading: Reading,
+    bytes_read: u64,
 }
 
 impl Read for SaveStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.reading.read(buf)
+        let n = self.reading.read(buf)?;
+        self.bytes_read += n as u64;
+        Ok(n)
     }
 }
 
 impl SaveStream {
+    /// Bytes read from the engine so far: what crossed the connection to
+    /// it (a VM's or remote engine's link), tar framing included.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
     /// Waits for the engine to exit and reports a failed save.
     pub fn finish(self) -> Result<(), EngineError> {
         let done = self
