@@ -39,7 +39,7 @@ static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn kind_engine() -> Option<String> {
     let asked = std::env::var("LOADMASTER_TEST_KIND").is_ok_and(|v| v == "1");
     for tool in ["kind", "kubectl"] {
-        if !loadmaster::runner::process::on_path(tool) {
+        if !loadmaster::process::on_path(tool) {
             assert!(
                 !asked,
                 "LOADMASTER_TEST_KIND=1, but {tool} is not on PATH: install it (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"

@@ -9,8 +9,8 @@ mod support;
 
 use loadmaster::archive::{Digest, normalize_reference};
 use loadmaster::plan::Apply;
+use loadmaster::process::on_path;
 use loadmaster::runner::overlay::{self, Rewrite};
-use loadmaster::runner::process::on_path;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::TempDir;

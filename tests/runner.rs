@@ -634,7 +634,7 @@ fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
     };
-    if !loadmaster::runner::process::on_path("kubectl") {
+    if !loadmaster::process::on_path("kubectl") {
         eprintln!("note: kubectl is not on PATH: skipping the deploy failure test");
         return;
     }
@@ -702,7 +702,7 @@ fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
     };
-    if loadmaster::runner::process::on_path("kind") {
+    if loadmaster::process::on_path("kind") {
         eprintln!("note: kind is on PATH: skipping the test of down without it");
         return;
     }
@@ -1096,7 +1096,7 @@ fn registry_deliveries(record: &loadmaster::journal::RunRecord) -> Vec<EventBody
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn registry_delivery_pushes_to_a_real_registry_and_deploys_the_pushed_digest() {
     let _exclusive = exclusive();
-    if !loadmaster::runner::process::on_path("kubectl") {
+    if !loadmaster::process::on_path("kubectl") {
         eprintln!("note: kubectl is not on PATH: skipping the registry delivery test");
         return;
     }
@@ -1247,7 +1247,7 @@ fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
     };
-    if !loadmaster::runner::process::on_path("kubectl") {
+    if !loadmaster::process::on_path("kubectl") {
         eprintln!("note: kubectl is not on PATH: skipping the existing cluster test");
         return;
     }

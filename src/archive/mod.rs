@@ -52,7 +52,7 @@ pub use reference::{
     ImageReference, ReferenceError, TagError, normalize_reference, tagged_reference,
 };
 pub use spec::OCI_LAYER;
-pub use target::{RegistryTarget, TargetError, is_loopback};
+pub use target::{RegistryTarget, TargetError, host_name, is_loopback};
 pub use write::{BlobName, LayoutWriteError, OCI_LAYOUT_FILE, OciLayoutWriter};
 
 use serde::Serialize;

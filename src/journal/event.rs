@@ -12,7 +12,9 @@ use std::path::PathBuf;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How much of a command's stderr an event keeps: errors come last.
-pub const STDERR_TAIL: usize = 4096;
+pub const STDERR_TAIL: usize = crate::process::OUTPUT_TAIL;
+
+pub use crate::process::Exit;
 
 /// One line of `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,33 +141,6 @@ pub struct ScheduledBuild {
     pub estimate_source: String,
 }
 
-/// How a command ended: an exit code, a signal, or killed at its timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Exit {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<i32>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub timed_out: bool,
-}
-
-impl Exit {
-    pub fn from_status(status: std::process::ExitStatus, timed_out: bool) -> Exit {
-        use std::os::unix::process::ExitStatusExt;
-        Exit {
-            code: status.code(),
-            signal: status.signal(),
-            timed_out,
-        }
-    }
-
-    pub fn success(&self) -> bool {
-        self.code == Some(0) && !self.timed_out
-    }
-}
-
 impl Event {
     fn now(step: Option<&str>, body: EventBody) -> Event {
         Event {
@@ -240,57 +215,11 @@ impl Event {
         )
     }
 
-    /// What a load did on one node, under the step that delivered it.
-    pub fn delivery(step: &str, report: &crate::deliver::NodeReport) -> Event {
-        Event::now(
-            Some(step),
-            EventBody::Delivery {
-                image: report.image.clone(),
-                node: report.node.clone(),
-                path: report.path.to_string(),
-                result: report.result.to_string(),
-                bytes_sent: report.bytes_sent,
-                blobs_sent: report.blobs_sent,
-                blobs_skipped: report.blobs_skipped,
-                duration_ms: report.duration_ms,
-                error: report.error.clone(),
-                pushed: None,
-                digest: None,
-            },
-        )
-    }
-
-    /// What a push to the cluster's registry (`registry`, its `host[:port]`)
-    /// did with one image: its report, or why it failed.
-    pub fn pushed(
-        step: &str,
-        image: &str,
-        registry: &str,
-        outcome: Result<&crate::push::PushReport, String>,
-        duration: std::time::Duration,
-    ) -> Event {
-        let (result, report, error) = match outcome {
-            Ok(report) if report.bytes_uploaded > 0 => ("pushed", Some(report), None),
-            Ok(report) => ("already present", Some(report), None),
-            Err(error) => ("failed", None, Some(error)),
-        };
-        Event::now(
-            Some(step),
-            EventBody::Delivery {
-                image: image.to_string(),
-                node: registry.to_string(),
-                path: "registry".to_string(),
-                result: result.to_string(),
-                bytes_sent: report.map_or(0, |r| r.bytes_uploaded),
-                blobs_sent: report.map_or(0, |r| r.blobs_uploaded),
-                // Mounted from another repository: there, so not sent.
-                blobs_skipped: report.map_or(0, |r| r.blobs_skipped + r.blobs_mounted),
-                duration_ms: duration.as_millis() as u64,
-                error,
-                pushed: report.map(|r| r.pushed.clone()),
-                digest: report.map(|r| r.digest.to_string()),
-            },
-        )
+    /// An event of `step`: for bodies that the modules doing the work
+    /// fill from their own reports (a delivery), so that the journal
+    /// knows none of them.
+    pub fn in_step(step: &str, body: EventBody) -> Event {
+        Event::now(Some(step), body)
     }
 
     pub fn log_file(step: &str, path: PathBuf, about: impl Into<String>) -> Event {
@@ -391,70 +320,6 @@ pub struct DiskSpace {
 mod tests {
     use super::*;
     use std::process::Command;
-
-    #[test]
-    fn a_push_is_a_registry_delivery_with_its_reference_and_digest() {
-        let digest = crate::archive::Digest::of(b"manifest");
-        let report = crate::push::PushReport {
-            image: "app:1".to_string(),
-            pushed: "127.0.0.1:5000/e2e/app:1".to_string(),
-            digest,
-            config: crate::archive::Digest::of(b"config"),
-            blobs_uploaded: 0,
-            blobs_skipped: 2,
-            blobs_mounted: 1,
-            bytes_uploaded: 0,
-            read_source: false,
-            retries: Vec::new(),
-            duration_ms: 5,
-        };
-        let took = std::time::Duration::from_millis(7);
-        let body = |event: Event| event.body;
-        match body(Event::pushed(
-            "deliver/app:1",
-            "app:1",
-            "127.0.0.1:5000",
-            Ok(&report),
-            took,
-        )) {
-            EventBody::Delivery {
-                node,
-                path,
-                result,
-                blobs_sent,
-                blobs_skipped,
-                pushed,
-                digest: recorded,
-                duration_ms,
-                ..
-            } => {
-                assert_eq!(
-                    (node.as_str(), path.as_str()),
-                    ("127.0.0.1:5000", "registry")
-                );
-                // Nothing uploaded: the registry had it; a mount sends nothing.
-                assert_eq!(result, "already present");
-                assert_eq!((blobs_sent, blobs_skipped, duration_ms), (0, 3, 7));
-                assert_eq!(pushed.as_deref(), Some("127.0.0.1:5000/e2e/app:1"));
-                assert_eq!(recorded, Some(digest.to_string()));
-            }
-            other => panic!("{other:?}"),
-        }
-        let uploaded = crate::push::PushReport {
-            blobs_uploaded: 1,
-            bytes_uploaded: 10,
-            ..report
-        };
-        assert!(matches!(
-            body(Event::pushed("s", "app:1", "r", Ok(&uploaded), took)),
-            EventBody::Delivery { result, bytes_sent: 10, .. } if result == "pushed"
-        ));
-        assert!(matches!(
-            body(Event::pushed("s", "app:1", "r", Err("refused".to_string()), took)),
-            EventBody::Delivery { result, error: Some(error), pushed: None, digest: None, .. }
-                if result == "failed" && error == "refused"
-        ));
-    }
 
     #[test]
     fn exits_from_real_processes() {

@@ -2,7 +2,8 @@
 //! stdout, and nothing that can hang.
 //!
 //! Every command loadmaster starts (engine CLIs, their `exec`s into nodes,
-//! probes) goes through here, so that every child:
+//! probes; a run's builds, kind, kubectl and test through [`supervise`])
+//! goes through here, so that every child:
 //!
 //! - runs in a process group of its own, and a deadline kills the group,
 //!   not only the child (`sh -c` and what it started go too);
@@ -15,8 +16,10 @@
 //!   image-sized stream in memory.
 
 pub mod signal;
+mod supervise;
 pub mod watchdog;
 
+pub use supervise::{Echo, Exit, OUTPUT_TAIL, Ran, Spec, Stream, on_path, supervise};
 pub use watchdog::{DEFAULT_STALL_LIMIT, Stopped, set_stall_limit, stall_limit};
 
 use std::io::{self, BufRead, Read, Write};

@@ -1,6 +1,8 @@
 //! SIGINT and SIGTERM: noted, not acted on in the handler. The runner polls
 //! [`received`] between steps and while it waits for a child, stops the
-//! child, and ends the journal with `run-end interrupted`.
+//! child, and ends the journal with `run-end interrupted`; the watchdog
+//! ([`super::watchdog`]) stops every streamed command (a load's `save` and
+//! node feeds) at once.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 

@@ -248,7 +248,7 @@ pub fn may_send_credentials(registry: &str, realm: &str) -> bool {
     {
         return true;
     }
-    let registry_host = super::target::host_name(registry)
+    let registry_host = crate::archive::host_name(registry)
         .trim_start_matches('[')
         .trim_end_matches(']');
     let realm_host = uri.host().unwrap_or("");

@@ -3,11 +3,11 @@
 //! command, and a bounded retry when the engine fails with an error known
 //! to be transient.
 
-use super::process::{self, Ran, Spec};
 use super::progress::Reporter;
 use crate::engine::EngineKind;
 use crate::journal::{Event, Journal};
 use crate::plan::Build;
+use crate::process::{self, Ran, Spec};
 
 /// How many times a build is tried when it fails with a transient error.
 pub const ATTEMPTS: u32 = 3;
@@ -121,7 +121,7 @@ fn with_retries(
     spec.log = Some(log.clone());
     let mut attempt = 1;
     loop {
-        let ran = process::run(&spec).map_err(|source| BuildError::Spawn {
+        let ran = process::supervise(&spec).map_err(|source| BuildError::Spawn {
             program: argv[0].clone(),
             image: image.to_string(),
             source,

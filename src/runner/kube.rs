@@ -474,7 +474,7 @@ mod contract_tests {
     /// argument.
     #[test]
     fn kubectl_accepts_the_pod_command_lines() {
-        if !crate::runner::process::on_path("kubectl") {
+        if !crate::process::on_path("kubectl") {
             eprintln!("skipped: kubectl not installed");
             return;
         }

@@ -33,12 +33,10 @@ pub mod estimate;
 pub mod kube;
 pub mod overlay;
 pub mod pods;
-pub mod process;
 pub mod progress;
 pub mod registry_delivery;
 pub mod registry_hosting;
 pub mod schedule;
-pub mod signal;
 pub mod steps;
 
 use crate::engine::{self, Engine, EngineChoice, Selection};
@@ -145,7 +143,7 @@ impl Report {
 
 /// Runs `phase` of `plan`.
 pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, RunError> {
-    signal::install();
+    crate::process::signal::install();
     let selection = select(plan, options.engine)?;
     let journal = Arc::new(Journal::create(&options.root, plan)?);
     let logs = journal.dir().join("logs");

@@ -12,9 +12,9 @@
 pub mod plain;
 pub mod terminal;
 
-use super::process::{Echo, Stream};
 use crate::deliver::progress::Progress;
 use crate::journal::{Outcome, StepStatus};
+use crate::process::{Echo, Stream};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;

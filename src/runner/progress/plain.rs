@@ -6,7 +6,7 @@
 use super::{ChildOutput, Reporter, ended, noted};
 use crate::deliver::progress::{Lines, Progress, Silent};
 use crate::journal::{Outcome, Timestamp};
-use crate::runner::process::{Echo, Stream};
+use crate::process::{Echo, Stream};
 use std::io::Write;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use super::{ChildOutput, Reporter, ended, noted};
 use crate::deliver::progress::{Progress, Rate, outcome_line, sent_list};
 use crate::deliver::{DeliveryPath, NodeReport};
 use crate::journal::Outcome;
-use crate::runner::process::{Echo, Stream};
+use crate::process::{Echo, Stream};
 use std::io::Write;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};

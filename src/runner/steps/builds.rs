@@ -3,13 +3,14 @@
 //! rule `doctor -f` uses too ([`super::super::estimate`]); the schedule
 //! recorded in the journal, each build a step `build/<image>`.
 
-use super::super::{build, estimate, schedule, signal};
+use super::super::{build, estimate, schedule};
 use super::{Failure, Recorder, StepError};
 use crate::doctor::Estimate;
 use crate::engine::{EngineInfo, EngineKind};
 use crate::journal::{Event, ScheduledBuild};
 use crate::monitor::Sources;
 use crate::plan::{Image, ImageSource, Plan};
+use crate::process::signal;
 use std::path::Path;
 
 /// The build steps' context.

@@ -3,7 +3,6 @@
 //! existing cluster's kubeconfig context checked; then the monitor started
 //! on its nodes and `KUBECONFIG` found for kubectl and the test.
 
-use super::super::process::{self, Spec};
 use super::super::{GATHER_TIMEOUT, KIND_TIMEOUT, kube};
 use super::{Failure, Kube, Recorder, StepError};
 use crate::cluster::{self, ClusterError};
@@ -11,6 +10,7 @@ use crate::engine::{Engine, EngineInfo, Selection};
 use crate::journal::Event;
 use crate::monitor::{Monitor, NodeSource, Sources};
 use crate::plan::{Plan, Provider};
+use crate::process::{self, Spec};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -247,7 +247,7 @@ impl ClusterStep<'_> {
                 whole_stdout: true,
                 ..Spec::new(&kube::kind_kubeconfig(name), GATHER_TIMEOUT)
             };
-            if let Ok(ran) = process::run(&spec)
+            if let Ok(ran) = process::supervise(&spec)
                 && ran.success()
             {
                 // Absolute: the test runs in its own working directory.

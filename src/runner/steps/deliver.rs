@@ -3,12 +3,12 @@
 //! once would not be), pulled first when the plan says so; or, for
 //! `delivery: registry`, pushed ([`super::super::registry_delivery`]).
 
-use super::super::process::Spec;
-use super::super::signal;
 use super::{Failure, OnCluster, StepError};
-use crate::deliver::{self, NodeResult, PathChoice, Source};
-use crate::journal::Event;
+use crate::deliver::{self, NodeReport, NodeResult, PathChoice, Source};
+use crate::journal::{Event, EventBody};
 use crate::plan::{Image, ImageSource, PullPolicy};
+use crate::process::Spec;
+use crate::process::signal;
 use std::path::Path;
 
 impl OnCluster<'_> {
@@ -52,7 +52,8 @@ impl OnCluster<'_> {
                 }
             };
             for report in &reports {
-                self.recorder.record(&Event::delivery(&step, report));
+                self.recorder
+                    .record(&Event::in_step(&step, node_delivery(report)));
             }
             match reports.iter().find(|r| r.result == NodeResult::Failed) {
                 Some(_) if let Some(signal) = signal::received() => {
@@ -108,4 +109,21 @@ pub(in super::super) fn archive_source<'a>(
         image: Some(image),
         known: None,
     })
+}
+
+/// The journal's record of what a load did on one node.
+pub fn node_delivery(report: &NodeReport) -> EventBody {
+    EventBody::Delivery {
+        image: report.image.clone(),
+        node: report.node.clone(),
+        path: report.path.to_string(),
+        result: report.result.to_string(),
+        bytes_sent: report.bytes_sent,
+        blobs_sent: report.blobs_sent,
+        blobs_skipped: report.blobs_skipped,
+        duration_ms: report.duration_ms,
+        error: report.error.clone(),
+        pushed: None,
+        digest: None,
+    }
 }

@@ -4,11 +4,11 @@
 //! pods and events.
 
 use super::super::overlay::{self, Rewrite};
-use super::super::process::Spec;
 use super::super::{APPLY_TIMEOUT, build, kube};
 use super::{Failure, Kube, Recorder, StepError, failure_line, file_name};
 use crate::journal::Event;
 use crate::plan::{Apply, DeployStep, Plan};
+use crate::process::Spec;
 
 /// The deploy steps' context.
 pub struct Deploy<'a> {

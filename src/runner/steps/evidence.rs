@@ -4,11 +4,11 @@
 //! for a failed deploy or test, each file listed in the journal; and a
 //! diagnosis (`diagnosis.json`, `diagnosis.md` in the run directory).
 
-use super::super::process;
 use super::super::{MAX_PODS_READ, kube, pods};
 use super::{OnCluster, StepError, file_name};
 use crate::journal::Event;
 use crate::plan::Provider;
+use crate::process;
 use crate::triage::{self, Diagnosis, render};
 use std::path::Path;
 

@@ -18,12 +18,13 @@ pub mod teardown;
 pub mod test;
 
 use super::kube;
-use super::process::{self, Ran, Spec};
 use super::progress::Reporter;
-use super::{GATHER_TIMEOUT, build, signal};
+use super::{GATHER_TIMEOUT, build};
 use crate::engine::Engine;
 use crate::journal::{Event, Journal, Outcome};
 use crate::plan::Plan;
+use crate::process::signal;
+use crate::process::{self, Ran, Spec};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,7 +106,7 @@ impl Recorder {
     /// Runs a command under `step`, records it, and turns a failure into a
     /// step error that quotes its output.
     pub fn command(&self, step: &str, spec: &Spec) -> Result<Ran, StepError> {
-        let ran = process::run(spec).map_err(|error| {
+        let ran = process::supervise(spec).map_err(|error| {
             StepError::failed(format!(
                 "cannot run `{}`: {error} (is {} installed and on PATH?)",
                 build::shell_words(&spec.argv),

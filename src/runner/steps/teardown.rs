@@ -2,11 +2,11 @@
 //! cluster), and `run`'s choice between deleting and keeping the cluster as
 //! the flag, `LOADMASTER_TEARDOWN` or the plan's policy says.
 
-use super::super::process::{self, Spec};
 use super::super::{KIND_TIMEOUT, kube};
 use super::{Failure, Recorder, StepError};
 use crate::engine::{Engine, Selection};
 use crate::plan::{Plan, Provider, TeardownAction};
+use crate::process::{self, Spec};
 
 /// The teardown's context.
 pub struct Teardown<'a> {

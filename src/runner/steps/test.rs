@@ -2,9 +2,9 @@
 //! environment, its output streamed and kept in `artifacts/test.log`, its
 //! exit code recorded, the artifacts it names copied into the run.
 
-use super::super::process::Spec;
 use super::{Failure, Kube, Recorder, StepError, failure_line};
 use crate::plan::{CommandLine, Test};
+use crate::process::Spec;
 use std::path::Path;
 
 /// The test step's context.

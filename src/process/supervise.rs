@@ -1,14 +1,15 @@
-//! Child processes of a run (builds, kind, kubectl, the test): their output
-//! streamed as it comes (to an [`Echo`] and a log file when asked) while
-//! its tail is kept for the journal, a timeout, and a stop on SIGINT or
-//! SIGTERM.
+//! Supervised children (a run's builds, kind, kubectl, the test): their
+//! output streamed as it comes (to an [`Echo`] and a log file when asked)
+//! while its tail is kept for the journal, a timeout, and a stop on SIGINT
+//! or SIGTERM.
 //!
 //! Each child gets its own process group, so that stopping it stops what
-//! it started too (`sh -c` and its commands), and a Ctrl-C reaches the
-//! runner only, which then stops the child and records that it did.
+//! it started too (`sh -c` and its commands), and a Ctrl-C reaches
+//! loadmaster only, which then stops the child (SIGTERM, then SIGKILL
+//! after a grace) and records that it did.
 
-use super::signal;
-use crate::journal::{Exit, STDERR_TAIL};
+use super::{Capture, PIPE_GRACE, keep_tail, kill_group, signal};
+use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -16,6 +17,37 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// How much of a supervised child's stdout and stderr is kept (and what
+/// the journal's command events keep): errors come last.
+pub const OUTPUT_TAIL: usize = 4096;
+
+/// How a command ended: an exit code, a signal, or killed at its timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
+}
+
+impl Exit {
+    pub fn from_status(status: std::process::ExitStatus, timed_out: bool) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        Exit {
+            code: status.code(),
+            signal: status.signal(),
+            timed_out,
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+}
 
 /// How long a stopped child gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
@@ -69,7 +101,7 @@ pub struct Ran {
     pub exit: Exit,
     /// Stopped because loadmaster received this signal.
     pub interrupted: Option<i32>,
-    /// The last [`STDERR_TAIL`] bytes of stdout (all of it with
+    /// The last [`OUTPUT_TAIL`] bytes of stdout (all of it with
     /// [`Spec::whole_stdout`]) and of stderr.
     pub stdout_tail: Vec<u8>,
     pub stderr_tail: Vec<u8>,
@@ -108,7 +140,7 @@ impl Ran {
 }
 
 /// Runs `spec` to its end, its timeout, or a signal to loadmaster.
-pub fn run(spec: &Spec) -> io::Result<Ran> {
+pub fn supervise(spec: &Spec) -> io::Result<Ran> {
     let (program, args) = spec
         .argv
         .split_first()
@@ -138,7 +170,7 @@ pub fn run(spec: &Spec) -> io::Result<Ran> {
     let stdout_keep = if spec.whole_stdout {
         usize::MAX
     } else {
-        STDERR_TAIL
+        OUTPUT_TAIL
     };
     let stdout = pump(
         child.stdout.take(),
@@ -148,7 +180,7 @@ pub fn run(spec: &Spec) -> io::Result<Ran> {
     );
     let stderr = pump(
         child.stderr.take(),
-        (Stream::Stderr, STDERR_TAIL),
+        (Stream::Stderr, OUTPUT_TAIL),
         spec.echo.clone(),
         log,
     );
@@ -174,38 +206,28 @@ pub fn run(spec: &Spec) -> io::Result<Ran> {
         }
         thread::sleep(POLL);
     };
-    // Whatever the child left running in its group goes with it.
+    // Whatever the child left running in its group goes with it; what
+    // left the group is not waited for past the grace.
     kill_group(pgid, libc::SIGKILL);
+    let by = Instant::now() + PIPE_GRACE;
     Ok(Ran {
         exit: Exit::from_status(status, timed_out),
         interrupted,
-        stdout_tail: stdout.join().unwrap_or_default(),
-        stderr_tail: stderr.join().unwrap_or_default(),
+        stdout_tail: stdout.collect(by),
+        stderr_tail: stderr.collect(by),
         duration: started.elapsed(),
     })
 }
 
-fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
-    // SAFETY: kill(2) with a negative pid signals a process group; it has
-    // no memory-safety preconditions. ESRCH (group gone) is fine.
-    unsafe {
-        libc::kill(-pgid, signal);
-    }
-}
-
 /// Copies a child's stream to the echo and the log as it comes, and
-/// returns its last `keep` bytes.
+/// keeps its last `keep` bytes.
 fn pump(
     stream: Option<impl Read + Send + 'static>,
     (which, keep): (Stream, usize),
     echo: Option<Arc<dyn Echo>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
-) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut tail = Vec::new();
-        let Some(mut stream) = stream else {
-            return tail;
-        };
+) -> Capture {
+    Capture::start(stream, move |mut stream, tail| {
         let mut buffer = [0u8; 8192];
         loop {
             let n = match stream.read(&mut buffer) {
@@ -222,14 +244,8 @@ fn pump(
                 let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = file.write_all(chunk);
             }
-            tail.extend_from_slice(chunk);
-            if tail.len() > keep.saturating_mul(2) {
-                tail.drain(..tail.len() - keep);
-            }
+            keep_tail(tail, chunk, keep);
         }
-        let cut = tail.len().saturating_sub(keep);
-        tail.drain(..cut);
-        tail
     })
 }
 
@@ -250,7 +266,7 @@ mod tests {
 
     #[test]
     fn keeps_exit_code_and_tails() {
-        let ran = run(&Spec::new(
+        let ran = supervise(&Spec::new(
             &["sh", "-c", "echo out; echo err >&2; exit 3"],
             Duration::from_secs(10),
         ))
@@ -264,7 +280,7 @@ mod tests {
     #[test]
     fn a_timeout_stops_the_child_and_what_it_started() {
         let started = Instant::now();
-        let ran = run(&Spec::new(
+        let ran = supervise(&Spec::new(
             &["sh", "-c", "sleep 30 & sleep 30; echo never"],
             Duration::from_millis(300),
         ))
@@ -281,11 +297,11 @@ mod tests {
 
     #[test]
     fn whole_stdout_keeps_more_than_the_tail() {
-        let script = format!("head -c {} /dev/zero", 3 * STDERR_TAIL);
+        let script = format!("head -c {} /dev/zero", 3 * OUTPUT_TAIL);
         let mut spec = Spec::new(&["sh", "-c", &script], Duration::from_secs(10));
-        assert_eq!(run(&spec).unwrap().stdout_tail.len(), STDERR_TAIL);
+        assert_eq!(supervise(&spec).unwrap().stdout_tail.len(), OUTPUT_TAIL);
         spec.whole_stdout = true;
-        assert_eq!(run(&spec).unwrap().stdout_tail.len(), 3 * STDERR_TAIL);
+        assert_eq!(supervise(&spec).unwrap().stdout_tail.len(), 3 * OUTPUT_TAIL);
     }
 
     #[test]
@@ -298,7 +314,7 @@ mod tests {
             Duration::from_secs(10),
         );
         spec.log = Some(log.clone());
-        let ran = run(&spec).unwrap();
+        let ran = supervise(&spec).unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(ran.success());
