@@ -10,21 +10,21 @@
 //! findings.
 
 mod checks;
-pub mod host;
-pub mod kind_config;
 pub mod machine;
 pub mod ports;
 pub mod requirements;
 
 pub use crate::finding::{Finding, Status};
-pub use kind_config::{KindConfig, KindConfigError};
+pub use crate::kind_config::{KindConfig, KindConfigError};
 pub use requirements::{Estimate, ImageNeed, Need, Needs, Requirements};
 
 use crate::cluster::{self, Cluster};
 use crate::engine::{
     self, Engine, EngineChoice, EngineError, EngineInfo, EngineKind, ImageDetails, Location,
-    SelectError, Selection, process,
+    SelectError, Selection,
 };
+use crate::host;
+use crate::process;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::Command;

@@ -106,5 +106,6 @@ pub(in super::super) fn archive_source<'a>(
         reader: Box::new(std::io::BufReader::new(file)),
         label: path.display().to_string(),
         image: Some(image),
+        known: None,
     })
 }
