@@ -1,5 +1,5 @@
 //! A pre-flight finding: one check of the machine against what an
-//! environment needs, as [`crate::doctor`] makes it and the journal keeps
+//! environment needs, as the doctor makes it and the journal keeps
 //! it (the `preflight` step of `up` and `run`). Plain data, below both.
 
 use serde::{Deserialize, Serialize};
