@@ -33,6 +33,8 @@
 //!   the blobs it lacks, streamed, retried, with the engines' credentials.
 //! - [`triage`]: a diagnosis from evidence (logs, cgroup counters, the
 //!   kernel log): root cause, confidence, evidence for and against, fix.
+//! - [`finding`]: one pre-flight finding, plain data for the doctor and
+//!   the journal.
 //! - [`doctor`]: the pre-flight: the machine (or the engine's VM) measured
 //!   against what the environment needs, each finding with its fix.
 //! - [`plan`]: the plan file (YAML): cluster, images, deploy steps, test,
@@ -54,6 +56,7 @@ pub mod cluster;
 pub mod deliver;
 pub mod doctor;
 pub mod engine;
+pub mod finding;
 pub mod host;
 pub mod journal;
 pub mod kind_config;

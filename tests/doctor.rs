@@ -34,6 +34,7 @@ fn options(kind: EngineKind, cluster: &str, config: KindConfig) -> Options {
         cluster: cluster.to_string(),
         kind_config: config,
         existing_context: None,
+        cluster_up: false,
         images: Vec::new(),
         builds: None,
         engine: Some(choice(kind)),
@@ -317,6 +318,21 @@ fn a_stale_node_container_or_cluster_with_the_planned_name_is_flagged() {
                 existing.name
             )),
             "{fix}"
+        );
+        // The same cluster about to be reused (`up` of its plan): its name
+        // is no conflict, and its nodes' own memory is already in use.
+        let mut reuse = options(kind, &existing.name, KindConfig::default_cluster());
+        reuse.cluster_up = true;
+        let report = run(&reuse);
+        assert!(report.finding("cluster.name").is_none(), "{report:?}");
+        assert!(
+            report
+                .needs
+                .memory
+                .iter()
+                .all(|need| need.what != "kind nodes running Kubernetes"),
+            "{:?}",
+            report.needs
         );
         // Nothing is flagged for a name nobody uses.
         let free = run(&options(

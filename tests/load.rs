@@ -137,6 +137,9 @@ fn a_missing_image_fails_and_names_the_engine() {
         assert_eq!(output.status.code(), Some(1), "{kind}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("is not present in"), "{kind}: {stderr}");
+        // A plain user error: no triage after it that finds no failure.
+        assert!(!stderr.contains("no failure found"), "{kind}: {stderr}");
+        assert!(!stderr.contains("Triage"), "{kind}: {stderr}");
     }
 }
 

@@ -734,6 +734,149 @@ fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
 }
 
 #[test]
+fn a_run_that_stops_before_its_cluster_exists_keeps_nothing_and_triages_nothing() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        eprintln!("skipped: no engine under test (LOADMASTER_TEST_ENGINES)");
+        return;
+    };
+    if loadmaster::runner::process::on_path("kind") {
+        eprintln!("skipped: kind is on PATH, `run` would create the cluster");
+        return;
+    }
+    let cluster = unique_name("lmt");
+    let plan = TestPlan::write(&format!(
+        "apiVersion: loadmaster/v1\ncluster:\n  name: {cluster}\n  engine: {kind}\ntest:\n  command: 'true'\n"
+    ));
+    for verb in ["run", "test"] {
+        let out = plan.command(verb, &[]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {stderr}");
+        assert!(
+            stderr.contains(&format!("no kind cluster {cluster}"))
+                || stderr.contains("kind CLI is not on PATH"),
+            "{verb}: {stderr}"
+        );
+        // The error says it all: no diagnosis that finds no failure.
+        assert!(!stderr.contains("diagnosis:"), "{verb}: {stderr}");
+        let record = plan.last_run();
+        assert!(
+            !record.dir.join("diagnosis.md").exists(),
+            "{verb}: {stderr}"
+        );
+        if verb == "run" {
+            assert!(!stderr.contains("keeping cluster"), "{stderr}");
+            assert!(
+                stderr.contains(&format!("no cluster {cluster} to keep or delete")),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+/// The findings of a run's pre-flight, or who skipped it.
+fn preflight_of(record: &loadmaster::journal::RunRecord) -> &EventBody {
+    record
+        .events
+        .iter()
+        .map(|event| &event.body)
+        .find(|body| {
+            matches!(
+                body,
+                EventBody::Preflight { .. } | EventBody::PreflightSkipped { .. }
+            )
+        })
+        .expect("a preflight event")
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn up_of_a_plan_the_engine_cannot_hold_stops_at_the_preflight_unless_skipped() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        eprintln!("skipped: no engine under test (LOADMASTER_TEST_ENGINES)");
+        return;
+    };
+    let image = format!("localhost/{}:1", unique_name("lmt-huge"));
+    let plan = TestPlan::write(&format!(
+        "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\n  existing: true\nimages:\n  - name: {image}\n    build:\n      context: images/greeter\n      memory: 65536GiB\ntest:\n  command: 'true'\n",
+        unique_name("lmt")
+    ));
+    let out = plan
+        .command("up", &["--progress", "plain"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pre-flight check(s) failed: nothing was built or created"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("  memory: "), "{stderr}");
+    assert!(stderr.contains("fix: "), "{stderr}");
+    let record = plan.last_run();
+    let steps: Vec<&str> = record.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(steps, ["preflight"], "{stderr}");
+    let EventBody::Preflight { findings, .. } = preflight_of(&record) else {
+        panic!("the pre-flight ran: {:?}", record.events);
+    };
+    let memory = findings
+        .iter()
+        .find(|f| f.id == "memory")
+        .expect("a memory finding");
+    assert_eq!(
+        memory.status,
+        loadmaster::finding::Status::Fail,
+        "{memory:?}"
+    );
+    assert!(memory.needed_bytes.unwrap() > 65536u64 << 30, "{memory:?}");
+    assert!(
+        !engine_output(kind, &["image", "inspect", &image])
+            .status
+            .success(),
+        "{image} was built"
+    );
+    assert!(!record.dir.join("diagnosis.md").exists());
+    for (format, expected) in [
+        ("markdown", "| `memory` | failed |"),
+        ("html", "<h2>Pre-flight</h2>"),
+    ] {
+        let report = Command::new(env!("CARGO_BIN_EXE_loadmaster"))
+            .args(["report", "--root"])
+            .arg(&plan.root)
+            .args(["--format", format])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&report.stdout);
+        assert!(text.contains(expected), "{format}: {text}");
+    }
+
+    // Those who know better go on: the next step (the cluster, missing
+    // here) runs, and the journal says who skipped the checks.
+    for (flag, env, by) in [
+        (Some("--skip-preflight"), None, "--skip-preflight"),
+        (None, Some("1"), "LOADMASTER_SKIP_PREFLIGHT=1"),
+    ] {
+        let mut command = plan.command("up", flag.as_slice());
+        if let Some(value) = env {
+            command.env("LOADMASTER_SKIP_PREFLIGHT", value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("pre-flight checks skipped ({by})")),
+            "{stderr}"
+        );
+        let record = plan.last_run();
+        let steps: Vec<&str> = record.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(steps, ["preflight", "cluster"], "{stderr}");
+        assert_eq!(
+            preflight_of(&record),
+            &EventBody::PreflightSkipped { by: by.to_string() }
+        );
+    }
+}
+
+#[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
     let _exclusive = exclusive();
@@ -1348,7 +1491,7 @@ fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
             .iter()
             .map(|s| s.id.as_str())
             .collect::<Vec<_>>(),
-        ["cluster"]
+        ["preflight", "cluster"]
     );
 }
 
@@ -1396,9 +1539,10 @@ fn the_test_gets_kinds_whole_kubeconfig_by_an_absolute_path() {
     let got = std::fs::read_to_string(dir.join("got.yaml")).unwrap();
     assert_eq!(got, expected, "{kind}: the kubeconfig the test saw");
     let calls = std::fs::read_to_string(&calls).unwrap();
+    // The pre-flight asks kind's version; nothing else but the kubeconfig.
     assert_eq!(
         calls,
-        format!("get kubeconfig --name {}\n", cluster.name),
-        "{kind}: kind was asked only for the kubeconfig"
+        format!("version\nget kubeconfig --name {}\n", cluster.name),
+        "{kind}: kind was asked only for its version and the kubeconfig"
     );
 }

@@ -5,8 +5,8 @@
 
 use super::{CommandError, Output};
 use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Status};
-use crate::engine::{EngineChoice, EngineKind};
-use crate::plan::{self, KindConfigSource, Provider};
+use crate::engine::EngineChoice;
+use crate::plan;
 use crate::units::bytes;
 use std::io::{self, Write};
 use std::path::Path;
@@ -36,27 +36,7 @@ pub fn doctor_plan(
     output: Output,
 ) -> Result<(), CommandError> {
     let plan = plan::load(file)?;
-    let kind_config = match &plan.cluster.config {
-        KindConfigSource::Default => KindConfig::default_cluster(),
-        KindConfigSource::File { path } => {
-            KindConfig::load(path).map_err(doctor::DoctorError::from)?
-        }
-        // JSON is YAML: the inline config parses as a kind config file would.
-        KindConfigSource::Inline { config } => {
-            let text = serde_json::to_string(config).map_err(io::Error::from)?;
-            KindConfig::parse(&text, &plan.file).map_err(doctor::DoctorError::from)?
-        }
-    };
-    let mut options = Options::from_environment(&plan.cluster.name, kind_config);
-    if let Provider::Existing { context, .. } = &plan.cluster.provider {
-        options.existing_context = Some(context.clone());
-    }
-    options.engine = engine.or(plan.cluster.engine.map(|kind| match kind {
-        EngineKind::Docker => EngineChoice::Docker,
-        EngineKind::Podman => EngineChoice::Podman,
-    }));
-    options.images = plan.images.iter().map(|image| image.name.clone()).collect();
-    options.builds = crate::runner::estimate::plan_peak(root, &plan);
+    let options = crate::runner::steps::preflight::doctor_options(&plan, root, engine)?;
     examine(&options, output)
 }
 

@@ -207,6 +207,11 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         writeln!(out)?;
     }
     if let (Some((_, error)), Some(diagnosis)) = (source_failed, source_diagnosis) {
+        // A plain user error (an image the engine does not have) says all
+        // there is: a triage that finds no cause would contradict it.
+        if diagnosis.root_cause.is_none() {
+            return Err(error.into());
+        }
         return Err(CommandError::Diagnosed {
             error: Box::new(error.into()),
             diagnosis: render::markdown(&diagnosis),
@@ -229,13 +234,18 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 )
             })
             .collect();
+        let error = CommandError::NodesFailed(lines.join("\n"));
         let diagnosis = failed
             .iter()
+            .filter(|(_, d)| d.root_cause.is_some())
             .map(|(r, d)| format!("Diagnosis of node {}:\n\n{}", r.node, render::markdown(d)))
             .collect::<Vec<_>>()
             .join("\n");
+        if diagnosis.is_empty() {
+            return Err(error);
+        }
         return Err(CommandError::Diagnosed {
-            error: Box::new(CommandError::NodesFailed(lines.join("\n"))),
+            error: Box::new(error),
             diagnosis,
         });
     }

@@ -235,6 +235,9 @@ enum Command {
     },
 }
 
+/// Set to 1, `up` and `run` skip their pre-flight as `--skip-preflight` does.
+const SKIP_PREFLIGHT_ENV: &str = "LOADMASTER_SKIP_PREFLIGHT";
+
 #[derive(clap::Args, Debug)]
 struct PlanRunArgs {
     /// The plan file.
@@ -251,6 +254,11 @@ struct PlanRunArgs {
     /// stderr is a terminal, else `plain`.
     #[arg(long, value_enum, env = "LOADMASTER_PROGRESS", default_value_t = progress::Mode::Auto)]
     progress: progress::Mode,
+    /// `up` and `run`: do not start with the pre-flight checks (what
+    /// `doctor -f` checks); the journal records that they were skipped.
+    /// Also `LOADMASTER_SKIP_PREFLIGHT=1`.
+    #[arg(long)]
+    skip_preflight: bool,
 }
 
 impl PlanRunArgs {
@@ -261,6 +269,13 @@ impl PlanRunArgs {
             teardown,
             output: self.output,
             progress: self.progress,
+            skip_preflight: if self.skip_preflight {
+                Some("--skip-preflight".to_string())
+            } else {
+                std::env::var(SKIP_PREFLIGHT_ENV)
+                    .is_ok_and(|value| value == "1")
+                    .then(|| format!("{SKIP_PREFLIGHT_ENV}=1"))
+            },
         }
     }
 }
@@ -337,7 +352,7 @@ pub enum CommandError {
     Run(#[from] crate::runner::RunError),
     /// A run that ended badly; its exit code is the test's when the test
     /// failed.
-    #[error("{message}\n  the run's journal, logs and diagnosis: {}", run_dir.display())]
+    #[error("{message}\n  the run's journal and logs: {}", run_dir.display())]
     RunFailed {
         message: String,
         run_dir: PathBuf,

@@ -15,6 +15,8 @@ pub struct RunArgs {
     pub teardown: Option<TeardownAction>,
     pub output: Output,
     pub progress: progress::Mode,
+    /// Who said to skip the pre-flight, if anyone did.
+    pub skip_preflight: Option<String>,
 }
 
 pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<(), CommandError> {
@@ -25,6 +27,7 @@ pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<
         teardown: args.teardown,
         progress: args.progress,
         stdout_for_report: args.output == Output::Json,
+        skip_preflight: args.skip_preflight,
     };
     let report = runner::execute(&plan, phase, &options)?;
     match args.output {

@@ -27,7 +27,9 @@ pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding
         findings.extend(provider(options, m, selected));
     }
     findings.extend(podman_machine(m, selected));
-    if options.existing_context.is_none() {
+    // A cluster to be reused holds its own names and ports.
+    let creates = options.existing_context.is_none() && !options.cluster_up;
+    if creates {
         findings.push(names(options, m, selected));
     }
     findings.push(memory(m, probe, needs));
@@ -35,7 +37,9 @@ pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding
     findings.push(temp(m, needs));
     findings.extend(inotify(options, m, info));
     findings.extend(info.map(cgroup));
-    findings.extend(ports(options, m));
+    if creates {
+        findings.extend(ports(options, m));
+    }
     findings.extend(images(m, selected));
     findings.extend(tools(m));
     findings
@@ -384,7 +388,7 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
                     "podman machine stop && podman machine set --memory {target} && podman machine start"
                 )
             }
-            _ => "free memory on this machine (stop unused clusters: `kind get clusters`), or plan fewer nodes".into(),
+            _ => "free memory on this machine (stop unused clusters: `kind get clusters`), or plan fewer nodes or fewer builds at once (budget.parallelBuilds)".into(),
         });
     }
     f

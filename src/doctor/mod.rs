@@ -14,6 +14,7 @@ pub mod machine;
 pub mod ports;
 pub mod requirements;
 
+pub use crate::finding::{Finding, Status};
 pub use crate::kind_config::{KindConfig, KindConfigError};
 pub use requirements::{Estimate, ImageNeed, Need, Needs, Requirements};
 
@@ -35,37 +36,6 @@ use std::time::{Duration, Instant};
 /// hang the doctor.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    /// Worth knowing; the environment can still come up.
-    Warn,
-    /// The environment will not come up (or not reliably) until fixed.
-    Fail,
-}
-
-/// One check's result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable, for scripts: `memory`, `disk.temp`, `port.8080/tcp`...
-    pub id: String,
-    pub status: Status,
-    pub measured: String,
-    /// The measured value in bytes, where it is a size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub measured_bytes: Option<u64>,
-    pub needed: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub needed_bytes: Option<u64>,
-    /// Where the measured value was read.
-    pub source: String,
-    /// The command (or step) that fixes it; none when all is well.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
 /// What to check: the planned cluster and how the doctor reaches the machine.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -76,6 +46,10 @@ pub struct Options {
     /// An existing cluster (`provider: existing`) by its kubeconfig
     /// context: kind is not needed, and no node of it runs on this machine.
     pub existing_context: Option<String>,
+    /// The planned kind cluster runs already and is to be reused (`up` of
+    /// a plan whose cluster is up): its node names and host ports are its
+    /// own, not conflicts, and its nodes' memory is already in use.
+    pub cluster_up: bool,
     /// Images the environment will load into every node.
     pub images: Vec<String>,
     /// Builds that run at once, and the peak memory of one (with its source).
@@ -101,6 +75,7 @@ impl Options {
             cluster: cluster.to_string(),
             kind_config,
             existing_context: None,
+            cluster_up: false,
             images: Vec::new(),
             builds: None,
             engine: None,
@@ -239,6 +214,7 @@ fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
         None => options.kind_config.kubernetes_nodes(),
     };
     let mut requirements = Requirements::new(local_nodes, images);
+    requirements.nodes_running = options.cluster_up;
     if let Some((parallel, peak)) = &options.builds {
         requirements.parallel_builds = *parallel;
         requirements.build_peak = Some(peak.clone());

@@ -63,6 +63,9 @@ pub struct ImageNeed {
 pub struct Requirements {
     /// Kubernetes nodes that receive every image (kind's load balancer is not one).
     pub nodes: u32,
+    /// The nodes run already (a cluster reused): their own memory is in
+    /// use, not still needed.
+    pub nodes_running: bool,
     pub images: Vec<ImageNeed>,
     /// Builds that run at the same time, and the peak memory of one.
     pub parallel_builds: u32,
@@ -76,6 +79,7 @@ impl Requirements {
     pub fn new(nodes: u32, images: Vec<ImageNeed>) -> Requirements {
         Requirements {
             nodes,
+            nodes_running: false,
             images,
             parallel_builds: 0,
             build_peak: None,
@@ -85,8 +89,9 @@ impl Requirements {
     /// The figures, line by line.
     pub fn needs(&self) -> Needs {
         let nodes = u64::from(self.nodes);
-        let mut memory = vec![
-            Need::new(
+        let mut memory = Vec::new();
+        if !self.nodes_running {
+            memory.push(Need::new(
                 "kind nodes running Kubernetes",
                 nodes * NODE_MEMORY_DEFAULT,
                 format!(
@@ -94,8 +99,9 @@ impl Requirements {
                     self.nodes,
                     bytes(NODE_MEMORY_DEFAULT)
                 ),
-            ),
-            Need::new(
+            ));
+        }
+        memory.push(Need::new(
                 "image import headroom",
                 nodes * IMPORT_HEADROOM,
                 format!(
@@ -103,8 +109,7 @@ impl Requirements {
                     self.nodes,
                     bytes(IMPORT_HEADROOM)
                 ),
-            ),
-        ];
+        ));
         if let Some(peak) = &self.build_peak
             && self.parallel_builds > 0
         {

@@ -16,6 +16,15 @@ pub enum EngineChoice {
     Podman,
 }
 
+impl From<EngineKind> for EngineChoice {
+    fn from(kind: EngineKind) -> EngineChoice {
+        match kind {
+            EngineKind::Docker => EngineChoice::Docker,
+            EngineKind::Podman => EngineChoice::Podman,
+        }
+    }
+}
+
 /// The chosen engine and why it was chosen.
 #[derive(Clone, Debug)]
 pub struct Selection {

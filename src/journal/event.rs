@@ -4,6 +4,7 @@
 //! Events are typed by `kind`; every line carries the format version `v`,
 //! so that a reader can tell a line from a newer loadmaster from a broken one.
 
+use crate::finding::Finding;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -113,6 +114,18 @@ pub enum EventBody {
         path: PathBuf,
         /// What it holds.
         about: String,
+    },
+    /// The pre-flight `up` and `run` start with (step `preflight`): every
+    /// finding of the checks `doctor -f` makes.
+    #[serde(rename_all = "camelCase")]
+    Preflight {
+        findings: Vec<Finding>,
+        duration_ms: u64,
+    },
+    /// The pre-flight was not run, and who said so (`--skip-preflight`,
+    /// `LOADMASTER_SKIP_PREFLIGHT=1`).
+    PreflightSkipped {
+        by: String,
     },
     /// The last line of a run that was not interrupted.
     RunEnd {
@@ -229,6 +242,23 @@ impl Event {
                 path,
                 about: about.into(),
             },
+        )
+    }
+
+    pub fn preflight(findings: Vec<Finding>, duration: std::time::Duration) -> Event {
+        Event::now(
+            Some("preflight"),
+            EventBody::Preflight {
+                findings,
+                duration_ms: duration.as_millis() as u64,
+            },
+        )
+    }
+
+    pub fn preflight_skipped(by: impl Into<String>) -> Event {
+        Event::now(
+            Some("preflight"),
+            EventBody::PreflightSkipped { by: by.into() },
         )
     }
 

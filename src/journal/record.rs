@@ -298,6 +298,8 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
             | EventBody::Schedule { .. }
             | EventBody::Note { .. }
             | EventBody::LogFile { .. }
+            | EventBody::Preflight { .. }
+            | EventBody::PreflightSkipped { .. }
             | EventBody::Delivery { .. } => {}
         }
     }

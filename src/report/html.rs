@@ -13,7 +13,7 @@
 //! Each chart sits in a solid frame of its own colour ([`FRAME_COLOURS`]):
 //! a screenshot test finds the charts by those frames.
 
-use super::RunReport;
+use super::{Preflight, RunReport, finding_word};
 use crate::journal::{Sample, StepStatus, Timestamp};
 use crate::units;
 use crate::units::seconds;
@@ -45,7 +45,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#1a
 h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 8px}
 table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
-.succeeded{color:#1b7a30}.failed{color:#c01818}.interrupted{color:#b86200}.skipped{color:#666}
+.succeeded{color:#1b7a30}.failed{color:#c01818}.interrupted{color:#b86200}.skipped{color:#666}.warning{color:#b86200}
 .missing{background:#fff4e0;border:1px solid #f08c00;padding:8px 12px}
 .triage{background:#fdecec;border:1px solid #d62828;padding:8px 12px}
 pre{background:#f5f5f5;padding:6px 8px;overflow-x:auto}svg{display:block;margin:4px 0}
@@ -163,6 +163,7 @@ fn write_page(out: &mut String, r: &RunReport) -> std::fmt::Result {
         writeln!(out, "</div>")?;
     }
 
+    preflight(out, r)?;
     writeln!(out, "<h2>Timeline</h2>")?;
     gantt(out, r)?;
     writeln!(out, "<h2>Memory of the engine's host or VM</h2>")?;
@@ -201,6 +202,42 @@ fn write_page(out: &mut String, r: &RunReport) -> std::fmt::Result {
         writeln!(out, "</table>")?;
     }
     writeln!(out, "</body></html>")
+}
+
+fn preflight(out: &mut String, r: &RunReport) -> std::fmt::Result {
+    let Some(preflight) = &r.preflight else {
+        return Ok(());
+    };
+    writeln!(out, "<h2>Pre-flight</h2>")?;
+    if let Preflight::Skipped { by } = preflight {
+        return writeln!(out, "<p>Skipped ({}).</p>", esc(by));
+    }
+    let (shown, ok) = preflight.to_show();
+    writeln!(
+        out,
+        "<p>{} warnings or failures, {ok} checks ok.</p>",
+        shown.len()
+    )?;
+    if shown.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "<table><tr><th>check</th><th>status</th><th>measured</th><th>needed</th><th>from</th><th>fix</th></tr>"
+    )?;
+    for f in shown {
+        let word = finding_word(f.status);
+        writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"{word}\">{word}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f.id),
+            esc(&f.measured),
+            esc(&f.needed),
+            esc(&f.source),
+            esc(f.fix.as_deref().unwrap_or("-"))
+        )?;
+    }
+    writeln!(out, "</table>")
 }
 
 /// The time span of the charts: the run's start to its end or last record.

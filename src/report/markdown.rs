@@ -2,7 +2,7 @@
 //! (`$GITHUB_STEP_SUMMARY`), the failing step and its diagnosis first,
 //! then the steps, the deliveries and what the journal lacks.
 
-use super::RunReport;
+use super::{Preflight, RunReport, finding_word};
 use crate::units;
 use crate::units::seconds;
 use std::fmt::Write;
@@ -56,6 +56,7 @@ fn write_summary(out: &mut String, r: &RunReport) -> std::fmt::Result {
             writeln!(out)?;
         }
     }
+    write_preflight(out, r)?;
     if !r.missing.is_empty() {
         writeln!(out, "> [!WARNING]\n> This record is incomplete:")?;
         for line in &r.missing {
@@ -101,6 +102,40 @@ fn write_summary(out: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+fn write_preflight(out: &mut String, r: &RunReport) -> std::fmt::Result {
+    let Some(preflight) = &r.preflight else {
+        return Ok(());
+    };
+    if let Preflight::Skipped { by } = preflight {
+        return writeln!(out, "**Pre-flight:** skipped ({by}).\n");
+    }
+    let (shown, ok) = preflight.to_show();
+    writeln!(
+        out,
+        "**Pre-flight:** {} warnings or failures, {ok} checks ok.\n",
+        shown.len()
+    )?;
+    if shown.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "| check | status | measured | needed | fix |\n|---|---|---|---|---|"
+    )?;
+    for f in shown {
+        writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            f.id,
+            finding_word(f.status),
+            cell(&f.measured),
+            cell(&f.needed),
+            cell(f.fix.as_deref().unwrap_or("-"))
+        )?;
+    }
+    writeln!(out)
 }
 
 /// Text fit for one line of Markdown (a step's error can span lines).

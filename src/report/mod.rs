@@ -12,6 +12,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 
+use crate::finding::{Finding, Status};
 use crate::journal::{self, EventBody, Journal, JournalError, RunRecord, StepStatus, Timestamp};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -48,11 +49,48 @@ pub struct RunReport {
     pub run: RunRecord,
     /// What each node was sent, in the order it was recorded.
     pub deliveries: Vec<Delivery>,
+    /// The pre-flight `up` and `run` started with, when the run had one.
+    pub preflight: Option<Preflight>,
     /// The diagnosis of a failed run, when the runner wrote one.
     pub diagnosis: Option<Triage>,
     /// What the journal lacks, in words (a cut line, no `run-end`, a step
     /// without its end, an unreadable diagnosis): shown by every format.
     pub missing: Vec<String>,
+}
+
+/// The pre-flight of a run: its findings, or who skipped it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Preflight {
+    Checked {
+        findings: Vec<Finding>,
+        duration_ms: u64,
+    },
+    Skipped {
+        by: String,
+    },
+}
+
+impl Preflight {
+    /// The findings worth a line (warnings and failures, the worst first),
+    /// and how many checks were fine.
+    pub fn to_show(&self) -> (Vec<&Finding>, usize) {
+        let Preflight::Checked { findings, .. } = self else {
+            return (Vec::new(), 0);
+        };
+        let mut shown: Vec<&Finding> = findings.iter().filter(|f| f.status != Status::Ok).collect();
+        shown.sort_by_key(|f| std::cmp::Reverse(f.status));
+        let ok = findings.len() - shown.len();
+        (shown, ok)
+    }
+}
+
+/// A finding's status in one word.
+pub fn finding_word(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::Warn => "warning",
+        Status::Fail => "failed",
+    }
 }
 
 /// One image delivered into one node.
@@ -192,6 +230,17 @@ impl RunReport {
                 _ => None,
             })
             .collect();
+        let preflight = run.events.iter().find_map(|event| match &event.body {
+            EventBody::Preflight {
+                findings,
+                duration_ms,
+            } => Some(Preflight::Checked {
+                findings: findings.clone(),
+                duration_ms: *duration_ms,
+            }),
+            EventBody::PreflightSkipped { by } => Some(Preflight::Skipped { by: by.clone() }),
+            _ => None,
+        });
         let diagnosis = match std::fs::read(dir.join(DIAGNOSIS_FILE)) {
             Ok(bytes) => match serde_json::from_slice::<Triage>(&bytes) {
                 Ok(triage) => Some(triage),
@@ -211,6 +260,7 @@ impl RunReport {
         Ok(RunReport {
             run,
             deliveries,
+            preflight,
             diagnosis,
             missing,
         })

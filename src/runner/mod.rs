@@ -49,6 +49,7 @@ use std::time::Duration;
 use steps::builds::Builds;
 use steps::cluster::{ClusterState, ClusterStep};
 use steps::deploy::Deploy;
+use steps::preflight::Preflight;
 use steps::teardown::Teardown;
 use steps::test::TestStep;
 use steps::{Failure, OnCluster, Recorder, StepError};
@@ -77,6 +78,9 @@ pub struct Options {
     /// Stdout carries the run's JSON report: children's stdout is shown on
     /// stderr instead.
     pub stdout_for_report: bool,
+    /// Who said to skip the pre-flight of `up` and `run`
+    /// (`--skip-preflight`, `LOADMASTER_SKIP_PREFLIGHT=1`), if anyone did.
+    pub skip_preflight: Option<String>,
 }
 
 /// How long the kind CLI may take to create or delete a cluster.
@@ -221,6 +225,14 @@ impl Run<'_> {
     }
 
     fn up(&mut self) -> Result<(), Failure> {
+        Preflight {
+            plan: self.plan,
+            root: &self.options.root,
+            selection: &self.selection,
+            skipped_by: self.options.skip_preflight.as_deref(),
+            recorder: &self.recorder,
+        }
+        .run()?;
         self.find_cluster(true)?;
         Builds {
             plan: self.plan,
@@ -285,6 +297,7 @@ impl Run<'_> {
             plan: self.plan,
             selection: &self.selection,
             engine: &self.cluster.engine,
+            cluster_found: self.cluster.found,
             recorder: &self.recorder,
         }
     }

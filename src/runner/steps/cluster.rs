@@ -25,6 +25,8 @@ pub struct ClusterState {
     /// are out of reach).
     pub nodes: Vec<String>,
     pub kube: Kube,
+    /// The cluster step found (or created) the cluster.
+    pub found: bool,
 }
 
 impl ClusterState {
@@ -35,6 +37,7 @@ impl ClusterState {
             monitor: None,
             nodes: Vec::new(),
             kube: Kube::default(),
+            found: false,
         }
     }
 }
@@ -97,6 +100,7 @@ impl ClusterStep<'_> {
         })?;
         let (engine, found) = found;
         state.engine = engine;
+        state.found = true;
         let nodes = found
             .running_nodes()
             .map_err(|e| ("cluster".to_string(), StepError::failed(e.to_string())))?;
@@ -167,6 +171,7 @@ impl ClusterStep<'_> {
             Ok(value)
         })?;
         state.kube.kubeconfig = Some(value);
+        state.found = true;
         self.start_monitor(state);
         Ok(())
     }

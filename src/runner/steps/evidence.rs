@@ -19,6 +19,11 @@ impl OnCluster<'_> {
         let StepError::Failed { output, node, .. } = error else {
             return;
         };
+        // A failed pre-flight created nothing to gather from: its findings,
+        // in the journal and the error, are the whole story.
+        if step == super::preflight::STEP {
+            return;
+        }
         let recorder = self.recorder;
         let logs = recorder.journal.dir().join("logs");
         let is_kind = self.plan.cluster.provider == Provider::Kind;
@@ -72,6 +77,15 @@ impl OnCluster<'_> {
             ),
             None => triage::triage_log(output, step),
         };
+        // Triage that finds no cause would only contradict the error: the
+        // error says it all, and the gathered logs stay.
+        if diagnosis.root_cause.is_none() {
+            recorder.record(&Event::note(
+                Some(step),
+                "no diagnosis written: triage found no cause beyond the step's error",
+            ));
+            return;
+        }
         let dir = recorder.journal.dir();
         let written = std::fs::write(dir.join("diagnosis.json"), render::json(&diagnosis))
             .and_then(|()| std::fs::write(dir.join("diagnosis.md"), render::markdown(&diagnosis)));

@@ -1,4 +1,4 @@
-//! The steps of a run, one module each: [`cluster`], [`builds`],
+//! The steps of a run, one module each: [`preflight`], [`cluster`], [`builds`],
 //! [`deliver`] (and [`super::registry_delivery`]), [`deploy`], [`test`],
 //! [`teardown`], and the [`evidence`] a failed step leaves. Each step is a
 //! small struct holding only what it needs, made by the sequencer
@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod deliver;
 pub mod deploy;
 pub mod evidence;
+pub mod preflight;
 pub mod teardown;
 pub mod test;
 

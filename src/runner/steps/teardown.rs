@@ -4,6 +4,7 @@
 
 use super::super::{KIND_TIMEOUT, kube};
 use super::{Failure, Recorder, StepError};
+use crate::cluster::{self, ClusterError};
 use crate::engine::{Engine, Selection};
 use crate::plan::{Plan, Provider, TeardownAction};
 use crate::process::{self, Spec};
@@ -14,6 +15,8 @@ pub struct Teardown<'a> {
     pub selection: &'a Selection,
     /// The engine the cluster's nodes run on.
     pub engine: &'a Engine,
+    /// The cluster step found (or created) the cluster in this run.
+    pub cluster_found: bool,
     pub recorder: &'a Recorder,
 }
 
@@ -47,6 +50,17 @@ impl Teardown<'_> {
         })
     }
 
+    /// True when the run stopped before its kind cluster existed (a failed
+    /// pre-flight, a kind that could not create it).
+    fn never_created(&self) -> bool {
+        !self.cluster_found
+            && self.plan.cluster.provider == Provider::Kind
+            && matches!(
+                cluster::find(self.selection, Some(&self.plan.cluster.name)),
+                Err(ClusterError::NotFound { .. })
+            )
+    }
+
     /// `run`'s teardown: as `flag` (`--keep` / `--delete`),
     /// `LOADMASTER_TEARDOWN` or the plan says.
     pub fn run(&self, succeeded: bool, flag: Option<TeardownAction>) -> Result<(), Failure> {
@@ -56,6 +70,16 @@ impl Teardown<'_> {
             .teardown
             .action(succeeded, flag, env.as_deref())
             .map_err(|e| ("teardown".to_string(), StepError::failed(e.to_string())))?;
+        if self.never_created() {
+            self.recorder.note(
+                None,
+                format!(
+                    "no cluster {} to keep or delete: the run stopped before creating it",
+                    self.plan.cluster.name
+                ),
+            );
+            return Ok(());
+        }
         match action {
             TeardownAction::Delete => self.down(),
             TeardownAction::Keep => {
