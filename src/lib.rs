@@ -39,6 +39,7 @@ pub mod cluster;
 pub mod deliver;
 pub mod doctor;
 pub mod engine;
+pub mod events;
 pub mod journal;
 pub mod monitor;
 pub mod plan;

@@ -3,8 +3,9 @@
 
 use super::{CommandError, Output};
 use crate::cluster;
-use crate::deliver::{self, DeliverError, NodeReport, NodeResult, PathChoice, Source, progress};
+use crate::deliver::{self, DeliverError, NodeReport, NodeResult, PathChoice, Source};
 use crate::engine::{Engine, Selection};
+use crate::events::{self, Events, Mode};
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
 use serde::Serialize;
@@ -67,7 +68,8 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             wanted.clone()
         }
     };
-    let progress = progress::for_stderr();
+    let events = Events::new(vec![events::for_stderr(Mode::Auto, false)]);
+    let progress = events.load(None);
     let options = deliver::Options {
         max_parallel_nodes: args.parallel,
     };
@@ -101,10 +103,10 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 image,
                 args.path,
                 &options,
-                progress.as_ref(),
+                &progress,
             )
             .map(|loaded| loaded.reports),
-            archive => deliver::load(&engine, &nodes, archive, &options, progress.as_ref()),
+            archive => deliver::load(&engine, &nodes, archive, &options, &progress),
         };
         match loaded {
             Ok(done) => reports.extend(done),

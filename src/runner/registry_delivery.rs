@@ -9,14 +9,13 @@
 
 use super::overlay::Rewrite;
 use super::process::Spec;
-use super::progress::Reporter;
 use super::registry_hosting::{self, HostingError, LocalRegistryHosting};
 use super::{Failure, GATHER_TIMEOUT, Run, StepError, failure_line, signal};
 use crate::archive::Digest;
 use crate::deliver::Source;
 use crate::journal::Event;
 use crate::plan::{Image, ImageSource};
-use crate::push::{BlobStep, PushProgress, PushReport, Pusher, RegistryTarget, Retry};
+use crate::push::{PushReport, Pusher, RegistryTarget};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -52,11 +51,9 @@ impl Run<'_> {
             return Ok(());
         }
         let registry = self.step("registry", || self.registry(registry, allow_http))?;
-        let progress = PushNotes {
-            reporter: self.reporter.as_ref(),
-        };
+        let progress = self.reporter.pushes();
         let engine = self.engine.clone();
-        let mut pusher = Pusher::new(&engine, &registry.target, &progress)
+        let mut pusher = Pusher::new(&engine, &registry.target, progress.as_ref())
             .map_err(|e| ("registry".to_string(), StepError::failed(e.to_string())))?;
         let mut pushed = Vec::new();
         for image in &self.plan.images {
@@ -182,36 +179,4 @@ impl Run<'_> {
             })
         })
     }
-}
-
-/// A push as the run's reporter shows it: where each image goes and every
-/// retry, as they happen. Blob and byte counts go to the journal.
-struct PushNotes<'a> {
-    reporter: &'a dyn Reporter,
-}
-
-impl PushProgress for PushNotes<'_> {
-    fn begin(&self, image: &str, destination: &str, _: Option<u64>) {
-        self.reporter.note(
-            Some(&format!("deliver/{image}")),
-            &format!("pushing {image} to {destination}"),
-        );
-    }
-
-    fn blob(&self, _: &Digest, _: BlobStep<'_>) {}
-
-    fn reading(&self, missing: usize) {
-        self.reporter.note(
-            None,
-            &format!("the registry lacks {missing} blob(s): reading the image"),
-        );
-    }
-
-    fn streaming(&self, _: u64, _: u64) {}
-
-    fn retry(&self, retry: &Retry) {
-        self.reporter.note(None, &format!("retry: {retry}"));
-    }
-
-    fn done(&self, _: &PushReport) {}
 }
