@@ -578,6 +578,7 @@ fn pushes_an_image_from_an_archive() {
             reader: Box::new(std::io::Cursor::new(saved.stdout)),
             label: "saved.tar".into(),
             image: Some(&image.name),
+            known: None,
         };
         let report = pusher.push(&image.name, source).unwrap();
         assert_eq!(

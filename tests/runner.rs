@@ -215,7 +215,7 @@ fn assert_plain_progress(stderr: &str, record: &loadmaster::journal::RunRecord) 
                 .unwrap_or_else(|| panic!("no line for {} in {stderr}", step.id))
         };
         let start = position(&|w| w == "started");
-        let result = loadmaster::report::status_word(step.status);
+        let result = step.status.word();
         let end = position(&|w| w.starts_with(&format!("{result} (")));
         assert!(start < end, "{} ends before it starts: {stderr}", step.id);
         for (line, at) in [

@@ -6,7 +6,7 @@
 
 use super::plain::{ChildOutput, Clock, Output, system_clock};
 use super::{Console, Event, Sink, lock};
-use crate::journal::Timestamp;
+use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;

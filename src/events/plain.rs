@@ -6,7 +6,7 @@
 
 use super::text::{self, Rate, one_line};
 use super::{Console, Event, Sink, lock};
-use crate::journal::Timestamp;
+use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};

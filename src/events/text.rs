@@ -5,7 +5,7 @@
 
 use super::Event;
 use crate::deliver::{NodeReport, NodeResult};
-use crate::journal::Outcome;
+use crate::journal::{Outcome, StepStatus};
 use crate::push::{BlobStep, PushReport};
 use crate::units::bytes;
 
@@ -41,16 +41,6 @@ impl Rate {
     }
 }
 
-/// "succeeded", "failed"…
-pub fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-        Outcome::Skipped => "skipped",
-        Outcome::Interrupted => "interrupted",
-    }
-}
-
 /// "build/app:1 failed (4.3 s): the first line of its error"
 pub fn step_finished(
     step: &str,
@@ -59,9 +49,9 @@ pub fn step_finished(
     error: Option<&str>,
 ) -> String {
     let mut line = format!(
-        "{step} {} ({:.1} s)",
-        outcome_word(outcome),
-        duration_ms as f64 / 1000.0
+        "{step} {} ({})",
+        StepStatus::from(outcome).word(),
+        crate::units::seconds(duration_ms)
     );
     if let Some(first) = error.and_then(|e| e.lines().next()) {
         line.push_str(": ");

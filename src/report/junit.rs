@@ -9,7 +9,7 @@
 //! [`esc`] drops terminal escape sequences and shows any other control
 //! character as U+FFFD.
 
-use super::{RunReport, status_word};
+use super::RunReport;
 use crate::journal::StepStatus;
 use std::fmt::Write;
 
@@ -72,7 +72,7 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
             "    <testcase name=\"{}\" classname=\"loadmaster\" time=\"{time:.3}\"",
             esc(&step.id)
         )?;
-        let error = step.error.as_deref().unwrap_or(status_word(step.status));
+        let error = step.error.as_deref().unwrap_or(step.status.word());
         match step.status {
             StepStatus::Succeeded => writeln!(out, "/>")?,
             StepStatus::Skipped => writeln!(out, ">\n      <skipped/>\n    </testcase>")?,
