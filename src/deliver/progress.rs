@@ -1,5 +1,5 @@
 //! What a load reports as it goes: the hooks [`Progress`] the delivery
-//! code calls. They print nothing: [`crate::events::LoadEvents`] turns
+//! code calls. They print nothing: the events layer (`LoadEvents`) turns
 //! them into events for the renderers.
 
 use super::{DeliveryPath, NodeReport};

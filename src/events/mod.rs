@@ -9,7 +9,7 @@
 //! push through [`crate::push::PushProgress`]. [`LoadEvents`] and
 //! [`PushEvents`] turn those calls into events on a stream, under the step
 //! they belong to (if any); the runner's steps and notes come through
-//! [`crate::runner::progress`].
+//! the runner's `progress` module.
 //!
 //! Every sink writes to a stream that may be closed (`loadmaster up 2>&1 |
 //! head`): a failed write is ignored and ends that sink's writing, it never

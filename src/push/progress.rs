@@ -1,5 +1,5 @@
 //! What a push reports as it goes: the hooks [`PushProgress`] the push
-//! code calls. They print nothing: [`crate::events::PushEvents`] turns
+//! code calls. They print nothing: the events layer (`PushEvents`) turns
 //! them into events for the renderers.
 
 use super::PushReport;
