@@ -4,7 +4,7 @@
 //! image. Children's output is passed through as it comes, as the other
 //! renderers do.
 
-use super::plain::{ChildOutput, Clock, Output, system_clock};
+use super::plain::{ChildOutput, Clock, Output, system_clock, writer_of};
 use super::{Console, Event, Sink, lock};
 use crate::time::Timestamp;
 use std::collections::HashMap;
@@ -39,12 +39,9 @@ impl<W: Write + Send> JsonLines<W> {
         }
     }
 
+    /// The writer, for tests that read what was written.
     pub fn into_inner(self) -> W {
-        self.state
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .into_inner()
+        writer_of(self.state, |state| state.0)
     }
 }
 

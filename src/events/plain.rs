@@ -77,6 +77,11 @@ impl<W: Write> Output<W> {
     }
 }
 
+/// The writer a renderer's state holds, once the renderer is done.
+pub(super) fn writer_of<S, W: Write>(state: Mutex<S>, output: impl FnOnce(S) -> Output<W>) -> W {
+    output(state.into_inner().unwrap_or_else(|p| p.into_inner())).into_inner()
+}
+
 struct State<W> {
     out: Output<W>,
     /// Per image: its transfer's start, and when its bytes were last shown.
@@ -116,11 +121,7 @@ impl<W: Write + Send> PlainLines<W> {
 
     /// The writer, for tests that read what was written.
     pub fn into_inner(self) -> W {
-        self.state
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .out
-            .into_inner()
+        writer_of(self.state, |state| state.out)
     }
 
     /// The line for `event`, if it gets one now.

@@ -202,23 +202,49 @@ pub fn one_line(text: &str) -> String {
 
 /// Appends `text` without terminal escape sequences and control characters.
 fn push_visible(out: &mut String, text: &str) {
-    let mut chars = text.chars();
+    for c in without_escapes(text).chars() {
+        match c {
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+}
+
+/// `text` without terminal escape sequences (a tool's colours, titles,
+/// links): CSI `ESC [ … final byte`, OSC `ESC ] … BEL` or `ESC ] … ESC \\`,
+/// and any other `ESC x`. Other control characters stay.
+pub fn without_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI `ESC [ … final byte`; any other escape takes one character.
-            if chars.next() == Some('[') {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
                 for c in chars.by_ref() {
                     if ('\u{40}'..='\u{7e}').contains(&c) {
                         break;
                     }
                 }
             }
-        } else if c == '\t' {
-            out.push(' ');
-        } else if !c.is_control() {
-            out.push(c);
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' {
+                        chars.next_if_eq(&'\\');
+                        break;
+                    }
+                }
+            }
+            _ => {}
         }
     }
+    out
 }
 
 /// `text` cut to `width` columns, ending in `…` when something was cut.
