@@ -56,6 +56,7 @@ pub mod cluster;
 pub mod deliver;
 pub mod doctor;
 pub mod engine;
+pub mod events;
 pub mod finding;
 pub mod host;
 pub mod journal;

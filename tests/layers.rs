@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["report"],
     &["runner"],
-    &["monitor", "triage", "doctor"],
+    &["monitor", "triage", "doctor", "events"],
     &["plan", "journal"],
     &["deliver", "push", "registry"],
     &["engine", "cluster", "archive", "kind_config"],

@@ -739,7 +739,7 @@ fn a_run_that_stops_before_its_cluster_exists_keeps_nothing_and_triages_nothing(
         eprintln!("skipped: no engine under test (LOADMASTER_TEST_ENGINES)");
         return;
     };
-    if loadmaster::runner::process::on_path("kind") {
+    if loadmaster::process::on_path("kind") {
         eprintln!("skipped: kind is on PATH, `run` would create the cluster");
         return;
     }
@@ -1545,4 +1545,37 @@ fn the_test_gets_kinds_whole_kubeconfig_by_an_absolute_path() {
         format!("version\nget kubeconfig --name {}\n", cluster.name),
         "{kind}: kind was asked only for its version and the kubeconfig"
     );
+}
+
+/// `up -o json | head -1`: the reader closes stdout after the first line;
+/// the run still ends (its journal), without a panic, with its own exit
+/// code. Here a cluster that does not exist and no kind: exit 1.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn up_with_its_json_report_into_a_closed_pipe_does_not_panic() {
+    let Some(kind) = engines_under_test().into_iter().next() else {
+        return;
+    };
+    if loadmaster::process::on_path("kind") {
+        eprintln!(
+            "note: kind is on PATH: skipping the closed-pipe test (it needs up to fail fast)"
+        );
+        return;
+    }
+    let plan = TestPlan::write(&format!(
+        "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\ntest:\n  command: 'true'\n",
+        unique_name("lmt")
+    ));
+    let mut child = plan
+        .command("up", &["-o", "json", "--progress", "plain"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `head -1` that read nothing yet: the reading end closed at once.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
 }

@@ -6,9 +6,10 @@ use crate::archive;
 use crate::cluster;
 use crate::deliver::{
     self, ConnectionBytes, DeliverError, DeliveryPath, KnownImage, NodeReport, NodeResult,
-    PathChoice, Source, progress,
+    PathChoice, Source,
 };
 use crate::engine::{Engine, Selection};
+use crate::events::{self, Events, Mode};
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
 use serde::Serialize;
@@ -90,7 +91,8 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             wanted.clone()
         }
     };
-    let progress = progress::for_stderr();
+    let events = Events::new(vec![events::for_stderr(Mode::Auto, false)]);
+    let progress = events.load(None);
     let options = deliver::Options {
         max_parallel_nodes: args.parallel,
     };
@@ -134,7 +136,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 image,
                 args.path,
                 &options,
-                progress.as_ref(),
+                &progress,
             )
             .map(|loaded| {
                 let entry = ImageEntry {
@@ -145,8 +147,8 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 };
                 (entry, loaded.reports)
             }),
-            archive => deliver::load_counted(&engine, &nodes, archive, &options, progress.as_ref())
-                .map(|done| {
+            archive => {
+                deliver::load_counted(&engine, &nodes, archive, &options, &progress).map(|done| {
                     let entry = ImageEntry {
                         image: label.clone(),
                         path: None,
@@ -154,7 +156,8 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                         connection: ConnectionBytes::of(done.from_engine, &done.reports),
                     };
                     (entry, done.reports)
-                }),
+                })
+            }
         };
         match loaded {
             Ok((entry, done)) => {

@@ -31,6 +31,7 @@ use crate::engine::{self, EngineChoice, EngineError, SelectError, Selection};
 use crate::push::PushError;
 use crate::runner::{Phase, progress};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -414,10 +415,29 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout stopped reading (`| head`): it had what it
+        // wanted. Quiet, with the status a shell shows for SIGPIPE.
+        Err(CommandError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(EXIT_CLOSED_PIPE)
+        }
         Err(error) => {
-            eprintln!("loadmaster: error: {error}");
+            // A closed stderr leaves nobody to tell.
+            let _ = writeln!(std::io::stderr(), "loadmaster: error: {error}");
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// 128 + SIGPIPE.
+const EXIT_CLOSED_PIPE: u8 = 141;
+
+/// Whether `result` of writing to stdout is fine for a command whose work
+/// is done whatever the reader took: nothing failed but the write to a
+/// reader that stopped reading.
+pub(crate) fn reader_gone(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 
@@ -549,7 +569,8 @@ fn archive_source<'a>(path: &str, image: Option<&'a str>) -> Result<Source<'a>, 
 fn select_engine(flag: Option<EngineChoice>) -> Result<Selection, CommandError> {
     let selection = engine::select(flag, &|name| std::env::var(name).ok())?;
     if selection.both_answer {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "loadmaster: using {}: {}",
             selection.engine.kind(),
             selection.reason

@@ -3,6 +3,7 @@
 use super::{CommandError, Output, select_engine};
 use crate::deliver::Source;
 use crate::engine::{EngineChoice, EngineKind};
+use crate::events::{self, Events, Mode};
 use crate::push::{self, PushError, PushReport, Pusher, RegistryTarget, Retry};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -57,8 +58,9 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
         push::destination_of(image)?;
     }
     let engine = select_engine(engine_flag)?.engine;
-    let progress = push::progress::for_stderr();
-    let mut pusher = Pusher::new(&engine, &target, progress.as_ref())?;
+    let events = Events::new(vec![events::for_stderr(Mode::Auto, false)]);
+    let progress = events.push(None);
+    let mut pusher = Pusher::new(&engine, &target, &progress)?;
 
     let mut reports = Vec::new();
     let mut failed: Option<(&str, PushError, Vec<Retry>)> = None;

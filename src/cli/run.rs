@@ -31,12 +31,12 @@ pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<
     };
     let report = runner::execute(&plan, phase, &options)?;
     match args.output {
-        Output::Json => {
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &report).expect("a report serializes");
-            writeln!(out)?;
+        // The run's outcome is its exit code, also when the reader of the
+        // report stopped reading (`up -o json | head -1`).
+        Output::Json => super::reader_gone(write_report(&report))?,
+        Output::Text => {
+            let _ = writeln!(std::io::stderr(), "{}", summary(&report));
         }
-        Output::Text => eprintln!("{}", summary(&report)),
     }
     match report.exit_code() {
         0 => Ok(()),
@@ -49,6 +49,13 @@ pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<
             code,
         }),
     }
+}
+
+fn write_report(report: &Report) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, report)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 fn summary(report: &Report) -> String {

@@ -10,6 +10,7 @@
 //! character as U+FFFD.
 
 use super::RunReport;
+use crate::events::text::without_escapes;
 use crate::journal::StepStatus;
 use std::fmt::Write;
 
@@ -109,37 +110,13 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
 }
 
 /// Text escaped for XML content and attribute values, without what XML 1.0
-/// forbids: ANSI escape sequences (`ESC [ … final`, `ESC ] … BEL`, `ESC x`)
-/// are dropped, other control characters but tab, newline and carriage
-/// return become U+FFFD.
+/// forbids: terminal escape sequences are dropped, other control characters
+/// but tab, newline and carriage return become U+FFFD.
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let visible = without_escapes(text);
+    let mut out = String::with_capacity(visible.len());
+    for c in visible.chars() {
         match c {
-            '\u{1b}' => match chars.next() {
-                // CSI: parameters and intermediates up to a final byte.
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('\u{40}'..='\u{7e}').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC (a title, a hyperlink): up to BEL or ESC \\.
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' {
-                            chars.next_if_eq(&'\\');
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),

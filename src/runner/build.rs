@@ -258,12 +258,7 @@ mod tests {
         );
         let argv = ["sh", "-c", &flaky].map(String::from);
         let timeout = std::time::Duration::from_secs(10);
-        let reporter = crate::runner::progress::plain::Plain::new(
-            false,
-            crate::runner::progress::ChildOutput {
-                stdout_for_report: false,
-            },
-        );
+        let reporter = crate::events::Events::none();
         let with_retries =
             |step, image, argv| with_retries(&journal, &reporter, step, image, argv, timeout);
         let ran = with_retries("build/a", "a:1", &argv).unwrap();

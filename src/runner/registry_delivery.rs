@@ -9,7 +9,6 @@
 
 use super::GATHER_TIMEOUT;
 use super::overlay::Rewrite;
-use super::progress::Reporter;
 use super::registry_hosting::{self, HostingError, LocalRegistryHosting};
 use super::steps::deliver::archive_source;
 use super::steps::{Failure, OnCluster, StepError, failure_line};
@@ -19,7 +18,7 @@ use crate::journal::{Event, EventBody};
 use crate::plan::{Image, ImageSource};
 use crate::process::Spec;
 use crate::process::signal;
-use crate::push::{BlobStep, PushProgress, PushReport, Pusher, RegistryTarget, Retry};
+use crate::push::{PushReport, Pusher, RegistryTarget};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -57,10 +56,8 @@ impl OnCluster<'_> {
         let registry = self
             .recorder
             .step("registry", || self.registry(registry, allow_http))?;
-        let progress = PushNotes {
-            reporter: self.recorder.reporter.as_ref(),
-        };
-        let mut pusher = Pusher::new(self.engine, &registry.target, &progress)
+        let progress = self.recorder.reporter.pushes();
+        let mut pusher = Pusher::new(self.engine, &registry.target, progress.as_ref())
             .map_err(|e| ("registry".to_string(), StepError::failed(e.to_string())))?;
         let mut pushed = Vec::new();
         for image in &self.plan.images {
@@ -188,38 +185,6 @@ impl OnCluster<'_> {
             })
         })
     }
-}
-
-/// A push as the run's reporter shows it: where each image goes and every
-/// retry, as they happen. Blob and byte counts go to the journal.
-struct PushNotes<'a> {
-    reporter: &'a dyn Reporter,
-}
-
-impl PushProgress for PushNotes<'_> {
-    fn begin(&self, image: &str, destination: &str, _: Option<u64>) {
-        self.reporter.note(
-            Some(&format!("deliver/{image}")),
-            &format!("pushing {image} to {destination}"),
-        );
-    }
-
-    fn blob(&self, _: &Digest, _: BlobStep<'_>) {}
-
-    fn reading(&self, missing: usize) {
-        self.reporter.note(
-            None,
-            &format!("the registry lacks {missing} blob(s): reading the image"),
-        );
-    }
-
-    fn streaming(&self, _: u64, _: u64) {}
-
-    fn retry(&self, retry: &Retry) {
-        self.reporter.note(None, &format!("retry: {retry}"));
-    }
-
-    fn done(&self, _: &PushReport) {}
 }
 
 /// The journal's record of what a push to the cluster's registry
