@@ -321,6 +321,72 @@ fn reads_a_docker_25_archive() {
     assert_eq!(archive.image_for("app:latest").unwrap(), found);
 }
 
+/// Docker 29's containerd store (kind #3795): an index naming every
+/// platform, only the host's blobs inside, layers compressed as stored.
+/// The host's image is found under both names, its layers kept as they are
+/// (containerd checks their diff IDs when it unpacks), and only the blobs
+/// that are there are visited.
+#[test]
+fn reads_a_docker_29_archive_with_only_the_hosts_platform_inside() {
+    use fixtures::StoredCompression;
+    let image = two_layer_image();
+    for (compression, media_type) in [
+        (StoredCompression::Gzip, spec::OCI_LAYER_GZIP),
+        (StoredCompression::Zstd, spec::OCI_LAYER_ZSTD),
+    ] {
+        let bytes = fixtures::docker29_archive(&image, compression);
+        let (archive, recorder) = read(&bytes).unwrap();
+        let [found] = &archive.images[..] else {
+            panic!("{compression:?}: {archive:?}")
+        };
+        assert_eq!(
+            found.repo_tags,
+            [
+                "docker.io/library/app:1",
+                "docker.io/library/app:latest",
+                "app:1",
+                "app:latest"
+            ],
+            "{compression:?}"
+        );
+        assert_eq!(found.config.digest, image.config_digest());
+        assert_eq!(
+            found.layers.iter().map(|l| l.diff_id).collect::<Vec<_>>(),
+            image.diff_ids()
+        );
+        for layer in &found.layers {
+            assert_eq!(layer.media_type, media_type);
+            assert!(!image.diff_ids().contains(&layer.digest), "kept compressed");
+        }
+        // Two layers, the config, the host's manifest and the index.
+        assert_eq!(recorder.starts.len(), 5, "{compression:?}");
+        assert_eq!(archive.image_for("app:latest").unwrap(), found);
+    }
+}
+
+/// The hand-written zstd frames of the fixtures are real zstd: checked with
+/// Debian's `zstd` where it is installed.
+#[test]
+fn stored_zstd_frames_decode() {
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let frame = fixtures::zstd_stored(&data);
+    let decoder = std::process::Command::new("zstd")
+        .args(["-d", "-c", "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut decoder) = decoder else {
+        eprintln!("skipped: zstd is not installed (apt-get install zstd)");
+        return;
+    };
+    let mut stdin = decoder.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || io::Write::write_all(&mut stdin, &frame));
+    let output = decoder.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success());
+    assert_eq!(output.stdout, data);
+}
+
 #[test]
 fn picks_the_saved_platform_of_a_nested_index() {
     let image = Image::new(&["multi:1"], vec![layer(5, 100)]);
