@@ -96,7 +96,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             picks = archive_picks(path, &args.images)?;
             let mut sources = Vec::new();
             for pick in &picks {
-                let mut source = super::archive_source(path, pick.name.as_deref())?;
+                let mut source = super::archive_source(path, Some(&pick.name))?;
                 if let Source::Archive { known, .. } = &mut source {
                     known.clone_from(&pick.known);
                 }
@@ -240,30 +240,39 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
 
 /// One image to load out of an archive, in a read of its own.
 struct ArchivePick {
-    /// The name to pick it by (None: the archive's only image).
-    name: Option<String>,
+    /// The name to pick it by, and to give it on the nodes.
+    name: String,
     /// Its blobs, when the archive holds other images too.
     known: Option<KnownImage>,
 }
 
 /// The images to load from the archive at `path`: those the user named,
 /// else every image the archive names (as `kind load image-archive` loads
-/// them). An archive of several images is read once first, to learn its
-/// images and their blobs, so that each image's read sends only its own.
-/// Standard input can be read only once: one image, named or the only one.
+/// them), learnt by reading it once first; then, in an archive of several
+/// images, each image's read sends only its own blobs. Standard input can
+/// be read only once: one image, named, since the nodes are asked for it
+/// by name before it streams.
 fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, CommandError> {
-    let unread = |name: Option<&String>| ArchivePick {
-        name: name.cloned(),
+    let unread = |name: &String| ArchivePick {
+        name: name.clone(),
         known: None,
     };
-    if path == "-" || named.len() == 1 {
-        if named.len() > 1 {
-            return Err(CommandError::BadInput(format!(
-                "standard input can be read only once, so --archive - loads one image, not {}: save the archive to a file and give its path",
-                named.len()
-            )));
-        }
-        return Ok(vec![unread(named.first())]);
+    if path == "-" {
+        // The nodes are asked for the image by name before it streams.
+        return match named {
+            [name] => Ok(vec![unread(name)]),
+            _ => Err(CommandError::BadInput(format!(
+                "--archive - (standard input, read only once) loads one image, named: give its name (`load --archive - app:1`){}",
+                if named.is_empty() {
+                    ""
+                } else {
+                    ", or save the archive to a file to load several"
+                }
+            ))),
+        };
+    }
+    if let [name] = named {
+        return Ok(vec![unread(name)]);
     }
     let file = std::fs::File::open(path).map_err(|source| CommandError::Input {
         path: path.to_string(),
@@ -275,12 +284,6 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
         &archive::Limits::default(),
     )
     .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
-    if let [_only_image] = &held.images[..] {
-        return Ok(match named {
-            [] => vec![unread(None)],
-            names => names.iter().map(|name| unread(Some(name))).collect(),
-        });
-    }
     let wanted: Vec<String> = match named {
         [] => held
             .images
@@ -288,7 +291,7 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
             .map(|image| {
                 image.repo_tags.first().cloned().ok_or_else(|| {
                     CommandError::BadInput(format!(
-                        "{path} holds an untagged image (config {}) among others: name the images to load",
+                        "{path} holds an untagged image (config {}): name it (`load --archive {path} app:1`)",
                         image.config.digest
                     ))
                 })
@@ -296,6 +299,7 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
             .collect::<Result<_, _>>()?,
         names => names.to_vec(),
     };
+    let several = held.images.len() > 1;
     wanted
         .into_iter()
         .map(|name| {
@@ -303,8 +307,8 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
                 .image_for(&name)
                 .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
             Ok(ArchivePick {
-                name: Some(name),
-                known: Some(KnownImage::of(image)),
+                known: several.then(|| KnownImage::of(image)),
+                name,
             })
         })
         .collect()

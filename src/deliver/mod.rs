@@ -21,6 +21,8 @@
 //! push to loadmaster's registry endpoint ([`push`]), which reads only the
 //! layers the nodes lack; [`load_image`] chooses ([`path`] has the rule).
 
+#[cfg(test)]
+mod docker29_tests;
 mod fanout;
 mod feed;
 mod ingest;
