@@ -385,7 +385,8 @@ pub fn zstd_stored(bytes: &[u8]) -> Vec<u8> {
 /// record is sorted by name (writeTar), directories included; no
 /// `repositories` file.
 pub fn docker29_archive(image: &Image, compression: StoredCompression) -> Vec<u8> {
-    let (layer_type, compress): (&str, fn(&[u8]) -> Vec<u8>) = match compression {
+    type Compress = fn(&[u8]) -> Vec<u8>;
+    let (layer_type, compress): (&str, Compress) = match compression {
         StoredCompression::Gzip => (OCI_LAYER_GZIP, gzip),
         StoredCompression::Zstd => (spec::OCI_LAYER_ZSTD, zstd_stored),
     };

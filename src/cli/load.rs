@@ -22,6 +22,8 @@ pub struct LoadArgs {
     pub archive: Option<String>,
     pub parallel: usize,
     pub path: PathChoice,
+    /// `os/arch[/variant]`, for archives.
+    pub platform: Option<String>,
     pub output: Output,
 }
 
@@ -67,6 +69,14 @@ struct SourceFailure<'a> {
 }
 
 pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
+    if let Some(platform) = &args.platform {
+        let parts: Vec<&str> = platform.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(CommandError::BadInput(format!(
+                "--platform {platform:?} is not OS/ARCH[/VARIANT] (`linux/amd64`, `linux/arm64/v8`)"
+            )));
+        }
+    }
     let (engine, found) = cluster::find(&selection, args.cluster.as_deref())?;
     let running: Vec<String> = found
         .running_nodes()?
@@ -93,12 +103,16 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     let picks;
     let sources: Vec<Source> = match &args.archive {
         Some(path) => {
-            picks = archive_picks(path, &args.images)?;
+            picks = archive_picks(path, &args.images, args.platform.as_deref())?;
             let mut sources = Vec::new();
             for pick in &picks {
                 let mut source = super::archive_source(path, Some(&pick.name))?;
-                if let Source::Archive { known, .. } = &mut source {
+                if let Source::Archive {
+                    known, platform, ..
+                } = &mut source
+                {
                     known.clone_from(&pick.known);
+                    *platform = args.platform.as_deref();
                 }
                 sources.push(source);
             }
@@ -252,7 +266,11 @@ struct ArchivePick {
 /// images, each image's read sends only its own blobs. Standard input can
 /// be read only once: one image, named, since the nodes are asked for it
 /// by name before it streams.
-fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, CommandError> {
+fn archive_picks(
+    path: &str,
+    named: &[String],
+    platform: Option<&str>,
+) -> Result<Vec<ArchivePick>, CommandError> {
     let unread = |name: &String| ArchivePick {
         name: name.clone(),
         known: None,
@@ -271,7 +289,12 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
             ))),
         };
     }
-    if let [name] = named {
+    // One image named, of whatever platform the archive picks: no need to
+    // read it first. A platform asked for is checked before anything is
+    // sent.
+    if let [name] = named
+        && platform.is_none()
+    {
         return Ok(vec![unread(name)]);
     }
     let file = std::fs::File::open(path).map_err(|source| CommandError::Input {
@@ -299,15 +322,21 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
             .collect::<Result<_, _>>()?,
         names => names.to_vec(),
     };
+    // An image saved for several platforms is several entries of one name.
+    let mut seen = std::collections::BTreeSet::new();
+    let wanted: Vec<String> = wanted
+        .into_iter()
+        .filter(|n| seen.insert(n.clone()))
+        .collect();
     let several = held.images.len() > 1;
     wanted
         .into_iter()
         .map(|name| {
             let image = held
-                .image_for(&name)
+                .image_for_platform(&name, platform)
                 .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
             Ok(ArchivePick {
-                known: several.then(|| KnownImage::of(image)),
+                known: (several || platform.is_some()).then(|| KnownImage::of(image)),
                 name,
             })
         })

@@ -30,7 +30,9 @@ struct Node {
 
 impl Node {
     fn start(kind: EngineKind) -> Node {
-        let name = format!("lmt-d29-{}-{}", std::process::id(), kind.name());
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("lmt-d29-{}-{n}-{}", std::process::id(), kind.name());
         let node = Node { kind, name };
         let started = Command::new(kind.name())
             .args([
@@ -111,6 +113,7 @@ fn docker_29_archives_load_into_a_node_which_unpacks_them() {
                 label: format!("docker29-{compression:?}.tar"),
                 image: Some(&tag),
                 known: None::<KnownImage>,
+                platform: None,
             };
             let nodes = [node.name.clone()];
             let done = load_counted(&engine, &nodes, source, &Options::default(), &Quiet)
@@ -139,5 +142,42 @@ fn docker_29_archives_load_into_a_node_which_unpacks_them() {
                 "{kind} {compression:?}: the layers were unpacked: {snapshots}"
             );
         }
+    }
+}
+
+#[test]
+fn a_platform_the_archive_lacks_fails_and_tags_nothing() {
+    for kind in engines() {
+        let node = Node::start(kind);
+        let image = Image::new(&["d29-arm:1"], vec![layer(60, 4000)]);
+        let bytes = fixtures::docker29_archive(&image, StoredCompression::Gzip);
+        let source = Source::Archive {
+            reader: Box::new(std::io::Cursor::new(bytes)),
+            label: "docker29.tar".into(),
+            image: Some("d29-arm:1"),
+            known: None,
+            platform: Some("linux/arm64"),
+        };
+        let nodes = [node.name.clone()];
+        let error = load_counted(
+            &Engine::new(kind),
+            &nodes,
+            source,
+            &Options::default(),
+            &Quiet,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{kind}: loading an absent platform succeeded"))
+        .to_string();
+        assert!(
+            error.contains("linux/arm64") && error.contains("linux/amd64"),
+            "{kind}: the error names the platform asked for and those held: {error}"
+        );
+        let listed = node.ctr(&["images", "ls", "-q"]);
+        assert_eq!(
+            String::from_utf8_lossy(&listed.stdout).trim(),
+            "",
+            "{kind}: nothing tagged"
+        );
     }
 }

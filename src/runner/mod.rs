@@ -1180,6 +1180,7 @@ fn archive_source<'a>(path: &Path, image: &'a str) -> Result<Source<'a>, StepErr
         label: path.display().to_string(),
         image: Some(image),
         known: None,
+        platform: None,
     })
 }
 
