@@ -77,6 +77,10 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             )));
         }
     }
+    // From here a SIGINT or SIGTERM stops the engine and node commands at
+    // once (the process layer's watchdog), and the load fails as
+    // interrupted, with no image tagged on a node it did not finish.
+    crate::process::signal::install();
     let (engine, found) = cluster::find(&selection, args.cluster.as_deref())?;
     let running: Vec<String> = found
         .running_nodes()?

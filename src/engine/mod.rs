@@ -9,17 +9,16 @@
 
 mod error;
 mod parse;
-pub mod process;
 mod push;
 mod select;
 
-pub use error::{EngineError, ExitDescription, signal_name};
+pub use error::{EngineError, ExitDescription, Stall, signal_name};
 pub use parse::{
     ContainerDetails, ContainerState, ContainerSummary, EngineInfo, ImageDetails, Location,
 };
 pub use select::{EngineChoice, SelectError, Selection, select};
 
-use process::{Feeding, Finished, Reading};
+use crate::process::{self, Feeding, Finished, Reading, Stopped};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::Read;
@@ -321,6 +320,34 @@ impl Engine {
 
     /// Classifies a finished engine command: success, or the error it means.
     fn check<S: AsRef<str>>(&self, args: &[S], done: Finished) -> Result<Finished, EngineError> {
+        self.check_streamed(args, done, Stall::Sending)
+    }
+
+    /// [`Engine::check`] of a command whose stream was watched: a stall
+    /// (which way it went) or a signal that stopped it comes first.
+    fn check_streamed<S: AsRef<str>>(
+        &self,
+        args: &[S],
+        done: Finished,
+        way: Stall,
+    ) -> Result<Finished, EngineError> {
+        match done.stopped {
+            Some(Stopped::Stalled(limit)) => {
+                return Err(EngineError::Stalled {
+                    engine: self.kind,
+                    command: self.describe(args),
+                    stalled: way,
+                    seconds: limit.as_secs(),
+                });
+            }
+            Some(Stopped::Interrupted(signal)) => {
+                return Err(EngineError::Interrupted {
+                    command: self.describe(args),
+                    signal,
+                });
+            }
+            None => {}
+        }
         if done.timed_out {
             return Err(EngineError::Timeout {
                 command: self.describe(args),
@@ -446,7 +473,7 @@ impl ExecSession {
     }
 
     /// Where to write the command's input.
-    pub fn stdin(&mut self) -> &mut std::process::ChildStdin {
+    pub fn stdin(&mut self) -> &mut process::Stdin {
         self.feeding.stdin()
     }
 
@@ -463,7 +490,7 @@ impl ExecSession {
                 seconds: timeout.as_secs(),
             });
         }
-        self.engine.check(&self.args, done)
+        self.engine.check_streamed(&self.args, done, Stall::Taking)
     }
 }
 

@@ -6,7 +6,8 @@
 //! happened: `rmi` of that tag only untags, the image and the user's own
 //! tags stay. podman pushes an image to any destination directly.
 
-use super::{Engine, EngineError, EngineKind, process};
+use super::{Engine, EngineError, EngineKind};
+use crate::process;
 use std::time::Duration;
 
 /// How long a push may take: the first push of a layer compresses it.

@@ -9,9 +9,11 @@
 //! when its `TestCluster` (or `TestImage`) is dropped, also when it panics.
 //!
 //! Integration tests run on the engines named in `LOADMASTER_TEST_ENGINES`
-//! (`docker,podman`; `.ci/run` sets it). Unset, they print a note and pass,
-//! so that contributors without engines can run the unit tests; set, an
-//! engine that does not answer fails the test.
+//! (`docker,podman`; `.ci/run` sets it). Unset, the tests that need an
+//! engine are ignored (`build.rs` sets `cfg(engine_tests)` only with it or
+//! with `CI`), so that contributors without engines can run the others and
+//! `cargo test` counts what it skipped; under `CI` without it, and with an
+//! engine that does not answer, those tests fail.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
@@ -34,13 +36,19 @@ pub const NODE_IMAGE: &str = "localhost/loadmaster-test-node:1";
 pub const TEST_LABEL: &str = "io.loadmaster.test=1";
 
 /// The engines to test on, each checked to answer.
+///
+/// The tests that call this are ignored unless `LOADMASTER_TEST_ENGINES` or
+/// `CI` was set when they were built (`build.rs`); under `CI` without
+/// engines named, they fail: CI must test on engines, not skip them.
 pub fn engines_under_test() -> Vec<EngineKind> {
-    let Ok(names) = std::env::var("LOADMASTER_TEST_ENGINES") else {
-        eprintln!(
-            "note: LOADMASTER_TEST_ENGINES is unset: skipping tests that need docker or podman"
+    let names = std::env::var("LOADMASTER_TEST_ENGINES").unwrap_or_default();
+    if names.trim().is_empty() {
+        // Here the test was built with `CI` or the variable set (else it
+        // would be ignored): running it on no engine would pass it untested.
+        panic!(
+            "LOADMASTER_TEST_ENGINES names no engine, and this test needs one (CI is set, or the test binary was built with the variable): name the engines to test on, e.g. LOADMASTER_TEST_ENGINES=docker,podman"
         );
-        return Vec::new();
-    };
+    }
     names
         .split(',')
         .map(str::trim)
