@@ -307,16 +307,7 @@ pub fn oci_archive(image: &Image, style: OciStyle) -> Vec<u8> {
         }
     }
     blobs.sort_by_key(|(d, _)| *d);
-    let mut entries = vec![
-        ("blobs/".to_string(), Node::Dir),
-        ("blobs/sha256/".to_string(), Node::Dir),
-    ];
-    for (digest, bytes) in &blobs {
-        entries.push(file(
-            &format!("blobs/sha256/{}", digest.hex()),
-            bytes.clone(),
-        ));
-    }
+    let mut entries = blob_entries(&blobs);
     let index =
         json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": index_manifests});
     entries.push(file("index.json", serde_json::to_vec(&index).unwrap()));
@@ -428,16 +419,7 @@ pub fn docker29_archive(image: &Image, compression: StoredCompression) -> Vec<u8
     blobs.push((manifest_digest, manifest));
     blobs.push((index_digest, platform_index.clone()));
 
-    let mut entries = vec![
-        ("blobs/".to_string(), Node::Dir),
-        ("blobs/sha256/".to_string(), Node::Dir),
-    ];
-    for (digest, bytes) in &blobs {
-        entries.push(file(
-            &format!("blobs/sha256/{}", digest.hex()),
-            bytes.clone(),
-        ));
-    }
+    let mut entries = blob_entries(&blobs);
     // One index.json record per name saved (WithManifest(target, name)).
     let named: Vec<_> = image
         .tags
@@ -468,4 +450,19 @@ pub fn docker29_archive(image: &Image, compression: StoredCompression) -> Vec<u8
     entries.push(file("oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#));
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     tar_of(&entries)
+}
+
+/// An OCI layout's `blobs/` directories and a file for each blob.
+fn blob_entries(blobs: &[(Digest, Vec<u8>)]) -> Vec<(String, Node)> {
+    let mut entries = vec![
+        ("blobs/".to_string(), Node::Dir),
+        ("blobs/sha256/".to_string(), Node::Dir),
+    ];
+    for (digest, bytes) in blobs {
+        entries.push(file(
+            &format!("blobs/sha256/{}", digest.hex()),
+            bytes.clone(),
+        ));
+    }
+    entries
 }
