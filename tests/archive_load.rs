@@ -130,3 +130,19 @@ fn an_archive_with_an_image_named_loads_only_that_one() {
         assert!(stderr.contains("standard input"), "{kind}: {stderr}");
     }
 }
+
+#[test]
+fn a_platform_that_is_not_os_arch_is_bad_input() {
+    let output = support::loadmaster(&[
+        "--engine",
+        "docker",
+        "load",
+        "--archive",
+        "any.tar",
+        "--platform",
+        "linux",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OS/ARCH"), "{stderr}");
+}

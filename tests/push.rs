@@ -579,6 +579,7 @@ fn pushes_an_image_from_an_archive() {
             label: "saved.tar".into(),
             image: Some(&image.name),
             known: None,
+            platform: None,
         };
         let report = pusher.push(&image.name, source).unwrap();
         assert_eq!(

@@ -125,6 +125,24 @@ pub enum ArchiveError {
         available: String,
     },
 
+    #[error(
+        "image {image} is in the archive for {present}, not for {requested}: ask for one of these with --platform, or save the platform you want"
+    )]
+    PlatformNotInArchive {
+        image: String,
+        requested: String,
+        present: String,
+    },
+
+    #[error(
+        "image {image} is in the archive for {present}, none of them this machine's ({host}): pick one with --platform"
+    )]
+    NoPlatformForHost {
+        image: String,
+        host: String,
+        present: String,
+    },
+
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 }

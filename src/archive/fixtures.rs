@@ -307,16 +307,7 @@ pub fn oci_archive(image: &Image, style: OciStyle) -> Vec<u8> {
         }
     }
     blobs.sort_by_key(|(d, _)| *d);
-    let mut entries = vec![
-        ("blobs/".to_string(), Node::Dir),
-        ("blobs/sha256/".to_string(), Node::Dir),
-    ];
-    for (digest, bytes) in &blobs {
-        entries.push(file(
-            &format!("blobs/sha256/{}", digest.hex()),
-            bytes.clone(),
-        ));
-    }
+    let mut entries = blob_entries(&blobs);
     let index =
         json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": index_manifests});
     entries.push(file("index.json", serde_json::to_vec(&index).unwrap()));
@@ -338,4 +329,140 @@ pub fn oci_archive(image: &Image, style: OciStyle) -> Vec<u8> {
         entries.push(file("repositories", "{}"));
     }
     tar_of(&entries)
+}
+
+/// How Docker 29's containerd image store holds a layer, and so saves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredCompression {
+    Gzip,
+    Zstd,
+}
+
+/// A zstd frame holding `bytes` in raw (stored) blocks: valid zstd that any
+/// decoder reads, written by hand because no encoder is among the
+/// dependencies. The layout (RFC 8878, sections 3.1.1-3.1.1.2): the magic,
+/// a frame header with the single-segment flag and a 4-byte content size,
+/// then blocks of at most 128 KiB, each a 3-byte header (last-block bit,
+/// type 0 = raw, size) and the bytes.
+pub fn zstd_stored(bytes: &[u8]) -> Vec<u8> {
+    const MAX_BLOCK: usize = 128 << 10;
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd];
+    // Frame_Content_Size_flag 2 (4 bytes), Single_Segment_flag set.
+    frame.push(0b1010_0000);
+    frame.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    let mut chunks: Vec<&[u8]> = bytes.chunks(MAX_BLOCK).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    let last = chunks.len() - 1;
+    for (n, chunk) in chunks.into_iter().enumerate() {
+        let header = ((chunk.len() as u32) << 3) | u32::from(n == last);
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(chunk);
+    }
+    frame
+}
+
+/// `docker save IMAGE` from Docker 29's containerd image store, written
+/// from what moby's `daemon/containerd/image_exporter.go` (ExportImage)
+/// asks of containerd's exporter (`core/images/archive/exporter.go`,
+/// Export): the image's target, its multi-platform index, goes into
+/// `index.json` named by `io.containerd.image.name` (the full name) and
+/// `org.opencontainers.image.ref.name` (the tag); only the manifests of
+/// the platform matcher (the host's) are walked, so the index names every
+/// platform while only the host's manifest, config and layers are inside
+/// (WithSkipMissing, WithPlatform), layers as stored (compressed);
+/// `manifest.json` names the host's image by its familiar name; every
+/// record is sorted by name (writeTar), directories included; no
+/// `repositories` file.
+pub fn docker29_archive(image: &Image, compression: StoredCompression) -> Vec<u8> {
+    type Compress = fn(&[u8]) -> Vec<u8>;
+    let (layer_type, compress): (&str, Compress) = match compression {
+        StoredCompression::Gzip => (OCI_LAYER_GZIP, gzip),
+        StoredCompression::Zstd => (spec::OCI_LAYER_ZSTD, zstd_stored),
+    };
+    let mut blobs: Vec<(Digest, Vec<u8>)> = Vec::new();
+    let mut layers = Vec::new();
+    for layer in &image.layers {
+        let stored = compress(layer);
+        let digest = Digest::of(&stored);
+        layers.push(json!({"mediaType": layer_type, "digest": digest, "size": stored.len()}));
+        blobs.push((digest, stored));
+    }
+    let config = image.config();
+    let config_digest = Digest::of(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": spec::OCI_MANIFEST,
+        "config": {"mediaType": spec::OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": layers,
+    }))
+    .unwrap();
+    let manifest_digest = Digest::of(&manifest);
+    let platform_index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": spec::OCI_INDEX,
+        "manifests": [
+            {"mediaType": spec::OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": spec::OCI_MANIFEST, "digest": Digest::of(b"arm64 manifest, not saved"),
+             "size": 1061, "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {"mediaType": spec::OCI_MANIFEST, "digest": Digest::of(b"amd64 attestation, not saved"),
+             "size": 566, "platform": {"architecture": "unknown", "os": "unknown"},
+             "annotations": {"vnd.docker.reference.digest": manifest_digest,
+                             "vnd.docker.reference.type": "attestation-manifest"}},
+        ],
+    }))
+    .unwrap();
+    let index_digest = Digest::of(&platform_index);
+    blobs.push((config_digest, config));
+    blobs.push((manifest_digest, manifest));
+    blobs.push((index_digest, platform_index.clone()));
+
+    let mut entries = blob_entries(&blobs);
+    // One index.json record per name saved (WithManifest(target, name)).
+    let named: Vec<_> = image
+        .tags
+        .iter()
+        .map(|tag| {
+            let full = super::normalize_reference(tag).unwrap();
+            json!({
+                "mediaType": spec::OCI_INDEX, "digest": index_digest, "size": platform_index.len(),
+                "annotations": {spec::CONTAINERD_NAME: full.to_string(), spec::OCI_REF_NAME: full.tag().unwrap()},
+            })
+        })
+        .collect();
+    let index = json!({"schemaVersion": 2, "manifests": named});
+    entries.push(file("index.json", serde_json::to_vec(&index).unwrap()));
+    let layer_paths: Vec<String> = blobs[..image.layers.len()]
+        .iter()
+        .map(|(d, _)| format!("blobs/sha256/{}", d.hex()))
+        .collect();
+    let docker_manifest = json!([{
+        "Config": format!("blobs/sha256/{}", config_digest.hex()),
+        "RepoTags": image.tags,
+        "Layers": layer_paths,
+    }]);
+    entries.push(file(
+        "manifest.json",
+        serde_json::to_vec(&docker_manifest).unwrap(),
+    ));
+    entries.push(file("oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    tar_of(&entries)
+}
+
+/// An OCI layout's `blobs/` directories and a file for each blob.
+fn blob_entries(blobs: &[(Digest, Vec<u8>)]) -> Vec<(String, Node)> {
+    let mut entries = vec![
+        ("blobs/".to_string(), Node::Dir),
+        ("blobs/sha256/".to_string(), Node::Dir),
+    ];
+    for (digest, bytes) in blobs {
+        entries.push(file(
+            &format!("blobs/sha256/{}", digest.hex()),
+            bytes.clone(),
+        ));
+    }
+    entries
 }

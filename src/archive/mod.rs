@@ -38,7 +38,7 @@ mod target;
 mod write;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 
@@ -89,6 +89,8 @@ pub struct ArchivedImage {
     pub layers: Vec<LayerBlob>,
     /// The archive's own manifest (OCI layouts); docker-archives have none.
     pub manifest: Option<ManifestBlob>,
+    /// `os/architecture[/variant]`, from its config (when it says).
+    pub platform: Option<String>,
 }
 
 /// An image config and its bytes (a few KiB).
@@ -144,44 +146,104 @@ impl ImageArchive {
     /// the same reference, or else the archive's only image (which is what
     /// `docker save NAME` produced, whatever the engine calls it: podman
     /// saves `app:1` as `localhost/app:1`). The caller names it on nodes.
+    /// Of one image saved for several platforms, this machine's.
     pub fn image_for(&self, requested: &str) -> Result<&ArchivedImage, ArchiveError> {
+        self.image_for_platform(requested, None)
+    }
+
+    /// [`ImageArchive::image_for`], of the platform `platform`
+    /// (`linux/arm64`) when one is asked for: a platform the archive does
+    /// not hold is an error naming those it does.
+    pub fn image_for_platform(
+        &self,
+        requested: &str,
+        platform: Option<&str>,
+    ) -> Result<&ArchivedImage, ArchiveError> {
         let wanted = normalize_reference(requested)?;
         let same = |name: &String| normalize_reference(name).is_ok_and(|r| r == wanted);
-        if let Some(image) = self
-            .images
-            .iter()
-            .find(|image| image.repo_tags.iter().any(same))
-        {
-            return Ok(image);
-        }
         // podman names `app:1` `localhost/app:1`, in its archives too.
         let podmans = |name: &String| {
             name.strip_prefix("localhost/")
                 .and_then(|short| normalize_reference(short).ok())
                 .is_some_and(|r| r == wanted)
         };
-        if let Some(image) = self
-            .images
-            .iter()
-            .find(|image| image.repo_tags.iter().any(podmans))
+        let named = |matches: &dyn Fn(&String) -> bool| -> Vec<&ArchivedImage> {
+            self.images
+                .iter()
+                .filter(|image| image.repo_tags.iter().any(matches))
+                .collect()
+        };
+        let mut candidates = named(&same);
+        if candidates.is_empty() {
+            candidates = named(&podmans);
+        }
+        // One image (for one or more platforms) needs no name.
+        if candidates.is_empty()
+            && self
+                .images
+                .iter()
+                .all(|i| i.repo_tags == self.images[0].repo_tags)
         {
-            return Ok(image);
+            candidates = self.images.iter().collect();
         }
-        if let [only] = &self.images[..] {
-            return Ok(only);
+        if candidates.is_empty() {
+            let available = self
+                .images
+                .iter()
+                .map(|image| match &image.repo_tags[..] {
+                    [] => format!("an untagged image (config {})", image.config.digest),
+                    tags => tags.join(", "),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ArchiveError::ImageNotInArchive {
+                requested: wanted.to_string(),
+                available,
+            });
         }
-        let available = self
-            .images
-            .iter()
-            .map(|image| match &image.repo_tags[..] {
-                [] => format!("an untagged image (config {})", image.config.digest),
-                tags => tags.join(", "),
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(ArchiveError::ImageNotInArchive {
-            requested: wanted.to_string(),
-            available,
-        })
+        let present = || {
+            candidates
+                .iter()
+                .map(|i| {
+                    i.platform
+                        .clone()
+                        .unwrap_or_else(|| "an unnamed platform".into())
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match platform {
+            Some(asked) => candidates
+                .iter()
+                .find(|i| i.platform.as_deref().is_some_and(|p| platform_is(p, asked)))
+                .copied()
+                .ok_or_else(|| ArchiveError::PlatformNotInArchive {
+                    image: wanted.to_string(),
+                    requested: asked.to_string(),
+                    present: present(),
+                }),
+            None if candidates.len() == 1 => Ok(candidates[0]),
+            None => {
+                let host = resolve::host_platform();
+                candidates
+                    .iter()
+                    .find(|i| i.platform.as_deref().is_some_and(|p| platform_is(p, &host)))
+                    .copied()
+                    .ok_or_else(|| ArchiveError::NoPlatformForHost {
+                        image: wanted.to_string(),
+                        host,
+                        present: present(),
+                    })
+            }
+        }
     }
+}
+
+/// Whether platform `have` (`linux/arm64/v8`) is the platform `want`
+/// (`linux/arm64/v8` or, naming no variant, `linux/arm64`).
+fn platform_is(have: &str, want: &str) -> bool {
+    have == want
+        || have
+            .strip_prefix(want)
+            .is_some_and(|variant| variant.starts_with('/'))
 }

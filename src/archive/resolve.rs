@@ -91,6 +91,7 @@ fn docker_archive(contents: &Contents) -> Result<ImageArchive, ArchiveError> {
             .ok_or_else(|| missing(&config_path))?;
         let config_bytes = contents.metadata(&config_path, config_entry)?;
         let config: ImageConfig = parse(&config_path, config_bytes)?;
+        let platform = config.platform();
         let diff_ids = config.rootfs.diff_ids;
         if diff_ids.len() != entry.layers.len() {
             return Err(ArchiveError::InvalidMetadata {
@@ -143,6 +144,7 @@ fn docker_archive(contents: &Contents) -> Result<ImageArchive, ArchiveError> {
             },
             layers,
             manifest: None,
+            platform,
         });
     }
     Ok(ImageArchive {
@@ -166,16 +168,16 @@ fn oci_layout(contents: &Contents) -> Result<ImageArchive, ArchiveError> {
     let mut images: Vec<ArchivedImage> = Vec::new();
     for descriptor in &index.manifests {
         let names = names_from_annotations(descriptor);
-        let (manifest_blob, manifest) = image_manifest(contents, descriptor, "index.json", 0)?;
-        // Two tags of one image are two descriptors of one manifest.
-        if let Some(image) = images
-            .iter_mut()
-            .find(|image| image.manifest.as_ref().map(|m| m.digest) == Some(manifest_blob.digest))
-        {
-            add_names(&mut image.repo_tags, names);
-            continue;
+        for (manifest_blob, manifest) in image_manifests(contents, descriptor, "index.json", 0)? {
+            // Two tags of one image are two descriptors of one manifest.
+            if let Some(image) = images.iter_mut().find(|image| {
+                image.manifest.as_ref().map(|m| m.digest) == Some(manifest_blob.digest)
+            }) {
+                add_names(&mut image.repo_tags, names.clone());
+                continue;
+            }
+            images.push(oci_image(contents, manifest_blob, manifest, names.clone())?);
         }
-        images.push(oci_image(contents, manifest_blob, manifest, names)?);
     }
     // Docker 25+ writes a docker-archive manifest.json beside the layout; its
     // RepoTags name the image whose config it points at.
@@ -248,14 +250,15 @@ fn described<'a>(
     Ok((path, stored))
 }
 
-/// The image manifest a descriptor leads to, choosing this machine's
-/// platform in a nested index.
-fn image_manifest(
+/// The image manifests a descriptor leads to: one, or in a nested index
+/// every platform's that the archive holds (which one loads is the
+/// picker's choice: [`super::ImageArchive::image_for_platform`]).
+fn image_manifests(
     contents: &Contents,
     descriptor: &Descriptor,
     referenced_by: &str,
     depth: usize,
-) -> Result<(ManifestBlob, Manifest), ArchiveError> {
+) -> Result<Vec<(ManifestBlob, Manifest)>, ArchiveError> {
     let (path, stored) = described(contents, descriptor, referenced_by)?;
     let bytes = contents.metadata(&path, stored)?;
     // The descriptor's media type is required by the spec, but the document
@@ -276,8 +279,11 @@ fn image_manifest(
             });
         }
         let index: Index = parse(&path, bytes)?;
-        let chosen = choose_platform(contents, &index, &path)?;
-        return image_manifest(contents, chosen, &path, depth + 1);
+        let mut found = Vec::new();
+        for held in held_platforms(contents, &index, &path)? {
+            found.extend(image_manifests(contents, held, &path, depth + 1)?);
+        }
+        return Ok(found);
     }
     if !spec::is_manifest(&media_type) {
         return Err(ArchiveError::InvalidMetadata {
@@ -289,25 +295,25 @@ fn image_manifest(
         });
     }
     let manifest: Manifest = parse(&path, bytes)?;
-    Ok((
+    Ok(vec![(
         ManifestBlob {
             digest: descriptor.digest,
             media_type,
             bytes: bytes.to_vec(),
         },
         manifest,
-    ))
+    )])
 }
 
-/// In a multi-platform index, the one image the archive holds, or the one
-/// for this machine if it holds several. Indexes list every platform of an
-/// image even when only one was saved, and attestations (platform
-/// unknown/unknown) are not images.
-fn choose_platform<'a>(
+/// In a multi-platform index, the platforms' manifests the archive holds.
+/// Indexes list every platform of an image even when only one was saved
+/// (Docker 29's containerd store saves only the host's), and attestations
+/// (platform unknown/unknown) are not images.
+fn held_platforms<'a>(
     contents: &Contents,
     index: &'a Index,
     path: &str,
-) -> Result<&'a Descriptor, ArchiveError> {
+) -> Result<Vec<&'a Descriptor>, ArchiveError> {
     let candidates: Vec<&Descriptor> = index
         .manifests
         .iter()
@@ -326,39 +332,17 @@ fn choose_platform<'a>(
             present.push(*candidate);
         }
     }
-    match present[..] {
-        [] => Err(ArchiveError::MissingBlob {
+    if present.is_empty() {
+        return Err(ArchiveError::MissingBlob {
             referenced_by: path.to_string(),
             blob: format!(
                 "{} (the manifest of {})",
                 first.digest,
                 platform_name(first)
             ),
-        }),
-        [only] => Ok(only),
-        _ => {
-            let (os, architecture) = host_platform();
-            present
-                .iter()
-                .find(|d| {
-                    d.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == os && p.architecture == architecture)
-                })
-                .copied()
-                .ok_or_else(|| ArchiveError::InvalidMetadata {
-                    entry: path.to_string(),
-                    detail: format!(
-                        "it holds images for {}, none for this machine ({os}/{architecture})",
-                        present
-                            .iter()
-                            .map(|d| platform_name(d))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
-        }
+        });
     }
+    Ok(present)
 }
 
 fn platform_name(descriptor: &Descriptor) -> String {
@@ -371,8 +355,8 @@ fn platform_name(descriptor: &Descriptor) -> String {
     }
 }
 
-/// This machine's platform in OCI terms (GOOS/GOARCH names).
-fn host_platform() -> (&'static str, &'static str) {
+/// This machine's platform in OCI terms (GOOS/GOARCH names): `linux/amd64`.
+pub(super) fn host_platform() -> String {
     let architecture = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -380,7 +364,7 @@ fn host_platform() -> (&'static str, &'static str) {
         "powerpc64" => "ppc64le",
         other => other,
     };
-    ("linux", architecture)
+    format!("linux/{architecture}")
 }
 
 fn oci_image(
@@ -393,6 +377,7 @@ fn oci_image(
     let (config_path, config_entry) = described(contents, &manifest.config, &manifest_path)?;
     let config_bytes = contents.metadata(&config_path, config_entry)?;
     let config: ImageConfig = parse(&config_path, config_bytes)?;
+    let platform = config.platform();
     let diff_ids = config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Err(ArchiveError::InvalidMetadata {
@@ -434,5 +419,6 @@ fn oci_image(
         },
         layers,
         manifest: Some(manifest_blob),
+        platform,
     })
 }

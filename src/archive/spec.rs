@@ -98,6 +98,25 @@ pub struct Manifest {
 #[derive(Debug, Deserialize)]
 pub struct ImageConfig {
     pub rootfs: RootFs,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl ImageConfig {
+    /// `os/architecture[/variant]` as the image's config says, if it says.
+    pub fn platform(&self) -> Option<String> {
+        if self.os.is_empty() || self.architecture.is_empty() {
+            return None;
+        }
+        Some(match &self.variant {
+            Some(variant) => format!("{}/{}/{variant}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

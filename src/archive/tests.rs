@@ -321,6 +321,167 @@ fn reads_a_docker_25_archive() {
     assert_eq!(archive.image_for("app:latest").unwrap(), found);
 }
 
+/// Docker 29's containerd store (kind #3795): an index naming every
+/// platform, only the host's blobs inside, layers compressed as stored.
+/// The host's image is found under both names, its layers kept as they are
+/// (containerd checks their diff IDs when it unpacks), and only the blobs
+/// that are there are visited.
+#[test]
+fn reads_a_docker_29_archive_with_only_the_hosts_platform_inside() {
+    use fixtures::StoredCompression;
+    let image = two_layer_image();
+    for (compression, media_type) in [
+        (StoredCompression::Gzip, spec::OCI_LAYER_GZIP),
+        (StoredCompression::Zstd, spec::OCI_LAYER_ZSTD),
+    ] {
+        let bytes = fixtures::docker29_archive(&image, compression);
+        let (archive, recorder) = read(&bytes).unwrap();
+        let [found] = &archive.images[..] else {
+            panic!("{compression:?}: {archive:?}")
+        };
+        assert_eq!(
+            found.repo_tags,
+            [
+                "docker.io/library/app:1",
+                "docker.io/library/app:latest",
+                "app:1",
+                "app:latest"
+            ],
+            "{compression:?}"
+        );
+        assert_eq!(found.config.digest, image.config_digest());
+        assert_eq!(
+            found.layers.iter().map(|l| l.diff_id).collect::<Vec<_>>(),
+            image.diff_ids()
+        );
+        for layer in &found.layers {
+            assert_eq!(layer.media_type, media_type);
+            assert!(!image.diff_ids().contains(&layer.digest), "kept compressed");
+        }
+        // Two layers, the config, the host's manifest and the index.
+        assert_eq!(recorder.starts.len(), 5, "{compression:?}");
+        assert_eq!(archive.image_for("app:latest").unwrap(), found);
+    }
+}
+
+/// The hand-written zstd frames of the fixtures are real zstd: checked with
+/// Debian's `zstd` where it is installed.
+#[test]
+fn stored_zstd_frames_decode() {
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let frame = fixtures::zstd_stored(&data);
+    let decoder = std::process::Command::new("zstd")
+        .args(["-d", "-c", "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut decoder) = decoder else {
+        eprintln!("skipped: zstd is not installed (apt-get install zstd)");
+        return;
+    };
+    let mut stdin = decoder.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || io::Write::write_all(&mut stdin, &frame));
+    let output = decoder.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success());
+    assert_eq!(output.stdout, data);
+}
+
+/// An OCI layout whose index holds one image for two platforms, both
+/// saved (as `docker save --platform` of two, or buildx's OCI output).
+fn two_platform_archive(image: &Image) -> Vec<u8> {
+    let layer = &image.layers[0];
+    let mut blobs = vec![(Digest::of(layer), layer.clone())];
+    let mut manifests = Vec::new();
+    for (architecture, variant) in [("amd64", None), ("arm64", Some("v8"))] {
+        let mut config: serde_json::Value = serde_json::from_slice(&image.config()).unwrap();
+        config["architecture"] = architecture.into();
+        if let Some(variant) = variant {
+            config["variant"] = variant.into();
+        }
+        let config = serde_json::to_vec(&config).unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": spec::OCI_MANIFEST,
+            "config": {"mediaType": spec::OCI_CONFIG, "digest": Digest::of(&config), "size": config.len()},
+            "layers": [{"mediaType": spec::OCI_LAYER, "digest": Digest::of(layer), "size": layer.len()}],
+        }))
+        .unwrap();
+        let mut platform = serde_json::json!({"os": "linux", "architecture": architecture});
+        if let Some(variant) = variant {
+            platform["variant"] = variant.into();
+        }
+        manifests.push(serde_json::json!({"mediaType": spec::OCI_MANIFEST,
+            "digest": Digest::of(&manifest), "size": manifest.len(), "platform": platform}));
+        blobs.push((Digest::of(&config), config));
+        blobs.push((Digest::of(&manifest), manifest));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": manifests,
+    }))
+    .unwrap();
+    let mut entries: Vec<(String, Node)> = blobs
+        .iter()
+        .map(|(d, b)| file(&format!("blobs/sha256/{}", d.hex()), b.clone()))
+        .collect();
+    entries.push(file(
+        &format!("blobs/sha256/{}", Digest::of(&index).hex()),
+        index.clone(),
+    ));
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": spec::OCI_INDEX, "digest": Digest::of(&index), "size": index.len(),
+        "annotations": {spec::CONTAINERD_NAME: "docker.io/library/multi:1", spec::OCI_REF_NAME: "1"}}]});
+    entries.push(file("index.json", serde_json::to_vec(&top).unwrap()));
+    entries.push(file("oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#));
+    tar_of(&entries)
+}
+
+#[test]
+fn the_platform_asked_for_is_picked_and_an_absent_one_is_an_error_naming_those_held() {
+    let image = Image::new(&["multi:1"], vec![layer(6, 200)]);
+    let (archive, _) = read(&two_platform_archive(&image)).unwrap();
+    assert_eq!(archive.images.len(), 2, "{archive:?}");
+    let arm = archive
+        .image_for_platform("multi:1", Some("linux/arm64"))
+        .unwrap();
+    assert_eq!(arm.platform.as_deref(), Some("linux/arm64/v8"));
+    let exact = archive
+        .image_for_platform("multi:1", Some("linux/arm64/v8"))
+        .unwrap();
+    assert_eq!(exact, arm);
+    let amd = archive
+        .image_for_platform("multi:1", Some("linux/amd64"))
+        .unwrap();
+    assert_eq!(amd.platform.as_deref(), Some("linux/amd64"));
+    let error = archive
+        .image_for_platform("multi:1", Some("linux/s390x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("linux/s390x") && error.contains("linux/amd64, linux/arm64/v8"),
+        "{error}"
+    );
+    // Unasked, this machine's (the tests run on amd64 or arm64 Linux).
+    let host = archive.image_for("multi:1").unwrap();
+    assert_eq!(
+        host.platform
+            .as_deref()
+            .map(|p| p.starts_with(&resolve::host_platform())),
+        Some(true)
+    );
+
+    // Docker 29 saves only the host's platform: another one is absent.
+    let saved = fixtures::docker29_archive(&two_layer_image(), fixtures::StoredCompression::Gzip);
+    let (archive, _) = read(&saved).unwrap();
+    let error = archive
+        .image_for_platform("app:1", Some("linux/arm64"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("for linux/amd64, not for linux/arm64"),
+        "{error}"
+    );
+}
+
 #[test]
 fn picks_the_saved_platform_of_a_nested_index() {
     let image = Image::new(&["multi:1"], vec![layer(5, 100)]);

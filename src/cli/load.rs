@@ -23,6 +23,8 @@ pub struct LoadArgs {
     pub archive: Option<String>,
     pub parallel: usize,
     pub path: PathChoice,
+    /// `os/arch[/variant]`, for archives.
+    pub platform: Option<String>,
     pub output: Output,
 }
 
@@ -68,6 +70,14 @@ struct SourceFailure<'a> {
 }
 
 pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
+    if let Some(platform) = &args.platform {
+        let parts: Vec<&str> = platform.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(CommandError::BadInput(format!(
+                "--platform {platform:?} is not OS/ARCH[/VARIANT] (`linux/amd64`, `linux/arm64/v8`)"
+            )));
+        }
+    }
     // From here a SIGINT or SIGTERM stops the engine and node commands at
     // once (the process layer's watchdog), and the load fails as
     // interrupted, with no image tagged on a node it did not finish.
@@ -99,12 +109,16 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     let picks;
     let sources: Vec<Source> = match &args.archive {
         Some(path) => {
-            picks = archive_picks(path, &args.images)?;
+            picks = archive_picks(path, &args.images, args.platform.as_deref())?;
             let mut sources = Vec::new();
             for pick in &picks {
-                let mut source = super::archive_source(path, pick.name.as_deref())?;
-                if let Source::Archive { known, .. } = &mut source {
+                let mut source = super::archive_source(path, Some(&pick.name))?;
+                if let Source::Archive {
+                    known, platform, ..
+                } = &mut source
+                {
                     known.clone_from(&pick.known);
+                    *platform = args.platform.as_deref();
                 }
                 sources.push(source);
             }
@@ -257,30 +271,48 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
 
 /// One image to load out of an archive, in a read of its own.
 struct ArchivePick {
-    /// The name to pick it by (None: the archive's only image).
-    name: Option<String>,
+    /// The name to pick it by, and to give it on the nodes.
+    name: String,
     /// Its blobs, when the archive holds other images too.
     known: Option<KnownImage>,
 }
 
 /// The images to load from the archive at `path`: those the user named,
 /// else every image the archive names (as `kind load image-archive` loads
-/// them). An archive of several images is read once first, to learn its
-/// images and their blobs, so that each image's read sends only its own.
-/// Standard input can be read only once: one image, named or the only one.
-fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, CommandError> {
-    let unread = |name: Option<&String>| ArchivePick {
-        name: name.cloned(),
+/// them), learnt by reading it once first; then, in an archive of several
+/// images, each image's read sends only its own blobs. Standard input can
+/// be read only once: one image, named, since the nodes are asked for it
+/// by name before it streams.
+fn archive_picks(
+    path: &str,
+    named: &[String],
+    platform: Option<&str>,
+) -> Result<Vec<ArchivePick>, CommandError> {
+    let unread = |name: &String| ArchivePick {
+        name: name.clone(),
         known: None,
     };
-    if path == "-" || named.len() == 1 {
-        if named.len() > 1 {
-            return Err(CommandError::BadInput(format!(
-                "standard input can be read only once, so --archive - loads one image, not {}: save the archive to a file and give its path",
-                named.len()
-            )));
-        }
-        return Ok(vec![unread(named.first())]);
+    if path == "-" {
+        // The nodes are asked for the image by name before it streams.
+        return match named {
+            [name] => Ok(vec![unread(name)]),
+            _ => Err(CommandError::BadInput(format!(
+                "--archive - (standard input, read only once) loads one image, named: give its name (`load --archive - app:1`){}",
+                if named.is_empty() {
+                    ""
+                } else {
+                    ", or save the archive to a file to load several"
+                }
+            ))),
+        };
+    }
+    // One image named, of whatever platform the archive picks: no need to
+    // read it first. A platform asked for is checked before anything is
+    // sent.
+    if let [name] = named
+        && platform.is_none()
+    {
+        return Ok(vec![unread(name)]);
     }
     let file = std::fs::File::open(path).map_err(|source| CommandError::Input {
         path: path.to_string(),
@@ -292,12 +324,6 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
         &archive::Limits::default(),
     )
     .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
-    if let [_only_image] = &held.images[..] {
-        return Ok(match named {
-            [] => vec![unread(None)],
-            names => names.iter().map(|name| unread(Some(name))).collect(),
-        });
-    }
     let wanted: Vec<String> = match named {
         [] => held
             .images
@@ -305,7 +331,7 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
             .map(|image| {
                 image.repo_tags.first().cloned().ok_or_else(|| {
                     CommandError::BadInput(format!(
-                        "{path} holds an untagged image (config {}) among others: name the images to load",
+                        "{path} holds an untagged image (config {}): name it (`load --archive {path} app:1`)",
                         image.config.digest
                     ))
                 })
@@ -313,15 +339,22 @@ fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, Comma
             .collect::<Result<_, _>>()?,
         names => names.to_vec(),
     };
+    // An image saved for several platforms is several entries of one name.
+    let mut seen = std::collections::BTreeSet::new();
+    let wanted: Vec<String> = wanted
+        .into_iter()
+        .filter(|n| seen.insert(n.clone()))
+        .collect();
+    let several = held.images.len() > 1;
     wanted
         .into_iter()
         .map(|name| {
             let image = held
-                .image_for(&name)
+                .image_for_platform(&name, platform)
                 .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
             Ok(ArchivePick {
-                name: Some(name),
-                known: Some(KnownImage::of(image)),
+                known: (several || platform.is_some()).then(|| KnownImage::of(image)),
+                name,
             })
         })
         .collect()

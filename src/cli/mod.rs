@@ -94,6 +94,11 @@ enum Command {
         /// earlier push of the image, else saves.
         #[arg(long, value_enum, default_value_t = PathChoice::Auto)]
         path: PathChoice,
+        /// With --archive: the platform to load of an image the archive
+        /// holds for several (default: this machine's); one the archive
+        /// lacks is an error naming those it holds.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "archive")]
+        platform: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -452,6 +457,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             archive,
             parallel,
             path,
+            platform,
             output,
         } => load::load(
             selection()?,
@@ -462,6 +468,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 archive,
                 parallel: parallel.into(),
                 path,
+                platform,
                 output,
             },
         ),
@@ -562,6 +569,7 @@ fn archive_source<'a>(path: &str, image: Option<&'a str>) -> Result<Source<'a>, 
         label,
         image,
         known: None,
+        platform: None,
     })
 }
 

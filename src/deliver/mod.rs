@@ -21,6 +21,8 @@
 //! push to loadmaster's registry endpoint ([`push`]), which reads only the
 //! layers the nodes lack; [`load_image`] chooses ([`path`] has the rule).
 
+#[cfg(test)]
+mod docker29_tests;
 mod fanout;
 mod feed;
 mod ingest;
@@ -56,6 +58,9 @@ pub enum Source<'a> {
         /// The image picked, when the archive also holds others and a
         /// first reading told its blobs: no other blob is sent.
         known: Option<KnownImage>,
+        /// The platform to load (`linux/arm64`) of an image saved for
+        /// several; None: this machine's.
+        platform: Option<&'a str>,
     },
 }
 
@@ -189,6 +194,8 @@ struct Job<'a> {
     reference: archive::ImageReference,
     /// What the engine says the image is (None for an archive).
     expected: Option<ImageDetails>,
+    /// The platform asked for (archives only).
+    platform: Option<&'a str>,
     started: Instant,
     /// Bytes read from the engine by every pass so far.
     from_engine: AtomicU64,
@@ -300,11 +307,16 @@ fn load_with(
     };
     let reference =
         archive::normalize_reference(&label).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
+    let platform = match &source {
+        Source::Archive { platform, .. } => *platform,
+        Source::Engine { .. } => None,
+    };
     let job = Job {
         engine,
         label,
         reference,
         expected,
+        platform,
         started: Instant::now(),
         from_engine: AtomicU64::new(0),
     };
@@ -431,7 +443,7 @@ impl Job<'_> {
                 return Err(error);
             }
         };
-        let image = pick_image(&parsed, &self.label, self.expected.as_ref())?;
+        let image = pick_image(&parsed, &self.label, self.platform, self.expected.as_ref())?;
 
         let manifest = image.manifest_blob();
         let index = archive::index_json(&manifest, &self.reference);
@@ -691,10 +703,11 @@ pub(crate) fn stream_source(
 pub(crate) fn pick_image<'p>(
     parsed: &'p ImageArchive,
     label: &str,
+    platform: Option<&str>,
     expected: Option<&ImageDetails>,
 ) -> Result<&'p archive::ArchivedImage, DeliverError> {
     let image = parsed
-        .image_for(label)
+        .image_for_platform(label, platform)
         .map_err(|e| DeliverError::Mismatch(e.to_string()))?;
     if let Some(expected) = expected {
         let id = &expected.id.parse::<Digest>().ok();

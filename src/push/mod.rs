@@ -233,7 +233,7 @@ impl<'a> Pusher<'a> {
                 }
                 let uploaded = std::mem::take(&mut uploader.uploaded);
                 let parsed = read?.archive;
-                let archived = deliver::pick_image(&parsed, image, expected.as_ref())?;
+                let archived = deliver::pick_image(&parsed, image, None, expected.as_ref())?;
                 let config = &archived.config;
                 (
                     config.digest,

@@ -108,6 +108,7 @@ pub(in super::super) fn archive_source<'a>(
         label: path.display().to_string(),
         image: Some(image),
         known: None,
+        platform: None,
     })
 }
 
