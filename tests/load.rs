@@ -4,21 +4,21 @@
 mod support;
 
 use loadmaster::deliver::{self, NodeResult, Source};
-use loadmaster::engine::{Engine, EngineKind};
+use loadmaster::engine::Engine;
 use serde_json::Value;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
     KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, config_on_node,
-    engine_cmd, engines_under_test, load,
+    engine_cmd, engines_under_test, load, node_targets,
 };
 
 const MIB: u64 = 1 << 20;
 
-fn assert_succeeded(kind: EngineKind, output: &Output) {
+fn assert_succeeded(target: impl std::fmt::Display, output: &Output) {
     assert!(
         output.status.success(),
-        "{kind}: {}",
+        "{target}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
 }
@@ -35,8 +35,9 @@ fn normalized(name: &str) -> String {
 
 #[test]
 fn loads_then_skips_then_sends_only_the_changed_layer() {
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 0, &target.nodes());
         let image = TestImage::named(kind);
         let base = Layer {
             bytes: 24 * MIB,
@@ -53,23 +54,26 @@ fn loads_then_skips_then_sends_only_the_changed_layer() {
 
         // Cold: everything goes.
         let (output, report) = load(&cluster, &[&image.name]);
-        assert_succeeded(kind, &output);
+        assert_succeeded(target, &output);
         let node = &node_reports(&report)[0];
-        assert_eq!(node["result"], "loaded", "{kind}: {report}");
+        assert_eq!(node["result"], "loaded", "{target}: {report}");
         let cold_bytes = node["bytes_sent"].as_u64().unwrap();
-        assert!(cold_bytes > 25 * MIB, "{kind}: cold load sent {cold_bytes}");
+        assert!(
+            cold_bytes > 25 * MIB,
+            "{target}: cold load sent {cold_bytes}"
+        );
         assert_eq!(
             config_on_node(&cluster, cluster.control_plane(), &reference),
             image.id(),
-            "{kind}"
+            "{target}"
         );
 
         // Unchanged: nothing goes.
         let (output, report) = load(&cluster, &[&image.name]);
-        assert!(output.status.success(), "{kind}");
+        assert!(output.status.success(), "{target}");
         let node = &node_reports(&report)[0];
-        assert_eq!(node["result"], "already-present", "{kind}: {report}");
-        assert_eq!(node["bytes_sent"], 0, "{kind}");
+        assert_eq!(node["result"], "already-present", "{target}: {report}");
+        assert_eq!(node["bytes_sent"], 0, "{target}");
 
         // One small top layer changed: only it, the config and the manifest go.
         image.build(&[
@@ -80,31 +84,32 @@ fn loads_then_skips_then_sends_only_the_changed_layer() {
             },
         ]);
         let (output, report) = load(&cluster, &[&image.name]);
-        assert_succeeded(kind, &output);
+        assert_succeeded(target, &output);
         let node = &node_reports(&report)[0];
-        assert_eq!(node["result"], "loaded", "{kind}: {report}");
+        assert_eq!(node["result"], "loaded", "{target}: {report}");
         let delta_bytes = node["bytes_sent"].as_u64().unwrap();
         assert!(
             delta_bytes > MIB && delta_bytes < MIB + 256 * 1024,
-            "{kind}: after a 1 MiB change {delta_bytes} bytes were sent"
+            "{target}: after a 1 MiB change {delta_bytes} bytes were sent"
         );
         assert!(
             node["blobs_skipped"].as_u64().unwrap() >= 1,
-            "{kind}: {report}"
+            "{target}: {report}"
         );
         // The same tag now names the new image.
         assert_eq!(
             config_on_node(&cluster, cluster.control_plane(), &reference),
             image.id(),
-            "{kind}"
+            "{target}"
         );
     }
 }
 
 #[test]
 fn loads_into_every_node_of_a_two_node_cluster() {
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 1, &NodeOptions::default());
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 1, &target.nodes());
         let image = TestImage::named(kind);
         image.build(&[Layer {
             bytes: 8 * MIB,
@@ -112,12 +117,12 @@ fn loads_into_every_node_of_a_two_node_cluster() {
         }]);
         // One node per pass: the second node is fed by a second read.
         let (output, report) = load(&cluster, &[&image.name, "--parallel", "1"]);
-        assert_succeeded(kind, &output);
+        assert_succeeded(target, &output);
         let nodes = node_reports(&report);
-        assert_eq!(nodes.len(), 2, "{kind}: {report}");
+        assert_eq!(nodes.len(), 2, "{target}: {report}");
         for node in &cluster.nodes {
             let entry = nodes.iter().find(|n| n["node"] == node.as_str()).unwrap();
-            assert_eq!(entry["result"], "loaded", "{kind}: {report}");
+            assert_eq!(entry["result"], "loaded", "{target}: {report}");
             assert_eq!(
                 config_on_node(&cluster, node, &normalized(&image.name)),
                 image.id()
@@ -139,8 +144,9 @@ fn a_missing_image_fails_and_names_the_engine() {
 
 #[test]
 fn a_truncated_archive_fails_and_tags_nothing() {
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 0, &target.nodes());
         let image = TestImage::named(kind);
         image.build(&[Layer {
             bytes: 4 * MIB,
@@ -157,17 +163,17 @@ fn a_truncated_archive_fails_and_tags_nothing() {
         let (output, _) = load(&cluster, &["--archive", cut.to_str().unwrap(), &image.name]);
         assert!(
             !output.status.success(),
-            "{kind}: a truncated archive must fail"
+            "{target}: a truncated archive must fail"
         );
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("truncated"), "{kind}: {stderr}");
+        assert!(stderr.contains("truncated"), "{target}: {stderr}");
         let images = cluster.exec(
             cluster.control_plane(),
             &["ctr", "-n", "k8s.io", "images", "ls", "-q"],
         );
         assert!(
             !images.contains(&image.name),
-            "{kind}: nothing may be tagged, found {images}"
+            "{target}: nothing may be tagged, found {images}"
         );
 
         // The whole archive loads, here from standard input.
@@ -178,7 +184,7 @@ fn a_truncated_archive_fails_and_tags_nothing() {
             .output()
             .unwrap();
         let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        assert_succeeded(kind, &output);
+        assert_succeeded(target, &output);
         assert_eq!(node_reports(&report)[0]["result"], "loaded");
         assert_eq!(
             config_on_node(&cluster, cluster.control_plane(), &normalized(&image.name)),
@@ -189,8 +195,9 @@ fn a_truncated_archive_fails_and_tags_nothing() {
 
 #[test]
 fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 1, &NodeOptions::default());
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 1, &target.nodes());
         let image = TestImage::named(kind);
         image.build(&[Layer {
             bytes: 96 * MIB,
@@ -213,20 +220,20 @@ fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
         .unwrap();
         assert!(
             progress.killed.load(Ordering::SeqCst),
-            "{kind}: the node was killed"
+            "{target}: the node was killed"
         );
         let victim_report = reports.iter().find(|r| r.node == victim).unwrap();
         assert_eq!(
             victim_report.result,
             NodeResult::Failed,
-            "{kind}: {reports:?}"
+            "{target}: {reports:?}"
         );
         let error = victim_report.error.as_deref().unwrap();
         assert!(
             error.contains("stopped during the import") || error.contains("no longer exists"),
-            "{kind}: {error}"
+            "{target}: {error}"
         );
         let survivor = reports.iter().find(|r| r.node == cluster.nodes[0]).unwrap();
-        assert_eq!(survivor.result, NodeResult::Loaded, "{kind}: {reports:?}");
+        assert_eq!(survivor.result, NodeResult::Loaded, "{target}: {reports:?}");
     }
 }
