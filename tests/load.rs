@@ -237,3 +237,235 @@ fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
         assert_eq!(survivor.result, NodeResult::Loaded, "{target}: {reports:?}");
     }
 }
+
+/// The image records on a node (`ctr images ls -q`).
+fn images_on_node(cluster: &TestCluster, node: &str) -> Vec<String> {
+    cluster
+        .exec(node, &["ctr", "-n", "k8s.io", "images", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_native_snapshotter_node_loads_verifies_and_skips_the_reload() {
+    for target in node_targets() {
+        let kind = target.kind;
+        let options = NodeOptions {
+            snapshotter: Some("native"),
+            ..target.nodes()
+        };
+        let cluster = TestCluster::start(kind, 0, &options);
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 4 * MIB,
+            seed: 21,
+        }]);
+        let reference = normalized(&image.name);
+        let (output, report) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        assert_eq!(
+            node_reports(&report)[0]["result"],
+            "loaded",
+            "{target}: {report}"
+        );
+        // Unpacked with the node's snapshotter, not containerd's default.
+        let check = cluster.exec(
+            cluster.control_plane(),
+            &[
+                "ctr",
+                "-n",
+                "k8s.io",
+                "images",
+                "check",
+                "--snapshotter",
+                "native",
+                &format!("name=={reference}"),
+            ],
+        );
+        assert!(
+            check
+                .lines()
+                .nth(1)
+                .is_some_and(|row| row.trim_end().ends_with("true")),
+            "{target}: not unpacked with native: {check}"
+        );
+        let (output, report) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        let node = &node_reports(&report)[0];
+        assert_eq!(node["result"], "already-present", "{target}: {report}");
+        assert_eq!(node["bytes_sent"], 0, "{target}");
+    }
+}
+
+#[test]
+fn a_new_image_under_the_same_tag_replaces_the_old_and_leaves_no_import_records() {
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 0, &target.nodes());
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 2 * MIB,
+            seed: 31,
+        }]);
+        let reference = normalized(&image.name);
+        let (output, _) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        // Another image (no layer in common) under the same name.
+        image.build(&[Layer {
+            bytes: 3 * MIB,
+            seed: 32,
+        }]);
+        let (output, report) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        assert_eq!(
+            node_reports(&report)[0]["result"],
+            "loaded",
+            "{target}: {report}"
+        );
+        assert_eq!(
+            config_on_node(&cluster, cluster.control_plane(), &reference),
+            image.id(),
+            "{target}"
+        );
+        // The name and the CRI plugin's `sha256:<image ID>` records; no
+        // `import-DATE@sha256:` record (`--digests`, which containerd 2.3
+        // adds on every import), no rollback record.
+        let records = images_on_node(&cluster, cluster.control_plane());
+        assert!(records.contains(&reference), "{target}: {records:?}");
+        assert!(
+            records
+                .iter()
+                .all(|r| *r == reference || r.starts_with("sha256:")),
+            "{target}: {records:?}"
+        );
+    }
+}
+
+/// An OCI layout archive of an image named `reference` whose one layer is
+/// not a tar (its digests are right, so only containerd's unpack fails).
+fn archive_that_does_not_unpack(path: &std::path::Path, reference: &str) {
+    use loadmaster::archive::{BlobName, Digest, OCI_LAYOUT_FILE, OciLayoutWriter};
+    let layer: Vec<u8> = (0..64 * 1024u32).map(|n| (n * 7919 % 251) as u8).collect();
+    let layer_digest = Digest::of(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": Digest::of(&config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest.to_string(),
+            "size": layer.len(),
+        }],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": Digest::of(&manifest).to_string(),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": reference},
+        }],
+    }))
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = OciLayoutWriter::new(file);
+    writer.add_file("oci-layout", OCI_LAYOUT_FILE).unwrap();
+    for blob in [&layer, &config, &manifest] {
+        writer
+            .begin_blob(BlobName::Digest(Digest::of(blob)), blob.len() as u64)
+            .unwrap();
+        writer.write_chunk(blob).unwrap();
+        writer.end_blob().unwrap();
+    }
+    writer.add_file("index.json", &index).unwrap();
+    writer.finish().unwrap();
+}
+
+#[test]
+fn an_import_that_fails_to_unpack_tags_nothing_and_keeps_the_previous_image() {
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 0, &target.nodes());
+        let node = cluster.control_plane();
+        let dir = TempDir::new("lmt-bad-layer");
+        let archive = dir.path.join("bad.tar");
+
+        // A name the node does not have: it stays absent.
+        let fresh = format!("{}:1", support::unique_name("lmt-bad"));
+        archive_that_does_not_unpack(&archive, &normalized(&fresh));
+        let before = images_on_node(&cluster, node);
+        let (output, report) = load(&cluster, &["--archive", archive.to_str().unwrap(), &fresh]);
+        assert!(!output.status.success(), "{target}: {report}");
+        assert_eq!(
+            node_reports(&report)[0]["result"],
+            "failed",
+            "{target}: {report}"
+        );
+        assert_eq!(
+            images_on_node(&cluster, node),
+            before,
+            "{target}: a failed import left a record"
+        );
+
+        // A name the node has: it keeps pointing at what it did.
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: MIB,
+            seed: 41,
+        }]);
+        let reference = normalized(&image.name);
+        let (output, _) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        let before = support::image_on_node(&cluster, node, &reference).expect("loaded");
+        let records = images_on_node(&cluster, node);
+        archive_that_does_not_unpack(&archive, &reference);
+        let (output, report) = load(
+            &cluster,
+            &["--archive", archive.to_str().unwrap(), &image.name],
+        );
+        assert!(!output.status.success(), "{target}: {report}");
+        assert_eq!(
+            support::image_on_node(&cluster, node, &reference).as_deref(),
+            Some(before.as_str()),
+            "{target}: {report}"
+        );
+        assert_eq!(images_on_node(&cluster, node), records, "{target}");
+    }
+}
+
+#[test]
+fn a_node_whose_containerd_is_still_starting_is_waited_for() {
+    for target in node_targets() {
+        let kind = target.kind;
+        let options = NodeOptions {
+            containerd_delay_secs: Some(3),
+            ..target.nodes()
+        };
+        let cluster = TestCluster::start(kind, 0, &options);
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: MIB,
+            seed: 51,
+        }]);
+        let (output, report) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        assert_eq!(
+            node_reports(&report)[0]["result"],
+            "loaded",
+            "{target}: {report}"
+        );
+    }
+}

@@ -253,7 +253,9 @@ const CHECK_SEPARATOR: &str = "@@loadmaster-check@@\n";
 /// import, each pinning its content (and kind turns image GC off); the
 /// index names the image. Modes that tag before they unpack (`local`,
 /// `classic`, see [`ImportMode`]) put back what the name pointed at when the
-/// import fails. ctr 2.x's `DEPRECATION:` warnings are turned off, so that
+/// import fails, and remove the `sha256:<image ID>` record that the CRI
+/// plugin adds for every new image (1.6 does it as soon as the name is
+/// tagged). ctr 2.x's `DEPRECATION:` warnings are turned off, so that
 /// nothing but ctr's answers is parsed. Only POSIX sh and tools that kind
 /// nodes and the test nodes' busybox have (`tail`).
 const SESSION_SCRIPT: &str = r#"set -e
@@ -294,9 +296,13 @@ read -r action snapshotter mode || exit 0
 local=
 [ "$mode" = local ] && local=--local
 keep=
-if [ "$mode" != transfer ] && [ -n "$previous" ]; then
-  keep=localhost/loadmaster-rollback:$$
-  ctr --namespace k8s.io images tag --force "$name" "$keep" >/dev/null
+records=
+if [ "$mode" != transfer ]; then
+  records=$(ctr --namespace k8s.io images ls -q)
+  if [ -n "$previous" ]; then
+    keep=localhost/loadmaster-rollback:$$
+    ctr --namespace k8s.io images tag --force "$name" "$keep" >/dev/null
+  fi
 fi
 if ctr --namespace k8s.io images import $local --all-platforms "--snapshotter=$snapshotter" -; then
   [ -z "$keep" ] || ctr --namespace k8s.io images rm "$keep" >/dev/null || true
@@ -309,6 +315,14 @@ else
       ctr --namespace k8s.io images rm "$keep" >/dev/null || true
   elif [ "$mode" != transfer ]; then
     ctr --namespace k8s.io images rm "$name" >/dev/null 2>&1 || true
+  fi
+  if [ "$mode" != transfer ]; then
+    for record in $(ctr --namespace k8s.io images ls -q 2>/dev/null); do
+      case $record in
+        sha256:*) echo "$records" | grep -qxF "$record" ||
+          ctr --namespace k8s.io images rm "$record" >/dev/null 2>&1 || true ;;
+      esac
+    done
   fi
   exit "$failed"
 fi
@@ -362,30 +376,53 @@ const SNAPSHOTTER_OF_CONFIG: &str = r#"cri_snapshotter() {
 /// The label containerd's unpacker puts on a compressed layer: its diff ID.
 pub const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
 
+/// The label that keeps a blob from containerd's garbage collector.
+const GC_ROOT_LABEL: &str = "containerd.io/gc.root";
+
+/// The labels by which a blob (a manifest, an index) references its
+/// children for the garbage collector: `containerd.io/gc.ref.content.l.0`,
+/// `...config`, `...m.0`.
+const GC_REF_PREFIX: &str = "containerd.io/gc.ref.content";
+
 /// Reads `ctr content ls`: `DIGEST SIZE AGE LABELS`, where AGE has spaces
-/// ("Less than a second") and LABELS is `k=v,k=v` or `-`, always last.
-/// Returns every digest, and the compressed → diff ID pairs.
+/// ("Less than a second") and LABELS is `k=v,k=v` or `-`, always last (in
+/// any order: 2.x sorts them, 1.6 does not).
+///
+/// Returns the blobs the node keeps, and the compressed → diff ID pairs. A
+/// blob is kept when another blob references it or it is a GC root: an
+/// import that was aborted leaves the blobs it had committed unreferenced,
+/// listed until the next collection (about a second later on 2.x), and a
+/// load that counted them would skip sending what the import then misses
+/// (`content digest ...: not found`). The blobs at the top (manifests,
+/// indexes: referenced by image records, not by blobs) are not counted,
+/// and are sent again (a few KiB).
 fn parse_content_list(listing: &str) -> (BTreeSet<Digest>, BTreeMap<Digest, Digest>) {
-    let mut blobs = BTreeSet::new();
+    let mut listed = BTreeSet::new();
+    let mut kept = BTreeSet::new();
     let mut uncompressed = BTreeMap::new();
     for line in listing.lines() {
         let mut fields = line.split_whitespace();
         let Some(digest) = fields.next().and_then(|d| d.parse::<Digest>().ok()) else {
             continue;
         };
-        blobs.insert(digest);
+        listed.insert(digest);
         let labels = fields.last().unwrap_or("-");
-        let diff_id = labels
-            .split(',')
-            .filter_map(|label| label.split_once('='))
-            .find(|(key, _)| *key == UNCOMPRESSED_LABEL)
-            .and_then(|(_, value)| value.parse::<Digest>().ok());
-        // An uncompressed layer is labelled with its own digest.
-        if let Some(diff_id) = diff_id.filter(|d| *d != digest) {
-            uncompressed.insert(digest, diff_id);
+        for (key, value) in labels.split(',').filter_map(|label| label.split_once('=')) {
+            if key == GC_ROOT_LABEL {
+                kept.insert(digest);
+            } else if key.starts_with(GC_REF_PREFIX) {
+                kept.extend(value.parse::<Digest>().ok());
+            } else if key == UNCOMPRESSED_LABEL {
+                // An uncompressed layer is labelled with its own digest.
+                let diff_id = value.parse::<Digest>().ok().filter(|d| *d != digest);
+                uncompressed.extend(diff_id.map(|d| (digest, d)));
+            }
         }
     }
-    (blobs, uncompressed)
+    // A reference to a blob that is not there is no blob.
+    kept.retain(|digest| listed.contains(digest));
+    uncompressed.retain(|digest, _| kept.contains(digest));
+    (kept, uncompressed)
 }
 
 /// containerd's `root` from a `containerd config dump`; its default when unset.
@@ -488,25 +525,29 @@ version = 3
     }
 
     // `ctr -n k8s.io content ls` of ctr 1.6.20: a pushed (gzip) layer with
-    // the unpacker's label, an uncompressed one labelled with itself, a
-    // config without labels.
+    // the unpacker's label, protected while a push runs; an uncompressed
+    // layer labelled with itself; the manifest that references it and a
+    // config; a blob an aborted import left, referenced by nothing.
     const CONTENT_LS: &str = "DIGEST\t\t\t\t\t\t\t\t\tSIZE\tAGE\t\t\tLABELS\n\
 sha256:dcdf54a0abab4e28178106b50ccab4288902878b5ff39719c9df3c25e5330965\t3MB\tLess than a second\tcontainerd.io/uncompressed=sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897,containerd.io/gc.root=x\n\
 sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897\t3MB\t2 minutes\tcontainerd.io/uncompressed=sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897\n\
-sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8\t957B\t2 minutes\t-\n";
+sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8\t957B\t2 minutes\t-\n\
+sha256:0b7e6e4b0b5f1e5bcbbd8a7f0e2f3a8d0c4b6a3e1f2d5c7b9a8e6f4d2c1b0a99\t1kB\t2 minutes\tcontainerd.io/gc.ref.content.config=sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8,containerd.io/gc.ref.content.l.0=sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897,containerd.io/gc.ref.content.l.1=sha256:1111111111111111111111111111111111111111111111111111111111111111\n\
+sha256:2ffd99eaec0b166c12994e9c7b498aa0b21c874ab05cf1a7414ebf46292ceee0\t2kB\tLess than a second\t-\n";
 
     #[test]
-    fn reads_blobs_and_their_diff_ids() {
+    fn reads_the_blobs_the_node_keeps_and_their_diff_ids() {
         let (blobs, uncompressed) = parse_content_list(CONTENT_LS);
-        assert_eq!(blobs.len(), 3);
-        let gzip: Digest =
-            "sha256:dcdf54a0abab4e28178106b50ccab4288902878b5ff39719c9df3c25e5330965"
-                .parse()
-                .unwrap();
-        let diff_id: Digest =
-            "sha256:4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897"
-                .parse()
-                .unwrap();
+        let digest = |hex: &str| format!("sha256:{hex}").parse::<Digest>().unwrap();
+        let gzip = digest("dcdf54a0abab4e28178106b50ccab4288902878b5ff39719c9df3c25e5330965");
+        let diff_id = digest("4b30e5539391f807fab1f039e2d916f07467eba4f987f279ebd0b3a4cfbc6897");
+        let config = digest("761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8");
+        // The GC root and what the manifest references (of it, what is
+        // there); not the manifest, not the leftover.
+        assert_eq!(
+            blobs.into_iter().collect::<Vec<_>>(),
+            vec![diff_id, config, gzip]
+        );
         assert_eq!(
             uncompressed.into_iter().collect::<Vec<_>>(),
             vec![(gzip, diff_id)]

@@ -235,6 +235,10 @@ pub struct NodeOptions {
     pub host_network: bool,
     /// The containerd version of the node image.
     pub containerd: Containerd,
+    /// containerd starts this long after the node, and the cluster is
+    /// handed over without waiting for it: a load meets a node whose
+    /// containerd is still starting.
+    pub containerd_delay_secs: Option<u32>,
     /// The CRI snapshotter instead of overlayfs: the node gets kind's config
     /// with it (mounted over the image's), as kind's entrypoint rewrites it
     /// (`native` on zfs).
@@ -286,6 +290,9 @@ impl TestCluster {
             cluster.start_node(&node, role, options);
         }
         for node in &cluster.nodes {
+            if options.containerd_delay_secs.is_some() {
+                continue;
+            }
             wait_for_containerd(kind, node);
             if let Some(mib) = options.pinned_mib {
                 let count = format!("count={mib}");
@@ -363,13 +370,22 @@ impl TestCluster {
         if let Some(mount) = &config_mount {
             args.extend(["-v", mount]);
         }
-        if options.supervised {
+        let delay = options
+            .containerd_delay_secs
+            .map(|secs| format!("sleep {secs}; "))
+            .unwrap_or_default();
+        let shell = match (options.supervised, delay.is_empty()) {
+            (true, _) => Some(format!("{delay}while :; do containerd; sleep 0.2; done")),
+            (false, false) => Some(format!("{delay}exec containerd")),
+            (false, true) => None,
+        };
+        if shell.is_some() {
             args.extend(["--entrypoint", "sh"]);
         }
         let image = options.containerd.image();
         args.push(&image);
-        if options.supervised {
-            args.extend(["-c", "while :; do containerd; sleep 0.2; done"]);
+        if let Some(shell) = &shell {
+            args.extend(["-c", shell]);
         }
         // Recorded before the run so that Drop removes a half-started node.
         self.nodes.push(node.to_string());
