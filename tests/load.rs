@@ -34,6 +34,7 @@ fn normalized(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn loads_then_skips_then_sends_only_the_changed_layer() {
     for target in node_targets() {
         let kind = target.kind;
@@ -106,6 +107,7 @@ fn loads_then_skips_then_sends_only_the_changed_layer() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn loads_into_every_node_of_a_two_node_cluster() {
     for target in node_targets() {
         let kind = target.kind;
@@ -132,6 +134,7 @@ fn loads_into_every_node_of_a_two_node_cluster() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_missing_image_fails_and_names_the_engine() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
@@ -143,6 +146,7 @@ fn a_missing_image_fails_and_names_the_engine() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_truncated_archive_fails_and_tags_nothing() {
     for target in node_targets() {
         let kind = target.kind;
@@ -194,6 +198,7 @@ fn a_truncated_archive_fails_and_tags_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
     for target in node_targets() {
         let kind = target.kind;
