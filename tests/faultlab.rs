@@ -14,7 +14,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
     KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, engine_cmd,
-    engines_under_test, load,
+    engines_under_test, load, node_targets,
 };
 
 const MIB: u64 = 1 << 20;
@@ -128,7 +128,8 @@ fn container_fact(d: &Value) -> Value {
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
     let _exclusive = exclusive();
-    for kind in engines_under_test() {
+    for target in node_targets() {
+        let kind = target.kind;
         let image = TestImage::named(kind);
         image.build(&[Layer {
             bytes: 96 * MIB,
@@ -146,12 +147,12 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
                     memory: Some("192m".into()),
                     pinned_mib: Some(165),
                     supervised,
-                    ..NodeOptions::default()
+                    ..target.nodes()
                 },
             );
             let (output, report) = load(&cluster, &[&image.name]);
             let d = node_diagnosis(kind, &output, &report);
-            let case = format!("{kind}, supervised={supervised}");
+            let case = format!("{target}, supervised={supervised}");
             assert_eq!(root(&d), ("oom-kill", "proven"), "{case}: {d:#}");
             assert_kernel_names_the_kill(kind, &d, 192 * 1024);
 
@@ -263,8 +264,9 @@ fn a_full_containerd_root_is_named_with_its_free_space() {
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_killed_mid_stream_is_not_called_an_oom() {
     let _exclusive = exclusive();
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 0, &target.nodes());
         let image = TestImage::named(kind);
         image.build(&[Layer {
             bytes: 96 * MIB,
@@ -286,9 +288,13 @@ fn a_node_killed_mid_stream_is_not_called_an_oom() {
             &deliver::Options::default(),
             &progress,
         )
-        .unwrap_or_else(|e| panic!("{kind}: a dead node is not a source failure: {e}"));
-        assert!(progress.killed.load(Ordering::SeqCst), "{kind}");
-        assert_eq!(reports[0].result, NodeResult::Failed, "{kind}: {reports:?}");
+        .unwrap_or_else(|e| panic!("{target}: a dead node is not a source failure: {e}"));
+        assert!(progress.killed.load(Ordering::SeqCst), "{target}");
+        assert_eq!(
+            reports[0].result,
+            NodeResult::Failed,
+            "{target}: {reports:?}"
+        );
         let error = reports[0].error.as_deref().unwrap();
 
         let diagnosis = collect::diagnose_load(
@@ -302,27 +308,27 @@ fn a_node_killed_mid_stream_is_not_called_an_oom() {
         let (class, _) = root(&d);
         assert!(
             class == "killed-unknown" || class == "engine-crash",
-            "{kind}: {class}: {d:#}"
+            "{target}: {class}: {d:#}"
         );
         assert_ne!(
             d["root_cause"]["suspected"], "oom-kill",
-            "{kind}: refuted: {d:#}"
+            "{target}: refuted: {d:#}"
         );
         let container = container_fact(&d);
-        assert_eq!(container["exit_code"], 137, "{kind}");
-        assert_eq!(container["oom_killed"], false, "{kind}");
+        assert_eq!(container["exit_code"], 137, "{target}");
+        assert_eq!(container["oom_killed"], false, "{target}");
         if kernel_log_readable() {
             // Other tests' OOM kills (in other containers) do not count.
             let read = facts(&d, "kernel-log-read");
-            assert_eq!(read.len(), 1, "{kind}: {d:#}");
-            assert_eq!(read[0]["fact"]["oom_kills"], 0, "{kind}: {d:#}");
-            assert!(facts(&d, "oom-kill").is_empty(), "{kind}: {d:#}");
+            assert_eq!(read.len(), 1, "{target}: {d:#}");
+            assert_eq!(read[0]["fact"]["oom_kills"], 0, "{target}: {d:#}");
+            assert!(facts(&d, "oom-kill").is_empty(), "{target}: {d:#}");
             let against = d["evidence_against"].as_array().unwrap();
             assert!(
                 against
                     .iter()
                     .any(|w| w["reading"].as_str().unwrap().contains("no OOM kill")),
-                "{kind}: {d:#}"
+                "{target}: {d:#}"
             );
         }
     }

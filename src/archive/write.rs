@@ -21,7 +21,11 @@ pub enum BlobName {
     /// `blobs/sha256/<hex>`.
     Digest(Digest),
     /// `blobs/sha256/pending-<n>`: for a blob whose digest is learnt only
-    /// once it has been streamed. `n` must be unique within one stream.
+    /// once it has been streamed. `n` must be unique within one stream, and
+    /// should be across the loads into one node: containerd's importer
+    /// writes each entry through an ingest named after it, and resumes an
+    /// ingest an aborted import left under that name when the size matches,
+    /// which would prefix another blob's bytes to this one's.
     Placeholder(u64),
 }
 

@@ -74,6 +74,9 @@ impl Route {
 /// The visitor the archive reader drives.
 pub struct Fanout<'a> {
     pub routes: Vec<Route>,
+    /// Set in the high bits of this load's placeholder entry names, so that
+    /// no two loads name an entry alike ([`BlobName::Placeholder`]).
+    placeholder_base: u64,
     progress: &'a dyn Progress,
     /// When set, the only blobs forwarded (those of the image loaded out of
     /// an archive that holds others).
@@ -90,6 +93,7 @@ impl<'a> Fanout<'a> {
     ) -> Fanout<'a> {
         Fanout {
             routes,
+            placeholder_base: placeholder_base(),
             progress,
             only,
             bytes_read: 0,
@@ -124,6 +128,20 @@ impl<'a> Fanout<'a> {
     }
 }
 
+/// Bits above the entry index (an archive has far fewer than 2^24
+/// entries) that differ from one load to the next: the clock's
+/// nanoseconds and this process, with a counter for loads in the same
+/// nanosecond.
+fn placeholder_base() -> u64 {
+    static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mixed = nanos ^ (u64::from(std::process::id()) << 40) ^ count.rotate_right(8);
+    mixed << 24
+}
+
 impl BlobVisitor for Fanout<'_> {
     fn blob_start(&mut self, blob: &BlobStart<'_>) -> io::Result<()> {
         let metadata = ARCHIVE_METADATA.contains(&blob.path);
@@ -146,7 +164,7 @@ impl BlobVisitor for Fanout<'_> {
             if route.receiving {
                 let name = match &blob.digest {
                     Some(digest) => BlobName::Digest(*digest),
-                    None => BlobName::Placeholder(blob.index as u64),
+                    None => BlobName::Placeholder(self.placeholder_base | blob.index as u64),
                 };
                 route.receiving = route.feed.send(Piece::BlobStart {
                     name,

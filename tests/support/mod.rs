@@ -1,8 +1,9 @@
 //! Test support: kind-compatible test clusters on real engines.
 //!
-//! A test node is a container of `localhost/loadmaster-test-node:1` (built by
-//! `tests/node-image/build`: real containerd, ctr and runc from Debian's
-//! packages) started the way kind starts its nodes: named
+//! A test node is a container of a test node image (built by
+//! `tests/node-image/build`: real containerd, ctr and runc, with kind's
+//! containerd config; one image per containerd version, see
+//! [`Containerd`]) started the way kind starts its nodes: named
 //! `<cluster>-control-plane`, `<cluster>-worker`, `<cluster>-worker2`...,
 //! labelled with kind's labels, with containerd as the main process and its
 //! `/var/lib/containerd` on a volume. Everything a test creates is removed
@@ -14,6 +15,12 @@
 //! with `CI`), so that contributors without engines can run the others and
 //! `cargo test` counts what it skipped; under `CI` without it, and with an
 //! engine that does not answer, those tests fail.
+//!
+//! Delivery tests run on every containerd version too ([`node_targets`]):
+//! those named in `LOADMASTER_TEST_CONTAINERD` (`1.6,2.1,2.3`), each of
+//! which must then be built, or by default every version whose image is
+//! built in the engine (1.6 always is: `.ci/run` builds them all). Each
+//! failure names the engine and version it ran on.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
@@ -30,7 +37,117 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// The containerd 1.6 test node (Debian's containerd).
 pub const NODE_IMAGE: &str = "localhost/loadmaster-test-node:1";
+
+/// A containerd version a test node image is built for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Containerd {
+    /// Debian's 1.6: [`NODE_IMAGE`].
+    #[default]
+    V1_6,
+    /// 2.1.4, what kind v0.30 ships.
+    V2_1,
+    /// 2.3.4, what kind v0.33 ships.
+    V2_3,
+}
+
+impl Containerd {
+    pub const ALL: [Containerd; 3] = [Containerd::V1_6, Containerd::V2_1, Containerd::V2_3];
+
+    /// The version as `LOADMASTER_TEST_CONTAINERD` and the build script name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Containerd::V1_6 => "1.6",
+            Containerd::V2_1 => "2.1",
+            Containerd::V2_3 => "2.3",
+        }
+    }
+
+    pub fn image(self) -> String {
+        match self {
+            Containerd::V1_6 => NODE_IMAGE.to_string(),
+            version => format!(
+                "localhost/loadmaster-test-node:containerd-{}",
+                version.name()
+            ),
+        }
+    }
+
+    fn built_in(self, kind: EngineKind) -> bool {
+        engine_output(kind, &["image", "inspect", &self.image()])
+            .status
+            .success()
+    }
+}
+
+/// An engine and the containerd version of the nodes a test starts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeTarget {
+    pub kind: EngineKind,
+    pub containerd: Containerd,
+}
+
+impl std::fmt::Display for NodeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, containerd {}", self.kind, self.containerd.name())
+    }
+}
+
+impl NodeTarget {
+    /// Node options for this target's containerd.
+    pub fn nodes(&self) -> NodeOptions {
+        NodeOptions {
+            containerd: self.containerd,
+            ..NodeOptions::default()
+        }
+    }
+}
+
+/// Every engine under test with every containerd version under test; says
+/// which on stderr (`--nocapture` shows it), and which versions it skips.
+pub fn node_targets() -> Vec<NodeTarget> {
+    let named = std::env::var("LOADMASTER_TEST_CONTAINERD").ok();
+    let wanted: Vec<Containerd> = match &named {
+        None => Containerd::ALL.to_vec(),
+        Some(names) => names
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                Containerd::ALL
+                    .into_iter()
+                    .find(|version| version.name() == name)
+                    .unwrap_or_else(|| {
+                        panic!("LOADMASTER_TEST_CONTAINERD names {name:?}: use 1.6, 2.1 and/or 2.3")
+                    })
+            })
+            .collect(),
+    };
+    let mut targets = Vec::new();
+    for kind in engines_under_test() {
+        for &containerd in &wanted {
+            let target = NodeTarget { kind, containerd };
+            if containerd.built_in(kind) {
+                targets.push(target);
+            } else if named.is_some() || containerd == Containerd::V1_6 {
+                panic!(
+                    "{target}: test node image {} is not built: tests/node-image/build --containerd {} {kind}",
+                    containerd.image(),
+                    containerd.name()
+                );
+            } else {
+                eprintln!(
+                    "note: {target}: skipped, its test node is not built (tests/node-image/build --containerd {} {kind})",
+                    containerd.name()
+                );
+            }
+        }
+    }
+    let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    eprintln!("runs on: {}", names.join("; "));
+    targets
+}
 /// Every container, volume and image a test creates carries this label, so
 /// that a leak can be found (and `.ci/run` can sweep one up).
 pub const TEST_LABEL: &str = "io.loadmaster.test=1";
@@ -177,16 +294,41 @@ pub struct NodeOptions {
     /// The node on the host's network (`--network host`) instead of none:
     /// its containerd can then pull from a registry on 127.0.0.1.
     pub host_network: bool,
+    /// The containerd version of the node image.
+    pub containerd: Containerd,
+    /// containerd starts this long after the node, and the cluster is
+    /// handed over without waiting for it: a load meets a node whose
+    /// containerd is still starting.
+    pub containerd_delay_secs: Option<u32>,
+    /// The CRI snapshotter instead of overlayfs: the node gets kind's config
+    /// with it (mounted over the image's), as kind's entrypoint rewrites it
+    /// (`native` on zfs).
+    pub snapshotter: Option<&'static str>,
 }
 
 /// A kind-compatible test cluster, removed when dropped.
 pub struct TestCluster {
     pub kind: EngineKind,
+    pub containerd: Containerd,
     /// The engine service the nodes run on.
     pub endpoint: Endpoint,
     pub name: String,
     pub nodes: Vec<String>,
     volumes: Vec<String>,
+    /// Node configs that differ from the image's (mounted; removed last).
+    config_dir: TempDir,
+}
+
+/// The test nodes' containerd config (kind's) with another CRI snapshotter,
+/// as kind's entrypoint rewrites it (`native` on zfs).
+fn containerd_config(snapshotter: &str) -> String {
+    const KIND_CONFIG: &str = include_str!("../node-image/containerd-config.toml");
+    const DEFAULT: &str = "snapshotter = \"overlayfs\"";
+    assert!(
+        KIND_CONFIG.contains(DEFAULT),
+        "the node config sets overlayfs"
+    );
+    KIND_CONFIG.replace(DEFAULT, &format!("snapshotter = \"{snapshotter}\""))
 }
 
 impl TestCluster {
@@ -205,10 +347,12 @@ impl TestCluster {
     ) -> TestCluster {
         let mut cluster = TestCluster {
             kind,
+            containerd: options.containerd,
             endpoint: endpoint.clone(),
             name: unique_name("lmt"),
             nodes: Vec::new(),
             volumes: Vec::new(),
+            config_dir: TempDir::new("lmt-config"),
         };
         let mut roles = vec![("control-plane".to_string(), "control-plane")];
         for n in 1..=workers {
@@ -220,6 +364,9 @@ impl TestCluster {
             cluster.start_node(&node, role, options);
         }
         for node in &cluster.nodes {
+            if options.containerd_delay_secs.is_some() {
+                continue;
+            }
             wait_for_containerd(kind, endpoint, node);
             if let Some(mib) = options.pinned_mib {
                 let count = format!("count={mib}");
@@ -286,12 +433,30 @@ impl TestCluster {
         if let Some(memory) = &options.memory {
             args.extend(["--memory", memory, "--memory-swap", memory]);
         }
-        if options.supervised {
+        let config_mount = options.snapshotter.map(|snapshotter| {
+            let path = self.config_dir.path.join(format!("{node}.toml"));
+            std::fs::write(&path, containerd_config(snapshotter)).unwrap();
+            format!("{}:/etc/containerd/config.toml:ro", path.display())
+        });
+        if let Some(mount) = &config_mount {
+            args.extend(["-v", mount]);
+        }
+        let delay = options
+            .containerd_delay_secs
+            .map(|secs| format!("sleep {secs}; "))
+            .unwrap_or_default();
+        let shell = match (options.supervised, delay.is_empty()) {
+            (true, _) => Some(format!("{delay}while :; do containerd; sleep 0.2; done")),
+            (false, false) => Some(format!("{delay}exec containerd")),
+            (false, true) => None,
+        };
+        if shell.is_some() {
             args.extend(["--entrypoint", "sh"]);
         }
-        args.push(NODE_IMAGE);
-        if options.supervised {
-            args.extend(["-c", "while :; do containerd; sleep 0.2; done"]);
+        let image = options.containerd.image();
+        args.push(&image);
+        if let Some(shell) = &shell {
+            args.extend(["-c", shell]);
         }
         // Recorded before the run so that Drop removes a half-started node.
         self.nodes.push(node.to_string());
@@ -301,6 +466,14 @@ impl TestCluster {
     /// Runs an engine command on the cluster's engine; panics on failure.
     pub fn engine_cmd(&self, args: &[&str]) -> String {
         engine_cmd_at(self.kind, &self.endpoint, args)
+    }
+
+    /// The node's target, for messages.
+    pub fn target(&self) -> NodeTarget {
+        NodeTarget {
+            kind: self.kind,
+            containerd: self.containerd,
+        }
     }
 
     pub fn control_plane(&self) -> &str {
