@@ -715,6 +715,14 @@ pub fn fix(root: &RootCause, case: &Case) -> Vec<Step> {
             what: "Map to a host port of 1024 or above, or allow rootless binds from the port on.".into(),
             commands: vec![run(Some("Linux"), "sudo sysctl net.ipv4.ip_unprivileged_port_start=80")],
         }],
+        Class::RegistryTls => vec![Step {
+            what: "Tell the client how the registry speaks: mark a plain-HTTP registry insecure (podman: registries.conf `insecure = true`, or `--tls-verify=false`; docker: daemon.json `insecure-registries`), or trust its certificate's issuer.".into(),
+            commands: Vec::new(),
+        }],
+        Class::ClusterNameMismatch => vec![Step {
+            what: "Name the cluster that exists: kind's commands default to the cluster `kind`; pass `--name` with the name it was created with.".into(),
+            commands: vec![run(None, "kind get clusters")],
+        }],
         Class::Crash
         | Class::EngineError
         | Class::BuildFailure

@@ -106,6 +106,12 @@ pub enum Class {
     CgroupConfig,
     /// A rootless engine may not bind a port below 1024.
     PrivilegedPort,
+    /// A client spoke TLS to a plain-HTTP registry (or the reverse), or did
+    /// not trust its certificate.
+    RegistryTls,
+    /// The command named a cluster that does not exist while the intended
+    /// one runs under another name (kind's default `kind`).
+    ClusterNameMismatch,
     /// Something failed and no rule explains it.
     Unknown,
 }
@@ -118,7 +124,7 @@ impl Serialize for Class {
 
 impl Class {
     /// Every class, in the order they are documented.
-    pub const ALL: [Class; 38] = [
+    pub const ALL: [Class; 40] = [
         Class::OomKill,
         Class::OutOfMemory,
         Class::DiskFull,
@@ -156,6 +162,8 @@ impl Class {
         Class::EndpointUnreachable,
         Class::CgroupConfig,
         Class::PrivilegedPort,
+        Class::RegistryTls,
+        Class::ClusterNameMismatch,
         Class::Unknown,
     ];
 
@@ -203,6 +211,8 @@ impl Class {
             Class::EndpointUnreachable => "endpoint-unreachable",
             Class::CgroupConfig => "cgroup-config",
             Class::PrivilegedPort => "privileged-port",
+            Class::RegistryTls => "registry-tls",
+            Class::ClusterNameMismatch => "cluster-name-mismatch",
             Class::Unknown => "unknown",
         }
     }
@@ -234,7 +244,9 @@ impl Class {
             | Class::ContainerOomKilled
             | Class::EndpointUnreachable
             | Class::CgroupConfig
-            | Class::PrivilegedPort => 0,
+            | Class::PrivilegedPort
+            | Class::RegistryTls
+            | Class::ClusterNameMismatch => 0,
             Class::EngineCrash
             | Class::KilledUnknown
             | Class::Crash
@@ -665,6 +677,10 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
                     kill.process
                 )));
             }
+            // With no failed command on record, the kill is the failure.
+            Fact::OomKill(kill) if case.failure.is_none() => proof.push(weigh(format!(
+                "{kill}: the kernel's own record of the kill"
+            ))),
             Fact::OomKill(kill) => hints.push(weigh(format!(
                 "{kill}: memory ran out, but {} is not named by the failed command",
                 kill.process
@@ -823,6 +839,15 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         "connection-refused" if dialled_wrong_side(&line) => {
             (Class::EndpointUnreachable, Confidence::Likely)
         }
+        // kind's default name: the user's cluster likely has another.
+        "no-nodes-found" if line.contains("cluster \"kind\"") => {
+            (Class::ClusterNameMismatch, Confidence::Suspected)
+        }
+        // kind runs kubeadm and the kubelet in its node: a flag one of them
+        // does not know, while a cluster is created, is a version skew.
+        "unknown-flag" if case.phases_seen.contains(&Phase::ClusterCreate) => {
+            (Class::KindNodeVersionMismatch, Confidence::Likely)
+        }
         _ => (signature.class, signature.confidence),
     }
 }
@@ -939,6 +964,37 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
             }],
             evidence_against: Vec::new(),
             fits: Vec::new(),
+        });
+    }
+    // kind's import of a `docker save` archive with --all-platforms fails
+    // without a word when Docker 29's containerd store left blobs out.
+    if candidates.is_empty()
+        && let Some(i) = unexplained_exit
+        && case.failure.as_ref().is_some_and(|f| {
+            f.command
+                .as_deref()
+                .is_some_and(|c| c.contains("images import") && c.contains("--all-platforms"))
+        })
+    {
+        candidates.push(Candidate {
+            class: Class::ContainerdStoreDigestMissing,
+            confidence: Confidence::Suspected,
+            suspected: None,
+            statement: format!(
+                "{}{}, with no message of its own; an `--all-platforms` import of a Docker 29 containerd-store archive fails so (kind #3795), suspected.",
+                case.evidence[i].fact,
+                during(case)
+            ),
+            evidence_for: vec![Weighed {
+                evidence: i,
+                reading: "an --all-platforms import failed".into(),
+            }],
+            evidence_against: Vec::new(),
+            fits: vec![
+                Class::ContainerdStoreDigestMissing,
+                Class::CorruptInput,
+                Class::DiskFull,
+            ],
         });
     }
     if candidates.is_empty()

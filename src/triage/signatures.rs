@@ -58,10 +58,19 @@ impl Signature {
             Trigger::Text(groups) => groups
                 .iter()
                 .any(|group| group.iter().all(|text| lowercase_line.contains(text))),
-            Trigger::Line(test) => test(super::kube::unprefixed(lowercase_line).trim()),
+            Trigger::Line(test) => test(bare(lowercase_line)),
             Trigger::Exit(_) => false,
         }
     }
+}
+
+/// A line without its CI timestamp, indentation, or the `#` / `>` a
+/// pasted log is quoted with.
+fn bare(line: &str) -> &str {
+    super::kube::unprefixed(line)
+        .trim()
+        .trim_start_matches(['#', '>'])
+        .trim()
 }
 
 /// The signature with this id.
@@ -285,7 +294,7 @@ pub static SIGNATURES: &[Signature] = &[
         trigger: Trigger::Text(&[&["image not known"], &["no such image"]]),
         meaning: "the engine asked has no such image (for `kind load docker-image` under podman: kind asks docker, kind #2027 #3105)",
         class: Class::ImageMissing,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`podman images IMAGE` / `docker images IMAGE` shows which engine has it",
         refutes: "the engine asked lists the image under exactly that name",
@@ -436,7 +445,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`podman ps -a` lists the cluster's nodes while `docker ps -a` does not (or the reverse): made under one provider, asked under the other",
         refutes: "no engine lists them: then the cluster is gone or has another name",
-        fits: &[Class::ProviderMismatch, Class::NameConflict],
+        fits: &[Class::ProviderMismatch, Class::ClusterNameMismatch],
         subject: Some(quoted),
     },
     Signature {
@@ -591,7 +600,11 @@ pub static SIGNATURES: &[Signature] = &[
     },
     Signature {
         id: "connection-refused",
-        trigger: Trigger::Text(&[&["connection refused"], &["connection was refused"]]),
+        trigger: Trigger::Text(&[
+            &["connection refused"],
+            &["connection was refused"],
+            &["econnrefused"],
+        ]),
         meaning: "nothing listened at the address dialled: the service was not up (yet), or the address is not the service's from the side that dialled",
         class: Class::DependencyNotReady,
         confidence: Confidence::Suspected,
@@ -751,8 +764,9 @@ pub static SIGNATURES: &[Signature] = &[
     Signature {
         id: "cgroup-setup",
         trigger: Trigger::Line(|line| {
-            const TROUBLE: [&str; 14] = [
+            const TROUBLE: [&str; 15] = [
                 "not supported",
+                "does not support",
                 "does not exist",
                 "no such file",
                 "not found",
@@ -767,9 +781,10 @@ pub static SIGNATURES: &[Signature] = &[
                 "is different from",
                 "misconfiguration",
             ];
-            line.contains("cgroup")
+            let cgroup_trouble = line.contains("cgroup")
                 && !line.contains("could not find a log line")
-                && TROUBLE.iter().any(|t| line.contains(t))
+                && TROUBLE.iter().any(|t| line.contains(t));
+            cgroup_trouble || line.contains("delegate=yes")
         }),
         meaning: "the cgroup setup (v1 or v2, its controllers, their delegation, the cgroup driver) does not suit the runtime or the kubelet",
         class: Class::CgroupConfig,
@@ -803,6 +818,8 @@ pub static SIGNATURES: &[Signature] = &[
             &["toml:", "expected"],
             &["yaml: line"],
             &["error parsing", ".conf"],
+            &["near line", "last key parsed"],
+            &["bare keys cannot contain"],
         ]),
         meaning: "a configuration file could not be parsed",
         class: Class::CorruptInput,
@@ -842,6 +859,92 @@ pub static SIGNATURES: &[Signature] = &[
         refutes: "nothing",
         fits: &[],
         subject: None,
+    },
+    Signature {
+        id: "disk-pressure",
+        trigger: Trigger::Text(&[
+            &["evict", "ephemeral-storage"],
+            &["diskpressure"],
+            &["disk pressure"],
+            &["nodefs.available"],
+            &["imagefs.available"],
+        ]),
+        meaning: "the kubelet found its node short of disk (eviction thresholds met)",
+        class: Class::DiskFull,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`df -h` of the engine's storage (the nodes' disk is the engine's)",
+        refutes: "the engine's storage has room: then the thresholds are set too high",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "unknown-flag",
+        trigger: Trigger::Text(&[&["unknown flag: --"], &["flag provided but not defined"]]),
+        meaning: "a program was given a flag it does not know: its version is not the one its caller was written for",
+        class: Class::AppCrash,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the program's `--version` against the version its caller expects",
+        refutes: "the flag is in the program's `--help`",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "http-registry",
+        trigger: Trigger::Text(&[&["server gave http response to https client"]]),
+        meaning: "the client spoke HTTPS to a registry that serves plain HTTP",
+        class: Class::RegistryTls,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "nothing more: the registry answered in plain HTTP",
+        refutes: "nothing",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "untrusted-certificate",
+        trigger: Trigger::Text(&[
+            &["certificate signed by unknown authority"],
+            &["x509: certificate"],
+            &["tls: failed to verify certificate"],
+        ]),
+        meaning: "the client did not trust the registry's (or a proxy's) TLS certificate",
+        class: Class::RegistryTls,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`openssl s_client -connect HOST:PORT` shows the certificate and its issuer",
+        refutes: "the certificate's issuer is in the client's trust store",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "timeout-kill",
+        trigger: Trigger::Text(&[
+            &["killed", "timeout -s"],
+            &["killed", "timeout --signal"],
+            &["killed", "timeout -k"],
+        ]),
+        meaning: "`timeout` killed the command when its time ran out",
+        class: Class::Timeout,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the command's wall time equals the timeout",
+        refutes: "it ended before the timeout",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "pull-denied",
+        trigger: Trigger::Text(&[&["pull access denied"], &["repository does not exist"]]),
+        meaning: "the registry has no such image or refuses it: for an image built locally, it was not loaded into the nodes the pod runs on, so the kubelet tried a registry",
+        class: Class::ImageMissing,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`crictl images` on the pod's node lacks the image",
+        refutes: "the image exists in the registry and the credentials are right: then it is an authorization failure",
+        fits: &[Class::ImageMissing, Class::ImagePullFailure],
+        subject: Some(quoted_after_pull),
     },
 ];
 
