@@ -1072,7 +1072,8 @@ fn statement(
                     crate::units::bytes(*available_bytes)
                 ),
                 (Some(written), _) => format!(
-                    "A filesystem was full{during}: writing {written} failed with \"no space left on device\" ({sure}); its free space was not measured, and ENOSPC is also what an exhausted inotify watch limit returns."
+                    "A filesystem was full{during}: writing {written} failed with \"no space left on device\" ({sure}){}; its free space was not measured, and ENOSPC is also what an exhausted inotify watch limit returns.",
+                    staging(written)
                 ),
                 (None, _) => format!(
                     "A filesystem was full{during} (\"no space left on device\", {sure}): ENOSPC also comes from an exhausted inotify watch limit; which one is not in the evidence yet."
@@ -1133,6 +1134,19 @@ fn statement(
             capitalised(signature.meaning)
         ),
         _ => format!("{}{during} ({sure}).", capitalised(signature.meaning)),
+    }
+}
+
+/// Where a save stages its archive on the engine's side, when `written`
+/// is such a place: the disk that filled is then the engine's (its VM's),
+/// not the client's.
+fn staging(written: &str) -> &'static str {
+    if written.ends_with("/api.tar") {
+        " in the engine's VM: a remote podman (podman machine) writes the whole `save` archive to api.tar there before sending any of it, so the VM's disk is the one that filled"
+    } else if written.contains("/var/lib/docker/tmp/") {
+        " in docker's data-root: the classic image store stages every layer of a `save` there, so the engine's disk (a Docker Desktop VM's) is the one that filled"
+    } else {
+        ""
     }
 }
 
@@ -1251,6 +1265,90 @@ mod tests {
             (Class::DiskFull, Confidence::Likely)
         );
         assert_eq!(r.fits, [Class::DiskFull, Class::InotifyLimits]);
+    }
+
+    #[test]
+    fn misleading_texts_list_what_they_fit_and_prove_nothing() {
+        // kind asked docker while the cluster runs on podman.
+        let r = root(
+            "enabling experimental podman provider\nERROR: image: \"localhost/app:dev\" not present locally\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ProviderMismatch, Confidence::Likely)
+        );
+        // Without the engine in view, the text alone fits both.
+        let d = diagnose(&log::scan(
+            "ERROR: image: \"localhost/app:dev\" not present locally\n",
+            "t.log",
+        ));
+        let r = d.root_cause.as_ref().unwrap();
+        assert_eq!(r.confidence, Confidence::Suspected);
+        assert_eq!(r.fits, [Class::ProviderMismatch, Class::ImageMissing]);
+        assert!(d.to_collect[0].what.starts_with("Which cause"));
+        assert!(
+            d.to_collect[0]
+                .commands
+                .iter()
+                .any(|c| c.run == "podman images")
+        );
+        // ENOSPC from a watch is inotify's.
+        let r = root("tail: inotify_add_watch failed: no space left on device\n");
+        assert_eq!(r.class, Class::InotifyLimits);
+        // kind's default name: likelier a name the user did not pass.
+        let r = root("ERROR: no nodes found for cluster \"kind\"\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ClusterNameMismatch, Confidence::Suspected)
+        );
+        assert_eq!(
+            r.fits,
+            [Class::ProviderMismatch, Class::ClusterNameMismatch]
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_address_and_the_side() {
+        let r = root(
+            "Error: writing blob: initiating layer upload to /v2/app/blobs/uploads/ in 127.0.0.1:40123: pinging container registry 127.0.0.1:40123: Get \"http://127.0.0.1:40123/v2/\": dial tcp 127.0.0.1:40123: connect: connection refused\n",
+        );
+        assert_eq!(r.class, Class::EndpointUnreachable);
+        assert!(r.statement.contains("127.0.0.1:40123"), "{}", r.statement);
+        assert!(r.statement.contains("own loopback"), "{}", r.statement);
+        // A service that retried a dependency until it gave up.
+        let r = root(
+            "dial tcp 10.96.0.12:5432: connect: connection refused\nfailed to connect to database, giving up after 10 attempts\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Likely)
+        );
+    }
+
+    #[test]
+    fn a_vm_disk_full_while_staging_a_save_says_whose_disk() {
+        let r = root(
+            "Error: writing to /var/tmp/api.tar: write /var/tmp/podman123/api.tar: no space left on device\n",
+        );
+        assert_eq!(r.class, Class::DiskFull);
+        assert!(r.statement.contains("engine's VM"), "{}", r.statement);
+    }
+
+    #[test]
+    fn among_causes_the_first_in_time_is_the_root() {
+        let r = root(
+            "Error response from daemon: toomanyrequests: You have reached your pull rate limit.\nlookup registry-1.docker.io: no such host\n",
+        );
+        assert_eq!(r.class, Class::RegistryRateLimit);
+        let r = root(
+            "lookup registry-1.docker.io: no such host\nError response from daemon: toomanyrequests: You have reached your pull rate limit.\n",
+        );
+        // Proven outranks an earlier likely: decisive evidence first.
+        assert_eq!(r.class, Class::RegistryRateLimit);
+        let r = root(
+            "failed to create fsnotify watcher: too many open files\nexec /app: exec format error\n",
+        );
+        assert_eq!(r.class, Class::InotifyLimits);
     }
 
     #[test]

@@ -267,7 +267,9 @@ fn pod_tables(lines: &[String]) -> Vec<(usize, Found)> {
 /// A `get pods` row: `[NAMESPACE] NAME N/M STATUS RESTARTS[ (30s ago)] AGE ...`.
 fn pod_row(words: &[&str], namespaced: bool) -> Option<ContainerStatus> {
     let at = words.iter().position(|w| is_ready_count(w))?;
-    let pod = words.get(at.checked_sub(1)?)?.to_string();
+    // `kubectl get all` names them `pod/NAME`.
+    let name = words.get(at.checked_sub(1)?)?;
+    let pod = name.strip_prefix("pod/").unwrap_or(name).to_string();
     let namespace = namespaced
         .then(|| at.checked_sub(2).and_then(|i| words.get(i)))
         .flatten()
@@ -364,6 +366,13 @@ fn describes(lines: &[String]) -> Vec<(usize, Found)> {
                 found.extend(done.finish());
             }
             describe = Some(Describe::new(value));
+            continue;
+        }
+        // An excerpt may hold a describe's events without its top.
+        if key == "Events" && !line.starts_with(' ') && describe.is_none() {
+            let mut events_only = Describe::new("");
+            events_only.section = Section::Events;
+            describe = Some(events_only);
             continue;
         }
         let Some(d) = describe.as_mut() else { continue };
@@ -562,7 +571,7 @@ impl Describe {
         at += 1;
         Some(KubeEvent {
             namespace: self.namespace.clone(),
-            object: Some(format!("pod/{}", self.pod)),
+            object: (!self.pod.is_empty()).then(|| format!("pod/{}", self.pod)),
             warning: kind == "Warning",
             reason,
             message: rest_after_words(line, at),
@@ -570,15 +579,19 @@ impl Describe {
     }
 
     fn finish(self) -> Vec<(usize, Found)> {
-        if !self.is_pod {
-            return Vec::new();
-        }
+        let is_pod = self.is_pod;
         let mut found: Vec<(usize, Found)> = self
             .containers
             .into_iter()
             .map(|(line, c)| (line, Found::Container(c)))
             .collect();
-        found.extend(self.events.into_iter().map(|(l, e)| (l, Found::Event(e))));
+        // The events of another kind of object are not a pod's.
+        found.extend(self.events.into_iter().map(|(l, mut e)| {
+            if !is_pod {
+                e.object = None;
+            }
+            (l, Found::Event(e))
+        }));
         found
     }
 }
@@ -1079,6 +1092,34 @@ mod tests {
         assert_eq!(event.reason, "FailedScheduling");
         assert_eq!(event.object.as_deref(), Some("pod/big-0"));
         assert_eq!(found.last().unwrap().0, 28);
+    }
+
+    /// Real kubectl output, as a public issue quotes it (kubeedge on kind:
+    /// `get all` and a describe's events without the describe's top).
+    #[test]
+    fn a_quoted_get_all_and_events_excerpt() {
+        let path = format!(
+            "{}/tests/fixtures/triage-corpus/cases/013-pod-imagepullbackoff-tag-not-found.log",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let found = read(&lines(&std::fs::read_to_string(path).unwrap()));
+        let pods = containers(&found);
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].pod, "cloudcore-644d8f55df-sj7xc");
+        assert_eq!(pods[0].state.waiting_reason(), Some("ImagePullBackOff"));
+        let all = events(&found);
+        assert_eq!(all.len(), 6);
+        let failed = all.iter().find(|e| e.reason == "Failed").unwrap();
+        assert!(failed.warning);
+        assert_eq!(failed.object, None);
+        assert!(
+            failed.message.starts_with(
+                "Failed to pull image \"kubeedge/cloudcore:v1.12.19\": rpc error: code = NotFound"
+            ),
+            "{}",
+            failed.message
+        );
+        assert_eq!(all[1].reason, "Pulling");
     }
 
     #[test]

@@ -243,3 +243,124 @@ pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
         kept.evidence_for.extend(absorbed.evidence_for);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::triage::diagnosis::{Class, Confidence, RootCause};
+    use crate::triage::{diagnose, log};
+
+    fn root(text: &str) -> RootCause {
+        diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
+    }
+
+    #[test]
+    fn a_never_pull_status_names_the_pod_and_proves_it() {
+        let r = root(
+            "error: timed out waiting for the condition on deployments/api\n\
+             NAME                   READY   STATUS              RESTARTS   AGE\n\
+             api-5f6d7c8b9-abcde    0/1     ErrImageNeverPull   0          5m\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ImageNeverPull, Confidence::Proven)
+        );
+        assert!(
+            r.statement.contains("api-5f6d7c8b9-abcde"),
+            "{}",
+            r.statement
+        );
+        // The timeout is its consequence, folded into it.
+        assert!(
+            r.statement.contains("It explains this too"),
+            "{}",
+            r.statement
+        );
+    }
+
+    #[test]
+    fn a_last_termination_oomkilled_outranks_the_crash_loop_it_causes() {
+        let r = root(
+            "Name:         cache-0\n\
+             Namespace:    e2e\n\
+             Containers:\n\
+             \x20 cache:\n\
+             \x20   Image:          redis:7\n\
+             \x20   State:          Waiting\n\
+             \x20     Reason:       CrashLoopBackOff\n\
+             \x20   Last State:     Terminated\n\
+             \x20     Reason:       OOMKilled\n\
+             \x20     Exit Code:    137\n\
+             \x20   Ready:          False\n\
+             \x20   Restart Count:  3\n\
+             \x20   Limits:\n\
+             \x20     memory:  64Mi\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ContainerOomKilled, Confidence::Proven)
+        );
+        for named in [
+            "e2e/cache-0",
+            "container cache",
+            "redis:7",
+            "64Mi",
+            "exit code 137",
+        ] {
+            assert!(r.statement.contains(named), "{named}: {}", r.statement);
+        }
+    }
+
+    #[test]
+    fn failed_scheduling_says_why() {
+        let r = root(
+            "LAST SEEN   TYPE      REASON             OBJECT          MESSAGE\n\
+             12s         Warning   FailedScheduling   pod/big-0       0/1 nodes are available: 1 Insufficient memory.\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::PodUnschedulable, Confidence::Proven)
+        );
+        assert!(r.statement.contains("pod/big-0"));
+        assert!(r.statement.contains("Insufficient memory"));
+    }
+
+    #[test]
+    fn unready_pods_explain_the_wait_that_timed_out() {
+        let r = root(
+            "error: timed out waiting for the condition on pods/web-0\n\
+             Warning  Unhealthy  3s (x10 over 90s)  kubelet  Readiness probe failed: HTTP probe failed with statuscode: 503\n",
+        );
+        assert_eq!(r.class, Class::ReadinessTimeout);
+        assert!(r.confidence < Confidence::Proven);
+    }
+
+    #[test]
+    fn a_cgroup_oom_kill_of_an_app_is_its_own_limit_of_a_runtime_is_not() {
+        let r = root(
+            "[ 301.2] Memory cgroup out of memory: Killed process 4242 (java) total-vm:1kB, anon-rss:1kB\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ContainerOomKilled, Confidence::Proven)
+        );
+        let r = root(
+            "[ 301.2] Memory cgroup out of memory: Killed process 4242 (containerd) total-vm:1kB, anon-rss:1kB\n",
+        );
+        assert_eq!(r.class, Class::OomKill);
+    }
+
+    #[test]
+    fn a_panic_explains_the_crash_loop() {
+        let r = root(
+            "Warning  BackOff  5s (x4 over 40s)  kubelet  Back-off restarting failed container api in pod api-0\n\
+             panic: runtime error: invalid memory address or nil pointer dereference\n\
+             [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a1b2c]\n",
+        );
+        assert_eq!(r.class, Class::AppCrash);
+        assert!(
+            r.statement.contains("nil pointer dereference"),
+            "{}",
+            r.statement
+        );
+    }
+}
