@@ -3,7 +3,22 @@
 //! evidence when they do not.
 //!
 //! The library does the work; `src/main.rs` only calls [`cli::main`].
-//! Modules, in the order data flows through them:
+//! Modules are layered, each using only its own layer and those below
+//! (`tests/layers.rs` keeps it so), top first: `cli`; `report`; `runner`;
+//! `monitor`, `triage`, `doctor`; `plan`, `journal` (plain data);
+//! `deliver`, `push`, `registry`; `engine`, `cluster`, `archive`,
+//! `kind_config`; `process`, `host`, `units`, `time`.
+//!
+//! The low layer:
+//!
+//! - [`process`]: child processes with deadlines and captured output.
+//! - [`host`]: the kernel's figures (meminfo, sysctls, statfs, cgroup
+//!   memory counters), here or in a podman machine's VM.
+//! - [`time`]: UTC instants to the millisecond; [`units`]: sizes and
+//!   durations as people read them.
+//! - [`kind_config`]: what a kind cluster config asks for (nodes, ports).
+//!
+//! The others, in the order data flows through them:
 //!
 //! - [`engine`]: docker and podman behind one interface (info, inspect, save
 //!   as a stream, exec with streamed stdin, containers by label).
@@ -39,12 +54,16 @@ pub mod cluster;
 pub mod deliver;
 pub mod doctor;
 pub mod engine;
+pub mod host;
 pub mod journal;
+pub mod kind_config;
 pub mod monitor;
 pub mod plan;
+pub mod process;
 pub mod push;
 pub mod registry;
 pub mod report;
 pub mod runner;
+pub mod time;
 pub mod triage;
 pub mod units;

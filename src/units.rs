@@ -1,4 +1,5 @@
-//! Human-readable sizes, the way people read them: binary units, one decimal.
+//! Human-readable sizes and durations, the way people read them: binary
+//! units and seconds, one decimal.
 
 /// `1536` → `"1.5 KiB"`; `0` → `"0 B"`.
 pub fn bytes(n: u64) -> String {
@@ -13,6 +14,11 @@ pub fn bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Milliseconds as seconds with one decimal: `1250` → `"1.2 s"`.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ fn meminfo_total_bytes() -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn info_reports_this_machines_memory_and_cpus() {
     let cpus = std::thread::available_parallelism().unwrap().get() as u32;
     let memory = meminfo_total_bytes();
@@ -52,6 +53,7 @@ fn info_reports_this_machines_memory_and_cpus() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn engine_command_prints_json_with_the_reason() {
     for kind in engines_under_test() {
         let output = loadmaster(&["--engine", kind.name(), "engine", "--output", "json"]);
@@ -64,6 +66,7 @@ fn engine_command_prints_json_with_the_reason() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn discovers_one_and_two_node_clusters_with_their_roles() {
     for kind in engines_under_test() {
         let single = TestCluster::start(kind, 0, &NodeOptions::default());
@@ -113,6 +116,7 @@ fn discovers_one_and_two_node_clusters_with_their_roles() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_cluster_on_the_other_engine_is_reported_as_a_mismatch() {
     let engines = engines_under_test();
     if engines.len() < 2 {
@@ -166,6 +170,7 @@ fn a_cluster_on_the_other_engine_is_reported_as_a_mismatch() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn an_unknown_cluster_is_a_clear_error() {
     for kind in engines_under_test() {
         let output = loadmaster(&["--engine", kind.name(), "clusters", "no-such-cluster-xyz"]);
@@ -183,6 +188,7 @@ fn an_unknown_cluster_is_a_clear_error() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_stopped_node_is_a_clear_error() {
     for kind in engines_under_test() {
         let test_cluster = TestCluster::start(kind, 1, &NodeOptions::default());
@@ -231,6 +237,7 @@ fn a_missing_engine_is_a_clear_error_with_exit_code_3() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_stopped_docker_daemon_is_reported_as_not_running() {
     if !engines_under_test().contains(&EngineKind::Docker) {
         return;
@@ -249,6 +256,7 @@ fn a_stopped_docker_daemon_is_reported_as_not_running() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn container_inspect_reports_state_and_a_missing_container() {
     for kind in engines_under_test() {
         let test_cluster = TestCluster::start(

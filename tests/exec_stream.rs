@@ -44,6 +44,7 @@ impl Read for RandomStream {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn exec_streams_200_mib_into_a_node_with_bounded_memory() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());

@@ -125,6 +125,7 @@ fn container_fact(d: &Value) -> Value {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -197,6 +198,7 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_full_containerd_root_is_named_with_its_free_space() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -258,6 +260,7 @@ fn a_full_containerd_root_is_named_with_its_free_space() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_killed_mid_stream_is_not_called_an_oom() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -347,6 +350,7 @@ fn corrupt_largest_entry(path: &std::path::Path) {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_corrupt_archive_is_the_inputs_fault_and_tags_nothing() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -397,6 +401,7 @@ fn a_corrupt_archive_is_the_inputs_fault_and_tags_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_live_nodes_cgroup_reads_the_same_from_the_host_and_from_inside() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {

@@ -34,6 +34,7 @@ fn normalized(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn loads_then_skips_then_sends_only_the_changed_layer() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
@@ -102,6 +103,7 @@ fn loads_then_skips_then_sends_only_the_changed_layer() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn loads_into_every_node_of_a_two_node_cluster() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 1, &NodeOptions::default());
@@ -127,6 +129,7 @@ fn loads_into_every_node_of_a_two_node_cluster() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_missing_image_fails_and_names_the_engine() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
@@ -138,6 +141,7 @@ fn a_missing_image_fails_and_names_the_engine() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_truncated_archive_fails_and_tags_nothing() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
@@ -188,6 +192,7 @@ fn a_truncated_archive_fails_and_tags_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 1, &NodeOptions::default());

@@ -27,6 +27,7 @@ fn journal_in(dir: &TempDir) -> Arc<Journal> {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn samples_a_real_node_at_one_hertz_and_stops_at_once() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(

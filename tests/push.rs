@@ -86,6 +86,7 @@ fn normalized_id(id: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn pushes_then_uploads_nothing_then_only_the_changed_layer() {
     for kind in engines_under_test() {
         let registry = TestRegistry::start();
@@ -190,6 +191,7 @@ fn pushes_then_uploads_nothing_then_only_the_changed_layer() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_blob_pushed_to_one_repository_is_mounted_into_the_next() {
     for kind in engines_under_test() {
         let registry = TestRegistry::start();
@@ -247,6 +249,7 @@ fn a_blob_pushed_to_one_repository_is_mounted_into_the_next() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_declined_mount_falls_back_to_an_upload() {
     for kind in engines_under_test() {
         let registry = TestRegistry::start();
@@ -309,6 +312,7 @@ fn a_declined_mount_falls_back_to_an_upload() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_registry_restarted_mid_push_is_ridden_out_by_retries() {
     for kind in engines_under_test() {
         let mut registry = TestRegistry::start();
@@ -370,6 +374,7 @@ fn a_registry_restarted_mid_push_is_ridden_out_by_retries() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn credentials_come_from_docker_config_and_a_wrong_password_is_a_clear_error() {
     let password = "s3cret-pw-lm";
     for kind in engines_under_test() {
@@ -430,6 +435,7 @@ fn credentials_come_from_docker_config_and_a_wrong_password_is_a_clear_error() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_registry_killed_mid_push_fails_the_push_after_visible_retries() {
     for kind in engines_under_test() {
         let mut registry = TestRegistry::start();
@@ -494,6 +500,7 @@ fn a_registry_killed_mid_push_fails_the_push_after_visible_retries() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_kind_node_pulls_the_pushed_image_with_the_same_config() {
     for kind in engines_under_test() {
         let registry = TestRegistry::start();
@@ -553,6 +560,7 @@ fn plain_http_to_another_host_is_refused_before_anything_runs() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn pushes_an_image_from_an_archive() {
     for kind in engines_under_test() {
         let registry = TestRegistry::start();
@@ -570,6 +578,7 @@ fn pushes_an_image_from_an_archive() {
             reader: Box::new(std::io::Cursor::new(saved.stdout)),
             label: "saved.tar".into(),
             image: Some(&image.name),
+            known: None,
         };
         let report = pusher.push(&image.name, source).unwrap();
         assert_eq!(
@@ -622,6 +631,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// without it the push fails before any request reaches the registry, and
 /// the error says where the CA would go.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_tls_registry_is_trusted_through_its_ca_and_refused_without_it() {
     for kind in engines_under_test() {
         let registry = TestRegistry::with_tls();
@@ -674,6 +684,7 @@ fn a_tls_registry_is_trusted_through_its_ca_and_refused_without_it() {
 /// the auth file; real RS256 tokens, checked by the registry. Wrong
 /// credentials are refused by the realm: a clear error, no password shown.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn bearer_tokens_come_from_the_realm_with_the_auth_files_credentials() {
     let password = "t0ken-pw-lm";
     for kind in engines_under_test() {

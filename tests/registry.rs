@@ -88,6 +88,7 @@ impl Drop for Alias {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn push_loads_then_uploads_nothing_unchanged_then_only_the_changed_layer() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 1, &NodeOptions::default());
@@ -182,6 +183,7 @@ fn cli_load(cluster: &TestCluster, image: &str, path: &str) -> Value {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn auto_saves_into_a_cold_node_and_pushes_once_a_push_is_there() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());

@@ -435,6 +435,33 @@ fn failed_run_reports_its_failing_step_and_diagnosis_first() {
     );
 }
 
+/// A step error carrying a tool's coloured stderr (ANSI escapes, a bell):
+/// XML 1.0 cannot hold C0 control characters, even escaped, so the JUnit
+/// report drops the colour codes and shows the other controls as U+FFFD.
+#[test]
+fn junit_of_a_step_error_with_terminal_colours_is_valid_xml() {
+    let dir = TempDir::new("lm-report-ansi");
+    let root = dir.path.join("runs");
+    let journal = Journal::create(&root, &plan_in(&dir.path, "e2e")).unwrap();
+    let error = "kind create cluster: \u{1b}[31mERROR\u{1b}[0m: failed\u{7} to create\u{0}";
+    journal.record(&Event::step_start("cluster")).unwrap();
+    journal
+        .record(&Event::step_end(
+            "cluster",
+            Outcome::Failed,
+            Some(error.to_string()),
+        ))
+        .unwrap();
+    journal.record(&Event::run_end(Outcome::Failed)).unwrap();
+    let loaded = RunReport::load(journal.dir()).unwrap();
+    let xml = report::junit::render(&loaded);
+    assert_valid_junit(&xml, &dir.path);
+    assert!(
+        xml.contains("message=\"kind create cluster: ERROR: failed\u{fffd} to create\u{fffd}\""),
+        "{xml}"
+    );
+}
+
 #[test]
 fn truncated_run_still_renders_and_says_what_is_missing() {
     let dir = TempDir::new("lm-report-cut");
@@ -547,6 +574,7 @@ fn cli_reports_the_latest_run_and_writes_the_step_summary() {
 /// A successful run on real test nodes: the monitor samples them, two
 /// builds run together, a real image is delivered into both nodes.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn successful_run_sampled_on_real_nodes() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(

@@ -215,7 +215,7 @@ fn assert_plain_progress(stderr: &str, record: &loadmaster::journal::RunRecord) 
                 .unwrap_or_else(|| panic!("no line for {} in {stderr}", step.id))
         };
         let start = position(&|w| w == "started");
-        let result = loadmaster::report::status_word(step.status);
+        let result = step.status.word();
         let end = position(&|w| w.starts_with(&format!("{result} (")));
         assert!(start < end, "{} ends before it starts: {stderr}", step.id);
         for (line, at) in [
@@ -240,6 +240,7 @@ fn images_on_node(cluster: &TestCluster) -> String {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -351,6 +352,7 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -445,6 +447,7 @@ fn a_failing_test_gives_its_exit_code_a_diagnosis_and_keeps_the_cluster() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_passing_test_sees_its_env_and_keeps_its_artifacts() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -507,6 +510,7 @@ fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -568,6 +572,7 @@ fn sigterm_stops_the_test_and_ends_the_journal_interrupted() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_failing_build_fails_up_with_its_log_and_a_diagnosis() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -623,6 +628,7 @@ fn a_failing_build_fails_up_with_its_log_and_a_diagnosis() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
     let _exclusive = exclusive();
     let Some(kind) = engines_under_test().into_iter().next() else {
@@ -690,6 +696,7 @@ fn a_deploy_step_against_an_unreachable_api_server_fails_with_kubectls_words() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
     let _exclusive = exclusive();
     let Some(kind) = engines_under_test().into_iter().next() else {
@@ -727,6 +734,7 @@ fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
     let _exclusive = exclusive();
     for kind in engines_under_test() {
@@ -790,6 +798,7 @@ fn a_delivery_into_a_full_node_is_diagnosed_as_disk_full() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn the_local_example_runs_end_to_end() {
     let _exclusive = exclusive();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local");
@@ -867,6 +876,7 @@ fn the_local_example_runs_end_to_end() {
 /// command lines as kubectl does, and fails any other); the runner, its
 /// test cluster and the gathering are real.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_failed_deploy_gathers_the_logs_of_its_unready_pods() {
     let _exclusive = exclusive();
     let Some(kind) = engines_under_test().into_iter().next() else {
@@ -1083,6 +1093,7 @@ fn registry_deliveries(record: &loadmaster::journal::RunRecord) -> Vec<EventBody
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn registry_delivery_pushes_to_a_real_registry_and_deploys_the_pushed_digest() {
     let _exclusive = exclusive();
     if !loadmaster::runner::process::on_path("kubectl") {
@@ -1231,6 +1242,7 @@ fn registry_delivery_pushes_to_a_real_registry_and_deploys_the_pushed_digest() {
 const TWO_CONTEXTS: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: staging\n  cluster:\n    server: https://127.0.0.1:9\n- name: other\n  cluster:\n    server: https://127.0.0.2:9\ncontexts:\n- name: staging\n  context:\n    cluster: staging\n    user: u\n- name: other\n  context:\n    cluster: other\n    user: u\ncurrent-context: other\nusers:\n- name: u\n  user:\n    token: t\n";
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
     let Some(kind) = engines_under_test().into_iter().next() else {
         return;
@@ -1346,6 +1358,7 @@ fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
 /// command's kept output tail), by an absolute path: the run's root is
 /// relative and the test runs in another directory.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn the_test_gets_kinds_whole_kubeconfig_by_an_absolute_path() {
     let _exclusive = exclusive();
     let Some(&kind) = engines_under_test().first() else {

@@ -69,7 +69,7 @@ fn v1_after_oom() -> TempDir {
 #[test]
 fn reads_cgroup_v1_counters() {
     let dir = v1_after_oom();
-    let c = cgroup::read(dir.path()).unwrap();
+    let c = loadmaster::host::cgroup::read(dir.path()).unwrap();
     assert_eq!(c.version, 1);
     assert_eq!(c.limit_bytes, Some(192 << 20));
     assert_eq!(c.usage_bytes, Some(200704000));
@@ -92,7 +92,7 @@ fn reads_cgroup_v2_counters() {
             "low 0\nhigh 0\nmax 87\noom 2\noom_kill 1\noom_group_kill 0\n",
         ),
     ]);
-    let c = cgroup::read(dir.path()).unwrap();
+    let c = loadmaster::host::cgroup::read(dir.path()).unwrap();
     assert_eq!(c.version, 2);
     assert_eq!(c.limit_bytes, Some(2 << 30));
     assert_eq!(c.usage_bytes, Some(1610612736));
@@ -106,7 +106,9 @@ fn reads_cgroup_v2_counters() {
 #[test]
 fn a_directory_without_memory_files_is_an_error_naming_it() {
     let dir = TempDir::new("empty");
-    let error = cgroup::read(dir.path()).unwrap_err().to_string();
+    let error = loadmaster::host::cgroup::read(dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains(&dir.path().display().to_string()), "{error}");
     assert!(error.contains("not a memory cgroup"), "{error}");
 }

@@ -44,7 +44,7 @@ pub use digest::{Digest, DigestError};
 pub use error::ArchiveError;
 pub use manifest::{docker_manifest, index_json, oci_manifest};
 pub use read::{
-    BlobEnd, BlobStart, BlobVisitor, CHUNK_SIZE, Limits, read_archive, read_archive_of,
+    BlobEnd, BlobStart, BlobVisitor, CHUNK_SIZE, Discard, Limits, read_archive, read_archive_of,
 };
 pub use reference::{ImageReference, ReferenceError, normalize_reference};
 pub use spec::OCI_LAYER;
@@ -146,6 +146,19 @@ impl ImageArchive {
             .images
             .iter()
             .find(|image| image.repo_tags.iter().any(same))
+        {
+            return Ok(image);
+        }
+        // podman names `app:1` `localhost/app:1`, in its archives too.
+        let podmans = |name: &String| {
+            name.strip_prefix("localhost/")
+                .and_then(|short| normalize_reference(short).ok())
+                .is_some_and(|r| r == wanted)
+        };
+        if let Some(image) = self
+            .images
+            .iter()
+            .find(|image| image.repo_tags.iter().any(podmans))
         {
             return Ok(image);
         }

@@ -79,6 +79,24 @@ pub trait BlobVisitor {
     fn blob_end(&mut self, end: &BlobEnd) -> io::Result<()>;
 }
 
+/// A visitor that keeps nothing: for learning what an archive holds (every
+/// digest is still checked).
+pub struct Discard;
+
+impl BlobVisitor for Discard {
+    fn blob_start(&mut self, _: &BlobStart<'_>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn blob_data(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn blob_end(&mut self, _: &BlobEnd) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads a `docker save` / `podman save` stream (docker-archive, legacy or
 /// not, or an OCI layout in a tar), passing every content entry (layers,
 /// configs, manifests: anything a node may need) to `visitor`, and returns

@@ -4,10 +4,9 @@
 //! name it does not know).
 
 use super::{CommandError, Output};
-use crate::doctor::requirements::BUILD_PEAK_DEFAULT;
-use crate::doctor::{self, Estimate, Finding, KindConfig, Need, Options, Report, Status};
+use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Status};
 use crate::engine::{EngineChoice, EngineKind};
-use crate::plan::{self, ImageSource, KindConfigSource, Plan, Provider};
+use crate::plan::{self, KindConfigSource, Provider};
 use crate::units::bytes;
 use std::io::{self, Write};
 use std::path::Path;
@@ -33,6 +32,7 @@ pub fn doctor(
 pub fn doctor_plan(
     engine: Option<EngineChoice>,
     file: &Path,
+    root: &Path,
     output: Output,
 ) -> Result<(), CommandError> {
     let plan = plan::load(file)?;
@@ -56,47 +56,8 @@ pub fn doctor_plan(
         EngineKind::Podman => EngineChoice::Podman,
     }));
     options.images = plan.images.iter().map(|image| image.name.clone()).collect();
-    options.builds = plan_builds(&plan);
+    options.builds = crate::runner::estimate::plan_peak(root, &plan);
     examine(&options, output)
-}
-
-/// How many builds the plan runs at once (its budget's `parallelBuilds`,
-/// else 1), and the peak memory of one: the largest `build.memory` the plan
-/// states, else doctor's stated default. None when nothing is built.
-fn plan_builds(plan: &Plan) -> Option<(u32, Estimate)> {
-    let builds: Vec<(&str, Option<u64>)> = plan
-        .images
-        .iter()
-        .filter_map(|image| match &image.source {
-            ImageSource::Build(build) => {
-                Some((image.name.as_str(), build.memory.map(|m| m.bytes())))
-            }
-            _ => None,
-        })
-        .collect();
-    if builds.is_empty() {
-        return None;
-    }
-    let parallel = plan
-        .budget
-        .parallel_builds
-        .unwrap_or(1)
-        .min(builds.len() as u32);
-    let stated = builds
-        .iter()
-        .filter_map(|(name, memory)| memory.map(|bytes| (*name, bytes)))
-        .max_by_key(|(_, bytes)| *bytes);
-    let peak = match stated {
-        Some((name, bytes)) => Estimate::new(
-            bytes,
-            format!("the plan's build.memory of {name}, the largest stated"),
-        ),
-        None => Estimate::new(
-            BUILD_PEAK_DEFAULT,
-            "stated default: the plan gives no build.memory and no run recorded a build's peak",
-        ),
-    };
-    Some((parallel, peak))
 }
 
 /// Runs the checks, prints the report, and fails when a check failed.

@@ -2,8 +2,12 @@
 //! is diagnosed at once, while its evidence exists, and printed after it.
 
 use super::{CommandError, Output};
+use crate::archive;
 use crate::cluster;
-use crate::deliver::{self, DeliverError, NodeReport, NodeResult, PathChoice, Source, progress};
+use crate::deliver::{
+    self, ConnectionBytes, DeliverError, DeliveryPath, KnownImage, NodeReport, NodeResult,
+    PathChoice, Source, progress,
+};
 use crate::engine::{Engine, Selection};
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
@@ -25,10 +29,25 @@ pub struct LoadArgs {
 struct LoadReport<'a> {
     cluster: &'a str,
     engine: crate::engine::EngineKind,
+    /// Each image (or archive) loaded: its path and what crossed the
+    /// connection to the engine.
+    images: Vec<ImageEntry>,
     nodes: Vec<NodeEntry<'a>>,
     /// Set when the load stopped because its source failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     source_failure: Option<SourceFailure<'a>>,
+}
+
+/// How one image was loaded.
+#[derive(Serialize)]
+struct ImageEntry {
+    image: String,
+    /// `save` or `push`; absent for an archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<DeliveryPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    connection: ConnectionBytes,
 }
 
 /// A node's report, with the diagnosis of its failure.
@@ -48,6 +67,10 @@ struct SourceFailure<'a> {
 }
 
 pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
+    // From here a SIGINT or SIGTERM stops the engine and node commands at
+    // once (the process layer's watchdog), and the load fails as
+    // interrupted, with no image tagged on a node it did not finish.
+    crate::process::signal::install();
     let (engine, found) = cluster::find(&selection, args.cluster.as_deref())?;
     let running: Vec<String> = found
         .running_nodes()?
@@ -71,11 +94,20 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     let options = deliver::Options {
         max_parallel_nodes: args.parallel,
     };
+    let picks;
     let sources: Vec<Source> = match &args.archive {
-        Some(path) => vec![super::archive_source(
-            path,
-            args.images.first().map(String::as_str),
-        )?],
+        Some(path) => {
+            picks = archive_picks(path, &args.images)?;
+            let mut sources = Vec::new();
+            for pick in &picks {
+                let mut source = super::archive_source(path, pick.name.as_deref())?;
+                if let Source::Archive { known, .. } = &mut source {
+                    known.clone_from(&pick.known);
+                }
+                sources.push(source);
+            }
+            sources
+        }
         None if args.images.is_empty() => {
             return Err(CommandError::BadInput(
                 "name at least one image to load, or an archive with --archive".into(),
@@ -88,6 +120,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             .collect(),
     };
     let mut reports = Vec::new();
+    let mut images = Vec::new();
     // The load stops at the first source that fails.
     let mut source_failed: Option<(String, DeliverError)> = None;
     for source in sources {
@@ -103,11 +136,31 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                 &options,
                 progress.as_ref(),
             )
-            .map(|loaded| loaded.reports),
-            archive => deliver::load(&engine, &nodes, archive, &options, progress.as_ref()),
+            .map(|loaded| {
+                let entry = ImageEntry {
+                    image: label.clone(),
+                    path: Some(loaded.path),
+                    reason: Some(loaded.reason),
+                    connection: loaded.connection,
+                };
+                (entry, loaded.reports)
+            }),
+            archive => deliver::load_counted(&engine, &nodes, archive, &options, progress.as_ref())
+                .map(|done| {
+                    let entry = ImageEntry {
+                        image: label.clone(),
+                        path: None,
+                        reason: None,
+                        connection: ConnectionBytes::of(done.from_engine, &done.reports),
+                    };
+                    (entry, done.reports)
+                }),
         };
         match loaded {
-            Ok(done) => reports.extend(done),
+            Ok((entry, done)) => {
+                images.push(entry);
+                reports.extend(done);
+            }
             Err(error) => {
                 source_failed = Some((label, error));
                 break;
@@ -132,6 +185,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         let report = LoadReport {
             cluster: &found.name,
             engine: engine.kind(),
+            images,
             nodes: reports
                 .iter()
                 .zip(&diagnoses)
@@ -186,6 +240,78 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         });
     }
     Ok(())
+}
+
+/// One image to load out of an archive, in a read of its own.
+struct ArchivePick {
+    /// The name to pick it by (None: the archive's only image).
+    name: Option<String>,
+    /// Its blobs, when the archive holds other images too.
+    known: Option<KnownImage>,
+}
+
+/// The images to load from the archive at `path`: those the user named,
+/// else every image the archive names (as `kind load image-archive` loads
+/// them). An archive of several images is read once first, to learn its
+/// images and their blobs, so that each image's read sends only its own.
+/// Standard input can be read only once: one image, named or the only one.
+fn archive_picks(path: &str, named: &[String]) -> Result<Vec<ArchivePick>, CommandError> {
+    let unread = |name: Option<&String>| ArchivePick {
+        name: name.cloned(),
+        known: None,
+    };
+    if path == "-" || named.len() == 1 {
+        if named.len() > 1 {
+            return Err(CommandError::BadInput(format!(
+                "standard input can be read only once, so --archive - loads one image, not {}: save the archive to a file and give its path",
+                named.len()
+            )));
+        }
+        return Ok(vec![unread(named.first())]);
+    }
+    let file = std::fs::File::open(path).map_err(|source| CommandError::Input {
+        path: path.to_string(),
+        source,
+    })?;
+    let held = archive::read_archive(
+        std::io::BufReader::new(file),
+        &mut archive::Discard,
+        &archive::Limits::default(),
+    )
+    .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
+    if let [_only_image] = &held.images[..] {
+        return Ok(match named {
+            [] => vec![unread(None)],
+            names => names.iter().map(|name| unread(Some(name))).collect(),
+        });
+    }
+    let wanted: Vec<String> = match named {
+        [] => held
+            .images
+            .iter()
+            .map(|image| {
+                image.repo_tags.first().cloned().ok_or_else(|| {
+                    CommandError::BadInput(format!(
+                        "{path} holds an untagged image (config {}) among others: name the images to load",
+                        image.config.digest
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        names => names.to_vec(),
+    };
+    wanted
+        .into_iter()
+        .map(|name| {
+            let image = held
+                .image_for(&name)
+                .map_err(|e| CommandError::BadInput(format!("{path}: {e}")))?;
+            Ok(ArchivePick {
+                name: Some(name),
+                known: Some(KnownImage::of(image)),
+            })
+        })
+        .collect()
 }
 
 /// The diagnosis of every failed node (`None` for the others), the nodes

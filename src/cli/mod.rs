@@ -46,6 +46,14 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     engine: Option<EngineChoice>,
 
+    /// Seconds a stream (an engine's `save`, a node's import) may wait for
+    /// its other side before the command is stopped, naming the side that
+    /// stalled.
+    #[arg(long, global = true, value_name = "SECONDS", env = "LOADMASTER_STALL_TIMEOUT",
+          default_value_t = crate::process::DEFAULT_STALL_LIMIT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    stall_timeout: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -71,7 +79,8 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         nodes: Option<Vec<String>>,
         /// Load from a docker-archive or OCI-layout tar (`-`: standard input)
-        /// instead of the engine; an IMAGE picks one when it holds several.
+        /// instead of the engine: every image it names, or only the IMAGEs
+        /// given.
         #[arg(long, value_name = "FILE")]
         archive: Option<String>,
         /// How many nodes one read of the image feeds at once; more nodes
@@ -160,6 +169,10 @@ enum Command {
         /// An image to be loaded into every node (repeatable): sized from the engine.
         #[arg(long = "image", value_name = "IMAGE")]
         images: Vec<String>,
+        /// Where runs are recorded: with -f, each build's memory is the
+        /// growth recorded there while it last built.
+        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        root: PathBuf,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -394,6 +407,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CommandError> {
+    crate::process::set_stall_limit(std::time::Duration::from_secs(cli.stall_timeout));
     let selection = || select_engine(cli.engine);
     match cli.command {
         Command::Load {
@@ -453,15 +467,17 @@ fn run(cli: Cli) -> Result<(), CommandError> {
         } => triage::recorded(&root, run.as_deref(), cli.engine, output),
         Command::Doctor {
             file: Some(plan),
+            root,
             output,
             ..
-        } => doctor::doctor_plan(cli.engine, &plan, output),
+        } => doctor::doctor_plan(cli.engine, &plan, &root, output),
         Command::Doctor {
             file: None,
             cluster,
             kind_config,
             images,
             output,
+            ..
         } => doctor::doctor(cli.engine, &cluster, kind_config.as_deref(), images, output),
         Command::Check(args) | Command::Plan(PlanCommand::Check(args)) => {
             schema::check(&args.file, args.output)
@@ -510,6 +526,7 @@ fn archive_source<'a>(path: &str, image: Option<&'a str>) -> Result<Source<'a>, 
         reader,
         label,
         image,
+        known: None,
     })
 }
 

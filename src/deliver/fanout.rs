@@ -75,15 +75,23 @@ impl Route {
 pub struct Fanout<'a> {
     pub routes: Vec<Route>,
     progress: &'a dyn Progress,
+    /// When set, the only blobs forwarded (those of the image loaded out of
+    /// an archive that holds others).
+    only: Option<BTreeSet<Digest>>,
     bytes_read: u64,
     last_report: Instant,
 }
 
 impl<'a> Fanout<'a> {
-    pub fn new(routes: Vec<Route>, progress: &'a dyn Progress) -> Fanout<'a> {
+    pub fn new(
+        routes: Vec<Route>,
+        progress: &'a dyn Progress,
+        only: Option<BTreeSet<Digest>>,
+    ) -> Fanout<'a> {
         Fanout {
             routes,
             progress,
+            only,
             bytes_read: 0,
             last_report: Instant::now(),
         }
@@ -119,15 +127,20 @@ impl<'a> Fanout<'a> {
 impl BlobVisitor for Fanout<'_> {
     fn blob_start(&mut self, blob: &BlobStart<'_>) -> io::Result<()> {
         let metadata = ARCHIVE_METADATA.contains(&blob.path);
+        let unwanted = match (&self.only, &blob.digest) {
+            (Some(only), Some(digest)) => !only.contains(digest),
+            _ => false,
+        };
         for route in &mut self.routes {
             route.receiving = !metadata
+                && !unwanted
                 && match &blob.digest {
                     // Known before its bytes: skip what the node holds.
                     Some(digest) => !route.holds(digest),
                     // Unknown until read: the node may need it.
                     None => true,
                 };
-            if !metadata && !route.receiving {
+            if !metadata && !unwanted && !route.receiving {
                 route.blobs_skipped += 1;
             }
             if route.receiving {

@@ -37,7 +37,9 @@ use fanout::{Fanout, Route};
 use feed::{FeedOutcome, NodeFeed, Piece};
 use progress::Progress;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Instant;
 
@@ -51,7 +53,32 @@ pub enum Source<'a> {
         reader: Box<dyn Read + Send + 'a>,
         label: String,
         image: Option<&'a str>,
+        /// The image picked, when the archive also holds others and a
+        /// first reading told its blobs: no other blob is sent.
+        known: Option<KnownImage>,
     },
+}
+
+/// What a first reading of an archive told of one of its images.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownImage {
+    /// Its config, manifest and layer digests as stored in the archive.
+    pub blobs: BTreeSet<Digest>,
+    /// Its diff IDs, bottom first: they identify a legacy docker-archive's
+    /// layers before their bytes stream, as the engine's do for `save`.
+    pub diff_ids: Vec<Digest>,
+}
+
+impl KnownImage {
+    pub fn of(image: &archive::ArchivedImage) -> KnownImage {
+        let mut blobs: BTreeSet<Digest> = image.layers.iter().map(|l| l.digest).collect();
+        blobs.insert(image.config.digest);
+        blobs.extend(image.manifest.as_ref().map(|m| m.digest));
+        KnownImage {
+            blobs,
+            diff_ids: image.layers.iter().map(|l| l.diff_id).collect(),
+        }
+    }
 }
 
 impl Source<'_> {
@@ -125,6 +152,14 @@ pub enum DeliverError {
     /// The push path failed before any node was given the image.
     #[error("loading through a push failed: {0}; `--path save` loads without one")]
     Push(String),
+    /// The engine's own push to loadmaster's endpoint failed: nothing was
+    /// given to any node, and the save path does without a push.
+    #[error("the engine's push to {destination} failed: {source}")]
+    EnginePush {
+        destination: String,
+        #[source]
+        source: Box<EngineError>,
+    },
 }
 
 /// How a load runs.
@@ -155,6 +190,8 @@ struct Job<'a> {
     /// What the engine says the image is (None for an archive).
     expected: Option<ImageDetails>,
     started: Instant,
+    /// Bytes read from the engine by every pass so far.
+    from_engine: AtomicU64,
 }
 
 /// Loads one image into `nodes`, reporting each node's outcome. An `Err` is
@@ -167,6 +204,17 @@ pub fn load(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeReport>, DeliverError> {
+    load_counted(engine, nodes, source, options, progress).map(|done| done.reports)
+}
+
+/// [`load`], also counting what crossed the connection to the engine.
+pub fn load_counted(
+    engine: &Engine,
+    nodes: &[String],
+    source: Source<'_>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Delivered, DeliverError> {
     match source {
         Source::Engine { image } => {
             let (expected, visits) = inspect_and_open(engine, image, nodes)?;
@@ -182,6 +230,34 @@ pub fn load(
             )
         }
         Source::Archive { .. } => load_with(engine, nodes, source, None, None, options, progress),
+    }
+}
+
+/// What one image's load did on the save path.
+pub struct Delivered {
+    pub reports: Vec<NodeReport>,
+    /// Bytes read from the engine's `save` (every pass), 0 for an archive.
+    pub from_engine: u64,
+}
+
+/// What crossed the connection between loadmaster and the engine for one
+/// image (for a VM or remote engine, its link, in each direction): the
+/// image read from the engine (its `save` stream, or the blobs it pushed to
+/// loadmaster's endpoint), and what was sent to the nodes, whose execs the
+/// engine relays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionBytes {
+    pub from_engine: u64,
+    pub to_nodes: u64,
+}
+
+impl ConnectionBytes {
+    /// `from_engine` as counted, and the nodes' reports' bytes sent.
+    pub fn of(from_engine: u64, reports: &[NodeReport]) -> ConnectionBytes {
+        ConnectionBytes {
+            from_engine,
+            to_nodes: reports.iter().map(|r| r.bytes_sent).sum(),
+        }
     }
 }
 
@@ -217,7 +293,7 @@ fn load_with(
     visits: Option<Vec<Visit>>,
     options: &Options,
     progress: &dyn Progress,
-) -> Result<Vec<NodeReport>, DeliverError> {
+) -> Result<Delivered, DeliverError> {
     let label = match &source {
         Source::Engine { image } => image.to_string(),
         Source::Archive { label, image, .. } => image.map_or(label.clone(), str::to_string),
@@ -230,6 +306,7 @@ fn load_with(
         reference,
         expected,
         started: Instant::now(),
+        from_engine: AtomicU64::new(0),
     };
     progress.begin(&job.label, nodes, job.expected.as_ref().map(|e| e.size));
 
@@ -261,7 +338,10 @@ fn load_with(
     }
     group_reports.iter().for_each(|r| progress.node_done(r));
     reports.extend(group_reports);
-    Ok(reports)
+    Ok(Delivered {
+        reports,
+        from_engine: job.from_engine.into_inner(),
+    })
 }
 
 impl Job<'_> {
@@ -319,11 +399,19 @@ impl Job<'_> {
             return Ok(reports);
         }
 
-        let mut fanout = Fanout::new(routes, progress);
+        let only = match &source {
+            Source::Archive { known, .. } => known.as_ref().map(|k| k.blobs.clone()),
+            Source::Engine { .. } => None,
+        };
+        let mut fanout = Fanout::new(routes, progress, only);
         let read = stream_source(self.engine, source, self.expected.as_ref(), &mut fanout);
         let routes = fanout.routes;
         let parsed = match read {
-            Ok(parsed) => parsed,
+            Ok(streamed) => {
+                self.from_engine
+                    .fetch_add(streamed.from_engine, Ordering::Relaxed);
+                streamed.archive
+            }
             // Every node's import died first: the read stopped because
             // nothing took the stream any more. That is each node's failure,
             // not the source's, and each node's own error says why.
@@ -524,13 +612,20 @@ impl SourceVisitor for Fanout<'_> {
     }
 }
 
+/// What reading a source gave: the archive, and the bytes read from the
+/// engine for it (0 for an archive file).
+pub(crate) struct Streamed {
+    pub archive: ImageArchive,
+    pub from_engine: u64,
+}
+
 /// Reads the whole source through `visitor`, checking the engine's exit.
 pub(crate) fn stream_source(
     engine: &Engine,
     source: Source<'_>,
     expected: Option<&ImageDetails>,
     visitor: &mut dyn SourceVisitor,
-) -> Result<ImageArchive, DeliverError> {
+) -> Result<Streamed, DeliverError> {
     let limits = Limits::default();
     // With the engine's diff IDs, even docker's legacy archives name each
     // layer before it streams, so that nodes skip the ones they hold.
@@ -540,10 +635,12 @@ pub(crate) fn stream_source(
     match source {
         Source::Engine { image } => {
             let mut attempts = 0;
+            let mut from_engine = 0;
             loop {
                 attempts += 1;
                 let mut save = engine.save(image)?;
                 let read = archive::read_archive_of(&mut save, visitor, &limits, &diff_ids);
+                from_engine += save.bytes_read();
                 // The engine's own account of a failed save explains more
                 // than the truncated stream it left.
                 let saved = save.finish();
@@ -564,14 +661,29 @@ pub(crate) fn stream_source(
                     source: Box::new(source),
                 });
                 saved?;
-                return parsed;
+                return parsed.map(|archive| Streamed {
+                    archive,
+                    from_engine,
+                });
             }
         }
-        Source::Archive { reader, label, .. } => archive::read_archive(reader, visitor, &limits)
-            .map_err(|source| DeliverError::BadArchive {
-                label,
-                source: Box::new(source),
-            }),
+        Source::Archive {
+            reader,
+            label,
+            known,
+            ..
+        } => {
+            let diff_ids = known.map(|k| k.diff_ids).unwrap_or_default();
+            archive::read_archive_of(reader, visitor, &limits, &diff_ids)
+        }
+        .map(|archive| Streamed {
+            archive,
+            from_engine: 0,
+        })
+        .map_err(|source| DeliverError::BadArchive {
+            label,
+            source: Box::new(source),
+        }),
     }
 }
 

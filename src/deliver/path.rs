@@ -22,10 +22,20 @@
 //! Otherwise **save**: a cold node, or (docker) one loaded by `save`, gets
 //! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).
+//!
+//! Whatever the rule says, a push needs an engine that reaches loadmaster's
+//! endpoint on this machine's loopback, which an engine in a VM, in a
+//! network namespace of its own, or on another machine may not: the engine
+//! is made to contact it first ([`push::engine_reach`]), and when it cannot,
+//! or when its push fails, the image takes save and the reason says why.
+//! The path chosen never fails a load.
 
 use super::node::Inventory;
 use super::progress::Progress;
-use super::{DeliverError, Options, Source, Visit, inspect_and_open, load, load_with, push};
+use super::{
+    ConnectionBytes, DeliverError, Delivered, Options, Source, Visit, inspect_and_open,
+    load_counted, load_with, push,
+};
 use crate::archive::{self, Digest};
 use crate::engine::{Engine, EngineKind, ImageDetails};
 use crate::registry::RequestRecord;
@@ -66,10 +76,14 @@ pub struct ImageLoad {
     pub reports: Vec<super::NodeReport>,
     /// The push endpoint's requests (empty on the save path).
     pub registry_requests: Vec<RequestRecord>,
+    /// What crossed the connection to the engine.
+    pub connection: ConnectionBytes,
 }
 
 /// Loads `image` from the engine into `nodes` of kind cluster `cluster`,
-/// by the path `choice` selects.
+/// by the path `choice` selects. A push is tried only once the engine was
+/// seen to reach loadmaster's endpoint, and a push the engine fails to send
+/// gives way to save: the path chosen never fails a load that save can do.
 pub fn load_image(
     engine: &Engine,
     cluster: &str,
@@ -79,56 +93,80 @@ pub fn load_image(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<ImageLoad, DeliverError> {
-    let saved = |reason: String, reports| ImageLoad {
+    let saved = |reason: String, done: Delivered| ImageLoad {
         path: DeliveryPath::Save,
         reason,
-        reports,
+        connection: ConnectionBytes::of(done.from_engine, &done.reports),
+        reports: done.reports,
         registry_requests: Vec::new(),
     };
-    if choice == PathChoice::Save {
-        let reason = "--path save".to_string();
+    let save_afresh = |reason: String| {
         progress.path(image, DeliveryPath::Save, &reason);
-        let reports = load(engine, nodes, Source::Engine { image }, options, progress)?;
-        return Ok(saved(reason, reports));
+        let done = load_counted(engine, nodes, Source::Engine { image }, options, progress)?;
+        Ok(saved(reason, done))
+    };
+    if choice == PathChoice::Save {
+        return save_afresh("--path save".to_string());
     }
     let (expected, visits) = inspect_and_open(engine, image, nodes)?;
     let reference =
         archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
-    let reason = match choice {
-        PathChoice::Push => "--path push".to_string(),
-        _ => match why_push(&visits, &expected, engine.kind()) {
-            Ok(reason) => reason,
-            // The save path takes what was read for the choice.
-            Err(reason) => {
-                progress.path(image, DeliveryPath::Save, &reason);
-                let source = Source::Engine { image };
-                let reports = load_with(
-                    engine,
-                    nodes,
-                    source,
-                    Some(expected),
-                    Some(visits),
-                    options,
-                    progress,
-                )?;
-                return Ok(saved(reason, reports));
-            }
-        },
+    let chosen = match choice {
+        PathChoice::Push => Ok("--path push".to_string()),
+        _ => why_push(&visits, &expected, engine.kind()),
+    };
+    // Push only where the engine reaches the endpoint.
+    let chosen = chosen.and_then(|reason| match push::engine_reach(engine, cluster) {
+        Ok(address) => Ok((reason, address)),
+        Err(unreachable) => Err(format!("{reason}, but {unreachable}: took save")),
+    });
+    let (reason, address) = match chosen {
+        Ok(chosen) => chosen,
+        // The save path takes what was read for the choice.
+        Err(reason) => {
+            progress.path(image, DeliveryPath::Save, &reason);
+            let source = Source::Engine { image };
+            let done = load_with(
+                engine,
+                nodes,
+                source,
+                Some(expected),
+                Some(visits),
+                options,
+                progress,
+            )?;
+            return Ok(saved(reason, done));
+        }
     };
     progress.path(image, DeliveryPath::Push, &reason);
     progress.begin(image, nodes, Some(expected.size));
     let pushed = push::load(
         engine,
         cluster,
+        &address,
         image,
         &expected,
         &reference,
         nodes.iter().cloned().zip(visits).collect(),
         progress,
-    )?;
+    );
+    let pushed = match pushed {
+        Ok(pushed) => pushed,
+        Err(DeliverError::EnginePush {
+            destination,
+            source,
+        }) => {
+            return save_afresh(format!(
+                "{reason}, but the engine's push to {destination} failed ({source}): took save"
+            ));
+        }
+        Err(other) => return Err(other),
+    };
+    let from_engine = pushed.requests.iter().map(|r| r.bytes).sum();
     Ok(ImageLoad {
         path: DeliveryPath::Push,
         reason,
+        connection: ConnectionBytes::of(from_engine, &pushed.reports),
         reports: pushed.reports,
         registry_requests: pushed.requests,
     })

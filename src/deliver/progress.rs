@@ -3,7 +3,7 @@
 //! clean and progress goes to stderr either way).
 
 use super::{DeliveryPath, NodeReport, NodeResult};
-use crate::journal::Timestamp;
+use crate::time::Timestamp;
 use crate::units::bytes;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;

@@ -3,9 +3,14 @@
 //! nodes' inventories and streams what it receives into the nodes
 //! ([`super::ingest`]); then each node gets the image record.
 //!
+//! 0. the engine's service (in its VM, or wherever it runs) must reach the
+//!    endpoint, which listens on this machine's loopback: [`engine_reach`]
+//!    has it contact the endpoint under each address its location makes
+//!    likely (`127.0.0.1`, `host.containers.internal`...) and keeps the
+//!    first that worked; none working is a reason to take save;
 //! 1. the registry starts on a port derived from the cluster's name
 //!    ([`stable_port`]) and the image is pushed as
-//!    `127.0.0.1:PORT/<its repository>:<its tag>`. Both names must be the same
+//!    `ADDRESS:PORT/<its repository>:<its tag>`. Both names must be the same
 //!    from one load to the next: the engines remember which compressed
 //!    blobs they pushed per registry `host:port` and repository, and only
 //!    then ask (`HEAD`) before compressing and uploading a layer again;
@@ -23,8 +28,8 @@ use super::node::{Inventory, Session};
 use super::progress::Progress;
 use super::{DeliverError, DeliveryPath, NodeReport, NodeResult, Visit, finish_node, sort_visits};
 use crate::archive::{self, Digest, ImageReference, ManifestBlob};
-use crate::engine::{Engine, ImageDetails};
-use crate::registry::{Registry, RequestRecord};
+use crate::engine::{Engine, EngineError, ImageDetails, Location};
+use crate::registry::{BlobUpload, Registry, RequestRecord, Storage};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread;
@@ -59,6 +64,75 @@ pub fn push_name(reference: &ImageReference) -> (String, String) {
     (repository, tag)
 }
 
+/// The address under which the engine reaches loadmaster's registry
+/// endpoint for `cluster` (on this machine's loopback), found by having the
+/// engine contact it there ([`Engine::probe_registry`]) under each address
+/// its location makes likely. `Err` says why none worked, each address
+/// with the engine's answer.
+pub fn engine_reach(engine: &Engine, cluster: &str) -> Result<String, String> {
+    let location = engine
+        .info()
+        .map_err(|e| format!("where the engine runs is unknown ({e})"))?
+        .location;
+    let registry = Registry::start(stable_port(cluster), Arc::new(Unreachable))
+        .map_err(|e| format!("loadmaster's registry endpoint did not start ({e})"))?;
+    let mut answers = Vec::new();
+    for address in location.client_addresses(engine.kind()) {
+        let host = format!("{address}:{}", registry.port());
+        let seen = registry.requests().len();
+        let answer = engine.probe_registry(&host);
+        if registry.requests().len() > seen {
+            return Ok(address.to_string());
+        }
+        answers.push(format!("{host}: {}", engine_cause(&answer)));
+    }
+    let side = match location {
+        Location::Local => "on this machine, in a network namespace of its own",
+        Location::VirtualMachine => "in a VM",
+        Location::Remote => "remote",
+    };
+    Err(format!(
+        "the engine ({side}) cannot reach loadmaster's registry endpoint on this machine's loopback ({})",
+        answers.join("; ")
+    ))
+}
+
+/// The engine's own words for a failed probe: the last line of what it
+/// printed, which names the cause (`dial tcp 127.0.0.1:21596: connect:
+/// connection refused`), else the whole error.
+fn engine_cause(error: &EngineError) -> String {
+    let EngineError::CommandFailed { stderr, .. } = error else {
+        return error.to_string();
+    };
+    let last = stderr.lines().rev().find(|line| !line.trim().is_empty());
+    match last {
+        Some(line) => line
+            .trim()
+            .trim_start_matches("Error response from daemon: ")
+            .trim_start_matches("Error: ")
+            .to_string(),
+        None => error.to_string(),
+    }
+}
+
+/// What a reachability probe talks to: a registry that holds nothing and
+/// takes nothing.
+struct Unreachable;
+
+impl Storage for Unreachable {
+    fn blob_size(&self, _: &Digest) -> Option<u64> {
+        None
+    }
+
+    fn blob_bytes(&self, _: &Digest) -> Option<Arc<[u8]>> {
+        None
+    }
+
+    fn upload(&self) -> Result<Box<dyn BlobUpload>, String> {
+        Err("this endpoint only answers reachability probes".to_string())
+    }
+}
+
 /// What a push load did: each node's outcome and the registry's requests.
 pub struct Pushed {
     pub reports: Vec<NodeReport>,
@@ -73,11 +147,14 @@ struct PushedImage {
     layers: Vec<(Digest, Digest)>,
 }
 
-/// Loads `image` into the nodes whose inventories are given, through a push.
+/// Loads `image` into the nodes whose inventories are given, through a push
+/// that the engine sends to loadmaster's endpoint as `address` (from
+/// [`engine_reach`]).
 #[allow(clippy::too_many_arguments)]
 pub fn load(
     engine: &Engine,
     cluster: &str,
+    address: &str,
     image: &str,
     expected: &ImageDetails,
     reference: &ImageReference,
@@ -120,8 +197,13 @@ pub fn load(
     let registry = Registry::start(stable_port(cluster), Arc::new(store.clone()))
         .map_err(|e| DeliverError::Push(e.to_string()))?;
     let (repository, tag) = push_name(reference);
-    let destination = format!("{}/{repository}:{tag}", registry.host());
-    let untag = engine.push_to(image, &destination)?;
+    let destination = format!("{address}:{}/{repository}:{tag}", registry.port());
+    let untag = engine
+        .push_to(image, &destination)
+        .map_err(|source| DeliverError::EnginePush {
+            destination: destination.clone(),
+            source: Box::new(source),
+        })?;
     let pushed = pushed_image(&registry, &repository, &tag, expected)?;
 
     let finished: Vec<NodeReport> = thread::scope(|scope| {

@@ -7,7 +7,7 @@
 //! from their JSON; the shapes are pinned by contract tests against recorded
 //! answers, since no podman machine can run where the tests run.
 
-use crate::engine::process;
+use crate::process;
 use serde::Deserialize;
 use serde_json::Value;
 use std::process::Command;

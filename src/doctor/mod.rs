@@ -10,20 +10,20 @@
 //! findings.
 
 mod checks;
-pub mod host;
-pub mod kind_config;
 pub mod machine;
 pub mod ports;
 pub mod requirements;
 
-pub use kind_config::{KindConfig, KindConfigError};
+pub use crate::kind_config::{KindConfig, KindConfigError};
 pub use requirements::{Estimate, ImageNeed, Need, Needs, Requirements};
 
 use crate::cluster::{self, Cluster};
 use crate::engine::{
     self, Engine, EngineChoice, EngineError, EngineInfo, EngineKind, ImageDetails, Location,
-    SelectError, Selection, process,
+    SelectError, Selection,
 };
+use crate::host;
+use crate::process;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::Command;
@@ -241,7 +241,7 @@ fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
     let mut requirements = Requirements::new(local_nodes, images);
     if let Some((parallel, peak)) = &options.builds {
         requirements.parallel_builds = *parallel;
-        requirements.build_peak = peak.clone();
+        requirements.build_peak = Some(peak.clone());
     }
     requirements
 }

@@ -8,41 +8,11 @@
 //! `/proc/<pid>/fd`. Both see only this network namespace; a rootful engine
 //! publishes ports in this one, so that is where conflicts are.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
+pub use crate::kind_config::{HostPort, Protocol};
+use serde::Serialize;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
-
-/// A port mapping's protocol, spelled as kind spells it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Protocol {
-    #[default]
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        })
-    }
-}
-
-/// A host port the cluster will bind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HostPort {
-    pub port: u16,
-    pub address: IpAddr,
-    pub protocol: Protocol,
-    /// Where in the kind config it was asked for.
-    pub origin: String,
-}
 
 /// A process, as `/proc` names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

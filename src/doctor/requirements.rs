@@ -29,9 +29,6 @@ pub const IMPORT_HEADROOM: u64 = 256 * MIB;
 /// recorded one. Stated, never silently used: the source says so.
 pub const UNKNOWN_IMAGE_DEFAULT: u64 = GIB;
 
-/// Peak memory of one image build, when no earlier run recorded one.
-pub const BUILD_PEAK_DEFAULT: u64 = 2 * GIB;
-
 /// A size and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Estimate {
@@ -69,7 +66,9 @@ pub struct Requirements {
     pub images: Vec<ImageNeed>,
     /// Builds that run at the same time, and the peak memory of one.
     pub parallel_builds: u32,
-    pub build_peak: Estimate,
+    /// None when nothing is built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_peak: Option<Estimate>,
 }
 
 impl Requirements {
@@ -79,10 +78,7 @@ impl Requirements {
             nodes,
             images,
             parallel_builds: 0,
-            build_peak: Estimate::new(
-                BUILD_PEAK_DEFAULT,
-                "stated default: no build peak recorded yet",
-            ),
+            build_peak: None,
         }
     }
 
@@ -109,15 +105,17 @@ impl Requirements {
                 ),
             ),
         ];
-        if self.parallel_builds > 0 {
+        if let Some(peak) = &self.build_peak
+            && self.parallel_builds > 0
+        {
             memory.push(Need::new(
                 "parallel image builds",
-                u64::from(self.parallel_builds) * self.build_peak.bytes,
+                u64::from(self.parallel_builds) * peak.bytes,
                 format!(
                     "{} build(s) at once x {} ({})",
                     self.parallel_builds,
-                    bytes(self.build_peak.bytes),
-                    self.build_peak.source
+                    bytes(peak.bytes),
+                    peak.source
                 ),
             ));
         }
@@ -242,7 +240,7 @@ mod tests {
     fn parallel_builds_add_their_peaks() {
         let mut requirements = Requirements::new(1, Vec::new());
         requirements.parallel_builds = 3;
-        requirements.build_peak = Estimate::new(GIB, "recorded peak");
+        requirements.build_peak = Some(Estimate::new(GIB, "recorded peak"));
         let needs = requirements.needs();
         assert_eq!(
             needs.memory_bytes(),

@@ -30,6 +30,20 @@ pub enum EngineError {
     #[error("`{command}` timed out after {seconds}s")]
     Timeout { command: String, seconds: u64 },
 
+    #[error(
+        "`{command}` {stalled} for {seconds}s, so loadmaster stopped it: {side} stalled\n  fix: see what holds it up (`{engine} ps`, the engine's log, the node's containerd), or allow longer with `--stall-timeout`",
+        side = if *.stalled == Stall::Sending { "the engine" } else { "the container's command" }
+    )]
+    Stalled {
+        engine: EngineKind,
+        command: String,
+        stalled: Stall,
+        seconds: u64,
+    },
+
+    #[error("`{command}` stopped: loadmaster received {signal}", signal = signal_name(*.signal).unwrap_or("a signal"))]
+    Interrupted { command: String, signal: i32 },
+
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed {
         command: String,
@@ -46,6 +60,24 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Which way a stream stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// The command sent nothing (an engine's `save`).
+    Sending,
+    /// The command took no input (a node's `ctr import` under `exec -i`).
+    Taking,
+}
+
+impl fmt::Display for Stall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stall::Sending => "sent nothing",
+            Stall::Taking => "took no input",
+        })
+    }
 }
 
 /// An exit status as people read it: "exit status 137 (SIGKILL)".

@@ -9,17 +9,16 @@
 
 mod error;
 mod parse;
-pub mod process;
 mod push;
 mod select;
 
-pub use error::{EngineError, ExitDescription, signal_name};
+pub use error::{EngineError, ExitDescription, Stall, signal_name};
 pub use parse::{
     ContainerDetails, ContainerState, ContainerSummary, EngineInfo, ImageDetails, Location,
 };
 pub use select::{EngineChoice, SelectError, Selection, select};
 
-use process::{Feeding, Finished, Reading};
+use crate::process::{self, Feeding, Finished, Reading, Stopped};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io::Read;
@@ -92,7 +91,25 @@ impl Engine {
             EngineKind::Podman => &["info", "--format", "json"],
         };
         let done = self.query(args)?;
-        parse::engine_info(self.kind, &done.stdout).map_err(|detail| self.unexpected(args, detail))
+        let mut info = parse::engine_info(self.kind, &done.stdout)
+            .map_err(|detail| self.unexpected(args, detail))?;
+        // Docker Desktop and podman machine say so themselves; the service
+        // address the CLI was given tells a remote engine from them.
+        let variable = match self.kind {
+            EngineKind::Docker => "DOCKER_HOST",
+            EngineKind::Podman => "CONTAINER_HOST",
+        };
+        let by_address = std::env::var(variable)
+            .ok()
+            .and_then(|address| Location::of_service_address(&address));
+        match by_address {
+            Some(Location::Remote) => info.location = Location::Remote,
+            Some(Location::VirtualMachine) if info.location == Location::Local => {
+                info.location = Location::VirtualMachine
+            }
+            _ => {}
+        }
+        Ok(info)
     }
 
     /// ID, size, tags, layers and config of a local image.
@@ -138,6 +155,7 @@ impl Engine {
             engine: self.clone(),
             args,
             reading,
+            bytes_read: 0,
         })
     }
 
@@ -302,6 +320,34 @@ impl Engine {
 
     /// Classifies a finished engine command: success, or the error it means.
     fn check<S: AsRef<str>>(&self, args: &[S], done: Finished) -> Result<Finished, EngineError> {
+        self.check_streamed(args, done, Stall::Sending)
+    }
+
+    /// [`Engine::check`] of a command whose stream was watched: a stall
+    /// (which way it went) or a signal that stopped it comes first.
+    fn check_streamed<S: AsRef<str>>(
+        &self,
+        args: &[S],
+        done: Finished,
+        way: Stall,
+    ) -> Result<Finished, EngineError> {
+        match done.stopped {
+            Some(Stopped::Stalled(limit)) => {
+                return Err(EngineError::Stalled {
+                    engine: self.kind,
+                    command: self.describe(args),
+                    stalled: way,
+                    seconds: limit.as_secs(),
+                });
+            }
+            Some(Stopped::Interrupted(signal)) => {
+                return Err(EngineError::Interrupted {
+                    command: self.describe(args),
+                    signal,
+                });
+            }
+            None => {}
+        }
         if done.timed_out {
             return Err(EngineError::Timeout {
                 command: self.describe(args),
@@ -379,15 +425,24 @@ pub struct SaveStream {
     engine: Engine,
     args: Vec<String>,
     reading: Reading,
+    bytes_read: u64,
 }
 
 impl Read for SaveStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.reading.read(buf)
+        let n = self.reading.read(buf)?;
+        self.bytes_read += n as u64;
+        Ok(n)
     }
 }
 
 impl SaveStream {
+    /// Bytes read from the engine so far: what crossed the connection to
+    /// it (a VM's or remote engine's link), tar framing included.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
     /// Waits for the engine to exit and reports a failed save.
     pub fn finish(self) -> Result<(), EngineError> {
         let done = self
@@ -418,7 +473,7 @@ impl ExecSession {
     }
 
     /// Where to write the command's input.
-    pub fn stdin(&mut self) -> &mut std::process::ChildStdin {
+    pub fn stdin(&mut self) -> &mut process::Stdin {
         self.feeding.stdin()
     }
 
@@ -435,7 +490,7 @@ impl ExecSession {
                 seconds: timeout.as_secs(),
             });
         }
-        self.engine.check(&self.args, done)
+        self.engine.check_streamed(&self.args, done, Stall::Taking)
     }
 }
 

@@ -43,6 +43,50 @@ pub enum Location {
     Remote,
 }
 
+impl Location {
+    /// The addresses under which an engine here may reach a port on the
+    /// client's loopback, the likeliest first. A podman machine reaches the
+    /// host as `host.containers.internal` and Docker Desktop's VM as
+    /// `host.docker.internal` (both forwarded to the host's loopback); a
+    /// local engine shares the loopback unless its service runs in a
+    /// network namespace of its own, and a remote one may have a tunnel.
+    /// None of this is known without asking: these are the candidates a
+    /// probe tries ([`super::Engine::probe_registry`]), never assumptions.
+    pub fn client_addresses(self, engine: EngineKind) -> &'static [&'static str] {
+        match (self, engine) {
+            (Location::Local, _) => &["127.0.0.1"],
+            (_, EngineKind::Podman) => &["host.containers.internal", "127.0.0.1"],
+            (_, EngineKind::Docker) => &["host.docker.internal", "127.0.0.1"],
+        }
+    }
+
+    /// What the CLI's service address says of where the engine runs, when
+    /// it says anything: `DOCKER_HOST` or `CONTAINER_HOST` (`address`)
+    /// over TCP or SSH to another machine is a remote engine; SSH to this
+    /// machine's loopback is how a podman machine is reached, a VM.
+    pub fn of_service_address(address: &str) -> Option<Location> {
+        let (scheme, rest) = address.split_once("://")?;
+        if !matches!(scheme, "tcp" | "ssh" | "http" | "https") {
+            return None;
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let host = match host_port.strip_prefix('[') {
+            Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+            None => host_port.split(':').next().unwrap_or_default(),
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        Some(if loopback {
+            Location::VirtualMachine
+        } else {
+            Location::Remote
+        })
+    }
+}
+
 /// What loadmaster needs to know of a local image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageDetails {
@@ -380,6 +424,45 @@ mod tests {
         assert_eq!(info.memory_bytes, 2048086016);
         assert_eq!(info.storage_driver, "overlay");
         assert_eq!(info.version, "5.2.3");
+    }
+
+    #[test]
+    fn the_service_address_tells_a_remote_engine_from_a_vm() {
+        let of = Location::of_service_address;
+        assert_eq!(
+            of("ssh://root@build.example.com/run/podman/podman.sock"),
+            Some(Location::Remote)
+        );
+        assert_eq!(of("tcp://10.0.0.5:2376"), Some(Location::Remote));
+        // How `podman machine` connections look.
+        assert_eq!(
+            of("ssh://core@127.0.0.1:54321/run/user/501/podman/podman.sock"),
+            Some(Location::VirtualMachine)
+        );
+        assert_eq!(
+            of("ssh://user@[::1]:2222/run/podman.sock"),
+            Some(Location::VirtualMachine)
+        );
+        // A socket says nothing: a local service, or one in a namespace
+        // or VM whose socket is forwarded here.
+        assert_eq!(of("unix:///run/podman/podman.sock"), None);
+        assert_eq!(of(""), None);
+    }
+
+    #[test]
+    fn a_local_engine_is_probed_on_loopback_a_vm_by_its_host_name_first() {
+        assert_eq!(
+            Location::Local.client_addresses(EngineKind::Docker),
+            ["127.0.0.1"]
+        );
+        assert_eq!(
+            Location::VirtualMachine.client_addresses(EngineKind::Podman)[0],
+            "host.containers.internal"
+        );
+        assert_eq!(
+            Location::Remote.client_addresses(EngineKind::Docker)[0],
+            "host.docker.internal"
+        );
     }
 
     #[test]

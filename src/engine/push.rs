@@ -6,11 +6,19 @@
 //! happened: `rmi` of that tag only untags, the image and the user's own
 //! tags stay. podman pushes an image to any destination directly.
 
-use super::{Engine, EngineError, EngineKind, process};
+use super::{Engine, EngineError, EngineKind};
+use crate::process;
 use std::time::Duration;
 
 /// How long a push may take: the first push of a layer compresses it.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How long the engine may take to answer a reachability probe. podman
+/// retries a refused connection three times, a second apart.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The repository a probe asks for; no registry of loadmaster's has it.
+pub const PROBE_REPOSITORY: &str = "loadmaster-reach-probe";
 
 impl Engine {
     /// Pushes `image` to `destination` (`127.0.0.1:PORT/REPO:TAG`), a
@@ -75,6 +83,39 @@ impl Drop for Untag {
 }
 
 impl Engine {
+    /// Has the engine's service (not this CLI: inside its VM, or wherever
+    /// it runs) contact the registry at `host` (`ADDRESS:PORT`, plain
+    /// HTTP), by pulling [`PROBE_REPOSITORY`], which the registry does not
+    /// have. That pull always fails; whether the registry was reached is
+    /// for the caller to see in the registry's requests, and the returned
+    /// error says why when it was not (`connection refused`, a name that
+    /// does not resolve...). Nothing is stored in the engine.
+    pub fn probe_registry(&self, host: &str) -> EngineError {
+        let image = format!("{host}/{PROBE_REPOSITORY}:probe");
+        let target = format!("docker://{image}");
+        let args: Vec<&str> = match self.kind {
+            EngineKind::Docker => vec!["pull", "-q", &image],
+            EngineKind::Podman => vec!["pull", "-q", "--tls-verify=false", &target],
+        };
+        let done = match process::run(&mut self.command(&args), PROBE_TIMEOUT) {
+            Ok(done) => done,
+            Err(source) => return self.spawn_error(&args, source),
+        };
+        if done.timed_out {
+            return EngineError::Timeout {
+                command: self.describe(&args),
+                seconds: PROBE_TIMEOUT.as_secs(),
+            };
+        }
+        match self.check(&args, done) {
+            Err(error) => error,
+            Ok(_) => self.unexpected(
+                &args,
+                format!("it pulled {image}, which no registry of loadmaster's has"),
+            ),
+        }
+    }
+
     fn push_args(&self, args: &[&str]) -> Result<(), EngineError> {
         let done = process::run(&mut self.command(args), PUSH_TIMEOUT)
             .map_err(|e| self.spawn_error(args, e))?;

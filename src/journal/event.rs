@@ -4,7 +4,7 @@
 //! Events are typed by `kind`; every line carries the format version `v`,
 //! so that a reader can tell a line from a newer loadmaster from a broken one.
 
-use super::time::Timestamp;
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

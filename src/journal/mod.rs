@@ -19,8 +19,8 @@
 
 mod event;
 mod record;
-mod time;
 
+pub use crate::time::Timestamp;
 pub use event::{
     DiskSpace, Event, EventBody, Exit, HostMemory, NodeMemory, Outcome, SCHEMA_VERSION,
     STDERR_TAIL, Sample, ScheduledBuild,
@@ -28,7 +28,6 @@ pub use event::{
 pub use record::{
     Damage, NodePeak, Peaks, RunRecord, RunStatus, RunSummary, StepRecord, StepStatus, list,
 };
-pub use time::Timestamp;
 
 use crate::plan::Plan;
 use serde::Serialize;

@@ -8,8 +8,8 @@
 //! the last instant the journal knows of.
 
 use super::event::{Event, EventBody, Outcome, Sample};
-use super::time::Timestamp;
 use super::{EVENTS_FILE, JournalError, SAMPLES_FILE};
+use crate::time::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -37,6 +37,18 @@ pub enum StepStatus {
     Skipped,
     /// Started, never ended.
     Interrupted,
+}
+
+impl StepStatus {
+    /// The status in one word, as reports and progress lines show it.
+    pub fn word(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
 }
 
 impl From<Outcome> for StepStatus {

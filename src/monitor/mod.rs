@@ -12,13 +12,11 @@
 //! A source that cannot be read never stops or slows the run: it is left
 //! out of the samples and a `sample-note` event says why, once.
 
-mod host;
-
-pub use host::{HostReader, cgroup_of_pid, parse_meminfo};
+pub use crate::host::{HostReader, cgroup_of_pid, parse_meminfo};
 
 use crate::engine::{Engine, EngineInfo, EngineKind, Location};
+use crate::host::cgroup;
 use crate::journal::{DiskSpace, Event, HostMemory, Journal, NodeMemory, Sample, Timestamp};
-use crate::triage::cgroup;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,7 +159,7 @@ fn podman_cgroup_path(container: &str) -> Option<String> {
         "{{.State.CgroupPath}}",
         container,
     ]);
-    let done = crate::engine::process::run(&mut command, Duration::from_secs(30)).ok()?;
+    let done = crate::process::run(&mut command, Duration::from_secs(30)).ok()?;
     let path = done.stdout_text().trim().to_string();
     (done.status.success() && !path.is_empty()).then_some(path)
 }
@@ -217,7 +215,7 @@ impl Sources {
         // the engine runs.
         sources.disks.push(DiskSource {
             role: "temp".to_string(),
-            path: crate::doctor::host::temp_dir(tmpdir),
+            path: crate::host::temp_dir(tmpdir),
             reader: HostReader::Local,
         });
         sources

@@ -15,7 +15,7 @@ use super::{
     Test, WAIT_TIMEOUT, Wait, WaitFor,
 };
 use crate::archive::normalize_reference;
-use crate::doctor::KindConfig;
+use crate::kind_config::KindConfig;
 use crate::push::RegistryTarget;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

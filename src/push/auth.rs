@@ -3,7 +3,10 @@
 //! `Bearer realm=…,service=…` gets a token from the realm for the
 //! repositories a request touches (`repository:ci/app:pull,push`), fetched
 //! with the credentials when there are any (anonymous otherwise), and kept
-//! per scope for the rest of the command.
+//! per scope for the rest of the command. The credentials go to a realm
+//! only over HTTPS or on the registry's own host ([`may_send_credentials`]):
+//! a challenge must not be able to send a password in clear text to any
+//! host it names.
 //!
 //! The headers built here are [`Secret`]s; the errors name the registry, the
 //! file the credentials came from and the fix, never the credentials.
@@ -146,9 +149,14 @@ impl Auth {
         for part in scope.split(' ') {
             request = request.query("scope", part);
         }
-        if let Some(credentials) = &self.lookup.credentials {
-            request = request.header("Authorization", credentials.basic_header().expose());
-        }
+        let withheld = match &self.lookup.credentials {
+            Some(credentials) if may_send_credentials(&self.host, realm) => {
+                request = request.header("Authorization", credentials.basic_header().expose());
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
         let mut response = request
             .call()
             .map_err(|error| Failure::from_transport(&self.host, error))?;
@@ -157,6 +165,15 @@ impl Auth {
             return Err(Failure::Transient(format!(
                 "the token service {realm} answered {status}"
             )));
+        }
+        if (status == 401 || status == 403) && withheld {
+            return Err(Failure::Fatal(PushError::Unauthorized {
+                registry: self.host.clone(),
+                detail: format!(
+                    "sends clients for tokens to {realm}, plain HTTP on another host, so loadmaster did not send it the credentials for {} and it refused an anonymous token (HTTP {status}); the registry's token service must be on HTTPS (its `auth.token.realm`) or on the registry's own host",
+                    self.host
+                ),
+            }));
         }
         if status == 401 || status == 403 {
             return Err(self.refused());
@@ -217,9 +234,61 @@ impl Auth {
     }
 }
 
+/// Whether a token `realm` may get the Basic credentials of the registry
+/// at `registry` (`host[:port]`): over HTTPS, or on the registry's own host
+/// (any port: a token service beside a registry on loopback or a trusted
+/// network, which the user already reaches in plain HTTP).
+pub fn may_send_credentials(registry: &str, realm: &str) -> bool {
+    let Ok(uri) = realm.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    if uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        return true;
+    }
+    let registry_host = super::target::host_name(registry)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let realm_host = uri.host().unwrap_or("");
+    let realm_host = realm_host.trim_start_matches('[').trim_end_matches(']');
+    !realm_host.is_empty() && realm_host.eq_ignore_ascii_case(registry_host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_to_https_realms_and_to_the_registrys_own_host() {
+        assert!(may_send_credentials(
+            "reg.example.com",
+            "https://auth.example.org/token"
+        ));
+        assert!(may_send_credentials(
+            "127.0.0.1:5000",
+            "http://127.0.0.1:5001/token"
+        ));
+        assert!(may_send_credentials(
+            "Reg.Example.com:5000",
+            "http://reg.example.com/t"
+        ));
+        assert!(may_send_credentials(
+            "[::1]:5000",
+            "http://[::1]:5001/token"
+        ));
+        assert!(!may_send_credentials(
+            "reg.example.com",
+            "http://auth.example.org/token"
+        ));
+        assert!(!may_send_credentials(
+            "127.0.0.1:5000",
+            "http://127.0.0.2:5000/token"
+        ));
+        assert!(!may_send_credentials("127.0.0.1:5000", "not a url"));
+        assert!(!may_send_credentials("127.0.0.1:5000", "/token"));
+    }
 
     #[test]
     fn reads_basic_and_bearer_challenges() {

@@ -68,6 +68,20 @@ fn tls_failure(registry: &str, error: &dyn std::fmt::Display) -> Failure {
     })
 }
 
+/// Whether absolute `url` has the scheme, host and port of `base`
+/// (`http://host:port`), host names compared without case.
+fn same_origin(url: &str, base: &str) -> bool {
+    let origin = |url: &str| {
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Some((scheme, uri.host()?.to_ascii_lowercase(), port))
+    };
+    matches!((origin(url), origin(base)), (Some(a), Some(b)) if a == b)
+}
+
 fn is_transient_io(kind: ErrorKind) -> bool {
     matches!(
         kind,
@@ -238,13 +252,19 @@ impl<'p> Client<'p> {
         request: &Request<'_>,
         authorization: Option<&str>,
     ) -> Result<Answer, Failure> {
+        let url = self.url(request.url);
         let mut builder = ureq::http::Request::builder()
             .method(request.method)
-            .uri(self.url(request.url));
+            .uri(&url);
         for (name, value) in request.headers {
             builder = builder.header(*name, *value);
         }
-        if let Some(authorization) = authorization {
+        // A `Location` may send an upload elsewhere (a storage service, a
+        // mirror): the registry's credentials and tokens are its own, as
+        // docker's and containers/image's clients keep them per host.
+        if let Some(authorization) = authorization
+            && same_origin(&url, &self.target.base_url())
+        {
             builder = builder.header("Authorization", authorization);
         }
         let built = builder.body(request.body).map_err(|e| {
@@ -322,5 +342,181 @@ impl<'p> Client<'p> {
             request: what.to_string(),
             detail: answer.explanation(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A registry and the hosts it names, as small HTTP servers on loopback
+    //! addresses of their own (127.0.0.1 for the registry, 127.0.0.2 for
+    //! "another host"), each recording the `Authorization` it was sent.
+
+    use super::*;
+    use crate::push::credentials::{Credentials, Secret};
+    use crate::push::progress::Silent;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// What a server was asked: the request line and its `Authorization`.
+    type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+    /// Serves on `ip`, answering each request with `answer(request line,
+    /// authorization)`: status and extra header lines.
+    fn serve(
+        ip: &str,
+        answer: impl Fn(&str, Option<&str>) -> (u16, String) + Send + Sync + 'static,
+    ) -> (u16, Seen) {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        let answer = Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (log, answer) = (log.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let (mut authorization, mut length) = (None, 0usize);
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            let header = header.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            let (name, value) = header.split_once(':').unwrap();
+                            match name.to_ascii_lowercase().as_str() {
+                                "authorization" => authorization = Some(value.trim().to_string()),
+                                "content-length" => length = value.trim().parse().unwrap(),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let line = line.trim_end().to_string();
+                        let (status, headers) = answer(&line, authorization.as_deref());
+                        log.lock().unwrap().push((line, authorization));
+                        let body = if status == 200 {
+                            r#"{"token":"t0k"}"#
+                        } else {
+                            ""
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if writer.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn client_for(port: u16) -> Client<'static> {
+        let target = RegistryTarget::parse(&format!("127.0.0.1:{port}"), false).unwrap();
+        let credentials = Lookup {
+            credentials: Some(Credentials {
+                username: "ci".into(),
+                password: Secret::new("pw".into()),
+                file: "/auth.json".into(),
+            }),
+            searched: Vec::new(),
+        };
+        Client::new(&target, credentials, RetryPolicy::default(), &Silent).unwrap()
+    }
+
+    fn post(url: &str) -> Request<'_> {
+        Request {
+            method: "POST",
+            url,
+            scope: "repository:ci/app:pull,push",
+            headers: &[],
+            body: b"x",
+        }
+    }
+
+    const BASIC: &str = "Basic Y2k6cHc=";
+
+    #[test]
+    fn authorization_goes_only_to_the_registrys_own_locations() {
+        let (elsewhere, elsewhere_seen) = serve("127.0.0.2", |_, _| (202, String::new()));
+        let (port, seen) = serve(
+            "127.0.0.1",
+            move |line, authorization| match authorization {
+                None => (401, "WWW-Authenticate: Basic realm=\"r\"\r\n".into()),
+                Some(_) if line.starts_with("POST /v2/ci/app/blobs/uploads/ ") => (
+                    202,
+                    format!("Location: http://127.0.0.2:{elsewhere}/upload/1\r\n"),
+                ),
+                Some(_) => (202, String::new()),
+            },
+        );
+        let mut client = client_for(port);
+        let answer = client.send(&post("/v2/ci/app/blobs/uploads/")).unwrap();
+        let location = answer.header("location").unwrap().to_string();
+        client.send(&post(&location)).unwrap();
+        let same_host = format!("http://127.0.0.1:{port}/v2/ci/app/blobs/uploads/2");
+        client.send(&post(&same_host)).unwrap();
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[1].1.as_deref(), Some(BASIC), "{seen:?}");
+        assert_eq!(seen[2].1.as_deref(), Some(BASIC), "{seen:?}");
+        let elsewhere_seen = elsewhere_seen.lock().unwrap();
+        assert_eq!(elsewhere_seen.len(), 1, "{elsewhere_seen:?}");
+        assert_eq!(elsewhere_seen[0].1, None, "sent to another host");
+    }
+
+    /// A registry whose Bearer challenge names `realm_ip`'s token server.
+    fn bearer_registry(realm_ip: &str) -> (Client<'static>, Seen, Seen) {
+        let (tokens, token_seen) = serve(realm_ip, |_, authorization| match authorization {
+            Some(BASIC) => (200, String::new()),
+            _ => (401, String::new()),
+        });
+        let realm = format!("http://{realm_ip}:{tokens}/token");
+        let (port, seen) = serve("127.0.0.1", move |_, authorization| match authorization {
+            Some("Bearer t0k") => (202, String::new()),
+            _ => (
+                401,
+                format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"s\"\r\n"),
+            ),
+        });
+        (client_for(port), seen, token_seen)
+    }
+
+    #[test]
+    fn basic_credentials_go_to_a_plain_http_realm_on_the_registrys_host() {
+        let (mut client, seen, token_seen) = bearer_registry("127.0.0.1");
+        client.send(&post("/v2/ci/app/blobs/uploads/")).unwrap();
+        assert_eq!(token_seen.lock().unwrap()[0].1.as_deref(), Some(BASIC));
+        assert_eq!(seen.lock().unwrap()[1].1.as_deref(), Some("Bearer t0k"));
+    }
+
+    #[test]
+    fn basic_credentials_never_go_to_a_plain_http_realm_elsewhere() {
+        let (mut client, _, token_seen) = bearer_registry("127.0.0.2");
+        let error = match client.send(&post("/v2/ci/app/blobs/uploads/")) {
+            Err(Failure::Fatal(error)) => error.to_string(),
+            Err(Failure::Transient(error)) => panic!("transient: {error}"),
+            Ok(answer) => panic!("answered {}", answer.status),
+        };
+        let token_seen = token_seen.lock().unwrap();
+        assert_eq!(token_seen.len(), 1, "{token_seen:?}");
+        assert_eq!(token_seen[0].1, None, "credentials sent in clear text");
+        assert!(
+            error.contains("plain HTTP on another host") && error.contains("auth.token.realm"),
+            "{error}"
+        );
+        assert!(!error.contains("pw") && !error.contains(BASIC), "{error}");
     }
 }

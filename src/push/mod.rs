@@ -234,7 +234,7 @@ impl<'a> Pusher<'a> {
                     return Err(error);
                 }
                 let uploaded = std::mem::take(&mut uploader.uploaded);
-                let parsed = read?;
+                let parsed = read?.archive;
                 let archived = deliver::pick_image(&parsed, image, expected.as_ref())?;
                 let config = &archived.config;
                 (

@@ -6,7 +6,7 @@
 use super::PushReport;
 use super::retry::Retry;
 use crate::archive::Digest;
-use crate::journal::Timestamp;
+use crate::time::Timestamp;
 use crate::units::bytes;
 use std::io::IsTerminal;
 use std::sync::Mutex;

@@ -109,7 +109,7 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 /// The host without its port: `[::1]:5000` is `[::1]`, `a:5000` is `a`.
-fn host_name(host: &str) -> &str {
+pub(super) fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
         return host
             .split_once(']')

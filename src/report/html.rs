@@ -13,9 +13,10 @@
 //! Each chart sits in a solid frame of its own colour ([`FRAME_COLOURS`]):
 //! a screenshot test finds the charts by those frames.
 
-use super::{RunReport, seconds, status_word};
+use super::RunReport;
 use crate::journal::{Sample, StepStatus, Timestamp};
 use crate::units;
+use crate::units::seconds;
 use std::fmt::Write;
 
 /// The frame colours of the Gantt, host memory, node memory and disk
@@ -112,7 +113,7 @@ fn write_page(out: &mut String, r: &RunReport) -> std::fmt::Result {
             format!(
                 "{} ({}){}",
                 step.id,
-                status_word(step.status),
+                step.status.word(),
                 step.error
                     .as_ref()
                     .map_or(String::new(), |e| format!(": {e}"))
@@ -308,7 +309,7 @@ fn gantt(out: &mut String, r: &RunReport) -> std::fmt::Result {
             x2 - x1,
             ROW - 6.0,
             esc(&step.id),
-            status_word(step.status),
+            step.status.word(),
         )?;
         if step.ended.is_none() {
             // After the bar when there is room, else inside its end.

@@ -3,9 +3,13 @@
 //! results. A failed step is a `failure`, a step that never ended an
 //! `error` ("interrupted"), a skipped step `skipped`. The shape follows the
 //! widely used Jenkins/Ant schema (`tests/fixtures/junit.xsd`).
+//!
+//! Step errors often carry a tool's stderr, coloured for a terminal. XML 1.0
+//! cannot hold C0 control characters at all (not even as `&#27;`), so
+//! [`esc`] drops terminal escape sequences and shows any other control
+//! character as U+FFFD.
 
-use super::html::esc;
-use super::{RunReport, status_word};
+use super::RunReport;
 use crate::journal::StepStatus;
 use std::fmt::Write;
 
@@ -68,7 +72,7 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
             "    <testcase name=\"{}\" classname=\"loadmaster\" time=\"{time:.3}\"",
             esc(&step.id)
         )?;
-        let error = step.error.as_deref().unwrap_or(status_word(step.status));
+        let error = step.error.as_deref().unwrap_or(step.status.word());
         match step.status {
             StepStatus::Succeeded => writeln!(out, "/>")?,
             StepStatus::Skipped => writeln!(out, ">\n      <skipped/>\n    </testcase>")?,
@@ -102,4 +106,70 @@ fn write_suite(out: &mut String, r: &RunReport) -> std::fmt::Result {
     )?;
     writeln!(out, "    <system-err></system-err>")?;
     writeln!(out, "  </testsuite>\n</testsuites>")
+}
+
+/// Text escaped for XML content and attribute values, without what XML 1.0
+/// forbids: ANSI escape sequences (`ESC [ … final`, `ESC ] … BEL`, `ESC x`)
+/// are dropped, other control characters but tab, newline and carriage
+/// return become U+FFFD.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates up to a final byte.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (a title, a hyperlink): up to BEL or ESC \\.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            chars.next_if_eq(&'\\');
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() && c < '\u{80}' => out.push('\u{fffd}'),
+            '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn escapes_markup_and_drops_what_xml_cannot_hold() {
+        assert_eq!(esc("<a b=\"c\">&'"), "&lt;a b=&quot;c&quot;&gt;&amp;&apos;");
+        assert_eq!(esc("\u{1b}[1;31mred\u{1b}[0m"), "red");
+        assert_eq!(
+            esc("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{1b}\\ done"),
+            "link done"
+        );
+        assert_eq!(
+            esc("a\u{0}b\u{8}c\td\ne\u{7f}"),
+            "a\u{fffd}b\u{fffd}c\td\ne\u{fffd}"
+        );
+        assert_eq!(esc("trailing \u{1b}"), "trailing ");
+    }
 }

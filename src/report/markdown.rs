@@ -2,8 +2,9 @@
 //! (`$GITHUB_STEP_SUMMARY`), the failing step and its diagnosis first,
 //! then the steps, the deliveries and what the journal lacks.
 
-use super::{RunReport, seconds, status_word};
+use super::RunReport;
 use crate::units;
+use crate::units::seconds;
 use std::fmt::Write;
 
 /// The report as Markdown.
@@ -30,7 +31,7 @@ fn write_summary(out: &mut String, r: &RunReport) -> std::fmt::Result {
         run.steps.len()
     )?;
     if let Some(step) = r.failing_step() {
-        write!(out, "**{}** `{}`", status_word(step.status), step.id)?;
+        write!(out, "**{}** `{}`", step.status.word(), step.id)?;
         match &step.error {
             Some(error) => writeln!(out, ": {}\n", cell(error))?,
             None => writeln!(out, "\n")?,
@@ -78,7 +79,7 @@ fn write_summary(out: &mut String, r: &RunReport) -> std::fmt::Result {
             out,
             "| `{}` | {} | {duration} | {peak} |",
             step.id,
-            status_word(step.status)
+            step.status.word()
         )?;
     }
     if !r.deliveries.is_empty() {

@@ -240,18 +240,3 @@ impl RunReport {
         step.ended.or(self.run.last_seen).unwrap_or(step.started)
     }
 }
-
-/// A step's status in one word.
-pub fn status_word(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Succeeded => "succeeded",
-        StepStatus::Failed => "failed",
-        StepStatus::Skipped => "skipped",
-        StepStatus::Interrupted => "interrupted",
-    }
-}
-
-/// Milliseconds as seconds with one decimal.
-pub fn seconds(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
-}

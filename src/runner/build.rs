@@ -117,7 +117,7 @@ fn with_retries(
     let log = journal
         .dir()
         .join("logs")
-        .join(super::file_name(step, "log"));
+        .join(super::steps::file_name(step, "log"));
     spec.log = Some(log.clone());
     let mut attempt = 1;
     loop {

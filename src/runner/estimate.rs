@@ -1,34 +1,34 @@
-//! The numbers the build schedule is made from: the memory budget (what the
-//! engine's host or VM has available now, minus a margin, capped by the
-//! plan's budget) and each build's estimate (the growth in memory use
-//! recorded while it ran in earlier runs, else the plan's stated figure,
-//! else a default). Each number carries where it came from.
+//! The numbers the build schedule is made from: the memory budget (what
+//! the engine's host or VM has available now, minus a margin, capped by the
+//! plan's budget) and each build's estimate. Each number carries where it
+//! came from.
+//!
+//! A build's estimate is one rule for the scheduler and for the pre-flight
+//! (`doctor -f`, the checks `up` and `run` start with), so that a plan the
+//! doctor passes is one the scheduler runs the same way: the largest growth
+//! in memory use recorded while the image built in the last successful
+//! runs, else the plan's `build.memory`, else a stated default.
 
+use crate::doctor::Estimate;
 use crate::engine::EngineInfo;
 use crate::journal::{self, RunStatus, Sample, StepStatus, Timestamp};
 use crate::monitor::Sources;
-use crate::plan::{Budget, Build};
+use crate::plan::{Budget, Build, ImageSource, Plan};
 use std::path::Path;
 
-/// A build's estimate when neither history nor the plan gives one.
+/// A build's estimate when neither history nor the plan gives one: a
+/// typical compile of a Go or Node service with the engine's builder.
 pub const DEFAULT_BUILD_BYTES: u64 = 1 << 30;
+
+/// How many earlier runs are read for estimates.
+const HISTORY_RUNS: usize = 10;
 
 /// Memory left aside for everything else on the engine's host: a tenth of
 /// what is available, at least this much.
 pub const MIN_MARGIN_BYTES: u64 = 256 << 20;
 
-/// How many earlier runs are read for estimates.
-const HISTORY_RUNS: usize = 10;
-
-/// A number and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Figure {
-    pub bytes: u64,
-    pub source: String,
-}
-
 /// The memory budget for builds and deliveries.
-pub fn budget(info: &EngineInfo, sources: &Sources, plan: &Budget) -> Figure {
+pub fn budget(info: &EngineInfo, sources: &Sources, plan: &Budget) -> Estimate {
     let measured = sources
         .reader()
         .and_then(|reader| reader.files(Path::new("/proc"), &["meminfo"]).ok())
@@ -41,19 +41,19 @@ pub fn budget(info: &EngineInfo, sources: &Sources, plan: &Budget) -> Figure {
     let (available, what) = measured;
     let margin = (available / 10).max(MIN_MARGIN_BYTES);
     let usable = available.saturating_sub(margin);
-    let measured = Figure {
+    let measured = Estimate {
         bytes: usable,
         source: format!("{what} ({available} bytes) minus a margin of {margin} bytes"),
     };
     match plan.memory {
-        Some(limit) if limit.bytes() <= usable => Figure {
+        Some(limit) if limit.bytes() <= usable => Estimate {
             bytes: limit.bytes(),
             source: format!(
                 "the plan's budget.memory (measured: {} bytes usable)",
                 usable
             ),
         },
-        Some(limit) => Figure {
+        Some(limit) => Estimate {
             source: format!(
                 "{}, below the plan's budget.memory of {} bytes",
                 measured.source,
@@ -67,23 +67,49 @@ pub fn budget(info: &EngineInfo, sources: &Sources, plan: &Budget) -> Figure {
 
 /// The estimate for building `image`: the largest growth recorded in the
 /// last runs under `root`, else the plan's figure, else the default.
-pub fn build(root: &Path, image: &str, build: &Build) -> Figure {
+pub fn build(root: &Path, image: &str, build: &Build) -> Estimate {
     if let Some((bytes, run)) = recorded(root, &format!("build/{image}")) {
-        return Figure {
+        return Estimate::new(
             bytes,
-            source: format!("the memory growth recorded while it built in run {run}"),
-        };
+            format!("the memory growth recorded while it built in run {run}"),
+        );
     }
     match build.memory {
-        Some(size) => Figure {
-            bytes: size.bytes(),
-            source: "the plan's images[].build.memory".to_string(),
-        },
-        None => Figure {
-            bytes: DEFAULT_BUILD_BYTES,
-            source: "the default (no earlier run recorded it and the plan states none)".to_string(),
-        },
+        Some(size) => Estimate::new(size.bytes(), "the plan's images[].build.memory"),
+        None => Estimate::new(
+            DEFAULT_BUILD_BYTES,
+            "the default (no earlier run recorded it and the plan states none)",
+        ),
     }
+}
+
+/// The plan's builds as the pre-flight counts them: how many run at once
+/// (its budget's `parallelBuilds`, else 1) and the largest estimate of one,
+/// naming the image. None when nothing is built.
+pub fn plan_peak(root: &Path, plan: &Plan) -> Option<(u32, Estimate)> {
+    let estimates: Vec<(&str, Estimate)> = plan
+        .images
+        .iter()
+        .filter_map(|image| match &image.source {
+            ImageSource::Build(build) => {
+                Some((image.name.as_str(), self::build(root, &image.name, build)))
+            }
+            _ => None,
+        })
+        .collect();
+    let parallel = plan
+        .budget
+        .parallel_builds
+        .unwrap_or(1)
+        .min(estimates.len() as u32);
+    let (image, peak) = estimates.into_iter().max_by_key(|(_, e)| e.bytes)?;
+    Some((
+        parallel,
+        Estimate::new(
+            peak.bytes,
+            format!("building {image}, the largest: {}", peak.source),
+        ),
+    ))
 }
 
 /// The largest growth of `step` among the last runs, and the run's id.
@@ -108,7 +134,7 @@ fn recorded(root: &Path, step: &str) -> Option<(u64, String)> {
 /// How far memory use on the engine's host rose above its level at the
 /// first sample between `from` and `to`; `None` without two samples or
 /// without a rise (a build too short for the samples to see).
-pub fn growth(samples: &[Sample], from: Timestamp, to: Timestamp) -> Option<u64> {
+fn growth(samples: &[Sample], from: Timestamp, to: Timestamp) -> Option<u64> {
     let used: Vec<u64> = samples
         .iter()
         .filter(|s| s.time >= from && s.time <= to)
@@ -221,5 +247,38 @@ mod tests {
             "{estimate:?}"
         );
         assert_eq!(other.bytes, 300);
+    }
+
+    #[test]
+    fn the_preflight_counts_a_build_as_the_scheduler_does() {
+        let root = std::env::temp_dir().join(format!("lm-build-peak-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("app/Dockerfile"), "FROM scratch\n").unwrap();
+        let plan = crate::plan::parse(
+            "apiVersion: loadmaster/v1\ncluster:\n  name: e2e\nimages:\n  - name: app:1\n    build: {context: app}\ntest:\n  command: 'true'\n",
+            &root.join("loadmaster.yaml"),
+        )
+        .unwrap();
+        let ImageSource::Build(build) = &plan.images[0].source else {
+            panic!("{:?}", plan.images[0]);
+        };
+        let (parallel, unrecorded) = plan_peak(&root, &plan).unwrap();
+        assert_eq!(parallel, 1);
+        assert_eq!(unrecorded.bytes, DEFAULT_BUILD_BYTES);
+        assert_eq!(unrecorded.bytes, super::build(&root, "app:1", build).bytes);
+        record_run(
+            &root,
+            "build/app:1",
+            7_000,
+            crate::journal::Outcome::Succeeded,
+        );
+        let (_, recorded) = plan_peak(&root, &plan).unwrap();
+        let scheduled = super::build(&root, "app:1", build);
+        std::fs::remove_dir_all(&root).unwrap();
+        // The doctor once assumed 2 GiB per build whatever earlier runs
+        // recorded, while the scheduler read the journal.
+        assert_eq!(recorded.bytes, 7_000, "{recorded:?}");
+        assert_eq!(recorded.bytes, scheduled.bytes);
+        assert!(recorded.source.contains("app:1"), "{recorded:?}");
     }
 }

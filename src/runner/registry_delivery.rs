@@ -11,7 +11,9 @@ use super::overlay::Rewrite;
 use super::process::Spec;
 use super::progress::Reporter;
 use super::registry_hosting::{self, HostingError, LocalRegistryHosting};
-use super::{Failure, GATHER_TIMEOUT, Run, StepError, failure_line, signal};
+use super::steps::deliver::archive_source;
+use super::steps::{Failure, OnCluster, StepError, failure_line};
+use super::{GATHER_TIMEOUT, signal};
 use crate::archive::Digest;
 use crate::deliver::Source;
 use crate::journal::Event;
@@ -40,23 +42,24 @@ struct Registry {
     pull_host: String,
 }
 
-impl Run<'_> {
-    /// Pushes every plan image; afterwards deploy steps apply overlays that
-    /// name the pushed images.
+impl OnCluster<'_> {
+    /// Pushes every plan image; what was pushed, and the rewrites with
+    /// which deploy steps apply overlays that name the pushed images.
     pub(super) fn push_images(
-        &mut self,
+        &self,
         registry: Option<&str>,
         allow_http: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<(Vec<Pushed>, Vec<Rewrite>), Failure> {
         if self.plan.images.is_empty() {
-            return Ok(());
+            return Ok((Vec::new(), Vec::new()));
         }
-        let registry = self.step("registry", || self.registry(registry, allow_http))?;
+        let registry = self
+            .recorder
+            .step("registry", || self.registry(registry, allow_http))?;
         let progress = PushNotes {
-            reporter: self.reporter.as_ref(),
+            reporter: self.recorder.reporter.as_ref(),
         };
-        let engine = self.engine.clone();
-        let mut pusher = Pusher::new(&engine, &registry.target, &progress)
+        let mut pusher = Pusher::new(self.engine, &registry.target, &progress)
             .map_err(|e| ("registry".to_string(), StepError::failed(e.to_string())))?;
         let mut pushed = Vec::new();
         for image in &self.plan.images {
@@ -86,8 +89,7 @@ impl Run<'_> {
                 rewrite,
             ));
         }
-        (self.pushed, self.rewrites) = pushed.into_iter().unzip();
-        Ok(())
+        Ok(pushed.into_iter().unzip())
     }
 
     /// The plan's registry, else the one the cluster names in its
@@ -103,9 +105,9 @@ impl Run<'_> {
                 target,
             });
         }
-        let mut spec = Spec::new(&self.kubectl.local_registry_hosting(), GATHER_TIMEOUT);
-        spec.env = self.kube_env();
-        let ran = self.command("registry", &spec)?;
+        let mut spec = Spec::new(&self.kube.kubectl.local_registry_hosting(), GATHER_TIMEOUT);
+        spec.env = self.kube.env();
+        let ran = self.recorder.command("registry", &spec)?;
         if !ran.success() {
             let stderr = String::from_utf8_lossy(&ran.stderr_tail);
             return Err(StepError::failed(
@@ -125,7 +127,7 @@ impl Run<'_> {
             target: target(&hosting.host)?,
             pull_host: hosting.runtime_host().to_string(),
         };
-        self.note(
+        self.recorder.note(
             Some("registry"),
             format!(
                 "pushing to {} as ConfigMap {}/{} says (KEP-1755); manifests name {}",
@@ -147,9 +149,9 @@ impl Run<'_> {
         image: &Image,
     ) -> Result<PushReport, Failure> {
         let step = format!("deliver/{}", image.name);
-        self.step(&step, || {
+        self.recorder.step(&step, || {
             let source = match &image.source {
-                ImageSource::Archive { path } => super::archive_source(path, &image.name)?,
+                ImageSource::Archive { path } => archive_source(path, &image.name)?,
                 source => {
                     if let ImageSource::Pull { policy } = source {
                         self.pull(&step, &image.name, *policy)?;
@@ -164,9 +166,10 @@ impl Run<'_> {
                 Err(_) => pusher.take_retries(),
             };
             for retry in retries {
-                self.record(&Event::note(Some(&step), format!("retry: {retry}")));
+                self.recorder
+                    .record(&Event::note(Some(&step), format!("retry: {retry}")));
             }
-            self.record(&Event::pushed(
+            self.recorder.record(&Event::pushed(
                 &step,
                 &image.name,
                 registry_host,

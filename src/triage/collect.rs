@@ -16,9 +16,9 @@ use super::diagnosis::{Diagnosis, Failure, Phase, diagnose};
 use super::evidence::{Evidence, Fact, Source};
 use super::kernel;
 use super::log;
-use crate::doctor::host;
-use crate::engine::process;
 use crate::engine::{ContainerDetails, Engine, EngineInfo, EngineKind, Location};
+use crate::host;
+use crate::process;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -363,7 +363,7 @@ pub fn cgroup_in_node(engine: &Engine, node: &str) -> Evidence {
         "{dir} in node {node} (read through `{} exec`)",
         engine.kind()
     );
-    match cgroup::parse(&source_dir, &lookup) {
+    match host::cgroup::parse(&source_dir, &lookup) {
         Ok(counters) => Evidence::new(Source::Cgroup { dir: source_dir }, Fact::Memory(counters)),
         Err(error) => unavailable(&command, "the node's memory cgroup", &error.to_string()),
     }

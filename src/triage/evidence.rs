@@ -6,10 +6,10 @@
 //! collectors be added later without touching the rules, and what lets every
 //! claim in a diagnosis point back at its source.
 
-use super::cgroup::MemoryCounters;
 use super::kernel::OomKill;
 use super::kube::{ContainerStatus, KubeEvent};
 use crate::engine::{ContainerDetails, EngineInfo, EngineKind, Location, signal_name};
+use crate::host::cgroup::MemoryCounters;
 use crate::units::bytes;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};

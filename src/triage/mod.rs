@@ -8,7 +8,7 @@
 //! - [`kernel`]: OOM kills in kernel log text.
 //! - [`kube`]: pod statuses and events as kubectl prints them (tables,
 //!   describe, JSON).
-//! - [`cgroup`]: memory counters of a cgroup directory, v1 or v2.
+//! - [`cgroup`]: a cgroup's memory counters ([`crate::host::cgroup`]) as evidence.
 //! - [`collect`]: live collectors run at a failure, and the diagnosis of a
 //!   failed `load` ([`collect::diagnose_load`]).
 //! - [`signatures`]: the table of known failure texts and exit statuses.

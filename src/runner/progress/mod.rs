@@ -87,8 +87,8 @@ impl ChildOutput {
 fn ended(step: &str, outcome: Outcome, took: Duration, error: Option<&str>) -> String {
     let mut line = format!(
         "{step} {} ({})",
-        crate::report::status_word(StepStatus::from(outcome)),
-        crate::report::seconds(took.as_millis() as u64)
+        StepStatus::from(outcome).word(),
+        crate::units::seconds(took.as_millis() as u64)
     );
     if let Some(first) = error.and_then(|e| e.lines().next()) {
         line.push_str(": ");

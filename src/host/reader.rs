@@ -6,7 +6,7 @@
 //! the VM's, reached with one `ssh` per read of several files, so that a
 //! sample costs one round trip, not one per counter.
 
-use crate::engine::process;
+use crate::process;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ impl HostReader {
     pub fn space(&self, path: &Path) -> io::Result<(u64, u64)> {
         match self {
             HostReader::Local => {
-                let space = crate::doctor::host::space(path)?;
+                let space = super::space(path)?;
                 Ok((space.available, space.total))
             }
             HostReader::PodmanMachine { .. } => {
@@ -105,18 +105,6 @@ impl HostReader {
         }
         Ok(done.stdout_text())
     }
-}
-
-/// `MemTotal` and `MemAvailable` of a meminfo text, in bytes.
-pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
-    let field = |key: &str| {
-        text.lines().find_map(|line| {
-            let rest = line.strip_prefix(key)?.strip_prefix(':')?;
-            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-            Some(kib * 1024)
-        })
-    };
-    Some((field("MemTotal")?, field("MemAvailable")?))
 }
 
 /// Available and total bytes from `df -Pk` (POSIX output, 1 KiB blocks).
@@ -163,13 +151,6 @@ pub fn cgroup_of_pid(reader: &HostReader, pid: u32) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_meminfo_total_and_available() {
-        let text = "MemTotal:       24684084 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n";
-        assert_eq!(parse_meminfo(text), Some((24_684_084 * 1024, 2048 * 1024)));
-        assert_eq!(parse_meminfo("MemTotal: 1 kB\n"), None);
-    }
 
     #[test]
     fn reads_posix_df() {

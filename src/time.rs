@@ -1,8 +1,11 @@
-//! Wall-clock instants as the journal writes them: RFC 3339, UTC, to the
-//! millisecond (`2025-12-15T23:08:22.123Z`).
+//! Wall-clock instants as the journal and the progress lines write them:
+//! RFC 3339, UTC, to the millisecond (`2025-12-15T23:08:22.123Z`).
 //!
 //! One fixed width and one zone, so that timestamps sort as text and line
-//! up with the kernel's and the engines' logs when a run is triaged.
+//! up with the kernel's and the engines' logs when a run is triaged. A leaf
+//! of the crate (it uses nothing of it), so that every layer can tell time.
+//! The calendar arithmetic is a dozen lines (Hinnant's algorithms), which
+//! is why no date crate is pulled in for it.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -84,6 +87,11 @@ impl Timestamp {
             number(&digits, 3)?
         };
         let days = days_from_civil(year as i64, month as u32, day as u32);
+        // A day past the end of its month (Feb 31, Apr 31) would count on
+        // into the next month: only a real date comes back as itself.
+        if civil_from_days(days) != (year as i64, month as u32, day as u32) {
+            return Err(bad());
+        }
         let seconds = days * 86_400 + (hour * 3600 + minute * 60 + second) as i64;
         u64::try_from(seconds)
             .map(|s| Timestamp(s * 1000 + millis))
@@ -183,6 +191,10 @@ mod tests {
             "2025-12-15T23:08:22+01:00",
             "2025-12-15 23:08:22Z",
             "2025-13-01T00:00:00Z",
+            "2025-02-31T00:00:00Z",
+            "2025-04-31T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
             "yesterday",
         ] {
             assert!(Timestamp::parse(text).is_err(), "{text}");

@@ -3,12 +3,43 @@
 //! which host ports they will bind.
 //!
 //! Only these fields are read; everything else kind accepts is ignored, so a
-//! config written for a newer kind still loads.
+//! config written for a newer kind still loads. A low module of its own: the
+//! plan checks the config it names, and the doctor probes its ports.
 
-use super::ports::{HostPort, Protocol};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+
+/// A port mapping's protocol, spelled as kind spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        })
+    }
+}
+
+/// A host port the cluster will bind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostPort {
+    pub port: u16,
+    pub address: IpAddr,
+    pub protocol: Protocol,
+    /// Where in the kind config it was asked for.
+    pub origin: String,
+}
 
 /// Where kind binds a host port when the config names no address.
 const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);

@@ -1,45 +1,10 @@
-//! Measurements of this machine's kernel: free memory, free disk and the
-//! filesystem type under a path, and sysctl values.
-//!
-//! Reads go through a `/proc` root that tests can point at a fixture tree,
-//! so that limits below a threshold can be tested without changing the
-//! machine. Disk figures come from `statfs(2)` on the real path.
+//! Free and total space of the filesystem under a path (`statfs(2)` on the
+//! real path), whether it is a tmpfs, and where temporary files go.
 
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-/// Memory the kernel can give new work without swapping:
-/// `MemAvailable` of `<proc>/meminfo`, in bytes.
-pub fn mem_available(proc_root: &Path) -> io::Result<u64> {
-    let path = proc_root.join("meminfo");
-    let text = std::fs::read_to_string(&path)?;
-    text.lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix("MemAvailable:")?;
-            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-            Some(kib * 1024)
-        })
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("no MemAvailable line in {}", path.display()),
-            )
-        })
-}
-
-/// An integer sysctl, e.g. `fs/inotify/max_user_watches`, from `<proc>/sys`.
-pub fn sysctl(proc_root: &Path, name: &str) -> io::Result<u64> {
-    let path = proc_root.join("sys").join(name);
-    let text = std::fs::read_to_string(&path)?;
-    text.trim().parse().map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} holds {:?}, not a number", path.display(), text.trim()),
-        )
-    })
-}
 
 /// Free and total space of the filesystem under a path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,20 +81,6 @@ pub fn temp_dir(tmpdir: Option<&str>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_mem_available_in_bytes() {
-        let dir = std::env::temp_dir().join(format!("lm-host-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("meminfo"),
-            "MemTotal:       24684084 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n",
-        )
-        .unwrap();
-        let available = mem_available(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(available.unwrap(), 2048 * 1024);
-    }
 
     #[test]
     fn an_unreachable_path_is_measured_at_its_ancestor() {

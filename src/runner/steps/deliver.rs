@@ -1,0 +1,111 @@
+//! The delivery steps, `deliver/<image>`: every plan image loaded into
+//! every node (one image at a time: a load's memory is bounded, several at
+//! once would not be), pulled first when the plan says so; or, for
+//! `delivery: registry`, pushed ([`super::super::registry_delivery`]).
+
+use super::super::process::Spec;
+use super::super::signal;
+use super::{Failure, OnCluster, StepError};
+use crate::deliver::{self, NodeResult, PathChoice, Source};
+use crate::journal::Event;
+use crate::plan::{Image, ImageSource, PullPolicy};
+use std::path::Path;
+
+impl OnCluster<'_> {
+    /// Delivers one image into every node.
+    pub fn load(&self, image: &Image) -> Result<(), Failure> {
+        let step = format!("deliver/{}", image.name);
+        self.recorder.step(&step, || {
+            let progress = self.recorder.reporter.delivery(&step);
+            let options = deliver::Options::default();
+            // A Ctrl-C reaches the engine commands a load runs (they share
+            // loadmaster's process group) and fails the load: that is the
+            // interruption, not a failure to diagnose.
+            let failed_source = |error: deliver::DeliverError| match signal::received() {
+                Some(signal) => StepError::Interrupted(signal),
+                None => StepError::failed(error.to_string()),
+            };
+            let reports = match &image.source {
+                ImageSource::Archive { path } => deliver::load(
+                    self.engine,
+                    self.nodes,
+                    archive_source(path, &image.name)?,
+                    &options,
+                    progress.as_ref(),
+                )
+                .map_err(failed_source)?,
+                source => {
+                    if let ImageSource::Pull { policy } = source {
+                        self.pull(&step, &image.name, *policy)?;
+                    }
+                    deliver::load_image(
+                        self.engine,
+                        &self.plan.cluster.name,
+                        self.nodes,
+                        &image.name,
+                        PathChoice::Auto,
+                        &options,
+                        progress.as_ref(),
+                    )
+                    .map_err(failed_source)?
+                    .reports
+                }
+            };
+            for report in &reports {
+                self.recorder.record(&Event::delivery(&step, report));
+            }
+            match reports.iter().find(|r| r.result == NodeResult::Failed) {
+                Some(_) if let Some(signal) = signal::received() => {
+                    Err(StepError::Interrupted(signal))
+                }
+                Some(report) => {
+                    let error = report
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the load failed".to_string());
+                    Err(StepError::Failed {
+                        message: format!(
+                            "loading {} into node {} failed: {error}",
+                            image.name, report.node
+                        ),
+                        output: error,
+                        node: Some(report.node.clone()),
+                    })
+                }
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// `<engine> pull` of a plan image, unless it is there and the plan
+    /// pulls only missing images.
+    pub(in super::super) fn pull(
+        &self,
+        step: &str,
+        image: &str,
+        policy: PullPolicy,
+    ) -> Result<(), StepError> {
+        if policy == PullPolicy::IfMissing && self.engine.image_inspect(image).is_ok() {
+            return Ok(());
+        }
+        let argv = [self.engine.kind().name(), "pull", image];
+        self.recorder
+            .checked(step, &Spec::new(&argv, crate::plan::BUILD_TIMEOUT.get()))
+            .map(drop)
+    }
+}
+
+/// An image's archive file, opened as the source of a load or a push.
+pub(in super::super) fn archive_source<'a>(
+    path: &Path,
+    image: &'a str,
+) -> Result<Source<'a>, StepError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| StepError::failed(format!("cannot read archive {}: {e}", path.display())))?;
+    Ok(Source::Archive {
+        reader: Box::new(std::io::BufReader::new(file)),
+        label: path.display().to_string(),
+        image: Some(image),
+        known: None,
+    })
+}
