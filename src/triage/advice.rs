@@ -34,6 +34,14 @@ fn engines(case: &Case) -> Vec<EngineKind> {
         .map_or(EngineKind::ALL.to_vec(), |engine| vec![engine])
 }
 
+/// One command per engine in use, each labelled with its engine.
+fn per_engine(case: &Case, f: &dyn Fn(EngineKind) -> String) -> Vec<CommandLine> {
+    engines(case)
+        .into_iter()
+        .map(|e| run(Some(e.name()), f(e)))
+        .collect()
+}
+
 /// The node container the failure concerns, or a placeholder to fill in.
 fn node(case: &Case) -> String {
     case.failure
@@ -82,12 +90,7 @@ fn has(case: &Case, wanted: fn(&Fact) -> bool) -> bool {
 /// The command that tells whether `class` is the cause, for a text that
 /// fits several.
 fn deciding(class: Class, case: &Case, node: &str) -> Vec<CommandLine> {
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     match class {
         Class::DiskFull => {
             each(&|e| format!("{e} system df; df -h /var/lib/docker /var/lib/containers /tmp"))
@@ -156,12 +159,7 @@ pub fn to_collect(root: &RootCause, case: &Case) -> Vec<Collect> {
     if memory_open || root.class == Class::OomKill {
         collect.extend(memory_evidence(case, &node, memory_open));
     }
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     match root.class {
         Class::DiskFull if !has(case, |f| matches!(f, Fact::Disk { .. })) => {
             let mut commands = each(&|e| format!("{e} exec {node} df -h /var/lib/containerd /tmp"));
@@ -280,12 +278,7 @@ pub fn to_collect(root: &RootCause, case: &Case) -> Vec<Collect> {
 /// once proven, only what the fix's number needs.
 fn memory_evidence(case: &Case, node: &str, open: bool) -> Vec<Collect> {
     let mut collect = Vec::new();
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     let time = case
         .failure
         .as_ref()
@@ -476,12 +469,7 @@ pub fn memory_to_set_mib(needed_bytes: u64) -> u64 {
 /// The fix for this root cause.
 pub fn fix(root: &RootCause, case: &Case) -> Vec<Step> {
     let node = node(case);
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     let retry = || {
         case.failure
             .as_ref()
