@@ -189,10 +189,15 @@ fn kernel_oom_line_naming_containerd_proves_the_oom_kill() {
 }
 
 #[test]
-fn no_space_left_is_disk_full() {
+fn no_space_left_is_a_likely_full_disk_that_inotify_could_also_explain() {
     let d = json("disk-full.log");
     assert_eq!(d["root_cause"]["class"], "disk-full");
-    assert_eq!(d["root_cause"]["confidence"], "proven");
+    // ENOSPC alone proves nothing: inotify_add_watch returns it too.
+    assert_eq!(d["root_cause"]["confidence"], "likely");
+    assert_eq!(
+        d["root_cause"]["fits"],
+        serde_json::json!(["disk-full", "inotify-limits"])
+    );
     assert_eq!(d["phase"], "image-load");
     assert_eq!(d["engine"], "docker");
     let collect = commands(&d["to_collect"]);

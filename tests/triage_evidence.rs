@@ -304,8 +304,17 @@ fn measured_free_space_replaces_the_request_to_measure_it() {
             size_bytes: 4 << 30,
         },
     ));
+    // ENOSPC alone is likely (inotify returns it too); measured, proven.
+    assert_eq!(
+        before.root_cause.map(|r| r.confidence),
+        Some(Confidence::Likely)
+    );
     let after = triage::diagnose(&case);
-    assert_eq!(after.root_cause.unwrap().class, Class::DiskFull);
+    let root = after.root_cause.unwrap();
+    assert_eq!(
+        (root.class, root.confidence),
+        (Class::DiskFull, Confidence::Proven)
+    );
     assert!(after.to_collect.is_empty());
     assert!(
         after.fix[0]

@@ -34,6 +34,14 @@ fn engines(case: &Case) -> Vec<EngineKind> {
         .map_or(EngineKind::ALL.to_vec(), |engine| vec![engine])
 }
 
+/// One command per engine in use, each labelled with its engine.
+fn per_engine(case: &Case, f: &dyn Fn(EngineKind) -> String) -> Vec<CommandLine> {
+    engines(case)
+        .into_iter()
+        .map(|e| run(Some(e.name()), f(e)))
+        .collect()
+}
+
 /// The node container the failure concerns, or a placeholder to fill in.
 fn node(case: &Case) -> String {
     case.failure
@@ -79,22 +87,79 @@ fn has(case: &Case, wanted: fn(&Fact) -> bool) -> bool {
     case.evidence.iter().any(|e| wanted(&e.fact))
 }
 
+/// The command that tells whether `class` is the cause, for a text that
+/// fits several.
+fn deciding(class: Class, case: &Case, node: &str) -> Vec<CommandLine> {
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
+    match class {
+        Class::DiskFull => {
+            each(&|e| format!("{e} system df; df -h /var/lib/docker /var/lib/containers /tmp"))
+        }
+        Class::InotifyLimits => vec![run(
+            Some("the engine's machine"),
+            "sysctl fs.inotify.max_user_watches fs.inotify.max_user_instances",
+        )],
+        Class::ProviderMismatch => EngineKind::ALL
+            .iter()
+            .map(|e| {
+                run(
+                    Some(e.name()),
+                    format!("{e} ps -a --filter label=io.x-k8s.kind.cluster"),
+                )
+            })
+            .collect(),
+        Class::ImageMissing => EngineKind::ALL
+            .iter()
+            .map(|e| run(Some(e.name()), format!("{e} images")))
+            .collect(),
+        Class::NameConflict => vec![run(None, "kind get clusters")],
+        Class::CgroupConfig => vec![run(
+            Some("the engine's machine"),
+            "stat -fc %T /sys/fs/cgroup; cat /sys/fs/cgroup/cgroup.subtree_control",
+        )],
+        Class::KindNodeVersionMismatch => {
+            let mut c = vec![run(None, "kind version")];
+            c.extend(each(&|e| {
+                format!("{e} inspect --format '{{{{.Config.Image}}}}' {node}")
+            }));
+            c
+        }
+        Class::OomKill => each(&|e| format!("{e} exec {node} dmesg | {OOM_GREP}")),
+        Class::ContainerdStoreDigestMissing => vec![run(
+            Some("docker"),
+            "docker info --format '{{.ServerVersion}} {{.DriverStatus}}'",
+        )],
+        Class::CorruptInput => vec![run(None, "tar tf image.tar > /dev/null")],
+        Class::DependencyNotReady => vec![run(None, "kubectl get endpoints -A")],
+        Class::EndpointUnreachable => vec![run(None, "loadmaster engine")],
+        Class::EngineVersionMismatch | Class::EngineError => each(&|e| format!("{e} version")),
+        _ => Vec::new(),
+    }
+}
+
 /// Evidence still to collect for this root cause.
 pub fn to_collect(root: &RootCause, case: &Case) -> Vec<Collect> {
     let node = node(case);
     let mut collect = Vec::new();
+    if root.fits.len() > 1 {
+        let names: Vec<&str> = root.fits.iter().map(|c| c.name()).collect();
+        collect.push(Collect {
+            what: format!("Which cause the message is: {}", names.join(", ")),
+            why: "the message fits each of these (likeliest first) and proves none; these commands tell them apart".into(),
+            commands: root
+                .fits
+                .iter()
+                .flat_map(|&class| deciding(class, case, &node))
+                .collect(),
+        });
+    }
     let memory_open = matches!(root.class, Class::KilledUnknown | Class::OutOfMemory)
         || (root.class == Class::OomKill && root.confidence < Confidence::Proven)
         || (root.class == Class::EngineCrash && root.suspected == Some(Class::OomKill));
     if memory_open || root.class == Class::OomKill {
         collect.extend(memory_evidence(case, &node, memory_open));
     }
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     match root.class {
         Class::DiskFull if !has(case, |f| matches!(f, Fact::Disk { .. })) => {
             let mut commands = each(&|e| format!("{e} exec {node} df -h /var/lib/containerd /tmp"));
@@ -213,12 +278,7 @@ pub fn to_collect(root: &RootCause, case: &Case) -> Vec<Collect> {
 /// once proven, only what the fix's number needs.
 fn memory_evidence(case: &Case, node: &str, open: bool) -> Vec<Collect> {
     let mut collect = Vec::new();
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     let time = case
         .failure
         .as_ref()
@@ -409,12 +469,7 @@ pub fn memory_to_set_mib(needed_bytes: u64) -> u64 {
 /// The fix for this root cause.
 pub fn fix(root: &RootCause, case: &Case) -> Vec<Step> {
     let node = node(case);
-    let each = |f: &dyn Fn(EngineKind) -> String| -> Vec<CommandLine> {
-        engines(case)
-            .into_iter()
-            .map(|e| run(Some(e.name()), f(e)))
-            .collect()
-    };
+    let each = |f: &dyn Fn(EngineKind) -> String| per_engine(case, f);
     let retry = || {
         case.failure
             .as_ref()
@@ -577,6 +632,84 @@ pub fn fix(root: &RootCause, case: &Case) -> Vec<Step> {
         Class::CommandNotRunnable => vec![Step {
             what: "Install the missing program or fix its permissions (exit 127: not found on PATH; 126: found but not executable).".into(),
             commands: Vec::new(),
+        }],
+        Class::RegistryRateLimit => vec![Step {
+            what: "Pull with credentials (authenticated pulls have a higher limit), from a mirror, or load the image into the nodes instead of pulling it; then retry.".into(),
+            commands: each(&|e| format!("{e} login docker.io")),
+        }],
+        Class::ProviderMismatch => vec![Step {
+            what: "Use the engine the cluster was made on for every command: kind reads KIND_EXPERIMENTAL_PROVIDER (podman) and otherwise uses docker; `loadmaster load` finds the nodes on either.".into(),
+            commands: vec![
+                run(Some("podman"), "KIND_EXPERIMENTAL_PROVIDER=podman kind get clusters"),
+                run(Some("docker"), "kind get clusters"),
+            ],
+        }],
+        Class::ArchitectureMismatch => vec![Step {
+            what: "Build or pull the image for the engine machine's architecture (`--platform`), or a multi-platform image; do not rely on emulation for nodes.".into(),
+            commands: each(&|e| format!("{e} build --platform linux/$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/') -t IMAGE .")),
+        }],
+        Class::ContainerdStoreDigestMissing => vec![Step {
+            what: "Save only the host's platform from Docker's containerd store (kind #3795), or load with loadmaster, which reads such archives.".into(),
+            commands: vec![
+                run(Some("docker 28+"), "docker save --platform linux/amd64 -o image.tar IMAGE"),
+                run(None, "loadmaster load IMAGE --cluster CLUSTER"),
+            ],
+        }],
+        Class::KindNodeVersionMismatch => vec![Step {
+            what: "Use a node image built for this kind release (its release notes list them), or the kind release the node image was built for.".into(),
+            commands: vec![run(None, "kind version"), run(None, "kind create cluster --image kindest/node:vX.Y.Z@sha256:...")],
+        }],
+        Class::EngineVersionMismatch => vec![Step {
+            what: "Bring the engine's client and server to the same version (for a podman machine: `podman machine init` with the client's version, or upgrade the machine).".into(),
+            commands: each(&|e| format!("{e} version")),
+        }],
+        Class::DnsNetwork => vec![Step {
+            what: "Check name resolution and the route from the side that failed (node, pod or engine VM), then retry; a proxy or VPN often sits between.".into(),
+            commands: vec![run(None, "kubectl run -it --rm dnscheck --image=busybox:1.36 --restart=Never -- nslookup kubernetes.default")],
+        }],
+        Class::DependencyNotReady => vec![Step {
+            what: "Make the component wait for what it needs (a readiness gate, an init container, a retry without a fixed give-up), or deploy the dependency first and wait for it.".into(),
+            commands: vec![run(None, "kubectl get endpoints -A")],
+        }],
+        Class::AppCrash | Class::CrashLoop => vec![Step {
+            what: "Read the crashed container's last lines: the first lines of its panic or stack name the cause.".into(),
+            commands: vec![run(None, "kubectl logs POD -c CONTAINER --previous --tail=100")],
+        }],
+        Class::ImageNeverPull => vec![Step {
+            what: "Make the manifest's image name (tag, registry host, `localhost/` prefix) the one that was loaded, or load the name the manifest asks for.".into(),
+            commands: each(&|e| format!("{e} exec {node} crictl images")),
+        }],
+        Class::ReadinessTimeout => vec![Step {
+            what: "Read why the pods are not ready (probe failures in their events, their logs) before raising the timeout.".into(),
+            commands: vec![run(None, "kubectl describe pods -A | grep -A5 -i unhealthy")],
+        }],
+        Class::PodUnschedulable => vec![Step {
+            what: "Give the pod a node it fits: lower its requests, add node capacity (the engine VM's memory or CPUs), or tolerate the taint the message names.".into(),
+            commands: vec![run(None, "kubectl describe nodes | grep -A8 'Allocated resources'")],
+        }],
+        Class::ContainerOomKilled => vec![Step {
+            what: "Raise the container's memory limit to its measured peak plus a margin, or find why it grew.".into(),
+            commands: vec![run(None, "kubectl top pod --containers -A")],
+        }],
+        Class::EndpointUnreachable => vec![Step {
+            what: "Give the side that dialled an address it can reach: from a podman machine the host is host.containers.internal, from Docker Desktop host.docker.internal; a kubeconfig must point at a running API server.".into(),
+            commands: vec![run(None, "kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'")],
+        }],
+        Class::CgroupConfig => vec![Step {
+            what: "Use a node image and engine setup that match the host's cgroups: cgroup v2 with the controllers delegated, or a kind release that supports the host's v1.".into(),
+            commands: vec![run(None, "stat -fc %T /sys/fs/cgroup && cat /sys/fs/cgroup/cgroup.subtree_control")],
+        }],
+        Class::PrivilegedPort => vec![Step {
+            what: "Map to a host port of 1024 or above, or allow rootless binds from the port on.".into(),
+            commands: vec![run(Some("Linux"), "sudo sysctl net.ipv4.ip_unprivileged_port_start=80")],
+        }],
+        Class::RegistryTls => vec![Step {
+            what: "Tell the client how the registry speaks: mark a plain-HTTP registry insecure (podman: registries.conf `insecure = true`, or `--tls-verify=false`; docker: daemon.json `insecure-registries`), or trust its certificate's issuer.".into(),
+            commands: Vec::new(),
+        }],
+        Class::ClusterNameMismatch => vec![Step {
+            what: "Name the cluster that exists: kind's commands default to the cluster `kind`; pass `--name` with the name it was created with.".into(),
+            commands: vec![run(None, "kind get clusters")],
         }],
         Class::Crash
         | Class::EngineError

@@ -15,6 +15,7 @@ use super::advice;
 use super::evidence::{Evidence, Fact, Source};
 use super::kernel::OomKill;
 use super::signatures::{self, Signature};
+use super::workload;
 use crate::engine::EngineKind;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -23,9 +24,8 @@ use std::fmt;
 /// The JSON schema's name and version; bumped on any incompatible change.
 pub const SCHEMA: &str = "loadmaster.triage/v1";
 
-/// Root-cause classes. JSON: the kebab-case names (`oom-kill`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Root-cause classes. JSON: their [`Class::name`]s (`oom-kill`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Class {
     /// The kernel killed a process for lack of memory.
     OomKill,
@@ -62,11 +62,116 @@ pub enum Class {
     CorruptInput,
     /// The environment came up; a test failed.
     TestFailure,
+    /// A registry refused pulls for their rate (HTTP 429, `toomanyrequests`).
+    RegistryRateLimit,
+    /// The cluster runs on one engine and the tool asked the other (kind
+    /// asks docker for images that podman holds), or an image store that is
+    /// not the one the cluster reads.
+    ProviderMismatch,
+    /// A binary or image for another CPU architecture (`exec format
+    /// error`), or a crash under emulation.
+    ArchitectureMismatch,
+    /// Docker 29's containerd store saved an index naming blobs it did not
+    /// include: `ctr import` fails with `content digest ... not found`.
+    ContainerdStoreDigestMissing,
+    /// The kind CLI and its node image (or the node's containerd) are of
+    /// versions that do not work together.
+    KindNodeVersionMismatch,
+    /// An engine's client and server (podman remote, docker API) are of
+    /// versions that do not understand each other.
+    EngineVersionMismatch,
+    /// A name did not resolve or a network path was down.
+    DnsNetwork,
+    /// A service a component needs was not accepting connections (yet).
+    DependencyNotReady,
+    /// An application crashed: a panic, a runtime's fatal error, an
+    /// uncaught exception.
+    AppCrash,
+    /// A pod's image is not on the node and its pull policy is Never
+    /// (ErrImageNeverPull): a tag or name other than the one loaded.
+    ImageNeverPull,
+    /// A container keeps crashing and the kubelet backs off restarting it.
+    CrashLoop,
+    /// A wait ran out because pods never became ready.
+    ReadinessTimeout,
+    /// The scheduler placed a pod nowhere (FailedScheduling).
+    PodUnschedulable,
+    /// A container was OOM-killed by its own memory limit.
+    ContainerOomKilled,
+    /// An address the side that dialled it cannot reach: a VM engine
+    /// dialling the client's 127.0.0.1, a kubeconfig pointing nowhere.
+    EndpointUnreachable,
+    /// The host's cgroup setup (v1/v2, controllers, delegation, driver)
+    /// does not suit the runtime or the kubelet.
+    CgroupConfig,
+    /// A rootless engine may not bind a port below 1024.
+    PrivilegedPort,
+    /// A client spoke TLS to a plain-HTTP registry (or the reverse), or did
+    /// not trust its certificate.
+    RegistryTls,
+    /// The command named a cluster that does not exist while the intended
+    /// one runs under another name (kind's default `kind`).
+    ClusterNameMismatch,
     /// Something failed and no rule explains it.
     Unknown,
 }
 
+impl Serialize for Class {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl Class {
+    /// Every class, in the order they are documented.
+    pub const ALL: [Class; 40] = [
+        Class::OomKill,
+        Class::OutOfMemory,
+        Class::DiskFull,
+        Class::KilledUnknown,
+        Class::Terminated,
+        Class::Crash,
+        Class::EngineCrash,
+        Class::EngineError,
+        Class::CommandNotRunnable,
+        Class::PortConflict,
+        Class::NameConflict,
+        Class::ImageMissing,
+        Class::ImagePullFailure,
+        Class::RuntimeTransient,
+        Class::Timeout,
+        Class::NodeStartFailure,
+        Class::BuildFailure,
+        Class::InotifyLimits,
+        Class::CorruptInput,
+        Class::TestFailure,
+        Class::RegistryRateLimit,
+        Class::ProviderMismatch,
+        Class::ArchitectureMismatch,
+        Class::ContainerdStoreDigestMissing,
+        Class::KindNodeVersionMismatch,
+        Class::EngineVersionMismatch,
+        Class::DnsNetwork,
+        Class::DependencyNotReady,
+        Class::AppCrash,
+        Class::ImageNeverPull,
+        Class::CrashLoop,
+        Class::ReadinessTimeout,
+        Class::PodUnschedulable,
+        Class::ContainerOomKilled,
+        Class::EndpointUnreachable,
+        Class::CgroupConfig,
+        Class::PrivilegedPort,
+        Class::RegistryTls,
+        Class::ClusterNameMismatch,
+        Class::Unknown,
+    ];
+
+    /// The class of a name, as [`Class::name`] writes it.
+    pub fn from_name(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Class::OomKill => "oom-kill",
@@ -89,6 +194,25 @@ impl Class {
             Class::InotifyLimits => "inotify-limits",
             Class::CorruptInput => "corrupt-input",
             Class::TestFailure => "test-failure",
+            Class::RegistryRateLimit => "registry-rate-limit",
+            Class::ProviderMismatch => "provider-mismatch",
+            Class::ArchitectureMismatch => "architecture-mismatch",
+            Class::ContainerdStoreDigestMissing => "containerd-store-digest-missing",
+            Class::KindNodeVersionMismatch => "kind-node-version-mismatch",
+            Class::EngineVersionMismatch => "engine-version-mismatch",
+            Class::DnsNetwork => "dns-network",
+            Class::DependencyNotReady => "dependency-not-ready",
+            Class::AppCrash => "app-crash",
+            Class::ImageNeverPull => "image-never-pull",
+            Class::CrashLoop => "crash-loop",
+            Class::ReadinessTimeout => "readiness-timeout",
+            Class::PodUnschedulable => "pod-unschedulable",
+            Class::ContainerOomKilled => "container-oomkilled",
+            Class::EndpointUnreachable => "endpoint-unreachable",
+            Class::CgroupConfig => "cgroup-config",
+            Class::PrivilegedPort => "privileged-port",
+            Class::RegistryTls => "registry-tls",
+            Class::ClusterNameMismatch => "cluster-name-mismatch",
             Class::Unknown => "unknown",
         }
     }
@@ -106,7 +230,23 @@ impl Class {
             | Class::PortConflict
             | Class::NameConflict
             | Class::ImageMissing
-            | Class::CorruptInput => 0,
+            | Class::CorruptInput
+            | Class::RegistryRateLimit
+            | Class::ProviderMismatch
+            | Class::ArchitectureMismatch
+            | Class::ContainerdStoreDigestMissing
+            | Class::KindNodeVersionMismatch
+            | Class::EngineVersionMismatch
+            | Class::DnsNetwork
+            | Class::DependencyNotReady
+            | Class::ImageNeverPull
+            | Class::PodUnschedulable
+            | Class::ContainerOomKilled
+            | Class::EndpointUnreachable
+            | Class::CgroupConfig
+            | Class::PrivilegedPort
+            | Class::RegistryTls
+            | Class::ClusterNameMismatch => 0,
             Class::EngineCrash
             | Class::KilledUnknown
             | Class::Crash
@@ -114,7 +254,10 @@ impl Class {
             | Class::ImagePullFailure
             | Class::NodeStartFailure
             | Class::BuildFailure
-            | Class::Timeout => 1,
+            | Class::Timeout
+            | Class::AppCrash
+            | Class::CrashLoop
+            | Class::ReadinessTimeout => 1,
             Class::CommandNotRunnable
             | Class::EngineError
             | Class::Terminated
@@ -279,6 +422,10 @@ pub struct RootCause {
     /// evidence refutes the usual suspect.
     pub suspected: Option<Class>,
     pub statement: String,
+    /// When the evidence is a text known to mislead (ENOSPC, exit 137, "not
+    /// present locally"...): every cause it fits, likeliest first; the
+    /// commands that decide are in `to_collect`. Empty otherwise.
+    pub fits: Vec<Class>,
 }
 
 /// A piece of evidence and what it means for the root cause.
@@ -322,13 +469,16 @@ pub struct CommandLine {
 }
 
 /// A candidate root cause, before the best one is chosen.
-struct Candidate {
-    class: Class,
-    confidence: Confidence,
-    suspected: Option<Class>,
-    statement: String,
-    evidence_for: Vec<Weighed>,
-    evidence_against: Vec<Weighed>,
+pub(super) struct Candidate {
+    pub(super) class: Class,
+    pub(super) confidence: Confidence,
+    pub(super) suspected: Option<Class>,
+    pub(super) statement: String,
+    pub(super) evidence_for: Vec<Weighed>,
+    pub(super) evidence_against: Vec<Weighed>,
+    /// For a candidate read from a text known to mislead: the causes that
+    /// text fits, likeliest first.
+    pub(super) fits: Vec<Class>,
 }
 
 impl Candidate {
@@ -343,19 +493,24 @@ impl Candidate {
 
 /// Diagnoses a case.
 pub fn diagnose(case: &Case) -> Diagnosis {
-    let mut candidates = Vec::new();
+    // Pod-level facts first: their statements name pod, container, image.
+    let mut candidates = workload::candidates(case);
     candidates.extend(memory_candidate(case));
     candidates.extend(signature_candidates(case));
+    let mut candidates = merged(candidates, case);
     // "Failed, unexplained" only stands when nothing explains the failure.
     if candidates.iter().any(|c| c.class != Class::Unknown) {
         candidates.retain(|c| c.class != Class::Unknown);
     }
-    // Causes before symptoms, then the surer, then the earlier.
+    workload::absorb_consequences(&mut candidates);
+    // Causes before symptoms; then what is proven; then the first in time
+    // (the rest are its consequences); then the surer.
     candidates.sort_by_key(|c| {
         (
             c.class.depth(),
-            Reverse(c.confidence),
+            c.confidence != Confidence::Proven,
             c.first_evidence(case),
+            Reverse(c.confidence),
         )
     });
     let mut candidates = candidates.into_iter();
@@ -375,6 +530,7 @@ pub fn diagnose(case: &Case) -> Diagnosis {
         confidence: best.confidence,
         suspected: best.suspected,
         statement: best.statement,
+        fits: best.fits,
     };
     let summary = capitalised(&root_cause.statement);
     Diagnosis {
@@ -425,6 +581,60 @@ fn no_failure(case: &Case) -> Diagnosis {
     }
 }
 
+/// One candidate per class: evidence joined, the surest statement kept,
+/// and a suspicion that two different texts point at made likely.
+fn merged(candidates: Vec<Candidate>, case: &Case) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    for candidate in candidates {
+        match out.iter_mut().find(|c| c.class == candidate.class) {
+            Some(kept) => {
+                if candidate.confidence > kept.confidence {
+                    kept.confidence = candidate.confidence;
+                    kept.statement = candidate.statement;
+                    kept.suspected = candidate.suspected;
+                }
+                for w in candidate.evidence_for {
+                    if !kept.evidence_for.iter().any(|k| k.evidence == w.evidence) {
+                        kept.evidence_for.push(w);
+                    }
+                }
+                kept.evidence_against.extend(candidate.evidence_against);
+                for class in candidate.fits {
+                    if !kept.fits.contains(&class) {
+                        kept.fits.push(class);
+                    }
+                }
+            }
+            None => out.push(candidate),
+        }
+    }
+    for candidate in &mut out {
+        let mut ids: Vec<&str> = candidate
+            .evidence_for
+            .iter()
+            .filter_map(|w| match &case.evidence[w.evidence].fact {
+                // Texts of an abrupt end all say the same: that it ended.
+                Fact::Signature { id, .. }
+                    if signatures::by_id(id).is_some_and(|s| !s.abrupt_end) =>
+                {
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() >= 2 && candidate.confidence == Confidence::Suspected {
+            candidate.confidence = Confidence::Likely;
+        }
+        // Decisive evidence leaves nothing for the alternatives to explain.
+        if candidate.confidence == Confidence::Proven {
+            candidate.fits.clear();
+        }
+    }
+    out
+}
+
 /// The signature a piece of evidence matched, exit statuses included.
 fn signature_of(evidence: &Evidence) -> Option<&'static Signature> {
     match &evidence.fact {
@@ -444,6 +654,7 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
     let mut hints = Vec::new();
     let mut against = Vec::new();
     let mut strong_against = false;
+    let mut container_kills = Vec::new();
     for (i, e) in case.evidence.iter().enumerate() {
         let weigh = |reading: String| Weighed {
             evidence: i,
@@ -459,6 +670,16 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
             Fact::OomKill(kill) if related(kill) => proof.push(weigh(format!(
                 "{kill}: {} is part of the failed command",
                 kill.process
+            ))),
+            Fact::OomKill(kill) if workload::is_container_kill(kill) => {
+                container_kills.push(weigh(format!(
+                    "{kill}: a memory cgroup's own limit, and {} is no engine or runtime process",
+                    kill.process
+                )));
+            }
+            // With no failed command on record, the kill is the failure.
+            Fact::OomKill(kill) if case.failure.is_none() => proof.push(weigh(format!(
+                "{kill}: the kernel's own record of the kill"
             ))),
             Fact::OomKill(kill) => hints.push(weigh(format!(
                 "{kill}: memory ran out, but {} is not named by the failed command",
@@ -528,7 +749,11 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
             statement: format!("{what} failed{during}: OOM kill, proven: {shown}."),
             evidence_for,
             evidence_against: against,
+            fits: Vec::new(),
         });
+    }
+    if !container_kills.is_empty() {
+        return Some(workload::container_oom_candidate(case, container_kills));
     }
     if abrupt.is_empty() {
         return None;
@@ -545,6 +770,7 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
             ),
             evidence_for,
             evidence_against: against,
+            fits: Vec::new(),
         });
     }
     let suspected = (!strong_against).then_some(Class::OomKill);
@@ -570,6 +796,7 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
         statement: format!("{what} {happened}{status}{during}; {cause}."),
         evidence_for: abrupt,
         evidence_against: against,
+        fits: Vec::new(),
     })
 }
 
@@ -585,6 +812,69 @@ fn related_to_failure(kill: &OomKill, failure: Option<&Failure>) -> bool {
         .collect();
     programs.contains(&kill.process.as_str())
         || (kill.process == "containerd" && programs.contains(&"ctr"))
+}
+
+/// The class and confidence a signature gives in this case: a text that
+/// fits several causes is read with what else the case shows.
+fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, Confidence) {
+    let line = evidence.excerpt.as_deref().unwrap_or("").to_lowercase();
+    let podman_in_use = case.engine == Some(EngineKind::Podman);
+    match signature.id {
+        // kind asks docker; a cluster on podman holds what docker lacks.
+        "kind-not-present" | "docker-daemon-unreachable" if podman_in_use => {
+            (Class::ProviderMismatch, Confidence::Likely)
+        }
+        // ENOSPC from inotify_add_watch, not from a write.
+        "no-space" if line.contains("watch") || line.contains("inotify") => {
+            (Class::InotifyLimits, Confidence::Likely)
+        }
+        // A full filesystem measured where the write went: a measured limit.
+        "no-space"
+            if written_path(case)
+                .and_then(|path| filesystem_of(case, &path))
+                .is_some_and(|i| full_disk(&case.evidence[i].fact).is_some()) =>
+        {
+            (Class::DiskFull, Confidence::Proven)
+        }
+        "connection-refused" if dialled_wrong_side(&line) => {
+            (Class::EndpointUnreachable, Confidence::Likely)
+        }
+        // kind's default name: the user's cluster likely has another.
+        "no-nodes-found" if line.contains("cluster \"kind\"") => {
+            (Class::ClusterNameMismatch, Confidence::Suspected)
+        }
+        // kind runs kubeadm and the kubelet in its node: a flag one of them
+        // does not know, while a cluster is created, is a version skew.
+        "unknown-flag" if case.phases_seen.contains(&Phase::ClusterCreate) => {
+            (Class::KindNodeVersionMismatch, Confidence::Likely)
+        }
+        _ => (signature.class, signature.confidence),
+    }
+}
+
+/// A refused connection to an address that is not the service's from the
+/// side that dialled: the engine (or a node) dialling its own loopback for
+/// a registry on the client's, or kubectl's server that is not there.
+fn dialled_wrong_side(lower_line: &str) -> bool {
+    if lower_line.contains("connection to the server") {
+        return true;
+    }
+    let address = signatures::address(lower_line).unwrap_or_default();
+    let loopback = ["127.", "localhost", "[::1]", "::1"]
+        .iter()
+        .any(|l| address.starts_with(l));
+    const ENGINE_SIDE: [&str; 9] = [
+        "error response from daemon",
+        "push",
+        "pull",
+        "blob",
+        "registry",
+        "manifest",
+        "/v2/",
+        "copying",
+        "trying to reuse",
+    ];
+    loopback && ENGINE_SIDE.iter().any(|c| lower_line.contains(c))
 }
 
 /// " during image-load", or nothing when the phase is unknown.
@@ -618,18 +908,20 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
             evidence: i,
             reading,
         };
-        match candidates.iter_mut().find(|c| c.class == signature.class) {
+        let (class, confidence) = resolved(signature, e, case);
+        match candidates.iter_mut().find(|c| c.class == class) {
             Some(candidate) => {
-                candidate.confidence = candidate.confidence.max(signature.confidence);
+                candidate.confidence = candidate.confidence.max(confidence);
                 candidate.evidence_for.push(weighed);
             }
             None => candidates.push(Candidate {
-                class: signature.class,
-                confidence: signature.confidence,
+                class,
+                confidence,
                 suspected: None,
-                statement: statement(signature, e, case),
+                statement: statement(signature, class, confidence, e, case),
                 evidence_for: vec![weighed],
                 evidence_against: Vec::new(),
+                fits: signature.fits.to_vec(),
             }),
         }
     }
@@ -671,6 +963,38 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
                 reading: "a filesystem the failed command writes to was full".into(),
             }],
             evidence_against: Vec::new(),
+            fits: Vec::new(),
+        });
+    }
+    // kind's import of a `docker save` archive with --all-platforms fails
+    // without a word when Docker 29's containerd store left blobs out.
+    if candidates.is_empty()
+        && let Some(i) = unexplained_exit
+        && case.failure.as_ref().is_some_and(|f| {
+            f.command
+                .as_deref()
+                .is_some_and(|c| c.contains("images import") && c.contains("--all-platforms"))
+        })
+    {
+        candidates.push(Candidate {
+            class: Class::ContainerdStoreDigestMissing,
+            confidence: Confidence::Suspected,
+            suspected: None,
+            statement: format!(
+                "{}{}, with no message of its own; an `--all-platforms` import of a Docker 29 containerd-store archive fails so (kind #3795), suspected.",
+                case.evidence[i].fact,
+                during(case)
+            ),
+            evidence_for: vec![Weighed {
+                evidence: i,
+                reading: "an --all-platforms import failed".into(),
+            }],
+            evidence_against: Vec::new(),
+            fits: vec![
+                Class::ContainerdStoreDigestMissing,
+                Class::CorruptInput,
+                Class::DiskFull,
+            ],
         });
     }
     if candidates.is_empty()
@@ -690,6 +1014,7 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
                 reading: "a command failed".into(),
             }],
             evidence_against: Vec::new(),
+            fits: Vec::new(),
         });
     }
     candidates
@@ -709,7 +1034,13 @@ fn full_disk(fact: &Fact) -> Option<&str> {
 }
 
 /// The statement for a class, from its first piece of evidence.
-fn statement(signature: &Signature, evidence: &Evidence, case: &Case) -> String {
+fn statement(
+    signature: &Signature,
+    class: Class,
+    confidence: Confidence,
+    evidence: &Evidence,
+    case: &Case,
+) -> String {
     let subject = match &evidence.fact {
         Fact::Signature { subject, .. } => subject.clone(),
         _ => None,
@@ -720,7 +1051,8 @@ fn statement(signature: &Signature, evidence: &Evidence, case: &Case) -> String 
             .as_ref()
             .map_or(String::new(), |s| format!(" {what} {s}"))
     };
-    match signature.class {
+    let sure = confidence;
+    match class {
         Class::DiskFull => {
             let measured = subject
                 .as_deref()
@@ -735,39 +1067,86 @@ fn statement(signature: &Signature, evidence: &Evidence, case: &Case) -> String 
                         size_bytes,
                     }),
                 ) => format!(
-                    "The filesystem at {path} was full{during}: writing {written} failed with \"no space left on device\", proven; it holds {} and had {} free when triage looked (a failed write's partial data may have been removed since).",
+                    "The filesystem at {path} was full{during}: writing {written} failed with \"no space left on device\" ({sure}); it holds {} and had {} free when triage looked (a failed write's partial data may have been removed since).",
                     crate::units::bytes(*size_bytes),
                     crate::units::bytes(*available_bytes)
                 ),
                 (Some(written), _) => format!(
-                    "A filesystem was full{during}: writing {written} failed with \"no space left on device\", proven; its free space was not measured."
+                    "A filesystem was full{during}: writing {written} failed with \"no space left on device\" ({sure}){}; its free space was not measured, and ENOSPC is also what an exhausted inotify watch limit returns.",
+                    staging(written)
                 ),
                 (None, _) => format!(
-                    "A filesystem was full{during} (\"no space left on device\"), proven; which one is not in the evidence yet."
+                    "A filesystem was full{during} (\"no space left on device\", {sure}): ENOSPC also comes from an exhausted inotify watch limit; which one is not in the evidence yet."
                 ),
             }
         }
+        Class::InotifyLimits if signature.id == "no-space" => format!(
+            "The inotify watch limit was reached{during} ({sure}): \"no space left on device\" came from creating a watch, not from a write."
+        ),
         Class::NameConflict => format!(
-            "A container or cluster name{} was already taken{during}, proven: a leftover of an earlier run.",
+            "A container or cluster name{} was already taken{during}, {sure}: a leftover of an earlier run.",
             named("")
         ),
         Class::PortConflict => format!(
-            "A host port{} was already taken{during}, proven.",
+            "A host port{} was already taken{during}, {sure}.",
+            named("")
+        ),
+        Class::PrivilegedPort => format!(
+            "A rootless engine could not bind host port{}{during} ({sure}): ports below 1024 need root or a lower net.ipv4.ip_unprivileged_port_start.",
             named("")
         ),
         Class::ImageMissing => format!(
-            "The engine asked had no image{}{during}, proven.",
+            "The engine asked had no image{}{during} ({sure}).",
             named("")
         ),
-        Class::RuntimeTransient => format!(
-            "{}{during}: a runtime failure that goes away on retry, suspected.",
+        Class::ProviderMismatch if signature.id == "kind-not-present" => format!(
+            "kind found no image{} in docker{during} while the cluster runs on podman ({sure}): kind's `load docker-image` asks docker by name, so an image that podman holds is \"not present locally\".",
+            named("")
+        ),
+        Class::ProviderMismatch => format!(
+            "{}{during} ({sure}): the cluster's engine and the one asked differ, likeliest first.",
             capitalised(signature.meaning)
         ),
-        _ => format!(
-            "{}{during} ({}).",
-            capitalised(signature.meaning),
-            signature.confidence
+        Class::EndpointUnreachable => {
+            let line = evidence.excerpt.as_deref().unwrap_or("").to_lowercase();
+            let address = signatures::address(&line).unwrap_or_else(|| "the address".into());
+            let side = if line.contains("connection to the server") {
+                "kubectl, on the client's side, found no API server there: the cluster is down or the kubeconfig points elsewhere"
+            } else {
+                "the engine (or a node) dialled it from its own side: from a VM or a network namespace, 127.0.0.1 is its own loopback, not the client's"
+            };
+            format!("Nothing answered at {address}{during} ({sure}): {side}.")
+        }
+        Class::DependencyNotReady => format!(
+            "A dependency was not accepting connections{}{during} ({sure}): it was not up yet, or is not where it was dialled.",
+            named(" at")
         ),
+        Class::AppCrash => format!(
+            "An application crashed{during} ({sure}): `{}`.",
+            evidence
+                .excerpt
+                .as_deref()
+                .unwrap_or(signature.meaning)
+                .trim()
+        ),
+        Class::RuntimeTransient => format!(
+            "{}{during}: a runtime failure that goes away on retry, {sure}.",
+            capitalised(signature.meaning)
+        ),
+        _ => format!("{}{during} ({sure}).", capitalised(signature.meaning)),
+    }
+}
+
+/// Where a save stages its archive on the engine's side, when `written`
+/// is such a place: the disk that filled is then the engine's (its VM's),
+/// not the client's.
+fn staging(written: &str) -> &'static str {
+    if written.ends_with("/api.tar") {
+        " in the engine's VM: a remote podman (podman machine) writes the whole `save` archive to api.tar there before sending any of it, so the VM's disk is the one that filled"
+    } else if written.contains("/var/lib/docker/tmp/") {
+        " in docker's data-root: the classic image store stages every layer of a `save` there, so the engine's disk (a Docker Desktop VM's) is the one that filled"
+    } else {
+        ""
     }
 }
 
@@ -879,11 +1258,97 @@ mod tests {
         let r = root("--- FAIL: TestE2E (300.00s)\nctr import: signal: killed\n");
         assert_eq!(r.class, Class::KilledUnknown);
         // A full disk explains the timeout that followed it.
+        // ENOSPC alone is likely, not proven: inotify returns it too.
         let r = root("Error: context deadline exceeded\nwrite /tmp/x: no space left on device\n");
         assert_eq!(
             (r.class, r.confidence),
-            (Class::DiskFull, Confidence::Proven)
+            (Class::DiskFull, Confidence::Likely)
         );
+        assert_eq!(r.fits, [Class::DiskFull, Class::InotifyLimits]);
+    }
+
+    #[test]
+    fn misleading_texts_list_what_they_fit_and_prove_nothing() {
+        // kind asked docker while the cluster runs on podman.
+        let r = root(
+            "enabling experimental podman provider\nERROR: image: \"localhost/app:dev\" not present locally\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ProviderMismatch, Confidence::Likely)
+        );
+        // Without the engine in view, the text alone fits both.
+        let d = diagnose(&log::scan(
+            "ERROR: image: \"localhost/app:dev\" not present locally\n",
+            "t.log",
+        ));
+        let r = d.root_cause.as_ref().unwrap();
+        assert_eq!(r.confidence, Confidence::Suspected);
+        assert_eq!(r.fits, [Class::ProviderMismatch, Class::ImageMissing]);
+        assert!(d.to_collect[0].what.starts_with("Which cause"));
+        assert!(
+            d.to_collect[0]
+                .commands
+                .iter()
+                .any(|c| c.run == "podman images")
+        );
+        // ENOSPC from a watch is inotify's.
+        let r = root("tail: inotify_add_watch failed: no space left on device\n");
+        assert_eq!(r.class, Class::InotifyLimits);
+        // kind's default name: likelier a name the user did not pass.
+        let r = root("ERROR: no nodes found for cluster \"kind\"\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ClusterNameMismatch, Confidence::Suspected)
+        );
+        assert_eq!(
+            r.fits,
+            [Class::ProviderMismatch, Class::ClusterNameMismatch]
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_address_and_the_side() {
+        let r = root(
+            "Error: writing blob: initiating layer upload to /v2/app/blobs/uploads/ in 127.0.0.1:40123: pinging container registry 127.0.0.1:40123: Get \"http://127.0.0.1:40123/v2/\": dial tcp 127.0.0.1:40123: connect: connection refused\n",
+        );
+        assert_eq!(r.class, Class::EndpointUnreachable);
+        assert!(r.statement.contains("127.0.0.1:40123"), "{}", r.statement);
+        assert!(r.statement.contains("own loopback"), "{}", r.statement);
+        // A service that retried a dependency until it gave up.
+        let r = root(
+            "dial tcp 10.96.0.12:5432: connect: connection refused\nfailed to connect to database, giving up after 10 attempts\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Likely)
+        );
+    }
+
+    #[test]
+    fn a_vm_disk_full_while_staging_a_save_says_whose_disk() {
+        let r = root(
+            "Error: writing to /var/tmp/api.tar: write /var/tmp/podman123/api.tar: no space left on device\n",
+        );
+        assert_eq!(r.class, Class::DiskFull);
+        assert!(r.statement.contains("engine's VM"), "{}", r.statement);
+    }
+
+    #[test]
+    fn among_causes_the_first_in_time_is_the_root() {
+        let r = root(
+            "Error response from daemon: toomanyrequests: You have reached your pull rate limit.\nlookup registry-1.docker.io: no such host\n",
+        );
+        assert_eq!(r.class, Class::RegistryRateLimit);
+        let r = root(
+            "lookup registry-1.docker.io: no such host\nError response from daemon: toomanyrequests: You have reached your pull rate limit.\n",
+        );
+        // Proven outranks an earlier likely: decisive evidence first.
+        assert_eq!(r.class, Class::RegistryRateLimit);
+        let r = root(
+            "failed to create fsnotify watcher: too many open files\nexec /app: exec format error\n",
+        );
+        assert_eq!(r.class, Class::InotifyLimits);
     }
 
     #[test]

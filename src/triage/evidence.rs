@@ -7,6 +7,7 @@
 //! claim in a diagnosis point back at its source.
 
 use super::kernel::OomKill;
+use super::kube::{ContainerStatus, KubeEvent};
 use crate::engine::{ContainerDetails, EngineInfo, EngineKind, Location, signal_name};
 use crate::host::cgroup::MemoryCounters;
 use crate::units::bytes;
@@ -145,7 +146,7 @@ impl fmt::Display for Source {
 ///
 /// JSON: an object tagged by `kind` (`exit`, `signature`, `oom-kill`,
 /// `memory`, `container`, `kernel-log-read`, `engine-memory`, `disk`,
-/// `unavailable`) with
+/// `unavailable`, `pod-container`, `kube-event`) with
 /// the variant's fields; see `docs/triage-json.md`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -192,6 +193,12 @@ pub enum Fact {
     /// diagnosis shows what it lacks instead of silently knowing less (a
     /// node that exited took its cgroup counters with it).
     Unavailable { what: String, reason: String },
+    /// A pod's container as the API server reported it (`kubectl get pods`,
+    /// `describe`, JSON): waiting reason, last termination, restarts.
+    PodContainer(ContainerStatus),
+    /// A Kubernetes event (`FailedScheduling`, `Failed`, `BackOff`,
+    /// `Unhealthy`...).
+    KubeEvent(KubeEvent),
 }
 
 impl Fact {
@@ -284,6 +291,8 @@ impl fmt::Display for Fact {
                 bytes(*size_bytes)
             ),
             Fact::Unavailable { what, reason } => write!(f, "could not read {what}: {reason}"),
+            Fact::PodContainer(status) => status.fmt(f),
+            Fact::KubeEvent(event) => event.fmt(f),
         }
     }
 }

@@ -9,6 +9,7 @@
 use super::diagnosis::{Case, Failure, Moment, Phase};
 use super::evidence::{Evidence, Fact, Source};
 use super::kernel;
+use super::kube;
 use super::signatures::SIGNATURES;
 use crate::engine::EngineKind;
 
@@ -58,6 +59,13 @@ pub fn scan(text: &str, file: &str) -> Case {
         }
     }
     evidence.extend(kernel::evidence(&lines[..count].join("\n"), &at));
+    for (number, found) in kube::read(&lines[..count]) {
+        let fact = match found {
+            kube::Found::Container(status) => Fact::PodContainer(status),
+            kube::Found::Event(event) => Fact::KubeEvent(event),
+        };
+        evidence.push(Evidence::new(at(number), fact).with_excerpt(lines[number - 1].trim()));
+    }
     evidence.sort_by_key(|e| e.line());
 
     let failure = failure(&exits, &lines, &at);

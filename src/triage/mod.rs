@@ -6,11 +6,14 @@
 //!
 //! - [`log`]: any log (kind, podman, docker, make, go test, loadmaster).
 //! - [`kernel`]: OOM kills in kernel log text.
+//! - [`kube`]: pod statuses and events as kubectl prints them (tables,
+//!   describe, JSON).
 //! - [`cgroup`]: a cgroup's memory counters ([`crate::host::cgroup`]) as evidence.
 //! - [`collect`]: live collectors run at a failure, and the diagnosis of a
 //!   failed `load` ([`collect::diagnose_load`]).
 //! - [`signatures`]: the table of known failure texts and exit statuses.
-//! - [`diagnosis`]: the rules; [`advice`]: what to collect and the fix.
+//! - [`diagnosis`]: the rules, with `workload` for pod-level facts;
+//!   [`advice`]: what to collect and the fix.
 //!
 //! Live collectors (a node's cgroup read through `exec`, `dmesg`, `container
 //! inspect`) add [`Evidence`] to a [`Case`] before it is diagnosed:
@@ -37,9 +40,11 @@ pub mod collect;
 pub mod diagnosis;
 pub mod evidence;
 pub mod kernel;
+pub mod kube;
 pub mod log;
 pub mod render;
 pub mod signatures;
+mod workload;
 
 pub use diagnosis::{Case, Class, Confidence, Diagnosis, Outcome, Phase, diagnose};
 pub use evidence::{Evidence, Fact, Source};

@@ -54,6 +54,10 @@ fn write_markdown(out: &mut String, d: &Diagnosis) -> std::fmt::Result {
         if let Some(suspected) = root.suspected {
             write!(out, "; suspected: {suspected}")?;
         }
+        if root.fits.len() > 1 {
+            let fits: Vec<&str> = root.fits.iter().map(|c| c.name()).collect();
+            write!(out, "; the message fits: {}", fits.join(", "))?;
+        }
         writeln!(out, " |")?;
     }
     match d.engine {

@@ -28,6 +28,11 @@ pub struct Signature {
     pub confirms: &'static str,
     /// Evidence that would refute it.
     pub refutes: &'static str,
+    /// For a text known to mislead (ENOSPC, "not present locally", "could
+    /// not find a log line"): the causes it fits, likeliest first. Such a
+    /// signature never proves a cause alone; the diagnosis lists these with
+    /// the commands that decide between them.
+    pub fits: &'static [Class],
     /// Pulls out what the line names (a container, a port, an image).
     pub subject: Option<fn(&str) -> Option<String>>,
 }
@@ -40,6 +45,10 @@ pub enum Trigger {
     /// A line matches when it contains every text of any one group, ignoring
     /// case: `&[&["a", "b"], &["c"]]` is (a and b) or c.
     Text(&'static [&'static [&'static str]]),
+    /// A line matches when the test holds for it, lower-cased, trimmed and
+    /// without a CI timestamp: for texts that must open the line (`panic:`)
+    /// or that need words kept out.
+    Line(fn(&str) -> bool),
 }
 
 impl Signature {
@@ -49,9 +58,19 @@ impl Signature {
             Trigger::Text(groups) => groups
                 .iter()
                 .any(|group| group.iter().all(|text| lowercase_line.contains(text))),
+            Trigger::Line(test) => test(bare(lowercase_line)),
             Trigger::Exit(_) => false,
         }
     }
+}
+
+/// A line without its CI timestamp, indentation, or the `#` / `>` a
+/// pasted log is quoted with.
+fn bare(line: &str) -> &str {
+    super::kube::unprefixed(line)
+        .trim()
+        .trim_start_matches(['#', '>'])
+        .trim()
 }
 
 /// The signature with this id.
@@ -80,6 +99,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: true,
         confirms: OOM_CONFIRMS,
         refutes: "an OOM is refuted by oom_kill 0 and a clean kernel log; podman exits 137 without any OOM when an exec session is torn down (podman #10825), so 137 alone proves nothing about memory",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -91,6 +111,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "a timeout or a cancellation at that time in the CI job's or the test runner's log",
         refutes: "no timeout configured and no cancellation recorded",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -102,6 +123,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "a \"segfault at\" line for the process in the kernel log",
         refutes: "nothing: the status itself is the crash",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -113,6 +135,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the engine's own error message on the lines before",
         refutes: "the command was not run through docker or podman",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -124,6 +147,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "\"permission denied\" or an OCI runtime error before it",
         refutes: "the program itself exits 126 for its own reasons",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -135,6 +159,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "\"not found\" or \"executable file not found in $PATH\" before it",
         refutes: "the program itself exits 127 for its own reasons",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -146,6 +171,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: true,
         confirms: OOM_CONFIRMS,
         refutes: OOM_REFUTES,
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -157,6 +183,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: true,
         confirms: OOM_CONFIRMS,
         refutes: OOM_REFUTES,
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -168,6 +195,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: true,
         confirms: OOM_CONFIRMS,
         refutes: OOM_REFUTES,
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -179,17 +207,19 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the podman service's log (`journalctl --user -u podman.service`, or inside the machine) shows it exiting; a kernel OOM line naming podman",
         refutes: "the service's uptime predates the failure",
+        fits: &[],
         subject: None,
     },
     Signature {
         id: "no-space",
         trigger: Trigger::Text(&[&["no space left on device"]]),
-        meaning: "a write failed: the filesystem is full (ENOSPC)",
+        meaning: "ENOSPC: a filesystem is full, or (the same error code) the inotify watch limit was reached",
         class: Class::DiskFull,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`df` of the node's /var/lib/containerd, the engine's storage and /tmp showing one of them (nearly) full",
-        refutes: "nothing: the kernel said so; `df` only tells which filesystem",
+        refutes: "every filesystem has room: then ENOSPC came from inotify_add_watch (fs.inotify.max_user_watches)",
+        fits: &[Class::DiskFull, Class::InotifyLimits],
         subject: Some(written_path),
     },
     Signature {
@@ -201,6 +231,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the engine's free memory near 0 (`podman info`, `docker info`), or a cgroup at its limit",
         refutes: "plenty of free memory at the time: then a pids or map-count limit is the likelier cause",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -212,6 +243,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the same command succeeds when retried",
         refutes: "it fails the same way on every retry: then the OCI runtime is older than the engine expects (`podman info --format '{{.Host.OCIRuntime.Version}}'`)",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -226,6 +258,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`docker ps -a` / `podman ps -a` lists the name",
         refutes: "the name is free now: then a concurrent run took it and removed it",
+        fits: &[],
         subject: Some(quoted_after_name),
     },
     Signature {
@@ -237,6 +270,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`kind get clusters` lists it",
         refutes: "it is not listed on the engine kind used",
+        fits: &[],
         subject: Some(quoted_after_name),
     },
     Signature {
@@ -252,21 +286,19 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`ss -ltnp` / `lsof -iTCP -sTCP:LISTEN` shows the owner of the port",
         refutes: "the port is free now: then the earlier owner has gone",
+        fits: &[],
         subject: Some(port),
     },
     Signature {
         id: "image-missing",
-        trigger: Trigger::Text(&[
-            &["image not known"],
-            &["not present locally"],
-            &["no such image"],
-        ]),
+        trigger: Trigger::Text(&[&["image not known"], &["no such image"]]),
         meaning: "the engine asked has no such image (for `kind load docker-image` under podman: kind asks docker, kind #2027 #3105)",
         class: Class::ImageMissing,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`podman images IMAGE` / `docker images IMAGE` shows which engine has it",
         refutes: "the engine asked lists the image under exactly that name",
+        fits: &[],
         subject: Some(image),
     },
     Signature {
@@ -282,6 +314,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`crictl images` in the node lacks the image, or the pod's imagePullPolicy is Always",
         refutes: "the node holds the image and the policy is IfNotPresent or Never",
+        fits: &[],
         subject: Some(quoted_after_pull),
     },
     Signature {
@@ -289,6 +322,9 @@ pub static SIGNATURES: &[Signature] = &[
         trigger: Trigger::Text(&[
             &["context deadline exceeded"],
             &["timed out waiting for the condition"],
+            &["timed out after"],
+            &["timeout expired"],
+            &["deadlineexceeded"],
         ]),
         meaning: "a wait ran out of time: the thing waited for was slow or never came",
         class: Class::Timeout,
@@ -296,6 +332,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the awaited object's events (`kubectl get events`, `kubectl describe`) show why it was not ready",
         refutes: "it became ready shortly after: then the timeout is too short",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -303,10 +340,16 @@ pub static SIGNATURES: &[Signature] = &[
         trigger: Trigger::Text(&[&["could not find a log line"]]),
         meaning: "kind's node container did not finish booting (its systemd never logged readiness)",
         class: Class::NodeStartFailure,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`docker logs NODE` / `podman logs NODE` (kind create cluster --retain keeps it) shows where boot stopped",
-        refutes: "nothing: kind waited and gave up",
+        refutes: "nothing: kind waited and gave up; the node's log tells why",
+        fits: &[
+            Class::CgroupConfig,
+            Class::InotifyLimits,
+            Class::KindNodeVersionMismatch,
+            Class::OomKill,
+        ],
         subject: None,
     },
     Signature {
@@ -318,6 +361,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`sysctl fs.inotify` on the engine's machine shows the defaults (128 instances, 8192 watches)",
         refutes: "the inotify limits are already raised: then the open-files ulimit is the limit",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -334,6 +378,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the step's own output just above",
         refutes: "nothing: the builder said so",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -349,6 +394,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "`tar tf ARCHIVE` fails, or the archive is smaller than the image",
         refutes: "the same archive imports elsewhere: then the stream was cut in transit",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -363,6 +409,7 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "nothing more is needed: the hash was computed over the bytes read",
         refutes: "the same file hashes correctly when read again: then the read, not the file, was corrupt (bad disk or memory)",
+        fits: &[],
         subject: None,
     },
     Signature {
@@ -374,7 +421,530 @@ pub static SIGNATURES: &[Signature] = &[
         abrupt_end: false,
         confirms: "the test's own failure message",
         refutes: "nothing: the test runner said so",
+        fits: &[],
         subject: None,
+    },
+    Signature {
+        id: "kind-not-present",
+        trigger: Trigger::Text(&[&["not present locally"]]),
+        meaning: "kind found no such image in the engine it asked: kind asks docker by name, so an image that podman holds (or another engine's store) is \"not present\" (kind #2027, #3105)",
+        class: Class::ImageMissing,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`docker images IMAGE` empty while `podman images IMAGE` lists it",
+        refutes: "neither engine lists the image: then it was never built under that name",
+        fits: &[Class::ProviderMismatch, Class::ImageMissing],
+        subject: Some(image),
+    },
+    Signature {
+        id: "no-nodes-found",
+        trigger: Trigger::Text(&[&["no nodes found for cluster"]]),
+        meaning: "kind found no node containers of that cluster on the engine it asked",
+        class: Class::ProviderMismatch,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`podman ps -a` lists the cluster's nodes while `docker ps -a` does not (or the reverse): made under one provider, asked under the other",
+        refutes: "no engine lists them: then the cluster is gone or has another name",
+        fits: &[Class::ProviderMismatch, Class::ClusterNameMismatch],
+        subject: Some(quoted),
+    },
+    Signature {
+        id: "docker-daemon-unreachable",
+        trigger: Trigger::Text(&[&["cannot connect to the docker daemon"]]),
+        meaning: "the docker CLI found no daemon at its socket",
+        class: Class::EngineError,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`docker info` fails the same way; `systemctl status docker` shows it stopped",
+        refutes: "`docker info` answers: then DOCKER_HOST points elsewhere",
+        fits: &[Class::ProviderMismatch, Class::EngineError],
+        subject: None,
+    },
+    Signature {
+        id: "rate-limited",
+        trigger: Trigger::Text(&[
+            &["toomanyrequests"],
+            &["pull rate limit"],
+            &["429 too many requests"],
+            &["429", "too many requests"],
+        ]),
+        meaning: "the registry refused the pull for its rate (HTTP 429)",
+        class: Class::RegistryRateLimit,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "the registry's answer names the limit; anonymous Docker Hub pulls are limited per IP",
+        refutes: "nothing: the registry said so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "content-digest-not-found",
+        trigger: Trigger::Text(&[&["content digest", "not found"]]),
+        meaning: "`ctr import` met an index naming a blob the archive lacks: Docker 29's containerd store saves every platform's index with only the host's blobs (kind #3795)",
+        class: Class::ContainerdStoreDigestMissing,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`docker info --format '{{.Driver}}'` says overlayfs from the containerd store (`io.containerd.snapshotter.v1`), or Docker 29+; `docker save --platform linux/amd64` then imports",
+        refutes: "the archive came from a classic store: then it is truncated (corrupt-input)",
+        fits: &[Class::ContainerdStoreDigestMissing, Class::CorruptInput],
+        subject: None,
+    },
+    Signature {
+        id: "platform-mismatch",
+        trigger: Trigger::Text(&[
+            &["does not match the detected host platform"],
+            &["does not match the specified platform"],
+            &["no matching manifest for"],
+            &["image platform", "does not match"],
+        ]),
+        meaning: "the image is for another platform (CPU architecture) than the host's",
+        class: Class::ArchitectureMismatch,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`docker image inspect IMAGE --format '{{.Os}}/{{.Architecture}}'` against `uname -m`",
+        refutes: "nothing: the engine compared the platforms",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "exec-format-error",
+        trigger: Trigger::Text(&[
+            &["exec format error"],
+            &["cannot execute binary file"],
+            &["qemu: uncaught target signal"],
+            &["rosetta error"],
+            &["qemu-", "segmentation fault"],
+        ]),
+        meaning: "a binary for another CPU architecture was run (ENOEXEC), or crashed under emulation",
+        class: Class::ArchitectureMismatch,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`file BINARY` or the image's Architecture differs from `uname -m` of the engine's machine",
+        refutes: "the architectures match: then the file is a script without a `#!` line",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "api-version-mismatch",
+        trigger: Trigger::Text(&[
+            &["api version is too old"],
+            &["is too new. maximum supported api version"],
+            &["client version", "is too new"],
+            &["client version", "is too old"],
+            &["server api version", "older"],
+        ]),
+        meaning: "the engine's client and server speak different API versions",
+        class: Class::EngineVersionMismatch,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`podman version` / `docker version` shows client and server versions apart",
+        refutes: "client and server report the same version",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "api-answer-undecodable",
+        trigger: Trigger::Line(|line| {
+            line.contains("cannot unmarshal")
+                && (line.contains("podman") || line.contains("docker"))
+        }),
+        meaning: "an engine client could not decode its server's answer: usually a client and server of different versions",
+        class: Class::EngineVersionMismatch,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`podman version` shows Client and Server versions apart",
+        refutes: "they match: then the answer itself is malformed (an engine bug)",
+        fits: &[Class::EngineVersionMismatch, Class::EngineError],
+        subject: None,
+    },
+    Signature {
+        id: "kind-node-incompatible",
+        trigger: Trigger::Text(&[
+            &["failed to detect containerd snapshotter"],
+            &["unsupported config version"],
+            &["this version of kubeadm only supports"],
+            &["kubeadm", "unknown flag"],
+            &["kubelet", "unknown flag"],
+            &["node image", "not supported by this kind"],
+        ]),
+        meaning: "the kind CLI and the node image (its kubeadm, kubelet or containerd config) are of versions that do not work together",
+        class: Class::KindNodeVersionMismatch,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`kind version` against the node image's tag: each kind release lists the node images built for it",
+        refutes: "the node image is one the kind release lists",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "name-resolution",
+        trigger: Trigger::Text(&[
+            &["no such host"],
+            &["temporary failure in name resolution"],
+            &["server misbehaving"],
+            &["could not resolve host"],
+            &["name or service not known"],
+            &["network is unreachable"],
+            &["no route to host"],
+            &["tls handshake timeout"],
+            &["dial tcp", "i/o timeout"],
+        ]),
+        meaning: "a name did not resolve or the network path to an address was down",
+        class: Class::DnsNetwork,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`nslookup NAME` / `curl -v ADDRESS` from the same place (node, pod, engine VM) fails the same way",
+        refutes: "it resolves and connects from there: then it was a passing outage",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "connection-refused",
+        trigger: Trigger::Text(&[
+            &["connection refused"],
+            &["connection was refused"],
+            &["econnrefused"],
+        ]),
+        meaning: "nothing listened at the address dialled: the service was not up (yet), or the address is not the service's from the side that dialled",
+        class: Class::DependencyNotReady,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the service's pod or process is not ready at that time (its events, `kubectl get endpoints`); for 127.0.0.1, which side dialled it",
+        refutes: "the service answers at that address from the same side",
+        fits: &[Class::DependencyNotReady, Class::EndpointUnreachable],
+        subject: Some(address),
+    },
+    Signature {
+        id: "gave-up",
+        trigger: Trigger::Text(&[
+            &["giving up"],
+            &["gave up"],
+            &["max retries"],
+            &["retries exceeded"],
+            &["exhausted", "retries"],
+            &["retry limit"],
+        ]),
+        meaning: "a component retried something until it gave up",
+        class: Class::DependencyNotReady,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "what it retried (the lines before) was not ready at that time",
+        refutes: "what it retried was up: then the component itself was misconfigured",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "app-panic",
+        trigger: Trigger::Line(|line| {
+            (line.starts_with("panic: ") && !line.starts_with("panic: test timed out"))
+                || line.starts_with("fatal error: ")
+                || line.starts_with("traceback (most recent call last)")
+                || line.starts_with("exception in thread")
+                || line.contains("unhandled exception")
+                || line.contains("uncaught exception")
+                || (line.starts_with("thread '") && line.contains("panicked at"))
+                || line.starts_with("[signal sigsegv: segmentation violation")
+        }),
+        meaning: "an application crashed: a panic, a runtime's fatal error or an uncaught exception",
+        class: Class::AppCrash,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the first lines of its stack trace name the code that failed",
+        refutes: "nothing in the log: its cause is in the first lines after it",
+        fits: &[],
+        subject: Some(after_colon),
+    },
+    Signature {
+        id: "go-test-timeout",
+        trigger: Trigger::Text(&[&["panic: test timed out after"]]),
+        meaning: "go test's -timeout ran out and it killed the test binary",
+        class: Class::Timeout,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the goroutine dump after it shows what the test was waiting on",
+        refutes: "nothing: go test said so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "image-never-pull",
+        trigger: Trigger::Text(&[
+            &["errimageneverpull"],
+            &["is not present with pull policy of never"],
+        ]),
+        meaning: "the pod's image is not on the node and its pull policy is Never: a tag or name other than the one loaded",
+        class: Class::ImageNeverPull,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`crictl images` in the node lists the image under another tag or name",
+        refutes: "nothing: the kubelet said so",
+        fits: &[],
+        subject: Some(quoted),
+    },
+    Signature {
+        id: "crash-loop",
+        trigger: Trigger::Text(&[
+            &["crashloopbackoff"],
+            &["back-off restarting failed container"],
+        ]),
+        meaning: "a container keeps exiting and the kubelet backs off restarting it",
+        class: Class::CrashLoop,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "`kubectl logs POD -c CONTAINER --previous` shows how the last instance ended",
+        refutes: "nothing: the kubelet said so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "probe-failed",
+        trigger: Trigger::Text(&[
+            &["readiness probe failed"],
+            &["exceeded its progress deadline"],
+            &["progress deadline exceeded"],
+        ]),
+        meaning: "pods did not become ready: their readiness probe failed or the rollout ran past its deadline",
+        class: Class::ReadinessTimeout,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`kubectl describe pod` events show the probe's failures and the container's logs why it did not answer",
+        refutes: "the pods became ready shortly after: then the wait was too short",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "failed-scheduling",
+        trigger: Trigger::Text(&[
+            &["failedscheduling"],
+            &["nodes are available"],
+            &["pod has unbound immediate persistentvolumeclaims"],
+        ]),
+        meaning: "the scheduler found no node for the pod",
+        class: Class::PodUnschedulable,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "the FailedScheduling event's message names why (insufficient memory or cpu, a taint, an unbound claim)",
+        refutes: "nothing: the scheduler said so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "oomkilled-reason",
+        trigger: Trigger::Line(|line| {
+            line.contains("oomkilled")
+                && !line.contains("oomkilled=false")
+                && !line.contains("oomkilled\": false")
+                && !line.contains("oomkilled:false")
+        }),
+        meaning: "a container's status reason is OOMKilled: it used more than its memory limit",
+        class: Class::ContainerOomKilled,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "the container's memory limit (`kubectl get pod -o jsonpath='{..resources.limits.memory}'`)",
+        refutes: "nothing: the kubelet's status says so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "inotify",
+        trigger: Trigger::Text(&[
+            &["inotify"],
+            &["fsnotify watcher"],
+            &["failed to allocate directory watch"],
+        ]),
+        meaning: "an inotify instance or watch could not be created: fs.inotify limits are too low for the nodes",
+        class: Class::InotifyLimits,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`sysctl fs.inotify` on the engine's machine shows the defaults (128 instances, 8192 watches)",
+        refutes: "the limits are already raised",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "cgroup-setup",
+        trigger: Trigger::Line(|line| {
+            const TROUBLE: [&str; 15] = [
+                "not supported",
+                "does not support",
+                "does not exist",
+                "no such file",
+                "not found",
+                "not available",
+                "not enabled",
+                "failed",
+                "unable",
+                "invalid",
+                "permission denied",
+                "read-only",
+                "delegat",
+                "is different from",
+                "misconfiguration",
+            ];
+            let cgroup_trouble = line.contains("cgroup")
+                && !line.contains("could not find a log line")
+                && TROUBLE.iter().any(|t| line.contains(t));
+            cgroup_trouble || line.contains("delegate=yes")
+        }),
+        meaning: "the cgroup setup (v1 or v2, its controllers, their delegation, the cgroup driver) does not suit the runtime or the kubelet",
+        class: Class::CgroupConfig,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`stat -fc %T /sys/fs/cgroup` (cgroup2fs is v2) and `cat /sys/fs/cgroup/cgroup.subtree_control` on the engine's machine",
+        refutes: "the hierarchy and controllers are what the node image expects",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "privileged-port",
+        trigger: Trigger::Text(&[
+            &["bind: permission denied"],
+            &["cannot expose privileged port"],
+            &["ip_unprivileged_port_start"],
+        ]),
+        meaning: "a rootless engine may not bind a host port below 1024",
+        class: Class::PrivilegedPort,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`sysctl net.ipv4.ip_unprivileged_port_start` is above the port",
+        refutes: "the engine runs as root",
+        fits: &[],
+        subject: Some(port),
+    },
+    Signature {
+        id: "config-unparsable",
+        trigger: Trigger::Text(&[
+            &["toml: line"],
+            &["toml:", "expected"],
+            &["yaml: line"],
+            &["error parsing", ".conf"],
+            &["near line", "last key parsed"],
+            &["bare keys cannot contain"],
+        ]),
+        meaning: "a configuration file could not be parsed",
+        class: Class::CorruptInput,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the file and line the message names",
+        refutes: "the file parses: then another file of the same name was read",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "test-summary",
+        trigger: Trigger::Line(|line| {
+            let pytest = line.starts_with('=') && line.contains(" failed");
+            let pytest_case = line.starts_with("failed ") && line.contains("::");
+            let go_package = line.starts_with("fail\t") || line.starts_with("fail ");
+            let ginkgo = line.starts_with("summarizing ") && line.contains("failure");
+            pytest || pytest_case || go_package || ginkgo
+        }),
+        meaning: "a test framework's summary reports failed tests: the environment came up",
+        class: Class::TestFailure,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "the failed test's own message",
+        refutes: "nothing: the test runner said so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "engine-refused",
+        trigger: Trigger::Text(&[&["error response from daemon"]]),
+        meaning: "the container engine refused the request",
+        class: Class::EngineError,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the rest of the engine's message says what it refused",
+        refutes: "nothing",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "disk-pressure",
+        trigger: Trigger::Text(&[
+            &["evict", "ephemeral-storage"],
+            &["diskpressure"],
+            &["disk pressure"],
+            &["nodefs.available"],
+            &["imagefs.available"],
+        ]),
+        meaning: "the kubelet found its node short of disk (eviction thresholds met)",
+        class: Class::DiskFull,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`df -h` of the engine's storage (the nodes' disk is the engine's)",
+        refutes: "the engine's storage has room: then the thresholds are set too high",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "unknown-flag",
+        trigger: Trigger::Text(&[&["unknown flag: --"], &["flag provided but not defined"]]),
+        meaning: "a program was given a flag it does not know: its version is not the one its caller was written for",
+        class: Class::AppCrash,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the program's `--version` against the version its caller expects",
+        refutes: "the flag is in the program's `--help`",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "http-registry",
+        trigger: Trigger::Text(&[&["server gave http response to https client"]]),
+        meaning: "the client spoke HTTPS to a registry that serves plain HTTP",
+        class: Class::RegistryTls,
+        confidence: Confidence::Proven,
+        abrupt_end: false,
+        confirms: "nothing more: the registry answered in plain HTTP",
+        refutes: "nothing",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "untrusted-certificate",
+        trigger: Trigger::Text(&[
+            &["certificate signed by unknown authority"],
+            &["x509: certificate"],
+            &["tls: failed to verify certificate"],
+        ]),
+        meaning: "the client did not trust the registry's (or a proxy's) TLS certificate",
+        class: Class::RegistryTls,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`openssl s_client -connect HOST:PORT` shows the certificate and its issuer",
+        refutes: "the certificate's issuer is in the client's trust store",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "timeout-kill",
+        trigger: Trigger::Text(&[
+            &["killed", "timeout -s"],
+            &["killed", "timeout --signal"],
+            &["killed", "timeout -k"],
+        ]),
+        meaning: "`timeout` killed the command when its time ran out",
+        class: Class::Timeout,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the command's wall time equals the timeout",
+        refutes: "it ended before the timeout",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "pull-denied",
+        trigger: Trigger::Text(&[&["pull access denied"], &["repository does not exist"]]),
+        meaning: "the registry has no such image or refuses it: for an image built locally, it was not loaded into the nodes the pod runs on, so the kubelet tried a registry",
+        class: Class::ImageMissing,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`crictl images` on the pod's node lacks the image",
+        refutes: "the image exists in the registry and the credentials are right: then it is an authorization failure",
+        fits: &[Class::ImageMissing, Class::ImagePullFailure],
+        subject: Some(quoted_after_pull),
     },
 ];
 
@@ -384,6 +954,44 @@ fn quoted_after_name(line: &str) -> Option<String> {
     let at = line.find("name \"")? + "name \"".len();
     let name = line[at..].split('"').next()?;
     Some(name.trim_start_matches('/').to_string()).filter(|n| !n.is_empty())
+}
+
+/// The first `"..."` of a line.
+fn quoted(line: &str) -> Option<String> {
+    let at = line.find('"')? + 1;
+    let inside = line[at..].split('"').next()?;
+    (!inside.is_empty()).then(|| inside.to_string())
+}
+
+/// The address dialled: `dial tcp 127.0.0.1:5000: connect: connection
+/// refused` gives `127.0.0.1:5000`; `The connection to the server
+/// localhost:8080 was refused` gives `localhost:8080`.
+pub fn address(line: &str) -> Option<String> {
+    let lower = line.to_lowercase();
+    let after = [
+        "dial tcp ",
+        "dial tcp4 ",
+        "dial tcp6 ",
+        "to the server ",
+        "connect to ",
+        "connecting to ",
+    ]
+    .iter()
+    .find_map(|m| lower.find(m).map(|at| at + m.len()))?;
+    let word = line[after..].split_whitespace().next()?;
+    let word = word.trim_end_matches([':', ',', ';', '.']);
+    let word = word
+        .strip_prefix("http://")
+        .or_else(|| word.strip_prefix("https://"))
+        .unwrap_or(word);
+    (word.contains(':') && !word.is_empty()).then(|| word.trim_end_matches('/').to_string())
+}
+
+/// What follows the first `: ` (a panic's message).
+fn after_colon(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once(": ")?;
+    let rest = rest.trim();
+    (!rest.is_empty()).then(|| rest.chars().take(160).collect())
 }
 
 /// The path a failed write names: `write /var/lib/containerd/x/data: no
@@ -555,7 +1163,7 @@ mod tests {
     fn missing_and_unpullable_images_name_the_image() {
         assert_eq!(
             hit(r#"ERROR: image: "localhost/app:dev" not present locally"#),
-            ("image-missing", Some("localhost/app:dev".into()))
+            ("kind-not-present", Some("localhost/app:dev".into()))
         );
         assert_eq!(
             hit("Error: localhost/app:dev: image not known"),

@@ -1,0 +1,366 @@
+//! The rules for pod-level evidence: container statuses and events as the
+//! API server reported them ([`kube`](super::kube)), and the kernel's OOM
+//! kills of processes that are a container's own.
+//!
+//! A status reason or an event reason is the API server's word, so it may
+//! prove what it names (ErrImageNeverPull, OOMKilled, FailedScheduling,
+//! CrashLoopBackOff); what caused it stays for the other evidence to show.
+//! Statements name the pod, the container and the image where known.
+
+use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
+use super::evidence::Fact;
+use super::kernel::{OomKill, OomScope};
+use super::kube::{ContainerStatus, KubeEvent, State};
+
+/// One candidate per pod-level fact that shows a failure.
+pub(super) fn candidates(case: &Case) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (i, e) in case.evidence.iter().enumerate() {
+        let found = match &e.fact {
+            Fact::PodContainer(status) => from_status(status),
+            Fact::KubeEvent(event) => from_event(event),
+            _ => None,
+        };
+        if let Some((class, confidence, statement)) = found {
+            out.push(Candidate {
+                class,
+                confidence,
+                suspected: None,
+                statement,
+                evidence_for: vec![Weighed {
+                    evidence: i,
+                    reading: format!("the API server reports {}", e.fact),
+                }],
+                evidence_against: Vec::new(),
+                fits: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// What a container's status shows, if it shows a failure.
+fn from_status(c: &ContainerStatus) -> Option<(Class, Confidence, String)> {
+    let who = who(c);
+    if let Some(t) = c
+        .terminations()
+        .find(|t| t.reason.as_deref() == Some("OOMKilled"))
+    {
+        let limit = c
+            .memory_limit
+            .as_ref()
+            .map_or(String::new(), |l| format!(" of {l}"));
+        return Some((
+            Class::ContainerOomKilled,
+            Confidence::Proven,
+            format!(
+                "{who} was OOM-killed by its own memory limit{limit}, proven: its status reason is {t}. Raise the limit to its measured peak, or find why it grew."
+            ),
+        ));
+    }
+    let reason = c.state.waiting_reason().unwrap_or("");
+    let found = match reason {
+        "ErrImageNeverPull" => (
+            Class::ImageNeverPull,
+            Confidence::Proven,
+            format!(
+                "{who} cannot start, proven: its image is not on the node and its pull policy is Never (ErrImageNeverPull). The name the pod asks for is not the name that was loaded: compare tag, registry host and `localhost/` prefix."
+            ),
+        ),
+        "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" => (
+            Class::ImagePullFailure,
+            Confidence::Proven,
+            format!(
+                "{who} cannot start, proven: the kubelet could not pull its image ({reason}). The pull's own error is in the pod's Failed events."
+            ),
+        ),
+        "CrashLoopBackOff" => (
+            Class::CrashLoop,
+            Confidence::Proven,
+            format!(
+                "{who} is in CrashLoopBackOff, proven{}: it keeps exiting; its last lines (`kubectl logs --previous`) say why.",
+                c.last_termination
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" (last ended: {t})"))
+            ),
+        ),
+        "CreateContainerConfigError" => (
+            Class::DependencyNotReady,
+            Confidence::Likely,
+            format!(
+                "{who} cannot be created (CreateContainerConfigError): a Secret or ConfigMap it reads does not exist (yet), likely."
+            ),
+        ),
+        "CreateContainerError" | "RunContainerError" => (
+            Class::EngineError,
+            Confidence::Likely,
+            format!("{who} could not be created or started by the runtime ({reason})."),
+        ),
+        _ => return failed_run(c, &who),
+    };
+    Some(found)
+}
+
+/// A container that ended in error without being restarted (a job's pod).
+fn failed_run(c: &ContainerStatus, who: &str) -> Option<(Class, Confidence, String)> {
+    let State::Terminated(t) = &c.state else {
+        return None;
+    };
+    let failed = t.exit_code.is_some_and(|code| code != 0)
+        || matches!(t.reason.as_deref(), Some("Error" | "ContainerCannotRun"));
+    failed.then(|| {
+        (
+            Class::AppCrash,
+            Confidence::Suspected,
+            format!("{who} ended with {t}: its own log says why."),
+        )
+    })
+}
+
+/// What an event shows, if it shows a failure.
+fn from_event(e: &KubeEvent) -> Option<(Class, Confidence, String)> {
+    let on = e
+        .object
+        .as_ref()
+        .map_or(String::new(), |o| format!(" for {o}"));
+    let message = e.message.trim();
+    let lower = message.to_lowercase();
+    let found = match e.reason.as_str() {
+        "FailedScheduling" => (
+            Class::PodUnschedulable,
+            Confidence::Proven,
+            format!("The scheduler placed no pod{on}, proven (FailedScheduling): {message}"),
+        ),
+        "Failed" if lower.contains("failed to pull image") => (
+            Class::ImagePullFailure,
+            Confidence::Proven,
+            format!("The kubelet could not pull an image{on}, proven: {message}"),
+        ),
+        "BackOff" if lower.contains("restarting failed container") => (
+            Class::CrashLoop,
+            Confidence::Proven,
+            format!("A container{on} keeps crashing, proven: {message}"),
+        ),
+        "Unhealthy" if lower.contains("readiness probe") => (
+            Class::ReadinessTimeout,
+            Confidence::Likely,
+            format!("A pod{on} never became ready, likely: {message}"),
+        ),
+        "Evicted" if lower.contains("ephemeral-storage") || lower.contains("diskpressure") => (
+            Class::DiskFull,
+            Confidence::Likely,
+            format!("A pod{on} was evicted for disk space, likely: {message}"),
+        ),
+        "OOMKilling" => (
+            Class::ContainerOomKilled,
+            Confidence::Likely,
+            format!("The node reported an OOM kill{on}: {message}"),
+        ),
+        _ => return None,
+    };
+    Some(found)
+}
+
+/// `Container api of pod e2e/api-1 (image app:1)`.
+fn who(c: &ContainerStatus) -> String {
+    let name = c.name();
+    let mut who = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
+    if let Some(image) = &c.image {
+        who.push_str(&format!(" (image {image})"));
+    }
+    who
+}
+
+/// The runtimes whose kill is a node's or an engine's, not an app's.
+const RUNTIME_PROCESSES: [&str; 9] = [
+    "containerd",
+    "ctr",
+    "runc",
+    "crun",
+    "dockerd",
+    "podman",
+    "conmon",
+    "kubelet",
+    "containerd-shim",
+];
+
+/// A kernel OOM kill that a container's own memory limit caused: a memory
+/// cgroup's (not the machine's), of a process that is no runtime.
+pub(super) fn is_container_kill(kill: &OomKill) -> bool {
+    kill.scope == OomScope::Cgroup
+        && !RUNTIME_PROCESSES
+            .iter()
+            .any(|p| kill.process.starts_with(p))
+}
+
+/// The candidate for kernel OOM kills by a container's own limit.
+pub(super) fn container_oom_candidate(case: &Case, kills: Vec<Weighed>) -> Candidate {
+    let kill = match &case.evidence[kills[0].evidence].fact {
+        Fact::OomKill(kill) => kill.to_string(),
+        other => other.to_string(),
+    };
+    Candidate {
+        class: Class::ContainerOomKilled,
+        confidence: Confidence::Proven,
+        suspected: None,
+        statement: format!(
+            "A container was OOM-killed by its own memory limit, proven: {kill}, inside a memory cgroup at its limit."
+        ),
+        evidence_for: kills,
+        evidence_against: Vec::new(),
+        fits: Vec::new(),
+    }
+}
+
+/// Where one failure explains another, the explained one goes into the
+/// explaining one's evidence: pods that never got ready explain the wait
+/// that timed out; a crash's own message explains its crash loop.
+pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
+    for (cause, consequence) in [
+        (Class::ReadinessTimeout, Class::Timeout),
+        (Class::AppCrash, Class::CrashLoop),
+        (Class::ImageNeverPull, Class::Timeout),
+        (Class::ImagePullFailure, Class::Timeout),
+        (Class::CrashLoop, Class::Timeout),
+        (Class::PodUnschedulable, Class::Timeout),
+    ] {
+        let Some(from) = candidates.iter().position(|c| c.class == consequence) else {
+            continue;
+        };
+        let Some(into) = candidates
+            .iter()
+            .position(|c| c.class == cause && c.confidence >= Confidence::Likely)
+        else {
+            continue;
+        };
+        let absorbed = candidates.remove(from);
+        let into = if from < into { into - 1 } else { into };
+        let kept = &mut candidates[into];
+        kept.statement = format!(
+            "{} It explains this too: {}",
+            kept.statement, absorbed.statement
+        );
+        kept.evidence_for.extend(absorbed.evidence_for);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::triage::diagnosis::{Class, Confidence, RootCause};
+    use crate::triage::{diagnose, log};
+
+    fn root(text: &str) -> RootCause {
+        diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
+    }
+
+    #[test]
+    fn a_never_pull_status_names_the_pod_and_proves_it() {
+        let r = root(
+            "error: timed out waiting for the condition on deployments/api\n\
+             NAME                   READY   STATUS              RESTARTS   AGE\n\
+             api-5f6d7c8b9-abcde    0/1     ErrImageNeverPull   0          5m\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ImageNeverPull, Confidence::Proven)
+        );
+        assert!(
+            r.statement.contains("api-5f6d7c8b9-abcde"),
+            "{}",
+            r.statement
+        );
+        // The timeout is its consequence, folded into it.
+        assert!(
+            r.statement.contains("It explains this too"),
+            "{}",
+            r.statement
+        );
+    }
+
+    #[test]
+    fn a_last_termination_oomkilled_outranks_the_crash_loop_it_causes() {
+        let r = root(
+            "Name:         cache-0\n\
+             Namespace:    e2e\n\
+             Containers:\n\
+             \x20 cache:\n\
+             \x20   Image:          redis:7\n\
+             \x20   State:          Waiting\n\
+             \x20     Reason:       CrashLoopBackOff\n\
+             \x20   Last State:     Terminated\n\
+             \x20     Reason:       OOMKilled\n\
+             \x20     Exit Code:    137\n\
+             \x20   Ready:          False\n\
+             \x20   Restart Count:  3\n\
+             \x20   Limits:\n\
+             \x20     memory:  64Mi\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ContainerOomKilled, Confidence::Proven)
+        );
+        for named in [
+            "e2e/cache-0",
+            "container cache",
+            "redis:7",
+            "64Mi",
+            "exit code 137",
+        ] {
+            assert!(r.statement.contains(named), "{named}: {}", r.statement);
+        }
+    }
+
+    #[test]
+    fn failed_scheduling_says_why() {
+        let r = root(
+            "LAST SEEN   TYPE      REASON             OBJECT          MESSAGE\n\
+             12s         Warning   FailedScheduling   pod/big-0       0/1 nodes are available: 1 Insufficient memory.\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::PodUnschedulable, Confidence::Proven)
+        );
+        assert!(r.statement.contains("pod/big-0"));
+        assert!(r.statement.contains("Insufficient memory"));
+    }
+
+    #[test]
+    fn unready_pods_explain_the_wait_that_timed_out() {
+        let r = root(
+            "error: timed out waiting for the condition on pods/web-0\n\
+             Warning  Unhealthy  3s (x10 over 90s)  kubelet  Readiness probe failed: HTTP probe failed with statuscode: 503\n",
+        );
+        assert_eq!(r.class, Class::ReadinessTimeout);
+        assert!(r.confidence < Confidence::Proven);
+    }
+
+    #[test]
+    fn a_cgroup_oom_kill_of_an_app_is_its_own_limit_of_a_runtime_is_not() {
+        let r = root(
+            "[ 301.2] Memory cgroup out of memory: Killed process 4242 (java) total-vm:1kB, anon-rss:1kB\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ContainerOomKilled, Confidence::Proven)
+        );
+        let r = root(
+            "[ 301.2] Memory cgroup out of memory: Killed process 4242 (containerd) total-vm:1kB, anon-rss:1kB\n",
+        );
+        assert_eq!(r.class, Class::OomKill);
+    }
+
+    #[test]
+    fn a_panic_explains_the_crash_loop() {
+        let r = root(
+            "Warning  BackOff  5s (x4 over 40s)  kubelet  Back-off restarting failed container api in pod api-0\n\
+             panic: runtime error: invalid memory address or nil pointer dereference\n\
+             [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a1b2c]\n",
+        );
+        assert_eq!(r.class, Class::AppCrash);
+        assert!(
+            r.statement.contains("nil pointer dereference"),
+            "{}",
+            r.statement
+        );
+    }
+}
