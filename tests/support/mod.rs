@@ -18,6 +18,7 @@
 pub mod openssl;
 pub mod registry;
 pub mod token;
+pub mod vm;
 
 use loadmaster::deliver::NodeReport;
 use loadmaster::deliver::progress::Progress;
