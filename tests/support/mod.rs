@@ -28,6 +28,7 @@ pub mod netns;
 pub mod openssl;
 pub mod registry;
 pub mod token;
+pub mod vm;
 
 use loadmaster::deliver::NodeReport;
 use loadmaster::deliver::progress::Progress;
