@@ -488,7 +488,7 @@ mod tests {
         .unwrap();
         assert!(done.timed_out);
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(15),
             "{:?}",
             started.elapsed()
         );
@@ -507,7 +507,7 @@ mod tests {
         assert!(done.status.success() && !done.timed_out);
         assert_eq!(done.stdout_text(), "started\n");
         assert!(
-            started.elapsed() < PIPE_GRACE + Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(15),
             "{:?}",
             started.elapsed()
         );
@@ -532,7 +532,7 @@ mod tests {
             Some(Stopped::Stalled(Duration::from_millis(300)))
         );
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(15),
             "{:?}",
             started.elapsed()
         );
@@ -554,7 +554,7 @@ mod tests {
             Some(Stopped::Stalled(Duration::from_millis(300)))
         );
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(15),
             "{:?}",
             started.elapsed()
         );

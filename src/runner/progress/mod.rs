@@ -7,10 +7,10 @@
 //! except when stdout carries the run's JSON report (`-o json`), which
 //! must stay the only thing there.
 
-use crate::process::{Echo, Stream};
 use crate::deliver::progress::Progress;
 use crate::events::{Console, Event, Events};
 use crate::journal::Outcome;
+use crate::process::{Echo, Stream};
 use crate::push::PushProgress;
 use std::sync::Arc;
 use std::time::Duration;
