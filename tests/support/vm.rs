@@ -4,9 +4,9 @@
 //! engine's forwarded API socket: `CONTAINER_HOST` or `DOCKER_HOST` pointed at
 //! it, as a user's CLI is.
 //!
-//! The tier runs when qemu is installed and the base image is prepared. When
-//! either is missing it is skipped with a note, unless `LOADMASTER_TEST_VM=1`
-//! (`.ci/run` sets it, after preparing the image): then it must run.
+//! The tier is opt-in: it runs only with `LOADMASTER_TEST_VM=1`, and then
+//! fails when qemu or the base image (`tests/vm/prepare`) is missing.
+//! `.ci/run` does not set it yet.
 
 use super::unique_name;
 use loadmaster::engine::EngineKind;
