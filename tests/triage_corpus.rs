@@ -66,6 +66,24 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
     ("070-runner-memcg-oom-kills-e2e", "container-oomkilled"),
     ("072-kind-kubeadm-timeout-cli-node-skew", "cgroup-config"),
     ("076-kindnet-crashloop-non-kind-nodes", "crash-loop"),
+    ("083-kind-list-nodes-docker-socket-denied", "unknown"),
+    ("088-operator-crashloop-exit1-no-arm64-image", "crash-loop"),
+    ("089-kind-node-image-pull-root-4gb", "image-pull-failure"),
+    (
+        "091-kind-ci-webhook-refused-insufficient-cpu",
+        "dependency-not-ready",
+    ),
+    ("093-podman-remote-ping-404-version", "no-failure-found"),
+    (
+        "096-k3s-never-pull-image-in-docker-store",
+        "image-never-pull",
+    ),
+    ("098-kind-oldest-node-image-kubeadm-init", "unknown"),
+    ("103-coredns-hinfo-timeout-firewalld", "no-failure-found"),
+    (
+        "105-docker-pull-client-timeout-not-logged-in",
+        "engine-error",
+    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.
@@ -77,6 +95,11 @@ const KNOWN_OVERCLAIMS: &[&str] = &[
     "068-kind-same-hostport-every-node",
     "070-runner-memcg-oom-kills-e2e",
     "076-kindnet-crashloop-non-kind-nodes",
+    "088-operator-crashloop-exit1-no-arm64-image",
+    "089-kind-node-image-pull-root-4gb",
+    "096-k3s-never-pull-image-in-docker-store",
+    "097-controller-crashloop-undefined-log-level-flag",
+    "106-skaffold-never-pull-unloaded-image",
 ];
 
 fn corpus() -> (PathBuf, Vec<Case>) {
