@@ -3,8 +3,10 @@
 //! kills of processes that are a container's own.
 //!
 //! A status reason or an event reason is the API server's word, so it may
-//! prove what it names (ErrImageNeverPull, OOMKilled, FailedScheduling,
-//! CrashLoopBackOff); what caused it stays for the other evidence to show.
+//! prove what it names (ErrImageNeverPull, OOMKilled, FailedScheduling, a
+//! restart for a failed probe); what caused it stays for the other evidence
+//! to show. A crash loop is a symptom whose cause is in the container's last
+//! lines, so it is at most likely as a root cause.
 //! Statements name the pod, the container and the image where known.
 
 use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
