@@ -33,50 +33,50 @@ struct Case {
 /// Cases whose class triage does not get yet, with the class it gives
 /// (`no-failure-found`: it found none). Figures: `bench/triage`.
 const KNOWN_MISSES: &[(&str, &str)] = &[
-    ("006-podman-remote-inspect-unmarshal", "no-failure-found"),
-    ("008-kind-load-containerd-config-v4", "no-failure-found"),
-    ("014-kind-build-node-image-link-killed", "killed-unknown"),
-    ("018-kind-kubelet-rootfs-device-missing", "no-failure-found"),
     ("024-container-memcg-oom-kernel", "no-failure-found"),
-    (
-        "026-coredns-waiting-on-kubernetes-firewall",
-        "no-failure-found",
-    ),
-    ("030-podman-build-short-name-not-known", "image-missing"),
-    ("032-podman-rhel7-init-cgroupv2", "unknown"),
-    ("033-podman-build-pulled-image-not-known", "image-missing"),
-    ("034-podman-pull-stale-credentials", "no-failure-found"),
-    (
-        "036-published-port-reset-bound-loopback",
-        "no-failure-found",
-    ),
-    ("038-k3d-multiserver-zfs-raft-init", "no-failure-found"),
     ("039-k3d-sandbox-pull-x509-proxy", "registry-tls"),
-    ("040-pod-liveness-probe-failing", "no-failure-found"),
-    ("042-kind-unknown-cluster-default-name", "no-failure-found"),
-    ("046-kubectl-wait-default-timeout-pulling", "timeout"),
-    ("048-e2e-kube-system-not-ready-10m", "no-failure-found"),
-    ("054-ginkgo-webhook-after-rolling-update", "timeout"),
-    ("057-crashloop-flag-not-defined", "app-crash"),
-    ("058-operator-nil-pointer-panic", "no-failure-found"),
+    ("048-e2e-kube-system-not-ready-10m", "readiness-timeout"),
     ("063-podman-info-rootless-panic", "app-crash"),
-    ("064-kind-docker-cli-is-podman-emulation", "engine-error"),
-    ("065-cloud-provider-kind-lists-docker-not-podman", "unknown"),
     ("069-pytest-xdist-worker-crashed-oom", "no-failure-found"),
-    ("070-runner-memcg-oom-kills-e2e", "container-oomkilled"),
-    ("072-kind-kubeadm-timeout-cli-node-skew", "cgroup-config"),
-    ("076-kindnet-crashloop-non-kind-nodes", "crash-loop"),
+    (
+        "083-kind-list-nodes-docker-socket-denied",
+        "provider-mismatch",
+    ),
+    ("088-operator-crashloop-exit1-no-arm64-image", "crash-loop"),
+    ("089-kind-node-image-pull-root-4gb", "image-pull-failure"),
+    (
+        "091-kind-ci-webhook-refused-insufficient-cpu",
+        "dependency-not-ready",
+    ),
+    ("093-podman-remote-ping-404-version", "no-failure-found"),
+    (
+        "096-k3s-never-pull-image-in-docker-store",
+        "image-never-pull",
+    ),
+    (
+        "105-docker-pull-client-timeout-not-logged-in",
+        "engine-error",
+    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.
 /// The goal is none; each is a defect to fix, listed so that no new one
-/// slips in unnoticed.
+/// slips in unnoticed. Both left are of the second held-out set, measured
+/// once after the rules were frozen: an ErrImageNeverPull reason proves
+/// its class by the API server's word, where the thread found another
+/// cause (096) or the corpus reads the relayed reason as likely (106).
 const KNOWN_OVERCLAIMS: &[&str] = &[
-    "056-crashloop-config-field-unknown",
-    "060-docker-build-go-toolchain-too-old",
-    "068-kind-same-hostport-every-node",
-    "070-runner-memcg-oom-kills-e2e",
-    "076-kindnet-crashloop-non-kind-nodes",
+    "096-k3s-never-pull-image-in-docker-store",
+    "106-skaffold-never-pull-unloaded-image",
+];
+
+/// Cases of the right class where triage is surer than a careful reading
+/// of the log alone (one step: likely for suspected, proven for likely).
+const KNOWN_SURER: &[&str] = &[
+    "038-k3d-multiserver-zfs-raft-init",
+    "067-ci-kind-version-kubeadm-flag",
+    "106-skaffold-never-pull-unloaded-image",
+    "108-watcher-too-many-open-files-instances",
 ];
 
 fn corpus() -> (PathBuf, Vec<Case>) {
@@ -203,4 +203,18 @@ fn every_case_gets_its_class_except_the_known_misses() {
         );
     }
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
+}
+
+#[test]
+fn no_right_class_is_surer_than_the_log_allows_except_the_known() {
+    let (dir, cases) = corpus();
+    let surer: Vec<&str> = cases
+        .iter()
+        .filter(|case| {
+            let (class, sure) = triage_case(&dir, case);
+            class == case.class && sure.is_some_and(|s| s > confidence(&case.confidence))
+        })
+        .map(|case| case.id.as_str())
+        .collect();
+    assert_eq!(surer, KNOWN_SURER, "surer than the thread's reading");
 }

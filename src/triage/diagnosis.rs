@@ -779,6 +779,25 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
     } else {
         "OOM suspected, unproven"
     };
+    // A compiler or linker killed in a build: the build's biggest process
+    // at its peak, the kill an OOM killer makes (kind's known issues).
+    if !strong_against
+        && killed
+            .iter()
+            .any(|&i| is_compiler(case.evidence[i].excerpt.as_deref().unwrap_or("")))
+    {
+        return Some(Candidate {
+            class: Class::OomKill,
+            confidence: Confidence::Suspected,
+            suspected: None,
+            statement: format!(
+                "A compiler or linker was killed by SIGKILL{during}: an OOM kill, suspected (the usual end of a build's largest process at its peak), unproven."
+            ),
+            evidence_for: abrupt,
+            evidence_against: against,
+            fits: vec![Class::OomKill, Class::KilledUnknown],
+        });
+    }
     let (class, happened) = if killed.is_empty() {
         (Class::EngineCrash, "lost the containerd it talked to")
     } else {
@@ -798,6 +817,24 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
         evidence_against: against,
         fits: Vec::new(),
     })
+}
+
+/// True when a line reports a compiler or linker process: Go's `link` and
+/// `compile`, gcc's `cc1`/`cc1plus`/`collect2`, `ld`, `rustc`, `javac`.
+fn is_compiler(line: &str) -> bool {
+    const TOOLS: [&str; 9] = [
+        "/link:",
+        "/compile:",
+        "cc1:",
+        "cc1plus:",
+        "collect2:",
+        "/ld:",
+        "ld.lld:",
+        "rustc:",
+        "javac:",
+    ];
+    let lower = line.to_lowercase();
+    TOOLS.iter().any(|t| lower.contains(t))
 }
 
 /// True when an OOM-killed process belongs to the failed command: it is
@@ -848,8 +885,59 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         "unknown-flag" if case.phases_seen.contains(&Phase::ClusterCreate) => {
             (Class::KindNodeVersionMismatch, Confidence::Likely)
         }
+        // A pod's program refusing its flags exits at every start: the
+        // kubelet restarts it, a crash loop whose cause this line is.
+        "unknown-flag" if case.phases_seen.contains(&Phase::Deploy) => {
+            (Class::CrashLoop, Confidence::Likely)
+        }
+        // The registry's own answer decides a pull failure; a wrapper that
+        // only passes on an exit status does not say why it failed.
+        "image-pull" if REGISTRY_ANSWERS.iter().any(|a| line.contains(a)) => {
+            (Class::ImagePullFailure, Confidence::Proven)
+        }
+        "image-pull" if line.contains("exit status") => {
+            (Class::ImagePullFailure, Confidence::Suspected)
+        }
+        // A short name the registries searched did not resolve.
+        "image-missing" if line.contains("in registry") => {
+            (Class::ImagePullFailure, Confidence::Suspected)
+        }
+        // Not known right after it was pulled: the store changed under the
+        // command (a concurrent prune or removal).
+        "image-missing" if line.contains("pulled image") => {
+            (Class::RuntimeTransient, Confidence::Suspected)
+        }
+        // kubectl wait on pods: they never became ready.
+        "deadline-exceeded" if line.contains("waiting for the condition on pod") => {
+            (Class::ReadinessTimeout, Confidence::Likely)
+        }
+        // kind's docker CLI found no daemon: the engine is unusable, or the
+        // cluster is podman's.
+        "kind-list-failed" if podman_in_use => (Class::ProviderMismatch, Confidence::Likely),
+        "kind-list-failed" if has_signature(case, "docker-daemon-unreachable") => {
+            (Class::EngineError, Confidence::Likely)
+        }
         _ => (signature.class, signature.confidence),
     }
+}
+
+/// Registry answers in a pull error that say why it failed: the image is
+/// not there, or the registry refused it.
+const REGISTRY_ANSWERS: [&str; 7] = [
+    "not found",
+    "manifest unknown",
+    "unauthorized",
+    "denied",
+    "404",
+    "toomanyrequests",
+    "x509",
+];
+
+/// True when some evidence of the case matched the signature `id`.
+fn has_signature(case: &Case, id: &str) -> bool {
+    case.evidence
+        .iter()
+        .any(|e| matches!(&e.fact, Fact::Signature { id: found, .. } if *found == id))
 }
 
 /// A refused connection to an address that is not the service's from the
@@ -1265,6 +1353,49 @@ mod tests {
             (Class::DiskFull, Confidence::Likely)
         );
         assert_eq!(r.fits, [Class::DiskFull, Class::InotifyLimits]);
+    }
+
+    #[test]
+    fn a_wrapper_of_a_failed_pull_proves_nothing_the_registry_answer_does() {
+        let r = root(
+            "ERROR: failed to create cluster: failed to pull image \"kindest/node:v1\": command \"docker pull kindest/node:v1\" failed with error: exit status 1\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ImagePullFailure, Confidence::Suspected)
+        );
+        let r = root(
+            "Failed to pull image \"app:2\": rpc error: code = NotFound desc = manifest unknown\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ImagePullFailure, Confidence::Proven)
+        );
+    }
+
+    #[test]
+    fn a_killed_linker_is_an_oom_suspect_a_killed_command_is_not() {
+        let r = root("/usr/local/go/pkg/tool/linux_amd64/link: signal: killed\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::OomKill, Confidence::Suspected)
+        );
+        let r = root("ctr import: signal: killed\n");
+        assert_eq!(r.class, Class::KilledUnknown);
+    }
+
+    #[test]
+    fn the_first_cause_in_time_outranks_the_crash_loop_it_causes() {
+        // The network was down before kindnet looped; the loop is likely
+        // at most, never proven as a root cause.
+        let r = root(
+            "E0601 kubelet.go:2344] \"Container runtime network not ready\" networkReady=\"NetworkReady=false reason:NetworkPluginNotReady\"\n\
+             E0601 pod_workers.go:951] \"Error syncing pod\" err=\"failed to \\\"StartContainer\\\" for \\\"kindnet-cni\\\" with CrashLoopBackOff\"\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DnsNetwork, Confidence::Suspected)
+        );
     }
 
     #[test]

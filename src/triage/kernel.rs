@@ -92,8 +92,17 @@ pub fn scan(text: &str) -> Vec<Found> {
     for (index, line) in text.lines().enumerate() {
         if let Some(rest) = after(line, "memory: usage ") {
             usage = parse_usage(rest);
-        } else if let Some(rest) = after(line, "oom-kill:constraint=") {
+        } else if let Some(rest) =
+            after(line, "oom-kill:constraint=").or_else(|| after(line, "oom-kill: constraint="))
+        {
             summary = Some(Summary::parse(rest));
+        } else if let Some(pending) = summary.as_mut()
+            && CONTINUED_FIELDS
+                .iter()
+                .any(|f| line.trim_start().starts_with(f))
+        {
+            // A summary pasted wrapped: its fields go on on the next lines.
+            pending.add_fields(line);
         } else if line.contains("Memory cgroup out of memory: Kill process") {
             memcg_scope = true;
         } else if let Some(rest) = after(line, "Killed process ")
@@ -173,6 +182,9 @@ struct Summary {
     pid: Option<u32>,
 }
 
+/// Fields of the summary that open a continuation line of a wrapped one.
+const CONTINUED_FIELDS: [&str; 4] = ["task_memcg=", "oom_memcg=", "task=", "mems_allowed="];
+
 impl Summary {
     /// `rest` is what follows `oom-kill:constraint=`.
     fn parse(rest: &str) -> Summary {
@@ -181,7 +193,14 @@ impl Summary {
             memcg: None,
             pid: None,
         };
-        for field in rest.trim().split(',') {
+        summary.add_fields(rest);
+        summary
+    }
+
+    /// Reads `name=value` fields, comma-separated.
+    fn add_fields(&mut self, fields: &str) {
+        let summary = self;
+        for field in fields.trim().split(',').map(str::trim) {
             match field.split_once('=') {
                 // The cgroup whose limit was hit; the victim may sit below it.
                 Some(("oom_memcg", memcg)) => summary.memcg = Some(memcg.to_string()),
@@ -192,7 +211,6 @@ impl Summary {
                 _ => {}
             }
         }
-        summary
     }
 }
 
@@ -286,6 +304,22 @@ Dec 15 23:08:21 localhost.localdomain kernel: Out of memory: Killed process 8812
         assert_eq!(found[0].kill.anon_rss_kib, Some(1702312));
         assert_eq!(found[0].kill.limit_kib, None);
         assert_eq!(found[0].time.as_deref(), Some("Dec 15 23:08:21"));
+    }
+
+    #[test]
+    fn a_summary_pasted_wrapped_still_names_its_cgroup() {
+        let wrapped = "\
+oom-kill: constraint=CONSTRAINT_MEMCG, cpuset=system-runner.slice
+  task_memcg=/system.slice/system-runner.slice/runner@9.service
+  task=e2e, pid=766866
+Memory cgroup out of memory: Killed process 766866 (e2e)
+";
+        let kill = &scan(wrapped)[0].kill;
+        assert_eq!(kill.scope, OomScope::Cgroup);
+        assert_eq!(
+            kill.memcg.as_deref(),
+            Some("/system.slice/system-runner.slice/runner@9.service")
+        );
     }
 
     #[test]

@@ -306,13 +306,24 @@ fn event_tables(lines: &[String]) -> Vec<(usize, Found)> {
     let mut namespaced: Option<bool> = None;
     for (index, line) in lines.iter().enumerate() {
         let words = header_words(line);
-        if words.contains(&"TYPE") && words.contains(&"REASON") && words.contains(&"MESSAGE") {
+        // `get events` writes its header in capitals, `describe` (pasted
+        // without its `Events:` line) as `Type Reason Age From Message`.
+        // (Under its `Events:` line, the describe reader has it.)
+        let has = |name: &str| words.iter().any(|w| w.eq_ignore_ascii_case(name));
+        let described = !words.contains(&"TYPE")
+            && index > 0
+            && unprefixed(&lines[index - 1]).trim() == "Events:";
+        if has("type") && has("reason") && has("message") && !described {
             namespaced = Some(words.first() == Some(&"NAMESPACE"));
             continue;
         }
         let Some(has_namespace) = namespaced else {
             continue;
         };
+        // `describe` underlines its event header with dashes.
+        if line.trim().chars().all(|c| c == '-' || c == ' ') && line.contains("--") {
+            continue;
+        }
         match event_row(unprefixed(line), has_namespace) {
             Some(event) => found.push((index + 1, Found::Event(event))),
             None => namespaced = None,

@@ -294,6 +294,8 @@ fn phase_of(lower: &str) -> Option<Phase> {
                 "kubectl apply",
                 "kubectl rollout",
                 "kubectl wait",
+                "kubectl logs",
+                "oc logs",
                 "helm install",
                 "helm upgrade",
                 "errimagepull",

@@ -280,9 +280,9 @@ pub static SIGNATURES: &[Signature] = &[
             &["port is already allocated"],
             &["proxy already running"],
         ]),
-        meaning: "a host port is already taken (by another process, another cluster, or a stale gvproxy of a podman machine)",
+        meaning: "a host port is already taken (by another process, another cluster, an earlier node of the same cluster, or a stale gvproxy of a podman machine); the message does not say who holds it",
         class: Class::PortConflict,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`ss -ltnp` / `lsof -iTCP -sTCP:LISTEN` shows the owner of the port",
         refutes: "the port is free now: then the earlier owner has gone",
@@ -308,9 +308,9 @@ pub static SIGNATURES: &[Signature] = &[
             &["imagepullbackoff"],
             &["failed to pull image"],
         ]),
-        meaning: "the kubelet could not pull the image: it was not loaded into the node, or its pull policy forces a pull (`:latest` means Always)",
+        meaning: "an image could not be pulled: it was not loaded into the node, or its pull policy forces a pull (`:latest` means Always), or the registry refused or could not be reached",
         class: Class::ImagePullFailure,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`crictl images` in the node lacks the image, or the pod's imagePullPolicy is Always",
         refutes: "the node holds the image and the policy is IfNotPresent or Never",
@@ -372,9 +372,9 @@ pub static SIGNATURES: &[Signature] = &[
             &["executor failed running"],
             &["returned a non-zero code"],
         ]),
-        meaning: "an image build step failed",
+        meaning: "an image build step failed (the builder's word that it failed, not why: a bug, or a toolchain or dependency of another version)",
         class: Class::BuildFailure,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "the step's own output just above",
         refutes: "nothing: the builder said so",
@@ -438,7 +438,7 @@ pub static SIGNATURES: &[Signature] = &[
     },
     Signature {
         id: "no-nodes-found",
-        trigger: Trigger::Text(&[&["no nodes found for cluster"]]),
+        trigger: Trigger::Text(&[&["no nodes found for cluster"], &["unknown cluster \""]]),
         meaning: "kind found no node containers of that cluster on the engine it asked",
         class: Class::ProviderMismatch,
         confidence: Confidence::Suspected,
@@ -545,8 +545,10 @@ pub static SIGNATURES: &[Signature] = &[
     Signature {
         id: "api-answer-undecodable",
         trigger: Trigger::Line(|line| {
-            line.contains("cannot unmarshal")
-                && (line.contains("podman") || line.contains("docker"))
+            (line.contains("cannot unmarshal")
+                && (line.contains("podman") || line.contains("docker")))
+                // podman's client decoding into its own `define` types.
+                || line.contains("unmarshalling into &define.")
         }),
         meaning: "an engine client could not decode its server's answer: usually a client and server of different versions",
         class: Class::EngineVersionMismatch,
@@ -562,6 +564,7 @@ pub static SIGNATURES: &[Signature] = &[
         trigger: Trigger::Text(&[
             &["failed to detect containerd snapshotter"],
             &["unsupported config version"],
+            &["unknown containerd config version"],
             &["this version of kubeadm only supports"],
             &["kubeadm", "unknown flag"],
             &["kubelet", "unknown flag"],
@@ -644,6 +647,8 @@ pub static SIGNATURES: &[Signature] = &[
                 || line.contains("uncaught exception")
                 || (line.starts_with("thread '") && line.contains("panicked at"))
                 || line.starts_with("[signal sigsegv: segmentation violation")
+                // Kubernetes' HandleCrash logs a recovered panic so.
+                || line.contains("observed a panic")
         }),
         meaning: "an application crashed: a panic, a runtime's fatal error or an uncaught exception",
         class: Class::AppCrash,
@@ -687,9 +692,9 @@ pub static SIGNATURES: &[Signature] = &[
             &["crashloopbackoff"],
             &["back-off restarting failed container"],
         ]),
-        meaning: "a container keeps exiting and the kubelet backs off restarting it",
+        meaning: "a container keeps exiting and the kubelet backs off restarting it: a symptom whose cause is in the container's last lines",
         class: Class::CrashLoop,
-        confidence: Confidence::Proven,
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`kubectl logs POD -c CONTAINER --previous` shows how the last instance ended",
         refutes: "nothing: the kubelet said so",
@@ -700,6 +705,9 @@ pub static SIGNATURES: &[Signature] = &[
         id: "probe-failed",
         trigger: Trigger::Text(&[
             &["readiness probe failed"],
+            &["liveness probe failed"],
+            &["startup probe failed"],
+            &["running and ready within"],
             &["exceeded its progress deadline"],
             &["progress deadline exceeded"],
         ]),
@@ -781,8 +789,11 @@ pub static SIGNATURES: &[Signature] = &[
                 "is different from",
                 "misconfiguration",
             ];
+            // kubeadm prints "(required cgroups disabled)" after every
+            // failed wait for the kubelet, whatever the cause.
             let cgroup_trouble = line.contains("cgroup")
                 && !line.contains("could not find a log line")
+                && !line.contains("required cgroups disabled")
                 && TROUBLE.iter().any(|t| line.contains(t));
             cgroup_trouble || line.contains("delegate=yes")
         }),
@@ -935,6 +946,140 @@ pub static SIGNATURES: &[Signature] = &[
         subject: None,
     },
     Signature {
+        id: "node-kubernetes-start-failed",
+        trigger: Trigger::Text(&[
+            &["failed to start containermanager"],
+            &["failed to run kubelet"],
+            &["starting kubernetes: preparing server"],
+        ]),
+        meaning: "the Kubernetes of a node (its kubelet, or a k3s server) could not start there: the node's filesystem, devices or cgroups are not what it needs",
+        class: Class::NodeStartFailure,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the node's kubelet or k3s log (`kind export logs`, `docker logs NODE`) shows the same error at each start",
+        refutes: "the node's kubelet runs: then this was a start that later recovered",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "kubeadm-wait-failed",
+        trigger: Trigger::Text(&[
+            &["this error is likely caused by"],
+            &["the kubelet is not running"],
+            &["failed to init node with kubeadm"],
+            &["failed to join node with kubeadm"],
+        ]),
+        meaning: "kubeadm in the node gave up on the kubelet without a cause of its own (its hints are printed for every failure): in kind, most often a node image the kind CLI was not released with",
+        class: Class::KindNodeVersionMismatch,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`kind version` against the node image's tag (each kind release lists its node images); the kubelet's own log in `kind export logs` names the error",
+        refutes: "the node image is one the kind release lists: then read the kubelet's log for the cgroup or node error",
+        fits: &[
+            Class::KindNodeVersionMismatch,
+            Class::CgroupConfig,
+            Class::NodeStartFailure,
+        ],
+        subject: None,
+    },
+    Signature {
+        id: "cluster-network-down",
+        trigger: Trigger::Text(&[
+            &["networkpluginnotready"],
+            &["cni plugin not initialized"],
+            &["network plugin is not ready"],
+            &["still waiting on: \"kubernetes\""],
+        ]),
+        meaning: "the cluster's network is not up: the CNI plugin is not ready, or CoreDNS cannot reach the API server through the service network",
+        class: Class::DnsNetwork,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the CNI pods' state (`kubectl -n kube-system get pods -o wide`), and from a pod: `nc -vz 10.96.0.1 443`, `nslookup kubernetes.default`; a host firewall (firewalld, nftables) dropping pod traffic",
+        refutes: "pods reach the API server's service address and resolve names",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "registry-auth-failed",
+        trigger: Trigger::Text(&[
+            &["unable to retrieve auth token"],
+            &["invalid username/password"],
+            &["incorrect username or password"],
+        ]),
+        meaning: "the registry refused the credentials sent with the pull (stale or wrong login in the auth file)",
+        class: Class::ImagePullFailure,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the auth file (`${XDG_RUNTIME_DIR}/containers/auth.json`, `~/.docker/config.json`) holds an entry for the registry",
+        refutes: "no credentials are stored for the registry",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "connection-reset",
+        trigger: Trigger::Text(&[&["connection reset by peer"]]),
+        meaning: "the connection was accepted and dropped: for a published port, the forwarder reached no listener inside (the service binds its loopback only), or the service closed it",
+        class: Class::EndpointUnreachable,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`ss -tln` in the container's network namespace shows the service listening on 127.0.0.1 only",
+        refutes: "it listens on 0.0.0.0 there: then the service itself dropped the connection",
+        fits: &[Class::EndpointUnreachable, Class::DependencyNotReady],
+        subject: None,
+    },
+    Signature {
+        id: "systemd-no-dbus",
+        trigger: Trigger::Text(&[&["failed to get d-bus connection: operation not permitted"]]),
+        meaning: "systemd did not run in the container: its image's systemd does not support the host's cgroup hierarchy (an old systemd on cgroup v2), so nothing answers on D-Bus",
+        class: Class::CgroupConfig,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`stat -fc %T /sys/fs/cgroup` is cgroup2fs and the image's systemd predates cgroup v2 support (systemd < 230)",
+        refutes: "the host is on cgroup v1, or the container's PID 1 is not systemd",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "webhook-unavailable",
+        trigger: Trigger::Text(&[&["failed calling webhook"], &["failed to call webhook"]]),
+        meaning: "the API server could not call an admission webhook: its service had no ready endpoint (not started yet, restarting, or not schedulable)",
+        class: Class::DependencyNotReady,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`kubectl get endpoints -n NS SERVICE` empty at that time, and the webhook pod's events",
+        refutes: "the endpoints were ready: then the webhook's certificate or network path is wrong",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "docker-is-podman",
+        trigger: Trigger::Text(&[&["emulate docker cli using podman"]]),
+        meaning: "the `docker` command is podman's emulation: a tool that drives docker gets podman's behaviour and store",
+        class: Class::ProviderMismatch,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "`docker --version` prints podman's version; `rpm -qf $(command -v docker)` is podman-docker",
+        refutes: "`docker version` shows a Docker Engine server",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "kind-list-failed",
+        trigger: Trigger::Text(&[
+            &["failed to list clusters"],
+            &["could not list clusters"],
+            &["failed to list nodes"],
+        ]),
+        meaning: "kind (or a tool built on its library) could not list node containers with the docker CLI: the cluster runs under another engine, or docker itself is unusable",
+        class: Class::ProviderMismatch,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`docker ps` fails the same way while `podman ps` lists the nodes (or KIND_EXPERIMENTAL_PROVIDER=podman is unset)",
+        refutes: "`docker ps` works for this user: then read the command's own error",
+        fits: &[Class::ProviderMismatch, Class::EngineError],
+        subject: None,
+    },
+    Signature {
         id: "pull-denied",
         trigger: Trigger::Text(&[&["pull access denied"], &["repository does not exist"]]),
         meaning: "the registry has no such image or refuses it: for an image built locally, it was not loaded into the nodes the pod runs on, so the kubelet tried a registry",
@@ -1068,6 +1213,81 @@ mod tests {
         assert_eq!(for_exit(126).unwrap().class, Class::CommandNotRunnable);
         assert_eq!(for_exit(127).unwrap().class, Class::CommandNotRunnable);
         assert!(for_exit(1).is_none());
+    }
+
+    /// Texts whose cause is not the plain reading (issue #15): each reads
+    /// as its own signature, not as the generic one it also contains.
+    #[test]
+    fn prose_failures_have_signatures_of_their_own() {
+        let cases = [
+            (
+                r#""Failed to start ContainerManager" err="failed to get rootfs info""#,
+                "node-kubernetes-start-failed",
+            ),
+            ("This error is likely caused by:", "kubeadm-wait-failed"),
+            (
+                r#"[INFO] plugin/ready: Still waiting on: "kubernetes""#,
+                "cluster-network-down",
+            ),
+            (
+                "message:Network plugin returns error: cni plugin not initialized",
+                "cluster-network-down",
+            ),
+            (
+                "unable to retrieve auth token: invalid username/password",
+                "registry-auth-failed",
+            ),
+            (
+                "curl: (56) Recv failure: Connection reset by peer",
+                "connection-reset",
+            ),
+            (
+                "Failed to get D-Bus connection: Operation not permitted",
+                "systemd-no-dbus",
+            ),
+            (
+                r#"Internal error occurred: failed calling webhook "x.kb.io": context deadline exceeded"#,
+                "webhook-unavailable",
+            ),
+            (
+                "Emulate Docker CLI using podman. Create /etc/containers/nodocker to quiet msg.",
+                "docker-is-podman",
+            ),
+            (
+                "ERROR: failed to list clusters: command \"docker ps\" failed with error: exit status 1",
+                "kind-list-failed",
+            ),
+            (
+                "ERROR: unknown containerd config version: 4 (supported versions: 2 and 3)",
+                "kind-node-incompatible",
+            ),
+            (
+                r#"Error: unmarshalling into &define.InspectContainerData{ID:"22"}"#,
+                "api-answer-undecodable",
+            ),
+            (
+                r#"E0623 runtime.go:78] Observed a panic: "invalid memory address""#,
+                "app-panic",
+            ),
+            (
+                "Liveness probe failed: cat: can't open '/tmp/healthy'",
+                "probe-failed",
+            ),
+            (r#"Error: unknown cluster "kind""#, "no-nodes-found"),
+        ];
+        for (line, id) in cases {
+            assert!(
+                by_id(id).unwrap().matches_text(&line.to_lowercase()),
+                "{id}: {line}"
+            );
+        }
+        // kubeadm's fixed hint names cgroups after every failed wait.
+        let hint = "- The kubelet is unhealthy due to a misconfiguration of the node in some way (required cgroups disabled)";
+        assert!(
+            !by_id("cgroup-setup")
+                .unwrap()
+                .matches_text(&hint.to_lowercase())
+        );
     }
 
     #[test]

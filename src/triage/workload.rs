@@ -3,8 +3,10 @@
 //! kills of processes that are a container's own.
 //!
 //! A status reason or an event reason is the API server's word, so it may
-//! prove what it names (ErrImageNeverPull, OOMKilled, FailedScheduling,
-//! CrashLoopBackOff); what caused it stays for the other evidence to show.
+//! prove what it names (ErrImageNeverPull, OOMKilled, FailedScheduling, a
+//! restart for a failed probe); what caused it stays for the other evidence
+//! to show. A crash loop is a symptom whose cause is in the container's last
+//! lines, so it is at most likely as a root cause.
 //! Statements name the pod, the container and the image where known.
 
 use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
@@ -74,11 +76,13 @@ fn from_status(c: &ContainerStatus) -> Option<(Class, Confidence, String)> {
                 "{who} cannot start, proven: the kubelet could not pull its image ({reason}). The pull's own error is in the pod's Failed events."
             ),
         ),
+        // The status proves the loop, not why it loops: the cause is in the
+        // container's last lines, so the loop alone is only likely the root.
         "CrashLoopBackOff" => (
             Class::CrashLoop,
-            Confidence::Proven,
+            Confidence::Likely,
             format!(
-                "{who} is in CrashLoopBackOff, proven{}: it keeps exiting; its last lines (`kubectl logs --previous`) say why.",
+                "{who} is in CrashLoopBackOff{}: it keeps exiting; its last lines (`kubectl logs --previous`) say why.",
                 c.last_termination
                     .as_ref()
                     .map_or(String::new(), |t| format!(" (last ended: {t})"))
@@ -138,14 +142,26 @@ fn from_event(e: &KubeEvent) -> Option<(Class, Confidence, String)> {
         ),
         "BackOff" if lower.contains("restarting failed container") => (
             Class::CrashLoop,
-            Confidence::Proven,
-            format!("A container{on} keeps crashing, proven: {message}"),
+            Confidence::Likely,
+            format!("A container{on} keeps crashing: {message}"),
         ),
-        "Unhealthy" if lower.contains("readiness probe") => (
+        "Unhealthy" if lower.contains("probe") => (
             Class::ReadinessTimeout,
             Confidence::Likely,
-            format!("A pod{on} never became ready, likely: {message}"),
+            format!("A pod{on} failed its health probe, likely why it is not ready: {message}"),
         ),
+        // The kubelet's own record that it restarts the container for its
+        // probe.
+        "Killing"
+            if lower.contains("failed liveness probe")
+                || lower.contains("failed startup probe") =>
+        {
+            (
+                Class::ReadinessTimeout,
+                Confidence::Proven,
+                format!("A container{on} is restarted for failing its probe, proven: {message}"),
+            )
+        }
         "Evicted" if lower.contains("ephemeral-storage") || lower.contains("diskpressure") => (
             Class::DiskFull,
             Confidence::Likely,
@@ -191,6 +207,23 @@ pub(super) fn is_container_kill(kill: &OomKill) -> bool {
         && !RUNTIME_PROCESSES
             .iter()
             .any(|p| kill.process.starts_with(p))
+        && kill.memcg.as_deref().is_none_or(is_container_cgroup)
+}
+
+/// True for a cgroup path of a container or a pod; false for the host's
+/// own units (a CI runner's `system.slice/...service`), whose limit is the
+/// machine's share, not a container's.
+fn is_container_cgroup(path: &str) -> bool {
+    const CONTAINER_MARKS: [&str; 7] = [
+        "kubepods",
+        "docker",
+        "libpod",
+        "containerd",
+        "crio",
+        "machine.slice",
+        "lxc",
+    ];
+    CONTAINER_MARKS.iter().any(|m| path.contains(m)) || !path.contains(".service")
 }
 
 /// The candidate for kernel OOM kills by a container's own limit.
@@ -246,11 +279,54 @@ pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
 
 #[cfg(test)]
 mod tests {
+    use super::{OomKill, OomScope, is_container_kill};
     use crate::triage::diagnosis::{Class, Confidence, RootCause};
     use crate::triage::{diagnose, log};
 
     fn root(text: &str) -> RootCause {
         diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
+    }
+
+    #[test]
+    fn a_host_units_memcg_oom_is_the_machines_not_a_containers() {
+        let kill = |memcg: &str| OomKill {
+            pid: 1,
+            process: "e2e".into(),
+            scope: OomScope::Cgroup,
+            memcg: Some(memcg.into()),
+            anon_rss_kib: None,
+            usage_kib: None,
+            limit_kib: None,
+        };
+        assert!(!is_container_kill(&kill(
+            "/system.slice/gha-runner@9.service"
+        )));
+        assert!(is_container_kill(&kill(
+            "/kubepods.slice/kubepods-burstable.slice/cri-containerd-4b1e.scope"
+        )));
+        assert!(is_container_kill(&kill("/docker/4b1e0c")));
+    }
+
+    #[test]
+    fn a_probe_restart_is_proven_a_crash_loop_only_likely() {
+        let r = root(
+            "Type     Reason     Age                From               Message\n\
+             ----     ------     ----               ----               -------\n\
+             Warning  Unhealthy  10s (x3 over 20s)  kubelet, node01    Liveness probe failed: cat: can't open '/tmp/healthy'\n\
+             Normal   Killing    10s                kubelet, node01    Container liveness failed liveness probe, will be restarted\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ReadinessTimeout, Confidence::Proven)
+        );
+        let r = root(
+            "NAME        READY   STATUS             RESTARTS        AGE\n\
+             runlore-0   0/1     CrashLoopBackOff   22 (4m14s ago)  93m\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::CrashLoop, Confidence::Likely)
+        );
     }
 
     #[test]
