@@ -29,6 +29,34 @@ pub struct EngineInfo {
     pub location: Location,
     /// The engine's kernel release, which tells a VM from this host.
     pub kernel: String,
+    /// Where the engine writes a whole image before `save` streams a byte
+    /// of it, on the engine's side (inside the VM for a VM); None when it
+    /// streams from its store. docker's classic store exports into its
+    /// temp dir, `DATA-ROOT/tmp` (moby's `prepareTempDir` sets `TMPDIR` to
+    /// it unless `DOCKER_TMPDIR` names another, which no client can see);
+    /// Docker's containerd store streams the stored blobs. podman writes
+    /// `api.tar` for a remote client, and a docker-archive for its own CLI,
+    /// under the `TMPDIR` its process got: the service's `TMPDIR`, else
+    /// containers.conf's `image_copy_tmp_dir` (default `/var/tmp`), as
+    /// `podman info` reports it (`store.imageCopyTmpDir`; podman's
+    /// cmd/podman/root.go, libpod/info.go, pkg/api/handlers/libpod/images.go).
+    #[serde(default)]
+    pub save_staging: Option<String>,
+    /// The service address the CLI was pointed at (`DOCKER_HOST`,
+    /// `CONTAINER_HOST`), if any: a service that may see another mount
+    /// view than this process, even on this kernel.
+    #[serde(default)]
+    pub service_address: Option<String>,
+}
+
+impl EngineInfo {
+    /// Whether the engine's files are out of this process's sight: in a
+    /// VM, elsewhere, or behind a service address (a socket forwarded from
+    /// a VM, or a service in namespaces of its own). Then its disks are
+    /// measured from inside the engine ([`super::Engine::measure_inside`]).
+    pub fn files_elsewhere(&self) -> bool {
+        self.location != Location::Local || self.service_address.is_some()
+    }
 }
 
 /// Where the engine runs, relative to loadmaster.
@@ -155,13 +183,23 @@ fn docker_info(v: &Value) -> Result<EngineInfo, String> {
     } else {
         Location::Local
     };
+    // Docker's containerd image store says so in its driver status.
+    let containerd_store = v["DriverStatus"].as_array().is_some_and(|rows| {
+        rows.iter().any(|row| {
+            row[0].as_str() == Some("driver-type")
+                && row[1].as_str() == Some("io.containerd.snapshotter.v1")
+        })
+    });
+    let root = text(v, &["DockerRootDir"]);
     Ok(EngineInfo {
         engine: EngineKind::Docker,
+        service_address: None,
+        save_staging: (!containerd_store && !root.is_empty()).then(|| format!("{root}/tmp")),
         version: text(v, &["ServerVersion"]),
         memory_bytes: number(v, &["MemTotal"])?,
         cpus: number(v, &["NCPU"])? as u32,
         storage_driver: text(v, &["Driver"]),
-        storage_root: text(v, &["DockerRootDir"]),
+        storage_root: root,
         cgroup_version: if text(v, &["CgroupVersion"]) == "2" {
             2
         } else {
@@ -175,8 +213,15 @@ fn docker_info(v: &Value) -> Result<EngineInfo, String> {
 
 fn podman_info(v: &Value) -> Result<EngineInfo, String> {
     let remote = v["host"]["serviceIsRemote"].as_bool().unwrap_or(false);
+    // Go's os.TempDir: /tmp when TMPDIR is empty.
+    let staging = match text(v, &["store", "imageCopyTmpDir"]) {
+        dir if dir.is_empty() => "/tmp".to_string(),
+        dir => dir,
+    };
     Ok(EngineInfo {
         engine: EngineKind::Podman,
+        service_address: None,
+        save_staging: Some(staging),
         version: text(v, &["version", "Version"]),
         memory_bytes: number(v, &["host", "memTotal"])?,
         cpus: number(v, &["host", "cpus"])? as u32,
