@@ -540,4 +540,90 @@ mod tests {
         assert_eq!(c.memory_limit, None);
         assert_eq!(c.labels["io.x-k8s.kind.role"], "control-plane");
     }
+
+    /// Contract tests, recorded behaviour: podman 5.8 and 6.0 cannot run
+    /// here; `tests/fixtures/podman/VERSION/` holds their output's shape,
+    /// derived from podman's source (its README says from which files).
+    /// podman 6 changed only the template `{{.Labels}}` (to `k=v,...`,
+    /// kind #4201); the JSON loadmaster asks for keeps its label object.
+    mod podman_versions {
+        use super::*;
+
+        const VERSIONS: [(&str, &str, &str, &str); 2] = [
+            (
+                "5.8.2",
+                include_str!("../../tests/fixtures/podman/5.8/ps.json"),
+                include_str!("../../tests/fixtures/podman/5.8/info.json"),
+                include_str!("../../tests/fixtures/podman/5.8/container-inspect.json"),
+            ),
+            (
+                "6.0.0",
+                include_str!("../../tests/fixtures/podman/6.0/ps.json"),
+                include_str!("../../tests/fixtures/podman/6.0/info.json"),
+                include_str!("../../tests/fixtures/podman/6.0/container-inspect.json"),
+            ),
+        ];
+
+        #[test]
+        fn ps_json_gives_kinds_labels_on_podman_5_and_6() {
+            for (version, ps, _, _) in VERSIONS {
+                let listed = podman_ps_json(ps.as_bytes(), &KIND_KEYS).unwrap();
+                assert_eq!(listed.len(), 2, "{version}");
+                assert_eq!(listed[0].name, "e2e-control-plane", "{version}");
+                assert!(listed[0].running(), "{version}");
+                assert_eq!(
+                    listed[0].labels["io.x-k8s.kind.cluster"], "e2e",
+                    "{version}"
+                );
+                assert_eq!(
+                    listed[1].labels["io.x-k8s.kind.role"], "worker",
+                    "{version}"
+                );
+                assert!(!listed[1].running(), "{version}");
+            }
+        }
+
+        #[test]
+        fn info_gives_the_vms_figures_and_where_save_stages() {
+            for (version, _, info, _) in VERSIONS {
+                let info = engine_info(EngineKind::Podman, info.as_bytes()).unwrap();
+                assert_eq!(info.version, version);
+                assert_eq!(info.location, Location::VirtualMachine, "{version}");
+                assert_eq!(info.memory_bytes, 2046894080, "{version}");
+                assert_eq!(info.cpus, 5, "{version}");
+                assert_eq!(info.cgroup_version, 2, "{version}");
+                assert_eq!(
+                    info.storage_root, "/var/lib/containers/storage",
+                    "{version}"
+                );
+                assert_eq!(info.save_staging.as_deref(), Some("/var/tmp"), "{version}");
+            }
+        }
+
+        #[test]
+        fn container_inspect_gives_state_and_labels() {
+            for (version, _, _, inspect) in VERSIONS {
+                let c = &container_details(inspect.as_bytes()).unwrap()[0];
+                assert_eq!(c.name, "e2e-worker", "{version}");
+                assert_eq!(c.state.exit_code, 137, "{version}");
+                assert!(c.state.oom_killed, "{version}");
+                assert_eq!(c.labels["io.x-k8s.kind.role"], "worker", "{version}");
+                assert_eq!(c.memory_limit, None, "{version}");
+            }
+        }
+    }
+
+    #[test]
+    fn docker_info_says_where_save_stages() {
+        // docker 20.10's classic store, as here: `save` stages in DATA-ROOT/tmp.
+        let classic = br#"{"ServerVersion":"20.10.24","MemTotal":1,"NCPU":2,"Driver":"overlay2",
+            "DockerRootDir":"/var/lib/docker","DriverStatus":[["Backing Filesystem","extfs"]]}"#;
+        let info = engine_info(EngineKind::Docker, classic).unwrap();
+        assert_eq!(info.save_staging.as_deref(), Some("/var/lib/docker/tmp"));
+        // Docker 29's containerd store streams from its content store.
+        let containerd = br#"{"ServerVersion":"29.0.1","MemTotal":1,"NCPU":2,"Driver":"overlayfs",
+            "DockerRootDir":"/var/lib/docker","DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]]}"#;
+        let info = engine_info(EngineKind::Docker, containerd).unwrap();
+        assert_eq!(info.save_staging, None);
+    }
 }
