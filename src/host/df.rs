@@ -51,22 +51,19 @@ pub struct Mount {
 /// The mount at exactly `mount_point` in a mountinfo text (the last one,
 /// as a later mount hides an earlier one at the same place).
 pub fn mount_at(mountinfo: &str, mount_point: &str) -> Option<Mount> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [TAGS...] - TYPE SOURCE SUPER
-            let (before, after) = line.split_once(" - ")?;
-            let fields: Vec<&str> = before.split_whitespace().collect();
-            (fields.get(4) == Some(&mount_point)).then(|| Mount {
-                device: fields[2].to_string(),
-                fs_type: after
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            })
+    mountinfo.lines().rev().find_map(|line| {
+        // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [TAGS...] - TYPE SOURCE SUPER
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        (fields.get(4) == Some(&mount_point)).then(|| Mount {
+            device: fields[2].to_string(),
+            fs_type: after
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         })
-        .last()
+    })
 }
 
 #[cfg(test)]
