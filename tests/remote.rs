@@ -257,6 +257,7 @@ fn assert_engine_figure(engine: &NamespacedEngine, f: &Value, path: &str, client
 /// engine's mount view. The save staging copy of the image counts in the
 /// disk it lands on.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn doctor_measures_a_namespaced_engines_disks_on_its_side() {
     for kind in engines_under_test() {
         let engine = NamespacedEngine::start_with(kind, Some(ENGINE_TMPFS));
