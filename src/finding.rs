@@ -15,6 +15,17 @@ pub enum Status {
     Fail,
 }
 
+/// Where a figure was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// On the engine's host, as the engine's own kernel and mount view
+    /// show it.
+    Engine,
+    /// On this machine, where loadmaster runs.
+    Client,
+}
+
 /// One check's result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
@@ -30,6 +41,11 @@ pub struct Finding {
     pub needed_bytes: Option<u64>,
     /// Where the measured value was read.
     pub source: String,
+    /// Whose figure it is: the engine's host (inside its VM, or where its
+    /// service runs) or this machine, the client's. None for findings
+    /// that are no machine's figure (a name, a tool's version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
     /// The command (or step) that fixes it; none when all is well.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,

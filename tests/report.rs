@@ -14,7 +14,7 @@ mod support;
 use loadmaster::deliver::{self, PathChoice, progress::Silent};
 use loadmaster::engine::Engine;
 use loadmaster::journal::{
-    DiskSpace, Event, Exit, HostMemory, Journal, NodeMemory, Outcome, Sample, Timestamp,
+    DiskSpace, Event, EventBody, Exit, HostMemory, Journal, NodeMemory, Outcome, Sample, Timestamp,
 };
 use loadmaster::monitor::{HostReader, Monitor, NodeSource, Sources};
 use loadmaster::plan::{self, Plan};
@@ -145,6 +145,19 @@ fn record_failed_run(root: &Path, plans: &Path) -> PathBuf {
         };
         record(25.5, Event::in_step("deliver/api", node_delivery(&report)));
     }
+    // What the load moved across the engine's connection (issue 12, item 3).
+    record(
+        25.6,
+        Event::in_step(
+            "deliver/api",
+            EventBody::Connection {
+                image: "localhost/api:dev".to_string(),
+                path: "save".to_string(),
+                from_engine: 300 * MIB,
+                to_nodes: 420 * MIB,
+            },
+        ),
+    );
     let error = "loading localhost/api:dev into node e2e-worker failed: exit status 137";
     record(
         26.0,
@@ -375,6 +388,11 @@ fn failed_run_reports_its_failing_step_and_diagnosis_first() {
         "{md}"
     );
 
+    assert!(
+        md.contains("| `localhost/api:dev` | save | 300.0 MiB | 420.0 MiB |"),
+        "{md}"
+    );
+
     let xml = report::junit::render(&loaded);
     assert_valid_junit(&xml, &dir.path);
     assert!(
@@ -391,6 +409,11 @@ fn failed_run_reports_its_failing_step_and_diagnosis_first() {
     );
 
     let page = html::render(&loaded);
+    assert!(
+        page.contains("<h3>Across the connection to the engine</h3>")
+            && page.contains("<td class=\"n\" title=\"314572800 bytes\">300.0 MiB</td><td class=\"n\" title=\"440401920 bytes\">420.0 MiB</td>"),
+        "the delivery table shows the connection's bytes"
+    );
     let file = dir.path.join("failed.html");
     std::fs::write(&file, &page).unwrap();
     assert!(page.contains(&format!(

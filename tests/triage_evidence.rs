@@ -171,6 +171,8 @@ fn system_oom_in_a_vm_sizes_the_vm_from_its_measured_memory() {
         rootless: false,
         location: Location::VirtualMachine,
         kernel: "6.9.9-200.fc40.x86_64".into(),
+        save_staging: Some("/var/tmp".into()),
+        service_address: None,
     }));
     let d = triage::diagnose(&case);
     let root = d.root_cause.as_ref().unwrap();

@@ -4,7 +4,7 @@
 //! name it does not know).
 
 use super::{CommandError, Output};
-use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Status};
+use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Side, Status};
 use crate::engine::EngineChoice;
 use crate::plan;
 use crate::units::bytes;
@@ -86,6 +86,9 @@ fn write_text(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     write_needs(out, "memory", &report.needs.memory)?;
     write_needs(out, "disk", &report.needs.storage)?;
     write_needs(out, "temp", &report.needs.temp)?;
+    if !report.needs.staging.is_empty() {
+        write_needs(out, "save", &report.needs.staging)?;
+    }
     writeln!(
         out,
         "\n{} failed, {} warnings, {} ok ({} ms)",
@@ -105,7 +108,12 @@ fn write_finding(out: &mut dyn Write, f: &Finding, width: usize) -> io::Result<(
     let indent = " ".repeat(6 + 1 + width + 2);
     writeln!(out, "{status:<6} {:<width$}  {}", f.id, f.measured)?;
     writeln!(out, "{indent}needed: {}", f.needed)?;
-    writeln!(out, "{indent}from:   {}", f.source)?;
+    let side = match f.side {
+        Some(Side::Engine) => "engine's side: ",
+        Some(Side::Client) => "client's side: ",
+        None => "",
+    };
+    writeln!(out, "{indent}from:   {side}{}", f.source)?;
     if let Some(fix) = &f.fix {
         writeln!(out, "{indent}fix:    {fix}")?;
     }

@@ -3,7 +3,7 @@
 
 use super::machine::Machine;
 use super::ports::{PortState, Process};
-use super::{EngineProbe, Finding, Measured, Needs, Options, Status};
+use super::{Disk, EngineProbe, Finding, Measured, Needs, Options, Side, Status};
 use crate::cluster::CLUSTER_LABEL;
 use crate::engine::{EngineError, EngineInfo, EngineKind, Location, Selection};
 use crate::units::bytes;
@@ -34,6 +34,7 @@ pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding
     }
     findings.push(memory(m, probe, needs));
     findings.push(storage(m, probe, needs));
+    findings.extend(staging(m, probe, needs));
     findings.push(temp(m, needs));
     findings.extend(inotify(options, m, info));
     findings.extend(info.map(cgroup));
@@ -54,6 +55,7 @@ fn finding(id: impl Into<String>, status: Status) -> Finding {
         needed: String::new(),
         needed_bytes: None,
         source: String::new(),
+        side: None,
         fix: None,
     }
 }
@@ -100,7 +102,11 @@ fn engine(m: &Measured, selected: Option<&Selection>, probe: Option<&EngineProbe
             let reason = selected.map_or("", |s| s.reason.as_str());
             f.source = format!("`{} info` (chosen: {reason})", probe.kind);
             match &probe.info {
-                Ok(info) => f.measured = describe(info),
+                Ok(info) => {
+                    // Memory, CPUs and storage as the engine's kernel reports them.
+                    f.measured = describe(info);
+                    f.side = Some(Side::Engine);
+                }
                 Err(error) => {
                     let (what, fix) = split_fix(error);
                     f.status = Status::Fail;
@@ -326,6 +332,7 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
                     None => "no engine answers: this machine's".into(),
                 };
                 f.source = format!("MemAvailable in /proc/meminfo ({whose})");
+                f.side = Some(Side::Client);
                 Some(*available)
             }
             Err(error) => {
@@ -341,6 +348,7 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
                         "`podman info` host.memFree, inside the VM (its total: {})",
                         bytes(info.memory_bytes)
                     );
+                    f.side = Some(Side::Engine);
                     Some(*free)
                 }
                 other => {
@@ -354,8 +362,18 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
                 }
             }
         }
+        (_, Some(info)) if m.disks.as_ref().and_then(|d| d.mem_available).is_some() => {
+            f.source = format!(
+                "MemAvailable of /proc/meminfo inside a measuring container on the {} engine (its kernel's; total {})",
+                info.engine,
+                bytes(info.memory_bytes)
+            );
+            f.side = Some(Side::Engine);
+            m.disks.as_ref().and_then(|d| d.mem_available)
+        }
         (_, Some(info)) => {
-            f.source = "`docker info` MemTotal (the VM's; its free memory is not reported)".into();
+            f.side = Some(Side::Engine);
+            f.source = "`docker info` MemTotal (the VM's; its free memory is not reported, and no measuring container ran)".into();
             f.measured = format!(
                 "not measured: the {} VM does not report free memory; it has {} in all",
                 info.engine,
@@ -395,50 +413,40 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
 }
 
 fn storage(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
-    let needed = needs.storage_bytes();
+    let shared = m.disks.as_ref().is_some_and(|d| d.shared);
+    // A save staged on the storage root's filesystem takes room there too.
+    let needed = needs.storage_bytes() + if shared { needs.staging_bytes() } else { 0 };
     let mut f = finding("disk.storage", Status::Ok);
-    f.needed = format!("{} (see requirements)", bytes(needed));
+    f.needed = if shared && needs.staging_bytes() > 0 {
+        format!(
+            "{} (see requirements; with the save staging copy, on the same filesystem)",
+            bytes(needed)
+        )
+    } else {
+        format!("{} (see requirements)", bytes(needed))
+    };
     f.needed_bytes = Some(needed);
-    let Some(info) = probe.and_then(|p| p.info.as_ref().ok()) else {
+    let (Some(info), Some(disks)) = (probe.and_then(|p| p.info.as_ref().ok()), &m.disks) else {
         f.status = Status::Warn;
         f.measured = "not measured: no engine answers".into();
         f.source = "engine info".into();
         return f;
     };
-    match &m.storage {
-        Some(Ok(space)) => {
-            f.measured = format!("{} free of {}", bytes(space.available), bytes(space.total));
-            f.measured_bytes = Some(space.available);
-            f.source = if space.measured_at == space.path {
-                format!(
-                    "statfs of {} ({} storage root)",
-                    space.path.display(),
-                    info.engine
-                )
-            } else {
-                format!(
-                    "statfs of {}: the {} storage root {} is not reachable by this user (same filesystem unless it is a mount point)",
-                    space.measured_at.display(),
-                    info.engine,
-                    space.path.display()
-                )
-            };
-            if space.available < needed {
-                f.status = Status::Fail;
+    match &disks.storage {
+        Ok(disk) => {
+            judge_disk(&mut f, disk, needed);
+            if f.status == Status::Fail {
                 f.fix = Some(format!(
-                    "`{} system prune` (stopped containers, unused images), or free space on {}",
+                    "`{} system prune` (stopped containers, unused images), or free space on {}{}",
                     info.engine,
-                    space.measured_at.display()
+                    disk.at,
+                    vm_disk_hint(info.engine, disk.side)
                 ));
             }
         }
-        Some(Err(error)) => {
+        Err(error) => {
             f.status = Status::Warn;
-            f.measured = format!("not readable: {error}");
-            f.source = format!("statfs of {}", info.storage_root);
-        }
-        None => {
-            f.status = Status::Warn;
+            f.side = Some(Side::Engine);
             let machine = m
                 .engines
                 .iter()
@@ -446,30 +454,125 @@ fn storage(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding 
                 .and_then(|p| p.machine.as_ref())
                 .and_then(|m| m.as_ref().ok())
                 .and_then(|all| all.first());
+            let (what, fix) = split_fix(error);
             f.measured = match machine {
                 Some(machine) => format!(
-                    "not measured inside the VM; its disk is {}",
+                    "not measured on the engine's side ({what}); the VM's disk is {}",
                     bytes(machine.disk_bytes)
                 ),
-                None => "not measured: the engine's storage is not on this machine".into(),
+                None => format!("not measured on the engine's side: {what}"),
             };
-            f.source = if machine.is_some() {
-                "`podman machine inspect` DiskSize".into()
-            } else {
-                format!("`{} info`", info.engine)
-            };
-            f.fix = Some(match info.engine {
-                EngineKind::Podman => format!(
-                    "check with `podman machine ssh df -h {}`",
-                    info.storage_root
-                ),
-                EngineKind::Docker => {
-                    "check with `docker system df`; raise the disk limit in Docker Desktop > Settings > Resources".into()
-                }
+            f.source = format!(
+                "a measuring container on the {} engine, for its storage root {}",
+                info.engine, info.storage_root
+            );
+            f.fix = fix.or_else(|| {
+                Some(match info.engine {
+                    EngineKind::Podman => format!(
+                        "check with `podman machine ssh df -h {}`",
+                        info.storage_root
+                    ),
+                    EngineKind::Docker => "check with `docker system df`; raise the disk limit in Docker Desktop > Settings > Resources".into(),
+                })
             });
         }
     }
     f
+}
+
+/// The measured figure of a disk finding, its side and source, and its
+/// status against `needed`.
+fn judge_disk(f: &mut Finding, disk: &Disk, needed: u64) {
+    f.measured = format!(
+        "{} free of {}{}",
+        bytes(disk.available),
+        bytes(disk.total),
+        if disk.tmpfs {
+            " on tmpfs: files here take memory, not disk"
+        } else {
+            ""
+        }
+    );
+    f.measured_bytes = Some(disk.available);
+    f.source = disk.how.clone();
+    f.side = Some(disk.side);
+    if disk.available < needed {
+        f.status = Status::Fail;
+    }
+}
+
+fn vm_disk_hint(engine: EngineKind, side: Side) -> &'static str {
+    match (side, engine) {
+        (Side::Client, _) => "",
+        (Side::Engine, EngineKind::Podman) => {
+            " inside the engine's VM (`podman machine ssh`), or give the machine a bigger disk (`podman machine init --disk-size`)"
+        }
+        (Side::Engine, EngineKind::Docker) => {
+            " on the engine's side, or raise the disk limit in Docker Desktop > Settings > Resources"
+        }
+    }
+}
+
+/// Where the engine stages a whole image for `save` (docker's classic
+/// store, podman): there must be room for the largest image there, on the
+/// engine's side, and on tmpfs that room is memory.
+fn staging(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Option<Finding> {
+    let info = probe.and_then(|p| p.info.as_ref().ok())?;
+    let dir = info.save_staging.as_ref()?;
+    let disks = m.disks.as_ref()?;
+    let staged = disks.staging.as_ref()?;
+    let needed = needs.staging_bytes();
+    let mut f = finding("disk.staging", Status::Ok);
+    f.needed = format!(
+        "{} in {dir}: `{} save` writes the whole image there before it streams{}",
+        bytes(needed),
+        info.engine,
+        if disks.shared {
+            " (the storage root's filesystem: counted in disk.storage too)"
+        } else {
+            ""
+        }
+    );
+    f.needed_bytes = Some(needed);
+    match staged {
+        Ok(disk) => {
+            judge_disk(&mut f, disk, needed);
+            if disk.tmpfs {
+                if f.status == Status::Ok {
+                    f.status = Status::Warn;
+                }
+                f.fix = Some(staging_fix(info.engine, "on disk"));
+            } else if f.status == Status::Fail {
+                f.fix = Some(staging_fix(
+                    info.engine,
+                    &format!("with {} free", bytes(needed)),
+                ));
+            }
+        }
+        Err(error) => {
+            let (what, fix) = split_fix(error);
+            f.status = Status::Warn;
+            f.side = Some(Side::Engine);
+            f.measured = format!("not measured on the engine's side: {what}");
+            f.source = format!(
+                "a measuring container on the {} engine, for {dir}",
+                info.engine
+            );
+            f.fix = fix;
+        }
+    }
+    Some(f)
+}
+
+fn staging_fix(engine: EngineKind, wanted: &str) -> String {
+    match engine {
+        EngineKind::Podman => format!(
+            "point the podman service's staging at a directory {wanted}: `image_copy_tmp_dir = \"/var/tmp\"` under `[engine]` in containers.conf on the engine's side (or TMPDIR in the service's environment), then restart the service"
+        ),
+        EngineKind::Docker => format!(
+            "start dockerd with `DOCKER_TMPDIR` set to a directory {wanted}, or free space under its data root"
+        ),
+    }
 }
 
 fn temp(m: &Measured, needs: &Needs) -> Finding {
@@ -483,6 +586,7 @@ fn temp(m: &Measured, needs: &Needs) -> Finding {
     match &m.temp {
         Ok(space) => {
             f.source = format!("statfs of {} (TMPDIR, else /tmp)", space.path.display());
+            f.side = Some(Side::Client);
             f.measured_bytes = Some(space.available);
             f.measured = format!(
                 "{} free{}",

@@ -111,3 +111,37 @@ fn run_podman(args: &[&str], timeout: Duration) -> Result<Vec<u8>, String> {
     }
     Ok(done.stdout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Contract test, recorded behaviour: `podman machine inspect` of
+    /// podman 5.8 and 6.0, shapes derived from podman's source
+    /// (`tests/fixtures/podman/README.md`).
+    #[test]
+    fn machine_inspect_of_podman_5_and_6() {
+        for (version, json) in [
+            (
+                "5.8",
+                include_str!("../../tests/fixtures/podman/5.8/machine-inspect.json"),
+            ),
+            (
+                "6.0",
+                include_str!("../../tests/fixtures/podman/6.0/machine-inspect.json"),
+            ),
+        ] {
+            let machines = parse_inspect(json.as_bytes()).unwrap();
+            assert_eq!(machines.len(), 1, "{version}");
+            let m = &machines[0];
+            assert_eq!(m.name, "podman-machine-default", "{version}");
+            assert!(m.running(), "{version}");
+            assert_eq!(
+                (m.cpus, m.memory_bytes, m.disk_bytes),
+                (5, 2048 * MIB, 100 * GIB),
+                "{version}"
+            );
+            assert!(!m.rootful, "{version}");
+        }
+    }
+}

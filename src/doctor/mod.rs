@@ -14,9 +14,9 @@ pub mod machine;
 pub mod ports;
 pub mod requirements;
 
-pub use crate::finding::{Finding, Status};
+pub use crate::finding::{Finding, Side, Status};
 pub use crate::kind_config::{KindConfig, KindConfigError};
-pub use requirements::{Estimate, ImageNeed, Need, Needs, Requirements};
+pub use requirements::{Estimate, ImageNeed, Need, Needs, Requirements, Staging};
 
 use crate::cluster::{self, Cluster};
 use crate::engine::{
@@ -147,10 +147,35 @@ struct Measured {
     images: Vec<(String, Result<ImageDetails, EngineError>)>,
     mem_available: std::io::Result<u64>,
     temp: std::io::Result<host::Space>,
-    storage: Option<std::io::Result<host::Space>>,
+    /// The selected engine's disks; None when it does not answer.
+    disks: Option<Disks>,
     inotify: Vec<(&'static str, std::io::Result<u64>)>,
     ports: Vec<(ports::HostPort, ports::PortState)>,
     tools: Vec<ToolProbe>,
+}
+
+/// One filesystem the environment writes to, as measured on one side.
+struct Disk {
+    available: u64,
+    total: u64,
+    tmpfs: bool,
+    side: Side,
+    /// How it was read, for the finding's source.
+    how: String,
+    /// Where free space is to be made, for the fix.
+    at: String,
+}
+
+/// The selected engine's storage root and save staging directory.
+struct Disks {
+    storage: Result<Disk, String>,
+    /// None when the engine's `save` streams without staging.
+    staging: Option<Result<Disk, String>>,
+    /// The staging directory is on the storage root's filesystem, so the
+    /// storage root must hold both.
+    shared: bool,
+    /// `MemAvailable` read inside the engine, when its disks were.
+    mem_available: Option<u64>,
 }
 
 /// Runs every check. An error only when the doctor cannot run at all (an
@@ -215,6 +240,12 @@ fn requirements_of(options: &Options, measured: &Measured) -> Requirements {
     };
     let mut requirements = Requirements::new(local_nodes, images);
     requirements.nodes_running = options.cluster_up;
+    requirements.staging = selected_info(measured).and_then(|info| {
+        Some(Staging {
+            engine: info.engine,
+            dir: info.save_staging.clone()?,
+        })
+    });
     if let Some((parallel, peak)) = &options.builds {
         requirements.parallel_builds = *parallel;
         requirements.build_peak = Some(peak.clone());
@@ -279,11 +310,10 @@ fn measure(options: &Options) -> Measured {
             .into_iter()
             .map(|e| e.join().expect("engine probe panicked"))
             .collect();
-        let storage = selection.as_ref().ok().and_then(|selection| {
+        let disks = selection.as_ref().ok().and_then(|selection| {
             let probe = engines.iter().find(|e| e.kind == selection.engine.kind())?;
             let info = probe.info.as_ref().ok()?;
-            (info.location == Location::Local)
-                .then(|| host::space(std::path::Path::new(&info.storage_root)))
+            Some(measure_disks(&selection.engine, info))
         });
         Measured {
             selection,
@@ -291,7 +321,7 @@ fn measure(options: &Options) -> Measured {
             images,
             mem_available,
             temp,
-            storage,
+            disks,
             inotify,
             ports: host_ports.join().expect("port probe panicked"),
             tools: tools
@@ -300,6 +330,105 @@ fn measure(options: &Options) -> Measured {
                 .collect(),
         }
     })
+}
+
+/// The selected engine's info, when it answered.
+fn selected_info(measured: &Measured) -> Option<&EngineInfo> {
+    let selection = measured.selection.as_ref().ok()?;
+    let probe = measured
+        .engines
+        .iter()
+        .find(|e| e.kind == selection.engine.kind())?;
+    probe.info.as_ref().ok()
+}
+
+/// The engine's storage root and staging directory (and its free memory,
+/// when read there), measured where the engine sees them: from inside the
+/// engine when its files are out of this process's sight, else with
+/// `statfs` here.
+fn measure_disks(engine: &Engine, info: &EngineInfo) -> Disks {
+    let staging = info.save_staging.as_deref();
+    if info.files_elsewhere() {
+        let mut paths = vec![info.storage_root.as_str()];
+        paths.extend(staging);
+        return match engine.measure_inside(&paths, cluster::CLUSTER_LABEL) {
+            Ok(side) => {
+                let disk = |n: usize| {
+                    let space = &side.paths[n];
+                    Disk {
+                        available: space.available,
+                        total: space.total,
+                        tmpfs: space.tmpfs(),
+                        side: Side::Engine,
+                        how: format!(
+                            "`df` of {} ({}) inside a container of {} on the {} engine (no network, mounted read-only)",
+                            space.path, space.fs_type, side.image, info.engine
+                        ),
+                        at: space.path.clone(),
+                    }
+                };
+                Disks {
+                    storage: Ok(disk(0)),
+                    staging: staging.map(|_| Ok(disk(1))),
+                    shared: side.paths.len() == 2 && side.paths[0].device == side.paths[1].device,
+                    mem_available: side.mem_available,
+                }
+            }
+            Err(error) => Disks {
+                storage: Err(error.clone()),
+                staging: staging.map(|_| Err(error)),
+                shared: false,
+                mem_available: None,
+            },
+        };
+    }
+    let local = |path: &str, what: &str| {
+        host::space(std::path::Path::new(path))
+            .map(|space| {
+                let how = if space.measured_at == space.path {
+                    format!(
+                        "statfs of {} ({} {what}; the engine shares this machine's kernel and mounts)",
+                        space.path.display(),
+                        info.engine
+                    )
+                } else {
+                    format!(
+                        "statfs of {}: the {} {what} {} is not reachable by this user (same filesystem unless it is a mount point)",
+                        space.measured_at.display(),
+                        info.engine,
+                        space.path.display()
+                    )
+                };
+                Disk {
+                    available: space.available,
+                    total: space.total,
+                    tmpfs: space.tmpfs,
+                    side: Side::Client,
+                    how,
+                    at: space.measured_at.display().to_string(),
+                }
+            })
+            .map_err(|e| format!("statfs of {path}: {e}"))
+    };
+    Disks {
+        storage: local(&info.storage_root, "storage root"),
+        staging: staging.map(|dir| local(dir, "save staging directory")),
+        shared: staging.is_some_and(|dir| same_filesystem(&info.storage_root, dir)),
+        mem_available: None,
+    }
+}
+
+/// Whether two local paths are on one filesystem (their nearest existing
+/// ancestors, as a closed storage root still shows its device).
+fn same_filesystem(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let device = |path: &str| {
+        std::path::Path::new(path)
+            .ancestors()
+            .find_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.dev())
+    };
+    matches!((device(a), device(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn inspect_images<'scope>(

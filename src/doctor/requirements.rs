@@ -7,6 +7,7 @@
 //! every number carries its source, so that the output never shows a figure
 //! nobody can trace.
 
+use crate::engine::EngineKind;
 use crate::units::bytes;
 use serde::Serialize;
 
@@ -72,6 +73,17 @@ pub struct Requirements {
     /// None when nothing is built.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_peak: Option<Estimate>,
+    /// Where the engine writes a whole image before its `save` streams;
+    /// None when it streams from its store (or no engine answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging: Option<Staging>,
+}
+
+/// The directory on the engine's side where `save` stages an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Staging {
+    pub engine: EngineKind,
+    pub dir: String,
 }
 
 impl Requirements {
@@ -83,6 +95,7 @@ impl Requirements {
             images,
             parallel_builds: 0,
             build_peak: None,
+            staging: None,
         }
     }
 
@@ -153,10 +166,25 @@ impl Requirements {
                 ),
             ));
         }
+        // Images are delivered one at a time and each staged copy is
+        // removed once streamed, so the largest one is what must fit.
+        let largest = self.images.iter().max_by_key(|image| image.size.bytes);
+        let staging = match (&self.staging, largest) {
+            (Some(staging), Some(image)) => vec![Need::new(
+                format!("{} staged by `{} save`", image.image, staging.engine),
+                image.size.bytes,
+                format!(
+                    "`{} save` writes the whole image to {} on the engine's side before it streams; images are loaded one at a time, so the largest counts ({})",
+                    staging.engine, staging.dir, image.size.source
+                ),
+            )],
+            _ => Vec::new(),
+        };
         Needs {
             memory,
             storage,
             temp,
+            staging,
         }
     }
 }
@@ -188,6 +216,8 @@ pub struct Needs {
     pub storage: Vec<Need>,
     /// Temp space, for tools that write image archives there.
     pub temp: Vec<Need>,
+    /// Where the engine stages a `save` (on the engine's side).
+    pub staging: Vec<Need>,
 }
 
 impl Needs {
@@ -201,6 +231,10 @@ impl Needs {
 
     pub fn temp_bytes(&self) -> u64 {
         self.temp.iter().map(|n| n.bytes).sum()
+    }
+
+    pub fn staging_bytes(&self) -> u64 {
+        self.staging.iter().map(|n| n.bytes).sum()
     }
 }
 
@@ -239,6 +273,21 @@ mod tests {
         let needs = Requirements::new(1, vec![image("a", GIB, false)]).needs();
         assert_eq!(needs.storage_bytes(), 2 * GIB + GIB);
         assert_eq!(needs.storage.len(), 2);
+    }
+
+    #[test]
+    fn an_engine_that_stages_saves_needs_room_for_the_largest_image() {
+        let images = vec![image("a", GIB, true), image("b", 3 * GIB, true)];
+        let mut requirements = Requirements::new(1, images);
+        assert_eq!(requirements.needs().staging_bytes(), 0);
+        requirements.staging = Some(Staging {
+            engine: EngineKind::Podman,
+            dir: "/var/tmp".into(),
+        });
+        let needs = requirements.needs();
+        assert_eq!(needs.staging_bytes(), 3 * GIB);
+        assert!(needs.staging[0].what.starts_with("b staged"), "{needs:?}");
+        assert!(needs.staging[0].source.contains("/var/tmp"));
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! need to know which engine they have.
 
 mod error;
+mod measure;
 mod parse;
 mod push;
 mod select;
 
 pub use error::{EngineError, ExitDescription, Stall, signal_name};
+pub use measure::{EngineSide, PathSpace};
 pub use parse::{
     ContainerDetails, ContainerState, ContainerSummary, EngineInfo, ImageDetails, Location,
 };
@@ -99,9 +101,11 @@ impl Engine {
             EngineKind::Docker => "DOCKER_HOST",
             EngineKind::Podman => "CONTAINER_HOST",
         };
-        let by_address = std::env::var(variable)
-            .ok()
-            .and_then(|address| Location::of_service_address(&address));
+        info.service_address = std::env::var(variable).ok().filter(|a| !a.is_empty());
+        let by_address = info
+            .service_address
+            .as_deref()
+            .and_then(Location::of_service_address);
         match by_address {
             Some(Location::Remote) => info.location = Location::Remote,
             Some(Location::VirtualMachine) if info.location == Location::Local => {

@@ -74,7 +74,8 @@ impl HostReader {
             }
             HostReader::PodmanMachine { .. } => {
                 let path = path.display().to_string();
-                parse_df(&self.machine_command(&["df", "-Pk", &path])?)
+                let rows = super::parse_df(&self.machine_command(&["df", "-Pk", &path])?)?;
+                Ok((rows[0].available, rows[0].total))
             }
         }
     }
@@ -104,20 +105,6 @@ impl HostReader {
             )));
         }
         Ok(done.stdout_text())
-    }
-}
-
-/// Available and total bytes from `df -Pk` (POSIX output, 1 KiB blocks).
-fn parse_df(text: &str) -> io::Result<(u64, u64)> {
-    let fields: Vec<&str> = text
-        .lines()
-        .nth(1)
-        .map(|line| line.split_whitespace().collect())
-        .unwrap_or_default();
-    let number = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok());
-    match (number(3), number(1)) {
-        (Some(available), Some(total)) => Ok((available * 1024, total * 1024)),
-        _ => Err(io::Error::other(format!("unexpected df output: {text:?}"))),
     }
 }
 
@@ -151,16 +138,6 @@ pub fn cgroup_of_pid(reader: &HostReader, pid: u32) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_posix_df() {
-        let text = "Filesystem     1024-blocks      Used Available Capacity Mounted on\n/dev/vda4        104266732  20871680  83395052      21% /var\n";
-        assert_eq!(
-            parse_df(text).unwrap(),
-            (83_395_052 * 1024, 104_266_732 * 1024)
-        );
-        assert!(parse_df("df: /nope: No such file or directory\n").is_err());
-    }
 
     #[test]
     fn finds_this_process_memory_cgroup() {

@@ -106,6 +106,17 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
     },
+    /// What crossed the connection between loadmaster and the engine for
+    /// one image's load into the nodes (a VM's or remote engine's link,
+    /// each way): read from the engine, and sent to the nodes through the
+    /// engine's execs.
+    Connection {
+        image: String,
+        /// `save` or `push`; `archive` when the image came from a file.
+        path: String,
+        from_engine: u64,
+        to_nodes: u64,
+    },
     /// A file of evidence gathered after a failure (a pod's log, its
     /// description, the cluster's events), so that readers find it
     /// without listing the run directory.

@@ -300,7 +300,8 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
             | EventBody::LogFile { .. }
             | EventBody::Preflight { .. }
             | EventBody::PreflightSkipped { .. }
-            | EventBody::Delivery { .. } => {}
+            | EventBody::Delivery { .. }
+            | EventBody::Connection { .. } => {}
         }
     }
     if record.started.is_none() {

@@ -201,6 +201,27 @@ fn write_page(out: &mut String, r: &RunReport) -> std::fmt::Result {
         }
         writeln!(out, "</table>")?;
     }
+    if !r.connections.is_empty() {
+        // For a VM's or a remote engine's link, each way: what the cost of
+        // a load is beyond the nodes' own imports.
+        writeln!(
+            out,
+            "<h3>Across the connection to the engine</h3>\n<table><tr><th>image</th><th>path</th><th>read from the engine</th><th>sent to the nodes</th></tr>"
+        )?;
+        for c in &r.connections {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\" title=\"{} bytes\">{}</td><td class=\"n\" title=\"{} bytes\">{}</td></tr>",
+                esc(&c.image),
+                esc(&c.path),
+                c.from_engine,
+                units::bytes(c.from_engine),
+                c.to_nodes,
+                units::bytes(c.to_nodes)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
     writeln!(out, "</body></html>")
 }
 

@@ -101,6 +101,22 @@ fn write_summary(out: &mut String, r: &RunReport) -> std::fmt::Result {
             )?;
         }
     }
+    if !r.connections.is_empty() {
+        writeln!(
+            out,
+            "\n| image | path | read from the engine | sent to the nodes |\n|---|---|---|---|"
+        )?;
+        for c in &r.connections {
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                c.image,
+                c.path,
+                units::bytes(c.from_engine),
+                units::bytes(c.to_nodes)
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -49,6 +49,8 @@ pub struct RunReport {
     pub run: RunRecord,
     /// What each node was sent, in the order it was recorded.
     pub deliveries: Vec<Delivery>,
+    /// Per image loaded into nodes: what crossed the connection to the engine.
+    pub connections: Vec<Connection>,
     /// The pre-flight `up` and `run` started with, when the run had one.
     pub preflight: Option<Preflight>,
     /// The diagnosis of a failed run, when the runner wrote one.
@@ -91,6 +93,16 @@ pub fn finding_word(status: Status) -> &'static str {
         Status::Warn => "warning",
         Status::Fail => "failed",
     }
+}
+
+/// What crossed the connection between loadmaster and the engine for one
+/// image's load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub image: String,
+    pub path: String,
+    pub from_engine: u64,
+    pub to_nodes: u64,
 }
 
 /// One image delivered into one node.
@@ -230,6 +242,24 @@ impl RunReport {
                 _ => None,
             })
             .collect();
+        let connections = run
+            .events
+            .iter()
+            .filter_map(|event| match &event.body {
+                EventBody::Connection {
+                    image,
+                    path,
+                    from_engine,
+                    to_nodes,
+                } => Some(Connection {
+                    image: image.clone(),
+                    path: path.clone(),
+                    from_engine: *from_engine,
+                    to_nodes: *to_nodes,
+                }),
+                _ => None,
+            })
+            .collect();
         let preflight = run.events.iter().find_map(|event| match &event.body {
             EventBody::Preflight {
                 findings,
@@ -260,6 +290,7 @@ impl RunReport {
         Ok(RunReport {
             run,
             deliveries,
+            connections,
             preflight,
             diagnosis,
             missing,

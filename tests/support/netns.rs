@@ -14,6 +14,14 @@
 //!   reaches it with `DOCKER_HOST=unix://...`. Its image store is empty, so
 //!   the test node image is copied in (`save` | `load`).
 //!
+//! [`NamespacedEngine::start_with`] can also give the engine a small tmpfs
+//! of its own where a client looking from outside sees another filesystem,
+//! so that a figure read on the client's side cannot pass for the
+//! engine's: docker's data root in a mount namespace of the daemon's own
+//! (with a containerd it starts itself, as the machine's containerd would
+//! resolve paths in the machine's mount view), or podman's `TMPDIR`, where
+//! its `save` stages an image.
+//!
 //! Containers started with `--network host` on such an engine share the
 //! namespace's loopback, not the client's. Everything is torn down when the
 //! [`NamespacedEngine`] is dropped (also on a panic): the service, the
@@ -38,12 +46,21 @@ pub struct NamespacedEngine {
     dir: PathBuf,
     service: Option<Child>,
     pub endpoint: Endpoint,
+    /// The directory on a tmpfs of its own ([`NamespacedEngine::start_with`]).
+    pub tmpfs: Option<PathBuf>,
 }
 
 impl NamespacedEngine {
     /// Starts `kind`'s service in a new network namespace and waits until it
     /// answers. Panics (after tearing down what was made) when it cannot.
     pub fn start(kind: EngineKind) -> NamespacedEngine {
+        NamespacedEngine::start_with(kind, None)
+    }
+
+    /// [`NamespacedEngine::start`], and with `tmpfs_bytes`, a tmpfs of that
+    /// size as docker's data root, seen only in the daemon's own mount
+    /// namespace, or as podman's `TMPDIR` (where it stages a `save`).
+    pub fn start_with(kind: EngineKind, tmpfs_bytes: Option<u64>) -> NamespacedEngine {
         let name = unique_name("lmns");
         let dir = PathBuf::from("/run").join(&name);
         let socket = dir.join("engine.sock");
@@ -53,6 +70,7 @@ impl NamespacedEngine {
             dir: dir.clone(),
             service: None,
             endpoint: Endpoint::local(),
+            tmpfs: None,
         };
         run_checked("ip", &["netns", "add", &name]);
         std::fs::create_dir_all(&dir).expect("create the namespaced engine's directory");
@@ -62,19 +80,68 @@ impl NamespacedEngine {
         let mut command = Command::new("nsenter");
         command.arg(&net);
         let url = format!("unix://{}", socket.display());
+        let size = tmpfs_bytes.map(|bytes| format!("size={}k", bytes / 1024));
         match kind {
             EngineKind::Podman => {
+                if let Some(size) = &size {
+                    let tmp = dir.join("tmp");
+                    std::fs::create_dir_all(&tmp).expect("create podman's TMPDIR");
+                    run_checked(
+                        "mount",
+                        &["-t", "tmpfs", "-o", size, &name, tmp.to_str().unwrap()],
+                    );
+                    command.env("TMPDIR", &tmp);
+                    engine.tmpfs = Some(tmp);
+                }
                 command.args(["podman", "system", "service", "--time=0", &url]);
             }
             EngineKind::Docker => {
                 let root = |sub: &str| dir.join(sub).display().to_string();
-                command.args(["dockerd", "-H", &url]);
-                command.args(["--data-root", &root("data"), "--exec-root", &root("exec")]);
-                command.args(["--pidfile", &root("dockerd.pid")]);
-                command.args(["--containerd", "/run/containerd/containerd.sock"]);
-                command.args(["--containerd-namespace", &name]);
-                command.args(["--containerd-plugins-namespace", &format!("{name}-plugins")]);
-                command.args(["--bridge=none", "--iptables=false", "--ip-masq=false"]);
+                let mut dockerd: Vec<String> = ["dockerd", "-H", &url]
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                dockerd.extend(
+                    ["--data-root", &root("data"), "--exec-root", &root("exec")].map(String::from),
+                );
+                dockerd.extend(["--pidfile".to_string(), root("dockerd.pid")]);
+                dockerd.extend(["--containerd-namespace".to_string(), name.clone()]);
+                dockerd.extend([
+                    "--containerd-plugins-namespace".to_string(),
+                    format!("{name}-plugins"),
+                ]);
+                dockerd.extend(
+                    ["--bridge=none", "--iptables=false", "--ip-masq=false"].map(String::from),
+                );
+                match &size {
+                    None => {
+                        command.args(&dockerd);
+                        command.args(["--containerd", "/run/containerd/containerd.sock"]);
+                    }
+                    Some(size) => {
+                        // The data root's tmpfs exists only in the daemon's
+                        // mount namespace; the machine's containerd socket
+                        // is hidden there, so that dockerd starts its own
+                        // containerd, which sees that tmpfs too.
+                        let data = root("data");
+                        std::fs::create_dir_all(&data).expect("create the data root");
+                        let script = format!(
+                            "mount -t tmpfs -o {size} {name} {data} && mount -t tmpfs -o size=1m {name}-hide /run/containerd && exec \"$@\""
+                        );
+                        command.args([
+                            "unshare",
+                            "--mount",
+                            "--propagation",
+                            "private",
+                            "sh",
+                            "-c",
+                            &script,
+                            "sh",
+                        ]);
+                        command.args(&dockerd);
+                        engine.tmpfs = Some(PathBuf::from(data));
+                    }
+                }
             }
         }
         let spawned = command
@@ -142,6 +209,32 @@ impl NamespacedEngine {
         );
     }
 
+    /// `df -Pk PATH` as the engine's service sees it: in its own mount
+    /// namespace (docker with a tmpfs), else in the machine's. Available
+    /// and total bytes.
+    pub fn df(&self, path: &str) -> (u64, u64) {
+        let pid = self.service.as_ref().expect("the service runs").id();
+        let mount = format!("--mount=/proc/{pid}/ns/mnt");
+        let output = Command::new("nsenter")
+            .args([mount.as_str(), "df", "-Pk", path])
+            .output()
+            .expect("run df in the engine's mount namespace");
+        assert!(
+            output.status.success(),
+            "df {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        let fields: Vec<u64> = text
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        (fields[2] * 1024, fields[0] * 1024)
+    }
+
     /// The service's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("service.log")).unwrap_or_default()
@@ -177,6 +270,11 @@ impl Drop for NamespacedEngine {
                     .stderr(Stdio::null())
                     .status();
             }
+        }
+        if self.kind == EngineKind::Podman
+            && let Some(tmp) = &self.tmpfs
+        {
+            let _ = Command::new("umount").arg(tmp).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = Command::new("ip")

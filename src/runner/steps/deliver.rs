@@ -4,7 +4,7 @@
 //! `delivery: registry`, pushed ([`super::super::registry_delivery`]).
 
 use super::{Failure, OnCluster, StepError};
-use crate::deliver::{self, NodeReport, NodeResult, PathChoice, Source};
+use crate::deliver::{self, ConnectionBytes, NodeReport, NodeResult, PathChoice, Source};
 use crate::journal::{Event, EventBody};
 use crate::plan::{Image, ImageSource, PullPolicy};
 use crate::process::Spec;
@@ -25,7 +25,7 @@ impl OnCluster<'_> {
                 Some(signal) => StepError::Interrupted(signal),
                 None => StepError::failed(error.to_string()),
             };
-            let reports = match &image.source {
+            let (reports, path, connection) = match &image.source {
                 ImageSource::Archive { path } => deliver::load(
                     self.engine,
                     self.nodes,
@@ -33,6 +33,10 @@ impl OnCluster<'_> {
                     &options,
                     progress.as_ref(),
                 )
+                .map(|reports| {
+                    let connection = ConnectionBytes::of(0, &reports);
+                    (reports, "archive".to_string(), connection)
+                })
                 .map_err(failed_source)?,
                 source => {
                     if let ImageSource::Pull { policy } = source {
@@ -47,14 +51,23 @@ impl OnCluster<'_> {
                         &options,
                         progress.as_ref(),
                     )
+                    .map(|load| (load.reports, load.path.to_string(), load.connection))
                     .map_err(failed_source)?
-                    .reports
                 }
             };
             for report in &reports {
                 self.recorder
                     .record(&Event::in_step(&step, node_delivery(report)));
             }
+            self.recorder.record(&Event::in_step(
+                &step,
+                EventBody::Connection {
+                    image: image.name.clone(),
+                    path,
+                    from_engine: connection.from_engine,
+                    to_nodes: connection.to_nodes,
+                },
+            ));
             match reports.iter().find(|r| r.result == NodeResult::Failed) {
                 Some(_) if let Some(signal) = signal::received() => {
                     Err(StepError::Interrupted(signal))
