@@ -52,6 +52,7 @@ fn on_node(cluster: &TestCluster, image: &TestImage) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn an_archive_without_an_image_named_loads_every_image_it_names() {
     for kind in engines_under_test() {
         let dir = TempDir::new("lmt-archive");
@@ -100,6 +101,7 @@ fn an_archive_without_an_image_named_loads_every_image_it_names() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn an_archive_with_an_image_named_loads_only_that_one() {
     for kind in engines_under_test() {
         let dir = TempDir::new("lmt-archive");

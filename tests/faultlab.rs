@@ -278,6 +278,7 @@ fn a_node_killed_mid_stream_is_not_called_an_oom() {
             node: node.clone(),
             after: 8 * MIB,
             killed: AtomicBool::new(false),
+            containerd_only: false,
         };
         let engine = Engine::new(kind);
         // The only node died: that is the node's failure, reported as such.

@@ -4,13 +4,13 @@
 mod support;
 
 use loadmaster::deliver::{self, NodeResult, Source};
-use loadmaster::engine::Engine;
+use loadmaster::engine::{Engine, EngineKind};
 use serde_json::Value;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use support::{
-    KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage, config_on_node,
-    engine_cmd, engines_under_test, load, node_targets,
+    Containerd, KillNodeMidStream, Layer, NodeOptions, TempDir, TestCluster, TestImage,
+    config_on_node, engine_cmd, engines_under_test, load, node_targets,
 };
 
 const MIB: u64 = 1 << 20;
@@ -200,6 +200,37 @@ fn a_truncated_archive_fails_and_tags_nothing() {
     }
 }
 
+/// Loads `image` into every node of `cluster`, killing `victim` (or only
+/// its containerd) once it was sent 8 MiB.
+fn load_killing(
+    cluster: &TestCluster,
+    image: &TestImage,
+    victim: &str,
+    containerd_only: bool,
+) -> Vec<deliver::NodeReport> {
+    let progress = KillNodeMidStream {
+        kind: cluster.kind,
+        node: victim.to_string(),
+        after: 8 * MIB,
+        killed: AtomicBool::new(false),
+        containerd_only,
+    };
+    let reports = deliver::load(
+        &Engine::new(cluster.kind),
+        &cluster.nodes,
+        Source::Engine { image: &image.name },
+        &deliver::Options::default(),
+        &progress,
+    )
+    .unwrap();
+    assert!(
+        progress.killed.load(Ordering::SeqCst),
+        "{}: {victim} was not killed",
+        cluster.target()
+    );
+    reports
+}
+
 #[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
@@ -212,24 +243,7 @@ fn a_node_killed_mid_stream_fails_by_name_while_the_other_loads() {
             seed: 5,
         }]);
         let victim = cluster.nodes[1].clone();
-        let progress = KillNodeMidStream {
-            kind,
-            node: victim.clone(),
-            after: 8 * MIB,
-            killed: AtomicBool::new(false),
-        };
-        let reports = deliver::load(
-            &Engine::new(kind),
-            &cluster.nodes,
-            Source::Engine { image: &image.name },
-            &deliver::Options::default(),
-            &progress,
-        )
-        .unwrap();
-        assert!(
-            progress.killed.load(Ordering::SeqCst),
-            "{target}: the node was killed"
-        );
+        let reports = load_killing(&cluster, &image, &victim, false);
         let victim_report = reports.iter().find(|r| r.node == victim).unwrap();
         assert_eq!(
             victim_report.result,
@@ -256,6 +270,7 @@ fn images_on_node(cluster: &TestCluster, node: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_native_snapshotter_node_loads_verifies_and_skips_the_reload() {
     for target in node_targets() {
         let kind = target.kind;
@@ -278,25 +293,15 @@ fn a_native_snapshotter_node_loads_verifies_and_skips_the_reload() {
             "{target}: {report}"
         );
         // Unpacked with the node's snapshotter, not containerd's default.
-        let check = cluster.exec(
-            cluster.control_plane(),
-            &[
-                "ctr",
-                "-n",
-                "k8s.io",
-                "images",
-                "check",
-                "--snapshotter",
-                "native",
-                &format!("name=={reference}"),
-            ],
-        );
         assert!(
-            check
-                .lines()
-                .nth(1)
-                .is_some_and(|row| row.trim_end().ends_with("true")),
-            "{target}: not unpacked with native: {check}"
+            support::unpacked_image_on_node(
+                &cluster,
+                cluster.control_plane(),
+                &reference,
+                "native"
+            )
+            .is_some(),
+            "{target}: not unpacked with native"
         );
         let (output, report) = load(&cluster, &[&image.name]);
         assert_succeeded(target, &output);
@@ -307,6 +312,7 @@ fn a_native_snapshotter_node_loads_verifies_and_skips_the_reload() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_new_image_under_the_same_tag_replaces_the_old_and_leaves_no_import_records() {
     for target in node_targets() {
         let kind = target.kind;
@@ -403,6 +409,7 @@ fn archive_that_does_not_unpack(path: &std::path::Path, reference: &str) {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn an_import_that_fails_to_unpack_tags_nothing_and_keeps_the_previous_image() {
     for target in node_targets() {
         let kind = target.kind;
@@ -455,6 +462,7 @@ fn an_import_that_fails_to_unpack_tags_nothing_and_keeps_the_previous_image() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_whose_containerd_is_still_starting_is_waited_for() {
     for target in node_targets() {
         let kind = target.kind;
@@ -474,6 +482,237 @@ fn a_node_whose_containerd_is_still_starting_is_waited_for() {
             node_reports(&report)[0]["result"],
             "loaded",
             "{target}: {report}"
+        );
+    }
+}
+
+/// Puts `image` on the cluster's node the way a CRI pull leaves it with
+/// kind's `discard_unpacked_layers = true`: unpacked, its layer blobs
+/// collected. On 2.x, containerd's own `ctr images import --local
+/// --discard-unpacked-layers` (the garbage-collection labels of the CRI
+/// plugin's local pull); ctr 1.6 has no such flag, so its import's manifest
+/// loses the layer references (`containerd.io/gc.ref.content.l.N`) as the
+/// 1.6 CRI pull writes it. A removal with `--sync` runs the collection.
+fn import_discarding_layers(cluster: &TestCluster, image: &TestImage, layers: usize) {
+    use std::process::{Command, Stdio};
+    let node = cluster.control_plane();
+    let kind = cluster.kind.name();
+    let mut import = vec![
+        "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
+    ];
+    if cluster.containerd != Containerd::V1_6 {
+        import.extend(["--local", "--discard-unpacked-layers"]);
+    }
+    import.extend(["--all-platforms", "--snapshotter=overlayfs", "-"]);
+    let mut save = Command::new(kind)
+        .args(["save", &image.name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let imported = Command::new(kind)
+        .args(&import)
+        .stdin(save.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(save.wait().unwrap().success());
+    assert!(
+        imported.status.success(),
+        "{}: {}",
+        cluster.target(),
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let reference = normalized(&image.name);
+    if cluster.kind == EngineKind::Podman {
+        // podman's archive names the image `localhost/NAME`; a load names
+        // it as Kubernetes resolves it.
+        let saved = format!("localhost/{}", image.name);
+        let ctr = ["ctr", "-n", "k8s.io", "images"];
+        cluster.exec(node, &[&ctr[..], &["tag", &saved, &reference]].concat());
+        cluster.exec(node, &[&ctr[..], &["rm", &saved]].concat());
+    }
+    if cluster.containerd == Containerd::V1_6 {
+        let manifest = support::unpacked_image_on_node(cluster, node, &reference, "overlayfs")
+            .expect("imported");
+        let mut label = vec!["ctr", "-n", "k8s.io", "content", "label", &manifest];
+        let refs: Vec<String> = (0..layers)
+            .map(|n| format!("containerd.io/gc.ref.content.l.{n}="))
+            .collect();
+        label.extend(refs.iter().map(String::as_str));
+        cluster.exec(node, &label);
+    }
+    cluster.exec(
+        node,
+        &[
+            "ctr", "-n", "k8s.io", "images", "tag", &reference, "lmt-gc:1",
+        ],
+    );
+    cluster.exec(
+        node,
+        &["ctr", "-n", "k8s.io", "images", "rm", "--sync", "lmt-gc:1"],
+    );
+}
+
+/// The image's layer digests (diff IDs: `save` archives carry them
+/// uncompressed), bottom first.
+fn diff_ids(image: &TestImage) -> Vec<String> {
+    let listed = engine_cmd(
+        image.kind,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{range .RootFS.Layers}}{{println .}}{{end}}",
+            &image.name,
+        ],
+    );
+    listed.lines().map(str::to_string).collect()
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn layers_unpacked_with_their_blobs_discarded_are_used_not_resent() {
+    for target in node_targets() {
+        let kind = target.kind;
+        let cluster = TestCluster::start(kind, 0, &target.nodes());
+        let node = cluster.control_plane();
+        let (base, first_top) = (
+            Layer {
+                bytes: 8 * MIB,
+                seed: 61,
+            },
+            Layer {
+                bytes: MIB,
+                seed: 62,
+            },
+        );
+        let image = TestImage::named(kind);
+        image.build(&[base, first_top]);
+        let reference = normalized(&image.name);
+
+        // Unpacked, every layer blob discarded: `images check` calls it
+        // incomplete, and it runs.
+        import_discarding_layers(&cluster, &image, 2);
+        let content = support::content_on_node(&cluster, node);
+        let layers = diff_ids(&image);
+        assert!(
+            layers.iter().all(|layer| !content.contains(layer)),
+            "{target}: the layer blobs are still there: {content:?}"
+        );
+        let before = support::unpacked_image_on_node(&cluster, node, &reference, "overlayfs");
+        assert!(before.is_some(), "{target}: not unpacked");
+        assert!(
+            support::image_on_node(&cluster, node, &reference).is_none(),
+            "{target}: complete although its layers are gone"
+        );
+
+        // The same image again: the node can run what it has; nothing goes.
+        let (output, report) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        let entry = &node_reports(&report)[0];
+        assert_eq!(entry["result"], "already-present", "{target}: {report}");
+        assert_eq!(entry["bytes_sent"], 0, "{target}");
+
+        // A new top layer on the same base: the base is unpacked there, so
+        // only the new layer, the config and the manifest go.
+        let top = Layer {
+            bytes: MIB,
+            seed: 63,
+        };
+        image.build(&[base, top]);
+        let (output, report) = load(&cluster, &[&image.name]);
+        assert_succeeded(target, &output);
+        let entry = &node_reports(&report)[0];
+        assert_eq!(entry["result"], "loaded", "{target}: {report}");
+        let sent = entry["bytes_sent"].as_u64().unwrap();
+        assert!(
+            (MIB..MIB + 64 * 1024).contains(&sent),
+            "{target}: {sent} bytes sent for a 1 MiB change on a discarded base"
+        );
+        assert!(
+            !support::content_on_node(&cluster, node).contains(&layers[0]),
+            "{target}: the base blob was sent"
+        );
+        let manifest = support::unpacked_image_on_node(&cluster, node, &reference, "overlayfs")
+            .unwrap_or_else(|| panic!("{target}: the new image is not unpacked"));
+        assert_ne!(Some(&manifest), before.as_ref(), "{target}");
+        let json = cluster.exec(node, &["ctr", "-n", "k8s.io", "content", "get", &manifest]);
+        let manifest_json: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(manifest_json["config"]["digest"], image.id(), "{target}");
+
+        // Its root filesystem holds both files as built: the base from the
+        // old snapshot, the top from the layer sent.
+        let sums = cluster.exec(
+            node,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /lmt-rootfs && ctr -n k8s.io images mount --snapshotter overlayfs \"$1\" /lmt-rootfs >/dev/null && sha256sum /lmt-rootfs/layer0.bin /lmt-rootfs/layer1.bin; ctr -n k8s.io images unmount /lmt-rootfs >/dev/null",
+                "sh",
+                &reference,
+            ],
+        );
+        let expected = format!(
+            "{}  /lmt-rootfs/layer0.bin\n{}  /lmt-rootfs/layer1.bin\n",
+            base.file_sha256(),
+            top.file_sha256()
+        );
+        assert_eq!(sums, expected, "{target}");
+    }
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn containerd_killed_mid_import_is_named_and_tags_nothing() {
+    for target in node_targets() {
+        let kind = target.kind;
+        // containerd restarts, as kind's systemd restarts it: the node
+        // lives on and only its import dies.
+        let options = NodeOptions {
+            supervised: true,
+            ..target.nodes()
+        };
+        let cluster = TestCluster::start(kind, 0, &options);
+        let node = cluster.control_plane().to_string();
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 64 * MIB,
+            seed: 71,
+        }]);
+        let reports = load_killing(&cluster, &image, &node, true);
+        let report = &reports[0];
+        assert_eq!(report.result, NodeResult::Failed, "{target}: {reports:?}");
+        let error = report.error.as_deref().unwrap();
+        // ctr's words are kept, and what they mean is said.
+        assert!(
+            error.contains("ctr lost its connection to the node's containerd during the import"),
+            "{target}: {error}"
+        );
+        if target.containerd != Containerd::V1_6 {
+            // The Transfer service's client: the seed's own line.
+            assert!(
+                error.contains("progress stream failed to recv"),
+                "{target}: {error}"
+            );
+        }
+        // Nothing tagged, once containerd is back.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let records = loop {
+            let listed = support::engine_output(
+                kind,
+                &["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"],
+            );
+            if listed.status.success() {
+                break String::from_utf8_lossy(&listed.stdout).into_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{target}: containerd did not come back"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert!(
+            !records.contains(&image.name),
+            "{target}: tagged after a failed import: {records}"
         );
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::registry::{LoggedRequest, TestRegistry};
 use support::{
     Layer, NodeOptions, TempDir, TestCluster, TestImage, config_on_node, engines_under_test,
-    loadmaster_command,
+    loadmaster_command, node_targets,
 };
 
 const MIB: u64 = 1 << 20;
@@ -502,7 +502,8 @@ fn a_registry_killed_mid_push_fails_the_push_after_visible_retries() {
 #[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_kind_node_pulls_the_pushed_image_with_the_same_config() {
-    for kind in engines_under_test() {
+    for target in node_targets() {
+        let kind = target.kind;
         let registry = TestRegistry::start();
         let image = TestImage::named(kind);
         image.build(&[
@@ -524,7 +525,7 @@ fn a_kind_node_pulls_the_pushed_image_with_the_same_config() {
             0,
             &NodeOptions {
                 host_network: true,
-                ..NodeOptions::default()
+                ..target.nodes()
             },
         );
         let node = cluster.control_plane();
@@ -543,7 +544,7 @@ fn a_kind_node_pulls_the_pushed_image_with_the_same_config() {
         assert_eq!(
             config_on_node(&cluster, node, &pushed),
             normalized_id(&image.id()),
-            "{kind}"
+            "{target}"
         );
     }
 }

@@ -15,8 +15,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use support::{
-    Layer, NodeOptions, TestCluster, TestImage, config_on_node, engine_cmd, engine_output,
-    engines_under_test, loadmaster,
+    Layer, TestCluster, TestImage, config_on_node, engine_cmd, engine_output, loadmaster,
+    node_targets,
 };
 
 const MIB: u64 = 1 << 20;
@@ -36,9 +36,10 @@ fn layers(top_seed: u64) -> [Layer; 2] {
     ]
 }
 
-fn push_load(kind: EngineKind, cluster: &TestCluster, image: &str) -> ImageLoad {
+fn push_load(cluster: &TestCluster, image: &str) -> ImageLoad {
+    let kind = cluster.target();
     let loaded = deliver::load_image(
-        &Engine::new(kind),
+        &Engine::new(cluster.kind),
         &cluster.name,
         &cluster.nodes,
         image,
@@ -90,13 +91,15 @@ impl Drop for Alias {
 #[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn push_loads_then_uploads_nothing_unchanged_then_only_the_changed_layer() {
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 1, &NodeOptions::default());
-        let image = TestImage::named(kind);
+    for target in node_targets() {
+        let cluster = TestCluster::start(target.kind, 1, &target.nodes());
+        let image = TestImage::named(target.kind);
+        // Messages name the engine and the nodes' containerd.
+        let kind = target;
         image.build(&layers(1));
 
         // Cold: both layers and the config are uploaded, into both nodes.
-        let cold = push_load(kind, &cluster, &image.name);
+        let cold = push_load(&cluster, &image.name);
         let sizes = uploads(&cold);
         assert_eq!(sizes.len(), 3, "{kind}: {:?}", cold.registry_requests);
         for node in &cluster.nodes {
@@ -119,11 +122,11 @@ fn push_loads_then_uploads_nothing_unchanged_then_only_the_changed_layer() {
         // Unchanged, under a second name the nodes lack: the engine asks,
         // the registry answers from the nodes, nothing is uploaded.
         let alias = Alias {
-            kind,
+            kind: target.kind,
             name: format!("{}-alias:1", image.name.split(':').next().unwrap()),
         };
-        engine_cmd(kind, &["tag", &image.name, &alias.name]);
-        let unchanged = push_load(kind, &cluster, &alias.name);
+        engine_cmd(target.kind, &["tag", &image.name, &alias.name]);
+        let unchanged = push_load(&cluster, &alias.name);
         assert_eq!(
             uploads(&unchanged),
             Vec::<u64>::new(),
@@ -141,7 +144,7 @@ fn push_loads_then_uploads_nothing_unchanged_then_only_the_changed_layer() {
         // A 1 MiB top-layer change: that layer (gzip of incompressible
         // data: a little over 1 MiB) and the config, nothing else.
         image.build(&layers(2));
-        let changed = push_load(kind, &cluster, &image.name);
+        let changed = push_load(&cluster, &image.name);
         let mut sizes = uploads(&changed);
         sizes.sort();
         assert_eq!(sizes.len(), 2, "{kind}: {:?}", changed.registry_requests);
@@ -176,7 +179,7 @@ fn cli_load(cluster: &TestCluster, image: &str, path: &str) -> Value {
     assert!(
         output.status.success(),
         "{}: {}",
-        cluster.kind,
+        cluster.target(),
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
@@ -185,9 +188,10 @@ fn cli_load(cluster: &TestCluster, image: &str, path: &str) -> Value {
 #[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn auto_saves_into_a_cold_node_and_pushes_once_a_push_is_there() {
-    for kind in engines_under_test() {
-        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
-        let image = TestImage::named(kind);
+    for target in node_targets() {
+        let cluster = TestCluster::start(target.kind, 0, &target.nodes());
+        let image = TestImage::named(target.kind);
+        let kind = target;
         image.build(&layers(3));
         let report = cli_load(&cluster, &image.name, "auto");
         assert_eq!(
@@ -214,7 +218,8 @@ fn auto_saves_into_a_cold_node_and_pushes_once_a_push_is_there() {
                 cluster.control_plane(),
                 &format!("docker.io/library/{}", image.name)
             ),
-            image.id()
+            image.id(),
+            "{kind}"
         );
     }
 }

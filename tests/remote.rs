@@ -59,6 +59,7 @@ fn bytes(entry: &Value, field: &str) -> u64 {
 /// the engine is asked to reach the push endpoint first, and the load takes
 /// save, saying why.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn reload_after_a_change_on_a_namespaced_engine_takes_save_and_says_why() {
     for kind in engines_under_test() {
         let engine = NamespacedEngine::start(kind);
@@ -129,6 +130,7 @@ fn reload_after_a_change_on_a_namespaced_engine_takes_save_and_says_why() {
 /// and then only the changed layer crosses the connection, each way; a cold
 /// load moves the image at most once.
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_reload_through_a_push_moves_only_the_changed_layer_across_the_connection() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());

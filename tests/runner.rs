@@ -734,6 +734,7 @@ fn without_kind_up_and_down_of_a_missing_cluster_say_what_to_do() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_run_that_stops_before_its_cluster_exists_keeps_nothing_and_triages_nothing() {
     let Some(kind) = engines_under_test().into_iter().next() else {
         eprintln!("skipped: no engine under test (LOADMASTER_TEST_ENGINES)");

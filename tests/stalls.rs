@@ -122,6 +122,7 @@ fn container_id(kind: EngineKind, node: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_save_stopped_mid_stream_fails_the_load_naming_the_engine() {
     loadmaster::process::set_stall_limit(LIMIT);
     for kind in engines_under_test() {
@@ -171,6 +172,7 @@ fn a_save_stopped_mid_stream_fails_the_load_naming_the_engine() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_node_that_stops_reading_fails_naming_the_node() {
     loadmaster::process::set_stall_limit(LIMIT);
     for kind in engines_under_test() {
@@ -218,6 +220,7 @@ fn a_node_that_stops_reading_fails_naming_the_node() {
 }
 
 #[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_sigterm_stops_a_stalled_load_at_once_and_tags_nothing() {
     for kind in engines_under_test() {
         let cluster = TestCluster::start(kind, 0, &NodeOptions::default());

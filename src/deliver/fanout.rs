@@ -25,6 +25,9 @@ pub struct Route {
     pub inventory: Inventory,
     /// Blobs sent in this load.
     pub sent: BTreeSet<Digest>,
+    /// Layers (by diff ID) the node has unpacked, whose blobs it needs not
+    /// hold ([`Inventory::unpacked_layers`]).
+    unpacked: BTreeSet<Digest>,
     pub bytes_sent: u64,
     pub blobs_sent: u64,
     pub blobs_skipped: u64,
@@ -39,6 +42,7 @@ impl Route {
             feed,
             inventory,
             sent: BTreeSet::new(),
+            unpacked: BTreeSet::new(),
             bytes_sent: 0,
             blobs_sent: 0,
             blobs_skipped: 0,
@@ -46,9 +50,18 @@ impl Route {
         }
     }
 
-    /// Whether the node has `digest`, from before or from this load.
+    /// The route of a node that has these layers unpacked.
+    pub fn with_unpacked(mut self, unpacked: BTreeSet<Digest>) -> Route {
+        self.unpacked = unpacked;
+        self
+    }
+
+    /// Whether the node has `digest` or can do without it (an unpacked
+    /// layer), from before or from this load.
     pub fn holds(&self, digest: &Digest) -> bool {
-        self.inventory.blobs.contains(digest) || self.sent.contains(digest)
+        self.inventory.blobs.contains(digest)
+            || self.unpacked.contains(digest)
+            || self.sent.contains(digest)
     }
 
     /// Sends a whole blob held in memory (a config or manifest), unless the

@@ -4,14 +4,15 @@
 //! For each image:
 //! 1. ask every node what it holds ([`node::open`], an exec that stays
 //!    open for the import); a node whose name already points at this image
-//!    (same config digest, all content there) is done;
+//!    (same config digest, unpacked: what a container runs from) is done;
 //! 2. stream the image out of the engine (`save`) or an archive file, once
 //!    for all nodes, through the archive reader, which checks every digest;
-//! 3. feed each node an OCI image-layout tar with only the blobs it lacks,
-//!    then a manifest and an index naming the image, into
-//!    `ctr images import` ([`feed`], [`fanout`]);
-//! 4. check on every node that the name points at the manifest sent and that
-//!    the content is complete (printed by the same exec, after the import).
+//! 3. feed each node an OCI image-layout tar with only the blobs it lacks
+//!    (a layer already unpacked there needs none, see [`node`]), then a
+//!    manifest and an index naming the image, into `ctr images import`
+//!    ([`feed`], [`fanout`]);
+//! 4. check on every node that the name points at the manifest sent,
+//!    unpacked (printed by the same exec, after the import).
 //!
 //! Nothing half-done: the index that tags the image goes last, after the
 //! whole source was read and verified, so a corrupt source, a dead engine or
@@ -399,9 +400,23 @@ impl Job<'_> {
     ) -> Result<Vec<NodeReport>, DeliverError> {
         let mut reports = Vec::new();
         let mut routes = Vec::new();
+        let diff_ids: Vec<Digest> = match &source {
+            Source::Archive { known, .. } => known
+                .as_ref()
+                .map(|k| k.diff_ids.clone())
+                .unwrap_or_default(),
+            Source::Engine { .. } => self
+                .expected
+                .iter()
+                .flat_map(|image| image.layers.iter().filter_map(|l| l.parse().ok()))
+                .collect(),
+        };
         for (node, inventory, session) in group {
             match NodeFeed::start(session, &inventory.snapshotter) {
-                Ok(feed) => routes.push(Route::new(node, feed, inventory)),
+                Ok(feed) => {
+                    let unpacked = inventory.unpacked_layers(&diff_ids);
+                    routes.push(Route::new(node, feed, inventory).with_unpacked(unpacked))
+                }
                 Err(error) => {
                     reports.push(self.report(&node, NodeResult::Failed, Some(error.to_string())))
                 }
@@ -600,7 +615,7 @@ fn sort_visits(
     (reports, waiting)
 }
 
-/// Whether the node's name already points at this image, complete.
+/// Whether the node's name already points at this image, unpacked.
 fn already_present(inventory: &node::Inventory, image: &ImageDetails) -> bool {
     let Some(current) = &inventory.current else {
         return false;
@@ -608,7 +623,7 @@ fn already_present(inventory: &node::Inventory, image: &ImageDetails) -> bool {
     let id = &image.id.parse::<Digest>().ok();
     // The engine's image ID is the config digest (the manifest digest with
     // docker's containerd image store).
-    current.complete
+    current.usable
         && (current.config.as_ref() == id.as_ref() || Some(&current.manifest) == id.as_ref())
 }
 
@@ -724,12 +739,12 @@ pub(crate) fn pick_image<'p>(
 }
 
 /// Checks, from what the node's import printed, that `reference` points at
-/// `manifest` on the node, complete.
+/// `manifest` on the node, unpacked.
 fn verify(import_output: &str, reference: &str, manifest: &Digest) -> Result<(), String> {
     match node::check_after_import(import_output, reference) {
-        Some(current) if &current.manifest == manifest && current.complete => Ok(()),
+        Some(current) if &current.manifest == manifest && current.usable => Ok(()),
         Some(current) if &current.manifest == manifest => Err(format!(
-            "after the import, {reference} is incomplete on the node (`ctr -n k8s.io images check name=={reference}`)"
+            "after the import, {reference} is not unpacked on the node (`ctr -n k8s.io images check name=={reference}`)"
         )),
         Some(current) => Err(format!(
             "after the import, {reference} points at {} instead of {manifest}",
@@ -741,9 +756,34 @@ fn verify(import_output: &str, reference: &str, manifest: &Digest) -> Result<(),
     }
 }
 
+/// What ctr prints when its connection to containerd breaks during an
+/// import: the Transfer service's client logs `progress stream failed to
+/// recv` (containerd's core/transfer/proxy: the stream of progress events
+/// from the daemon ended without EOF) and fails with `error reading from
+/// server: EOF`; the client-side import (1.6, `--local`) fails writing a
+/// blob with `failed to send write: EOF` or `transport is closing`. None
+/// of them is the cause: they say the daemon went away.
+const CONNECTION_LOST: [&str; 4] = [
+    "progress stream failed to recv",
+    "error reading from server: EOF",
+    "failed to send write",
+    "transport is closing",
+];
+
+/// Why ctr's import lost containerd, for people: what the words mean and
+/// where the cause is.
+fn connection_lost_note(engine: &Engine, node: &str) -> String {
+    format!(
+        "  ctr lost its connection to the node's containerd during the import (`progress stream failed to recv` / `error reading from server: EOF` is ctr saying so, not the cause): containerd stopped mid-import: killed (an OOM kill: see the node's memory limit and the kernel log, `dmesg | grep -i oom`), crashed or restarted; `{} logs {node}` shows how it ended",
+        engine.kind()
+    )
+}
+
 /// A failed import, with the node's state when that explains it (a node
-/// that exited or was removed mid-stream).
+/// that exited or was removed mid-stream, or whose containerd went away).
 fn node_failure(engine: &Engine, node: &str, error: &EngineError) -> String {
+    let lost = matches!(error, EngineError::CommandFailed { stderr, .. }
+        if CONNECTION_LOST.iter().any(|words| stderr.contains(words)));
     match engine.container_inspect(node) {
         Ok(details) if !details.state.running => format!(
             "{error}\n  the node container is {} (exit code {}{}): it stopped during the import",
@@ -760,6 +800,7 @@ fn node_failure(engine: &Engine, node: &str, error: &EngineError) -> String {
                 "{error}\n  the node container no longer exists: it was removed during the import"
             )
         }
+        _ if lost => format!("{error}\n{}", connection_lost_note(engine, node)),
         _ => error.to_string(),
     }
 }

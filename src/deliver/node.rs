@@ -1,10 +1,20 @@
 //! What a node's containerd holds, asked with `ctr` through `exec`.
 //!
 //! Before a load: the snapshotter kind's import uses, the blobs already in the
-//! content store (so that only missing ones are sent), and which image the
-//! requested name points at (so that a node that has it is skipped). After a
-//! load: that the name points at the manifest we sent and that all of its
-//! content is there.
+//! content store and the layers already unpacked (so that only what is
+//! missing is sent), and which image the requested name points at (so that a
+//! node that has it is skipped). After a load: that the name points at the
+//! manifest we sent and that the node can run it (unpacked with its
+//! snapshotter).
+//!
+//! A layer can be unpacked without its blob: the CRI plugin's pulls with
+//! kind's `discard_unpacked_layers = true` (every 1.x pull; on 2.x the
+//! pulls with `use_local_image_pull`, and `ctr images import --local
+//! --discard-unpacked-layers`) let the garbage collector remove each layer
+//! blob once its snapshot exists. Imports through the Transfer service and
+//! ctr's default import keep the blobs. Containers run from the snapshots,
+//! so such an image is usable as it is, and an import skips a layer whose
+//! snapshot exists without reading its blob.
 //!
 //! Nodes run containerd 1.6 to 2.x (kind v0.27+ ships 2.x). What differs is
 //! read from the node, not assumed: its `ctr version` picks the import
@@ -27,6 +37,9 @@ pub struct Inventory {
     pub snapshotter: String,
     /// Every blob in the node's content store.
     pub blobs: BTreeSet<Digest>,
+    /// The committed snapshots of the CRI snapshotter, by key: an unpacked
+    /// layer's key is its chain ID.
+    pub snapshots: BTreeSet<Digest>,
     /// Compressed blobs and the diff ID containerd recorded for each when it
     /// unpacked them (label `containerd.io/uncompressed`): layers that came
     /// in through a registry push rather than a `save` archive.
@@ -46,8 +59,39 @@ pub struct CurrentImage {
     pub manifest: Digest,
     /// None when the name points at an index (a multi-platform image).
     pub config: Option<Digest>,
-    /// All content present and unpacked.
-    pub complete: bool,
+    /// Unpacked with the node's snapshotter: what a container runs from
+    /// (the layer blobs may have been discarded).
+    pub usable: bool,
+}
+
+impl Inventory {
+    /// The bottom layers of an image with these diff IDs that need no blob
+    /// on this node: those whose chain's snapshot is committed (then so are
+    /// the ones below it). containerd's unpacker skips such a layer without
+    /// reading its blob.
+    pub fn unpacked_layers(&self, diff_ids: &[Digest]) -> BTreeSet<Digest> {
+        let chain = chain_ids(diff_ids);
+        let unpacked = chain
+            .iter()
+            .rposition(|id| self.snapshots.contains(id))
+            .map_or(0, |top| top + 1);
+        diff_ids[..unpacked].iter().copied().collect()
+    }
+}
+
+/// The chain ID of each layer of a stack (OCI image spec): the bottom
+/// layer's is its diff ID, each next one is the digest of
+/// `"<chain ID below> <diff ID>"`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => *diff_id,
+            Some(below) => Digest::of(format!("{below} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
+    }
+    chain
 }
 
 /// An `exec` into a node that has answered with the node's [`Inventory`]
@@ -173,10 +217,19 @@ pub fn open(
     let shown = ["sh", "-c", SESSION_SHOWN, "sh", reference, &wait];
     let (answer, exec) = engine.exec_answering(node, &argv, &shown, INVENTORY_END)?;
     let parts: Vec<&str> = answer.split(INVENTORY_SEPARATOR).collect();
-    let [version, config, snapshotter, listing, check, manifest_json] = parts[..] else {
+    let [
+        version,
+        config,
+        snapshotter,
+        listing,
+        snapshots,
+        check,
+        manifest_json,
+    ] = parts[..]
+    else {
         return Err(EngineError::UnexpectedAnswer {
             command: format!("{} exec -i {node} sh -c {SESSION_SHOWN}", engine.kind()),
-            detail: format!("expected 6 sections, got {}", parts.len()),
+            detail: format!("expected 7 sections, got {}", parts.len()),
         });
     };
     let snapshotter = match snapshotter.trim() {
@@ -188,13 +241,14 @@ pub fn open(
     let current = parse_check(check, reference).map(|row| CurrentImage {
         config: config_of_manifest(manifest_json),
         manifest: row.manifest,
-        complete: row.complete,
+        usable: row.usable,
     });
     let inventory = Inventory {
         snapshotter: snapshotter.to_string(),
         root: containerd_root(config),
         sizes: descriptor_sizes(manifest_json),
         blobs,
+        snapshots: parse_snapshots(snapshots),
         uncompressed,
         current,
     };
@@ -242,8 +296,9 @@ const CHECK_SEPARATOR: &str = "@@loadmaster-check@@\n";
 /// bounded by [`CONTAINERD_TRIES`]; then it prints the inventory in sections
 /// split by [`INVENTORY_SEPARATOR`] and ended by a line [`INVENTORY_END`]:
 /// `ctr version`, `containerd config dump`, the CRI snapshotter
-/// ([`SNAPSHOTTER_OF_CONFIG`]), the content store, the check of the name
-/// with that snapshotter, and the manifest the name points at. Then it reads
+/// ([`SNAPSHOTTER_OF_CONFIG`]), the content store, that snapshotter's
+/// snapshots, the check of the name with it, and the manifest the name
+/// points at. Then it reads
 /// one line from stdin (the shell reads a pipe byte by byte, so the tar that
 /// follows stays for `ctr`): `import SNAPSHOTTER MODE` imports the rest of
 /// stdin and prints the check of the name after [`CHECK_SEPARATOR`];
@@ -282,6 +337,8 @@ snapshotter=$(echo "$config" | cri_snapshotter)
 echo "${snapshotter:-overlayfs}"
 echo "$sep"
 ctr --namespace k8s.io content ls
+echo "$sep"
+ctr --namespace k8s.io snapshots "--snapshotter=${snapshotter:-overlayfs}" ls
 echo "$sep"
 check=$(ctr --namespace k8s.io images check "--snapshotter=${snapshotter:-overlayfs}" "name==$name")
 echo "$check"
@@ -425,6 +482,17 @@ fn parse_content_list(listing: &str) -> (BTreeSet<Digest>, BTreeMap<Digest, Dige
     (kept, uncompressed)
 }
 
+/// Reads `ctr snapshots ls`: `KEY PARENT KIND`; the committed snapshots'
+/// keys (chain IDs). Active ones (a container's, an unpack under way) are
+/// not layers.
+fn parse_snapshots(listing: &str) -> BTreeSet<Digest> {
+    listing
+        .lines()
+        .filter(|line| line.split_whitespace().last() == Some("Committed"))
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
 /// containerd's `root` from a `containerd config dump`; its default when unset.
 fn containerd_root(config_dump: &str) -> String {
     config_dump
@@ -449,13 +517,16 @@ const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
 #[derive(Debug, PartialEq, Eq)]
 pub struct CheckRow {
     pub manifest: Digest,
-    /// All content present and unpacked.
-    pub complete: bool,
+    /// Unpacked: config and manifest there, the top layer's snapshot
+    /// committed. STATUS is not read: it says `incomplete` when layer blobs
+    /// were discarded after their unpack, and such an image runs.
+    pub usable: bool,
 }
 
 /// Finds `reference`'s row in `ctr images check` output:
 /// `REF TYPE DIGEST STATUS SIZE UNPACKED`, where STATUS reads
-/// `complete (2/2)` or `incomplete (1/2)` and UNPACKED `true`/`false`.
+/// `complete (2/2)` or `incomplete (1/2)` and UNPACKED `true`/`false`
+/// (true only when ctr could read the config, so the config is there).
 fn parse_check(output: &str, reference: &str) -> Option<CheckRow> {
     output.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -463,8 +534,8 @@ fn parse_check(output: &str, reference: &str) -> Option<CheckRow> {
             return None;
         }
         let manifest = fields[2].parse::<Digest>().ok()?;
-        let complete = fields[3] == "complete" && fields.last() == Some(&"true");
-        Some(CheckRow { manifest, complete })
+        let usable = fields.last() == Some(&"true");
+        Some(CheckRow { manifest, usable })
     })
 }
 
@@ -650,10 +721,12 @@ version = 4
         assert_eq!(choose(v(2, 1, 4), DUMP_V3, "native"), ImportMode::Local);
     }
 
-    // Recorded from ctr 1.6.20 in a test node.
+    // Recorded from ctr 1.6.20 in a test node; the last row from ctr 2.3.4
+    // after `ctr images import --local --discard-unpacked-layers`.
     const CHECK: &str = "REF                              TYPE                                                 DIGEST                                                                  STATUS         SIZE              UNPACKED \n\
 localhost/loadmaster-test-node:1 application/vnd.docker.distribution.manifest.v2+json sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8 complete (2/2) 91.6 MiB/91.6 MiB true\n\
-docker.io/library/app:1 application/vnd.docker.distribution.manifest.v2+json sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8 incomplete (1/2) 1.6 MiB/91.6 MiB false\n";
+docker.io/library/app:1 application/vnd.docker.distribution.manifest.v2+json sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8 incomplete (1/2) 1.6 MiB/91.6 MiB false\n\
+docker.io/library/discarded:1 application/vnd.docker.distribution.manifest.v2+json sha256:f8a766397ea3c4b232fd0ea567e53864571e44ffa0d368a174d550a43af85205 incomplete (1/3) 1.7 KiB/2.9 MiB true\n";
 
     #[test]
     fn finds_the_row_of_the_reference() {
@@ -662,12 +735,15 @@ docker.io/library/app:1 application/vnd.docker.distribution.manifest.v2+json sha
             row.manifest.to_string(),
             "sha256:761d9b27f438e14cd4304bd6646e19271cbfbb750a201eb3ed0e2d218d8deee8"
         );
-        assert!(row.complete);
+        assert!(row.usable);
         assert!(
             !parse_check(CHECK, "docker.io/library/app:1")
                 .unwrap()
-                .complete
+                .usable
         );
+        // Layer blobs discarded after the unpack: incomplete, and it runs.
+        let discarded = parse_check(CHECK, "docker.io/library/discarded:1").unwrap();
+        assert!(discarded.usable);
         assert_eq!(parse_check(CHECK, "docker.io/library/other:1"), None);
     }
 
@@ -687,5 +763,47 @@ docker.io/library/app:1 application/vnd.docker.distribution.manifest.v2+json sha
             vec![957, 1048576]
         );
         assert!(descriptor_sizes("").is_empty());
+    }
+
+    // `ctr snapshots ls` of ctr 2.3.4 after that import (two layers) and a
+    // container's active snapshot.
+    const SNAPSHOTS: &str = "KEY                                                                     PARENT                                                                  KIND      \n\
+sha256:0e12da02d8d7a18aea53f7accf6576eb3c7528f7907eb2001e8776dc3749bc74                                                                         Committed \n\
+sha256:7a77fde6c6b059bf21e2c3647166f97cae02cc7b53dfa1539e0e6075840d5f26 sha256:0e12da02d8d7a18aea53f7accf6576eb3c7528f7907eb2001e8776dc3749bc74 Committed \n\
+runner sha256:7a77fde6c6b059bf21e2c3647166f97cae02cc7b53dfa1539e0e6075840d5f26 Active \n";
+
+    #[test]
+    fn layers_whose_chain_is_unpacked_need_no_blob() {
+        let digest = |hex: &str| format!("sha256:{hex}").parse::<Digest>().unwrap();
+        let base = digest("0e12da02d8d7a18aea53f7accf6576eb3c7528f7907eb2001e8776dc3749bc74");
+        let top = digest("8964242de2f7ab72e86682332ff7bcc241c7658a63a87da054ccf9128264b4f1");
+        let other_top = digest("d459f49c58b7e73c67979ce1e7e3c8aa7dedc74026f7e052c26526678e492735");
+        // The chain ID containerd gave that stack (its snapshot key).
+        assert_eq!(
+            chain_ids(&[base, top])[1],
+            digest("7a77fde6c6b059bf21e2c3647166f97cae02cc7b53dfa1539e0e6075840d5f26")
+        );
+        let inventory = Inventory {
+            snapshotter: "overlayfs".to_string(),
+            blobs: BTreeSet::new(),
+            snapshots: parse_snapshots(SNAPSHOTS),
+            uncompressed: BTreeMap::new(),
+            root: "/var/lib/containerd".to_string(),
+            sizes: BTreeMap::new(),
+            current: None,
+        };
+        assert_eq!(inventory.snapshots.len(), 2);
+        assert_eq!(
+            inventory.unpacked_layers(&[base, top]),
+            BTreeSet::from([base, top])
+        );
+        // Another top on the same base: only the base is there.
+        assert_eq!(
+            inventory.unpacked_layers(&[base, other_top]),
+            BTreeSet::from([base])
+        );
+        // The same layer higher up another stack is another chain.
+        assert!(inventory.unpacked_layers(&[other_top, base]).is_empty());
+        assert!(inventory.unpacked_layers(&[]).is_empty());
     }
 }

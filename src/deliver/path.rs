@@ -212,6 +212,7 @@ mod tests {
         Inventory {
             snapshotter: "overlayfs".into(),
             blobs: pushed.iter().map(|(c, _)| *c).collect(),
+            snapshots: Default::default(),
             uncompressed: pushed.iter().copied().collect(),
             root: "/var/lib/containerd".into(),
             sizes: Default::default(),

@@ -683,6 +683,17 @@ impl Drop for TempDir {
     }
 }
 
+impl Layer {
+    /// The sha256 of the file this layer adds (`/layerN.bin`), as
+    /// `sha256sum` prints it.
+    pub fn file_sha256(&self) -> String {
+        let dir = TempDir::new("lmt-layer");
+        let path = dir.path.join("layer.bin");
+        write_random_file(&path, self.bytes, self.seed);
+        loadmaster::archive::Digest::of(&std::fs::read(&path).unwrap()).hex()
+    }
+}
+
 /// Writes `bytes` of xorshift output, with a fixed modification time so that
 /// a rebuild from the same seed gives a byte-identical layer.
 fn write_random_file(path: &std::path::Path, bytes: u64, seed: u64) {
@@ -706,26 +717,60 @@ fn write_random_file(path: &std::path::Path, bytes: u64, seed: u64) {
         .unwrap();
 }
 
-/// The manifest digest `reference` points at on `node`, if complete.
-pub fn image_on_node(cluster: &TestCluster, node: &str, reference: &str) -> Option<String> {
-    let check = cluster.exec(
-        node,
-        &[
-            "ctr",
-            "-n",
-            "k8s.io",
-            "images",
-            "check",
-            &format!("name=={reference}"),
-        ],
-    );
+/// `reference`'s row of `ctr images check` on `node`, unpacked state read
+/// for `snapshotter` (ctr's default without one): the manifest digest,
+/// whether every blob is there, whether it is unpacked.
+fn image_check(
+    cluster: &TestCluster,
+    node: &str,
+    reference: &str,
+    snapshotter: Option<&str>,
+) -> Option<(String, bool, bool)> {
+    let name = format!("name=={reference}");
+    let mut argv = vec!["ctr", "-n", "k8s.io", "images", "check"];
+    if let Some(snapshotter) = snapshotter {
+        argv.extend(["--snapshotter", snapshotter]);
+    }
+    argv.push(&name);
+    let check = cluster.exec(node, &argv);
     check.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.first() == Some(&reference)
-            && fields.get(3) == Some(&"complete")
-            && fields.last() == Some(&"true"))
-        .then(|| fields[2].to_string())
+        (fields.first() == Some(&reference)).then(|| {
+            (
+                fields[2].to_string(),
+                fields.get(3) == Some(&"complete"),
+                fields.last() == Some(&"true"),
+            )
+        })
     })
+}
+
+/// The manifest digest `reference` points at on `node`, if complete.
+pub fn image_on_node(cluster: &TestCluster, node: &str, reference: &str) -> Option<String> {
+    image_check(cluster, node, reference, None)
+        .and_then(|(manifest, complete, unpacked)| (complete && unpacked).then_some(manifest))
+}
+
+/// The manifest digest `reference` points at on `node`, if it is unpacked
+/// with `snapshotter` (its layer blobs may be gone: what a container needs
+/// is the config and the snapshots).
+pub fn unpacked_image_on_node(
+    cluster: &TestCluster,
+    node: &str,
+    reference: &str,
+    snapshotter: &str,
+) -> Option<String> {
+    image_check(cluster, node, reference, Some(snapshotter))
+        .and_then(|(manifest, _, unpacked)| unpacked.then_some(manifest))
+}
+
+/// The digests in `node`'s content store.
+pub fn content_on_node(cluster: &TestCluster, node: &str) -> Vec<String> {
+    cluster
+        .exec(node, &["ctr", "-n", "k8s.io", "content", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The config digest of the image `reference` names on `node`.
@@ -736,13 +781,21 @@ pub fn config_on_node(cluster: &TestCluster, node: &str, reference: &str) -> Str
     manifest["config"]["digest"].as_str().unwrap().to_string()
 }
 
-/// Kills a node once it has been sent `after` bytes.
+/// Kills a node (or only its containerd) once it has been sent `after`
+/// bytes.
 pub struct KillNodeMidStream {
     pub kind: EngineKind,
     pub node: String,
     pub after: u64,
     pub killed: AtomicBool,
+    /// SIGKILL to the node's containerd alone (a supervised node restarts
+    /// it), as the kernel's OOM killer picks it, instead of the node.
+    pub containerd_only: bool,
 }
+
+/// `sh -c` in a node: SIGKILL to every process named containerd (the
+/// node's busybox has no pkill; its /proc is the node's PID namespace).
+const KILL_CONTAINERD: &str = r#"for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && kill -9 "${p#/proc/}"; done; true"#;
 
 impl Progress for KillNodeMidStream {
     fn begin(&self, _: &str, _: &[String], _: Option<u64>) {}
@@ -752,7 +805,14 @@ impl Progress for KillNodeMidStream {
             .iter()
             .any(|(node, n)| *node == self.node && *n >= self.after);
         if reached && !self.killed.swap(true, Ordering::SeqCst) {
-            engine_cmd(self.kind, &["kill", &self.node]);
+            if self.containerd_only {
+                engine_cmd(
+                    self.kind,
+                    &["exec", &self.node, "sh", "-c", KILL_CONTAINERD],
+                );
+            } else {
+                engine_cmd(self.kind, &["kill", &self.node]);
+            }
         }
     }
     fn node_done(&self, _: &NodeReport) {}
