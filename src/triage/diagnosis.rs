@@ -1055,8 +1055,16 @@ fn signature_candidates(case: &Case) -> Vec<Candidate> {
         });
     }
     // kind's import of a `docker save` archive with --all-platforms fails
-    // without a word when Docker 29's containerd store left blobs out.
+    // without a word when Docker 29's containerd store left blobs out. Not
+    // when ctr lost its connection (an abrupt-end line such as "progress
+    // stream failed to recv") or the node container is gone: containerd
+    // went away, which a short archive does not do.
+    let connection_lost = case.evidence.iter().any(|e| {
+        signature_of(e).is_some_and(|s| s.abrupt_end)
+            || matches!(&e.fact, Fact::Container(c) if c.status != "running")
+    });
     if candidates.is_empty()
+        && !connection_lost
         && let Some(i) = unexplained_exit
         && case.failure.as_ref().is_some_and(|f| {
             f.command
@@ -1338,6 +1346,18 @@ mod tests {
 
     fn root(text: &str) -> RootCause {
         diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
+    }
+
+    #[test]
+    fn a_silent_all_platforms_import_is_kinds_3795_unless_containerd_went_away() {
+        let kind = "ERROR: failed to load image: command \"docker exec --privileged -i kind-control-plane ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -\" failed with error: exit status 1\n";
+        assert_eq!(root(kind).class, Class::ContainerdStoreDigestMissing);
+        // Seen in tests/faultlab.rs on a containerd 2.1 node killed
+        // mid-import: ctr lost the daemon, which no archive does.
+        let lost = format!(
+            "{kind}time=\"2026-12-02T17:10:33Z\" level=error msg=\"progress stream failed to recv\" error=\"error reading from server: read unix @->/run/containerd/containerd.sock: read: connection reset by peer\"\n"
+        );
+        assert_ne!(root(&lost).class, Class::ContainerdStoreDigestMissing);
     }
 
     #[test]
