@@ -19,7 +19,6 @@ use loadmaster::journal::{
 use loadmaster::monitor::{HostReader, Monitor, NodeSource, Sources};
 use loadmaster::plan::{self, Plan};
 use loadmaster::report::{self, RunReport, html};
-use loadmaster::runner::steps::deliver::node_delivery;
 use loadmaster::triage;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -142,8 +141,9 @@ fn record_failed_run(root: &Path, plans: &Path) -> PathBuf {
             blobs_skipped: 2,
             duration_ms: 5200,
             error,
+            failure: None,
         };
-        record(25.5, Event::in_step("deliver/api", node_delivery(&report)));
+        record(25.5, Event::delivery("deliver/api", &report));
     }
     let error = "loading localhost/api:dev into node e2e-worker failed: exit status 137";
     record(
@@ -650,9 +650,7 @@ fn successful_run_sampled_on_real_nodes() {
         )
         .unwrap();
         for node in &load.reports {
-            journal
-                .record(&Event::in_step(&step, node_delivery(node)))
-                .unwrap();
+            journal.record(&Event::delivery(&step, node)).unwrap();
         }
         journal
             .record(&Event::step_end(&step, Outcome::Succeeded, None))

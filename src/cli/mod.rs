@@ -19,6 +19,7 @@ mod doctor;
 mod inspect;
 mod load;
 mod push;
+mod record;
 mod report;
 mod run;
 mod runs;
@@ -101,6 +102,10 @@ enum Command {
         platform: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Where the load is recorded as a run, for `runs`, `report` and
+        /// `triage`.
+        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        root: PathBuf,
     },
     /// Push images to a registry (OCI distribution): only the blobs it
     /// lacks, streamed from the engine, retried on transient errors, with
@@ -459,6 +464,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             path,
             platform,
             output,
+            root,
         } => load::load(
             selection()?,
             load::LoadArgs {
@@ -470,6 +476,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 path,
                 platform,
                 output,
+                root,
             },
         ),
         Command::Push {

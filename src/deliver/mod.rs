@@ -34,11 +34,11 @@ pub mod push;
 pub use path::{DeliveryPath, ImageLoad, PathChoice, load_image};
 
 use crate::archive::{self, ArchiveError, BlobVisitor, Digest, ImageArchive, Limits};
-use crate::engine::{Engine, EngineError, ImageDetails};
+use crate::engine::{Engine, EngineError, FailedCommand, ImageDetails};
 use fanout::{Fanout, Route};
 use feed::{FeedOutcome, NodeFeed, Piece};
 use progress::Progress;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,6 +132,40 @@ pub struct NodeReport {
     pub blobs_skipped: u64,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What the failure is known to be, as facts (absent when it is not
+    /// known beyond `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<NodeFailure>,
+}
+
+/// A node's failure as facts, for the journal and triage: the node command
+/// that failed and the node container's state after it. `error` says the
+/// same for people; nothing reads it back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFailure {
+    /// The command that failed (the node's `ctr images import` under exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<FailedCommand>,
+    /// The node container's state after the failure, when it was no longer
+    /// running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_state: Option<NodeState>,
+}
+
+/// A node container that was no longer running after a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum NodeState {
+    /// It had stopped: the engine's status, exit code and OOM flag.
+    #[serde(rename_all = "camelCase")]
+    Stopped {
+        status: String,
+        exit_code: i64,
+        oom_killed: bool,
+    },
+    /// It no longer existed: removed during the operation.
+    Removed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +199,33 @@ pub enum DeliverError {
         #[source]
         source: Box<EngineError>,
     },
+}
+
+impl DeliverError {
+    /// The source's failure as facts: the engine command that failed (a
+    /// `save` that exited, an engine's push that was refused), when one did.
+    pub fn facts(&self) -> Option<NodeFailure> {
+        let command = match self {
+            DeliverError::Engine(error) => error.failed_command(),
+            DeliverError::EnginePush { source, .. } => source.failed_command(),
+            _ => None,
+        }?;
+        Some(NodeFailure {
+            command: Some(command),
+            node_state: None,
+        })
+    }
+
+    /// The archive error of an archive (or `save` stream) that could not
+    /// be read.
+    pub fn archive_error(&self) -> Option<&ArchiveError> {
+        match self {
+            DeliverError::SaveStream { source, .. } | DeliverError::BadArchive { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How a load runs.
@@ -369,6 +430,7 @@ impl Job<'_> {
             blobs_skipped: 0,
             duration_ms: self.started.elapsed().as_millis() as u64,
             error,
+            failure: None,
         }
     }
 
@@ -509,12 +571,17 @@ fn finish_node(
     started: Instant,
 ) -> NodeReport {
     let outcome = route.feed.outcome();
+    let mut failure = None;
     let verdict = sent.and_then(|()| match (outcome, manifest) {
         (FeedOutcome::Imported(output), Some(manifest)) => verify(&output, reference, manifest),
         (FeedOutcome::Imported(_), None) => {
             Err("the import ended before the whole image was sent".to_string())
         }
-        (FeedOutcome::Failed(error), _) => Err(node_failure(engine, &route.node, &error)),
+        (FeedOutcome::Failed(error), _) => {
+            let (message, facts) = node_failure(engine, &route.node, &error);
+            failure = Some(facts);
+            Err(message)
+        }
         (FeedOutcome::Aborted, _) => Err("the import was called off".to_string()),
     });
     NodeReport {
@@ -532,6 +599,7 @@ fn finish_node(
         blobs_skipped: route.blobs_skipped,
         duration_ms: started.elapsed().as_millis() as u64,
         error: verdict.err(),
+        failure,
     }
 }
 
@@ -742,24 +810,39 @@ fn verify(import_output: &str, reference: &str, manifest: &Digest) -> Result<(),
 }
 
 /// A failed import, with the node's state when that explains it (a node
-/// that exited or was removed mid-stream).
-fn node_failure(engine: &Engine, node: &str, error: &EngineError) -> String {
-    match engine.container_inspect(node) {
-        Ok(details) if !details.state.running => format!(
-            "{error}\n  the node container is {} (exit code {}{}): it stopped during the import",
-            details.state.status,
-            details.state.exit_code,
-            if details.state.oom_killed {
-                ", OOM-killed"
-            } else {
-                ""
-            }
-        ),
+/// that exited or was removed mid-stream): the message for people, and the
+/// same as facts.
+fn node_failure(engine: &Engine, node: &str, error: &EngineError) -> (String, NodeFailure) {
+    let mut facts = NodeFailure {
+        command: error.failed_command(),
+        node_state: None,
+    };
+    let message = match engine.container_inspect(node) {
+        Ok(details) if !details.state.running => {
+            let message = format!(
+                "{error}\n  the node container is {} (exit code {}{}): it stopped during the import",
+                details.state.status,
+                details.state.exit_code,
+                if details.state.oom_killed {
+                    ", OOM-killed"
+                } else {
+                    ""
+                }
+            );
+            facts.node_state = Some(NodeState::Stopped {
+                status: details.state.status,
+                exit_code: details.state.exit_code,
+                oom_killed: details.state.oom_killed,
+            });
+            message
+        }
         Err(EngineError::ContainerNotFound { .. }) => {
+            facts.node_state = Some(NodeState::Removed);
             format!(
                 "{error}\n  the node container no longer exists: it was removed during the import"
             )
         }
         _ => error.to_string(),
-    }
+    };
+    (message, facts)
 }

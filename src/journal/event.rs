@@ -4,6 +4,8 @@
 //! Events are typed by `kind`; every line carries the format version `v`,
 //! so that a reader can tell a line from a newer loadmaster from a broken one.
 
+use crate::deliver::{NodeFailure, NodeReport};
+use crate::engine::{EngineKind, FailedCommand};
 use crate::finding::Finding;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -37,9 +39,19 @@ pub enum EventBody {
     /// The first line of every run.
     #[serde(rename_all = "camelCase")]
     RunStart {
-        /// The plan file, absolute.
-        plan: PathBuf,
-        cluster: String,
+        /// The loadmaster command recorded: `up` (also for `run`, whose
+        /// journal is `up`'s), `load`, `push` or `doctor`. Journals written
+        /// before other commands had one are `up`'s.
+        #[serde(default = "up_command")]
+        command: String,
+        /// The plan file, absolute; none for a command without a plan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        /// The engine the command used, when it knew it at the start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<EngineKind>,
         loadmaster_version: String,
     },
     StepStart,
@@ -105,6 +117,10 @@ pub enum EventBody {
         /// manifests pin.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
+        /// A failed node's failure as facts (the command, the node's
+        /// state after it), which triage reads as they are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Box<NodeFailure>>,
     },
     /// A file of evidence gathered after a failure (a pod's log, its
     /// description, the cluster's events), so that readers find it
@@ -131,6 +147,10 @@ pub enum EventBody {
     RunEnd {
         result: Outcome,
     },
+}
+
+fn up_command() -> String {
+    "up".to_string()
 }
 
 /// How a step or a run ended.
@@ -235,6 +255,43 @@ impl Event {
         Event::now(Some(step), body)
     }
 
+    /// What a load did on one node (`deliver/<image>` in `up`,
+    /// `load/<image>` in `load`), with a failure's facts.
+    pub fn delivery(step: &str, report: &NodeReport) -> Event {
+        Event::in_step(
+            step,
+            EventBody::Delivery {
+                image: report.image.clone(),
+                node: report.node.clone(),
+                path: report.path.to_string(),
+                result: report.result.to_string(),
+                bytes_sent: report.bytes_sent,
+                blobs_sent: report.blobs_sent,
+                blobs_skipped: report.blobs_skipped,
+                duration_ms: report.duration_ms,
+                error: report.error.clone(),
+                pushed: None,
+                digest: None,
+                failure: report.failure.clone().map(Box::new),
+            },
+        )
+    }
+
+    /// A failed command known as facts (an engine's `save`, a node's import).
+    pub fn failed_command(
+        step: &str,
+        command: &FailedCommand,
+        duration: std::time::Duration,
+    ) -> Event {
+        Event::command(
+            step,
+            command.argv.clone(),
+            command.exit,
+            command.stderr_tail.as_bytes(),
+            duration,
+        )
+    }
+
     pub fn log_file(step: &str, path: PathBuf, about: impl Into<String>) -> Event {
         Event::now(
             Some(step),
@@ -266,12 +323,19 @@ impl Event {
         Event::now(None, EventBody::RunEnd { result })
     }
 
-    pub(super) fn run_start(plan: PathBuf, cluster: String) -> Event {
+    pub(super) fn run_start(
+        command: &str,
+        plan: Option<PathBuf>,
+        cluster: Option<String>,
+        engine: Option<EngineKind>,
+    ) -> Event {
         Event::now(
             None,
             EventBody::RunStart {
+                command: command.to_string(),
                 plan,
                 cluster,
+                engine,
                 loadmaster_version: env!("CARGO_PKG_VERSION").to_string(),
             },
         )

@@ -214,6 +214,7 @@ impl RunReport {
                     error,
                     pushed,
                     digest,
+                    ..
                 } => Some(Delivery {
                     image: image.clone(),
                     node: node.clone(),

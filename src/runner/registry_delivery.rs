@@ -214,6 +214,7 @@ fn registry_delivery(
         error,
         pushed: report.map(|r| r.pushed.clone()),
         digest: report.map(|r| r.digest.to_string()),
+        failure: None,
     }
 }
 
