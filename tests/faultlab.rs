@@ -396,7 +396,7 @@ fn a_failed_load_is_triaged_later_from_its_journal() {
         );
         // The import's own exit, as the process layer saw it.
         let code = failed["exit_code"].as_i64().unwrap();
-        assert!(code == 137 || code > 0, "{target}: {d:#}");
+        assert!(code > 0, "{target}: {d:#}");
         let exits = facts(&d, "exit");
         assert!(
             exits

@@ -190,7 +190,7 @@ impl OnCluster<'_> {
 /// The journal's record of what a push to the cluster's registry
 /// (`registry`, its `host[:port]`) did with one image: its report, or why
 /// it failed.
-fn registry_delivery(
+pub fn registry_delivery(
     image: &str,
     registry: &str,
     outcome: Result<&PushReport, String>,

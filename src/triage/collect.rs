@@ -88,7 +88,7 @@ pub fn diagnose_load(engine: &Engine, failure: &LoadFailure<'_>) -> Diagnosis {
     case.evidence.extend(
         failure
             .archive
-            .and_then(|error| recorded::archive_evidence(error, &source)),
+            .and_then(|error| recorded::archive_evidence(error, message, &source)),
     );
     if let Some(facts) = failure.facts {
         case.evidence.extend(recorded::node_failure_evidence(

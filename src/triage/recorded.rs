@@ -116,8 +116,9 @@ fn stderr_evidence(stderr_tail: &str, name: &str) -> Vec<Evidence> {
 /// An archive that could not be read, as the archive reader's typed error
 /// says (a digest that does not match, a cut or invalid tar stream): the
 /// input's fault. `None` for a read error, which is the disk's or the
-/// pipe's, not the archive's.
-pub fn archive_evidence(error: &ArchiveError, source: &Source) -> Option<Evidence> {
+/// pipe's, not the archive's. `said` is loadmaster's message about it
+/// (naming the archive), shown as the excerpt.
+pub fn archive_evidence(error: &ArchiveError, said: &str, source: &Source) -> Option<Evidence> {
     let id = match error {
         ArchiveError::DigestMismatch { .. } | ArchiveError::DiffIdMismatch { .. } => {
             "digest-mismatch"
@@ -125,10 +126,7 @@ pub fn archive_evidence(error: &ArchiveError, source: &Source) -> Option<Evidenc
         ArchiveError::Read { .. } => return None,
         _ => "corrupt-archive",
     };
-    Some(
-        Evidence::new(source.clone(), Fact::Signature { id, subject: None })
-            .with_excerpt(error.to_string()),
-    )
+    Some(Evidence::new(source.clone(), Fact::Signature { id, subject: None }).with_excerpt(said))
 }
 
 /// A node's failure (its command, its state after) as evidence.
