@@ -19,6 +19,7 @@ use loadmaster::journal::{
 use loadmaster::monitor::{HostReader, Monitor, NodeSource, Sources};
 use loadmaster::plan::{self, Plan};
 use loadmaster::report::{self, RunReport, html};
+use loadmaster::runner::steps::deliver::node_delivery;
 use loadmaster::triage;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,7 +144,7 @@ fn record_failed_run(root: &Path, plans: &Path) -> PathBuf {
             error,
             failure: None,
         };
-        record(25.5, Event::delivery("deliver/api", &report));
+        record(25.5, node_delivery("deliver/api", &report));
     }
     let error = "loading localhost/api:dev into node e2e-worker failed: exit status 137";
     record(
@@ -650,7 +651,7 @@ fn successful_run_sampled_on_real_nodes() {
         )
         .unwrap();
         for node in &load.reports {
-            journal.record(&Event::delivery(&step, node)).unwrap();
+            journal.record(&node_delivery(&step, node)).unwrap();
         }
         journal
             .record(&Event::step_end(&step, Outcome::Succeeded, None))

@@ -12,6 +12,7 @@ use crate::deliver::{
 use crate::engine::{Engine, Selection};
 use crate::events::{self, Events, Mode};
 use crate::journal::{Event, Outcome};
+use crate::runner::steps::deliver::node_delivery;
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
 use serde::Serialize;
@@ -184,7 +185,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         match loaded {
             Ok((entry, done)) => {
                 for report in &done {
-                    journal.record(&Event::delivery(&step, report));
+                    journal.record(&node_delivery(&step, report));
                 }
                 let failed = done.iter().find(|r| r.result == NodeResult::Failed);
                 journal.record(&step_end(

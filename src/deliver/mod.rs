@@ -34,11 +34,12 @@ pub mod push;
 pub use path::{DeliveryPath, ImageLoad, PathChoice, load_image};
 
 use crate::archive::{self, ArchiveError, BlobVisitor, Digest, ImageArchive, Limits};
-use crate::engine::{Engine, EngineError, FailedCommand, ImageDetails};
+use crate::engine::{Engine, EngineError, ImageDetails};
+pub use crate::engine::{NodeFailure, NodeState};
 use fanout::{Fanout, Route};
 use feed::{FeedOutcome, NodeFeed, Piece};
 use progress::Progress;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,36 +137,6 @@ pub struct NodeReport {
     /// known beyond `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<NodeFailure>,
-}
-
-/// A node's failure as facts, for the journal and triage: the node command
-/// that failed and the node container's state after it. `error` says the
-/// same for people; nothing reads it back.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeFailure {
-    /// The command that failed (the node's `ctr images import` under exec).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<FailedCommand>,
-    /// The node container's state after the failure, when it was no longer
-    /// running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_state: Option<NodeState>,
-}
-
-/// A node container that was no longer running after a failure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum NodeState {
-    /// It had stopped: the engine's status, exit code and OOM flag.
-    #[serde(rename_all = "camelCase")]
-    Stopped {
-        status: String,
-        exit_code: i64,
-        oom_killed: bool,
-    },
-    /// It no longer existed: removed during the operation.
-    Removed,
 }
 
 #[derive(Debug, thiserror::Error)]

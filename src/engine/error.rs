@@ -105,6 +105,36 @@ impl EngineError {
     }
 }
 
+/// A node's failure as facts, for the journal and triage: the node command
+/// that failed and the node container's state after it. A load's report
+/// says the same for people; nothing reads that back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFailure {
+    /// The command that failed (the node's `ctr images import` under exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<FailedCommand>,
+    /// The node container's state after the failure, when it was no longer
+    /// running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_state: Option<NodeState>,
+}
+
+/// A node container that was no longer running after a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum NodeState {
+    /// It had stopped: the engine's status, exit code and OOM flag.
+    #[serde(rename_all = "camelCase")]
+    Stopped {
+        status: String,
+        exit_code: i64,
+        oom_killed: bool,
+    },
+    /// It no longer existed: removed during the operation.
+    Removed,
+}
+
 /// Which way a stream stalled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stall {

@@ -12,7 +12,9 @@ mod parse;
 mod push;
 mod select;
 
-pub use error::{EngineError, ExitDescription, FailedCommand, Stall, signal_name};
+pub use error::{
+    EngineError, ExitDescription, FailedCommand, NodeFailure, NodeState, Stall, signal_name,
+};
 pub use parse::{
     ContainerDetails, ContainerState, ContainerSummary, EngineInfo, ImageDetails, Location,
 };

@@ -4,8 +4,7 @@
 //! Events are typed by `kind`; every line carries the format version `v`,
 //! so that a reader can tell a line from a newer loadmaster from a broken one.
 
-use crate::deliver::{NodeFailure, NodeReport};
-use crate::engine::{EngineKind, FailedCommand};
+use crate::engine::{EngineKind, FailedCommand, NodeFailure};
 use crate::finding::Finding;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -253,28 +252,6 @@ impl Event {
     /// knows none of them.
     pub fn in_step(step: &str, body: EventBody) -> Event {
         Event::now(Some(step), body)
-    }
-
-    /// What a load did on one node (`deliver/<image>` in `up`,
-    /// `load/<image>` in `load`), with a failure's facts.
-    pub fn delivery(step: &str, report: &NodeReport) -> Event {
-        Event::in_step(
-            step,
-            EventBody::Delivery {
-                image: report.image.clone(),
-                node: report.node.clone(),
-                path: report.path.to_string(),
-                result: report.result.to_string(),
-                bytes_sent: report.bytes_sent,
-                blobs_sent: report.blobs_sent,
-                blobs_skipped: report.blobs_skipped,
-                duration_ms: report.duration_ms,
-                error: report.error.clone(),
-                pushed: None,
-                digest: None,
-                failure: report.failure.clone().map(Box::new),
-            },
-        )
     }
 
     /// A failed command known as facts (an engine's `save`, a node's import).

@@ -4,8 +4,8 @@
 //! `delivery: registry`, pushed ([`super::super::registry_delivery`]).
 
 use super::{Failure, OnCluster, StepError};
-use crate::deliver::{self, NodeResult, PathChoice, Source};
-use crate::journal::Event;
+use crate::deliver::{self, NodeReport, NodeResult, PathChoice, Source};
+use crate::journal::{Event, EventBody};
 use crate::plan::{Image, ImageSource, PullPolicy};
 use crate::process::Spec;
 use crate::process::signal;
@@ -63,7 +63,7 @@ impl OnCluster<'_> {
                 }
             };
             for report in &reports {
-                self.recorder.record(&Event::delivery(&step, report));
+                self.recorder.record(&node_delivery(&step, report));
             }
             match reports.iter().find(|r| r.result == NodeResult::Failed) {
                 Some(_) if let Some(signal) = signal::received() => {
@@ -121,4 +121,26 @@ pub(in super::super) fn archive_source<'a>(
         known: None,
         platform: None,
     })
+}
+
+/// The journal's record of what a load did on one node (`deliver/<image>`
+/// in `up`, `load/<image>` in `load`), with a failure's facts.
+pub fn node_delivery(step: &str, report: &NodeReport) -> Event {
+    Event::in_step(
+        step,
+        EventBody::Delivery {
+            image: report.image.clone(),
+            node: report.node.clone(),
+            path: report.path.to_string(),
+            result: report.result.to_string(),
+            bytes_sent: report.bytes_sent,
+            blobs_sent: report.blobs_sent,
+            blobs_skipped: report.blobs_skipped,
+            duration_ms: report.duration_ms,
+            error: report.error.clone(),
+            pushed: None,
+            digest: None,
+            failure: report.failure.clone().map(Box::new),
+        },
+    )
 }
