@@ -303,6 +303,8 @@ fn a_node_killed_mid_stream_is_not_called_an_oom() {
             &LoadFailure {
                 node: Some(&node),
                 error,
+                facts: reports[0].failure.as_ref(),
+                archive: None,
             },
         );
         let d = serde_json::to_value(&diagnosis).unwrap();
@@ -318,6 +320,11 @@ fn a_node_killed_mid_stream_is_not_called_an_oom() {
         let container = container_fact(&d);
         assert_eq!(container["exit_code"], 137, "{target}");
         assert_eq!(container["oom_killed"], false, "{target}");
+        // The node's state after the failure is a fact of the load's own.
+        let states = facts(&d, "node-state");
+        assert_eq!(states.len(), 1, "{target}: {d:#}");
+        assert_eq!(states[0]["fact"]["node"], node.as_str(), "{target}");
+        assert_eq!(states[0]["fact"]["state"]["exitCode"], 137, "{target}");
         if kernel_log_readable() {
             // Other tests' OOM kills (in other containers) do not count.
             let read = facts(&d, "kernel-log-read");
@@ -332,6 +339,77 @@ fn a_node_killed_mid_stream_is_not_called_an_oom() {
                 "{target}: {d:#}"
             );
         }
+    }
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_failed_load_is_triaged_later_from_its_journal() {
+    let _exclusive = exclusive();
+    for target in node_targets() {
+        let kind = target.kind;
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 96 * MIB,
+            seed: 138,
+        }]);
+        // The seed's failure for real: the node's import killed for lack
+        // of memory, the node (supervised) still up.
+        let cluster = TestCluster::start(
+            kind,
+            0,
+            &NodeOptions {
+                memory: Some("192m".into()),
+                pinned_mib: Some(165),
+                supervised: true,
+                ..target.nodes()
+            },
+        );
+        let dir = TempDir::new("lmt-load-journal");
+        let root = dir.path.join("runs");
+        let root = root.to_str().unwrap();
+        let (output, _) = load(&cluster, &["--root", root, &image.name]);
+        assert_eq!(output.status.code(), Some(1), "{target}: {output:?}");
+        let node = cluster.control_plane();
+
+        let runs = support::loadmaster_command(&["runs", "--root", root, "-o", "json"])
+            .output()
+            .unwrap();
+        let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+        assert_eq!(runs[0]["command"], "load", "{target}: {runs:#}");
+        assert_eq!(runs[0]["result"], "failed", "{target}: {runs:#}");
+        assert_eq!(runs[0]["cluster"], cluster.name.as_str(), "{target}");
+
+        // Later, the node's evidence gone or not: the journal's facts.
+        let triage = support::loadmaster_command(&["triage", "--root", root, "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(triage.status.success(), "{target}: {triage:?}");
+        let d: Value = serde_json::from_slice(&triage.stdout).unwrap();
+        let failed = &d["failed"];
+        assert_eq!(failed["node"], node, "{target}: {d:#}");
+        assert_eq!(failed["source"]["kind"], "journal", "{target}: {d:#}");
+        assert_eq!(d["phase"], "image-load", "{target}: {d:#}");
+        let command = failed["command"].as_str().unwrap();
+        assert!(
+            command.contains(&format!("exec -i {node} ")) && command.contains("images import"),
+            "{target}: {command}"
+        );
+        // The import's own exit, as the process layer saw it.
+        let code = failed["exit_code"].as_i64().unwrap();
+        assert!(code > 0, "{target}: {d:#}");
+        let exits = facts(&d, "exit");
+        assert!(
+            exits
+                .iter()
+                .any(|e| e["fact"]["code"] == code && e["source"]["kind"] == "journal"),
+            "{target}: {d:#}"
+        );
+        assert_ne!(d["outcome"], "no-failure-found", "{target}: {d:#}");
+        eprintln!(
+            "{target}: from the journal: {} ({})",
+            d["summary"], failed["exit_code"]
+        );
     }
 }
 

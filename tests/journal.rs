@@ -438,3 +438,58 @@ fn triage_of_a_recorded_run_reads_its_journal_or_its_stored_diagnosis() {
     let output = loadmaster(&["triage", "no-such-run", "--root", root_arg]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+#[test]
+fn doctor_leaves_a_run_that_runs_and_report_read() {
+    let dir = TempDir::new("lm-journal-doctor");
+    let root = dir.path.join("runs");
+    let root_arg = root.to_str().unwrap();
+    // Whatever the machine has, the doctor records its findings.
+    let doctor = loadmaster(&[
+        "doctor",
+        "--cluster",
+        "lm-journal-doctor",
+        "--root",
+        root_arg,
+        "-o",
+        "json",
+    ]);
+    assert!(matches!(doctor.status.code(), Some(0 | 1)), "{doctor:?}");
+    let checks: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+
+    let runs = journal::list(&root).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].command, "doctor");
+    assert_eq!(runs[0].cluster.as_deref(), Some("lm-journal-doctor"));
+    assert_eq!(runs[0].plan, None);
+    let record = Journal::open(&root.join(&runs[0].id)).unwrap();
+    let findings = record
+        .events
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::Preflight { findings, .. } => Some(findings.len()),
+            _ => None,
+        })
+        .expect("a preflight event");
+    assert_eq!(findings, checks["findings"].as_array().unwrap().len());
+    let failed = checks["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["status"] == "fail");
+    let expected = if failed {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    assert_eq!(record.status, expected);
+
+    let listed = loadmaster(&["runs", "--root", root_arg]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        table.contains("COMMAND") && table.contains("doctor"),
+        "{table}"
+    );
+    let report = loadmaster(&["report", "--root", root_arg, "--format", "md"]);
+    assert!(report.status.success(), "{report:?}");
+}

@@ -142,8 +142,9 @@ fn record_failed_run(root: &Path, plans: &Path) -> PathBuf {
             blobs_skipped: 2,
             duration_ms: 5200,
             error,
+            failure: None,
         };
-        record(25.5, Event::in_step("deliver/api", node_delivery(&report)));
+        record(25.5, node_delivery("deliver/api", &report));
     }
     // What the load moved across the engine's connection (issue 12, item 3).
     record(
@@ -673,9 +674,7 @@ fn successful_run_sampled_on_real_nodes() {
         )
         .unwrap();
         for node in &load.reports {
-            journal
-                .record(&Event::in_step(&step, node_delivery(node)))
-                .unwrap();
+            journal.record(&node_delivery(&step, node)).unwrap();
         }
         journal
             .record(&Event::step_end(&step, Outcome::Succeeded, None))

@@ -3,19 +3,24 @@
 //! doctor could not run (an unreadable or malformed kind config, an engine
 //! name it does not know).
 
+use super::record::CommandJournal;
 use super::{CommandError, Output};
 use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Side, Status};
 use crate::engine::EngineChoice;
+use crate::journal::{Event, Outcome};
 use crate::plan;
+use crate::runner::steps::preflight::STEP;
 use crate::units::bytes;
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::Duration;
 
 pub fn doctor(
     engine: Option<EngineChoice>,
     cluster: &str,
     kind_config: Option<&Path>,
     images: Vec<String>,
+    root: &Path,
     output: Output,
 ) -> Result<(), CommandError> {
     let kind_config = match kind_config {
@@ -25,7 +30,7 @@ pub fn doctor(
     let mut options = Options::from_environment(cluster, kind_config);
     options.engine = engine;
     options.images = images;
-    examine(&options, output)
+    examine(&options, root, output)
 }
 
 /// The doctor for a plan: its cluster, kind config, images and builds.
@@ -37,12 +42,15 @@ pub fn doctor_plan(
 ) -> Result<(), CommandError> {
     let plan = plan::load(file)?;
     let options = crate::runner::steps::preflight::doctor_options(&plan, root, engine)?;
-    examine(&options, output)
+    examine(&options, root, output)
 }
 
-/// Runs the checks, prints the report, and fails when a check failed.
-fn examine(options: &Options, output: Output) -> Result<(), CommandError> {
+/// Runs the checks, records them as a `doctor` run under `root` (each
+/// finding in a `preflight` event, as `up` records its pre-flight), prints
+/// the report, and fails when a check failed.
+fn examine(options: &Options, root: &Path, output: Output) -> Result<(), CommandError> {
     let report = doctor::run(options)?;
+    record(&report, root);
     let mut out = io::stdout().lock();
     match output {
         Output::Json => {
@@ -55,6 +63,31 @@ fn examine(options: &Options, output: Output) -> Result<(), CommandError> {
         0 => Ok(()),
         failed => Err(CommandError::ChecksFailed { failed }),
     }
+}
+
+fn record(report: &Report, root: &Path) {
+    let journal = CommandJournal::start(root, "doctor", Some(&report.cluster), report.engine);
+    journal.record(&Event::step_start(STEP));
+    journal.record(&Event::preflight(
+        report.findings.clone(),
+        Duration::from_millis(report.elapsed_ms),
+    ));
+    let failed: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.status == Status::Fail)
+        .map(|f| f.id.as_str())
+        .collect();
+    let (outcome, error) = if failed.is_empty() {
+        (Outcome::Succeeded, None)
+    } else {
+        (
+            Outcome::Failed,
+            Some(format!("checks failed: {}", failed.join(", "))),
+        )
+    };
+    journal.record(&Event::step_end(STEP, outcome, error));
+    journal.finish(outcome);
 }
 
 fn write_text(out: &mut dyn Write, report: &Report) -> io::Result<()> {

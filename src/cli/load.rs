@@ -1,6 +1,7 @@
 //! `loadmaster load`: images into every node of a kind cluster; a failure
 //! is diagnosed at once, while its evidence exists, and printed after it.
 
+use super::record::CommandJournal;
 use super::{CommandError, Output};
 use crate::archive;
 use crate::cluster;
@@ -10,6 +11,8 @@ use crate::deliver::{
 };
 use crate::engine::{Engine, Selection};
 use crate::events::{self, Events, Mode};
+use crate::journal::{Event, Outcome};
+use crate::runner::steps::deliver::node_delivery;
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
 use serde::Serialize;
@@ -26,6 +29,8 @@ pub struct LoadArgs {
     /// `os/arch[/variant]`, for archives.
     pub platform: Option<String>,
     pub output: Output,
+    /// Where the load is recorded as a run (`.loadmaster/runs`).
+    pub root: std::path::PathBuf,
 }
 
 #[derive(Serialize)]
@@ -101,6 +106,7 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             wanted.clone()
         }
     };
+    let journal = CommandJournal::start(&args.root, "load", Some(&found.name), Some(engine.kind()));
     let events = Events::new(vec![events::for_stderr(Mode::Auto, false)]);
     let progress = events.load(None);
     let options = deliver::Options {
@@ -141,6 +147,9 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     let mut source_failed: Option<(String, DeliverError)> = None;
     for source in sources {
         let label = source.label();
+        let step = format!("load/{label}");
+        journal.record(&Event::step_start(&step));
+        let started = std::time::Instant::now();
         let loaded = match source {
             // An image in the engine may go through a push instead of a save.
             Source::Engine { image } => deliver::load_image(
@@ -175,25 +184,62 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         };
         match loaded {
             Ok((entry, done)) => {
+                for report in &done {
+                    journal.record(&node_delivery(&step, report));
+                }
+                let failed = done.iter().find(|r| r.result == NodeResult::Failed);
+                journal.record(&step_end(
+                    &step,
+                    failed.map(|r| {
+                        format!(
+                            "loading {} into node {} failed: {}",
+                            r.image,
+                            r.node,
+                            r.error
+                                .as_deref()
+                                .unwrap_or("failed")
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                        )
+                    }),
+                ));
                 images.push(entry);
                 reports.extend(done);
             }
             Err(error) => {
+                if let Some(command) = error.facts().and_then(|f| f.command) {
+                    journal.record(&Event::failed_command(&step, &command, started.elapsed()));
+                }
+                let message = error.to_string();
+                journal.record(&step_end(
+                    &step,
+                    Some(message.lines().next().unwrap_or_default().to_string()),
+                ));
                 source_failed = Some((label, error));
                 break;
             }
         }
     }
+    let failed = source_failed.is_some() || reports.iter().any(|r| r.result == NodeResult::Failed);
+    journal.finish(match (crate::process::signal::received(), failed) {
+        (Some(_), _) => Outcome::Interrupted,
+        (None, true) => Outcome::Failed,
+        (None, false) => Outcome::Succeeded,
+    });
 
     // Diagnosed now, while a failed node's state, cgroup and logs still exist.
     let diagnoses = diagnose_failures(&engine, &reports);
     let source_diagnosis = source_failed.as_ref().map(|(_, error)| {
-        let error = error.to_string();
+        let message = error.to_string();
+        let facts = error.facts();
         collect::diagnose_load(
             &engine,
             &LoadFailure {
                 node: None,
-                error: &error,
+                error: &message,
+                facts: facts.as_ref(),
+                archive: error.archive_error(),
             },
         )
     });
@@ -267,6 +313,17 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         });
     }
     Ok(())
+}
+
+/// The end of a step: failed with `error`, else succeeded; interrupted
+/// when a signal stopped it.
+fn step_end(step: &str, error: Option<String>) -> Event {
+    let outcome = match (&error, crate::process::signal::received()) {
+        (_, Some(_)) => Outcome::Interrupted,
+        (Some(_), None) => Outcome::Failed,
+        (None, None) => Outcome::Succeeded,
+    };
+    Event::step_end(step, outcome, error)
 }
 
 /// One image to load out of an archive, in a read of its own.
@@ -372,6 +429,8 @@ fn diagnose_failures(engine: &Engine, reports: &[NodeReport]) -> Vec<Option<Diag
                         let failure = LoadFailure {
                             node: Some(&report.node),
                             error: report.error.as_deref().unwrap_or("the load failed"),
+                            facts: report.failure.as_ref(),
+                            archive: None,
                         };
                         collect::diagnose_load(engine, &failure)
                     })

@@ -19,6 +19,7 @@ mod doctor;
 mod inspect;
 mod load;
 mod push;
+mod record;
 mod report;
 mod run;
 mod runs;
@@ -101,6 +102,10 @@ enum Command {
         platform: Option<String>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Where the load is recorded as a run, for `runs`, `report` and
+        /// `triage`.
+        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        root: PathBuf,
     },
     /// Push images to a registry (OCI distribution): only the blobs it
     /// lacks, streamed from the engine, retried on transient errors, with
@@ -129,6 +134,10 @@ enum Command {
         cert_dir: Option<std::path::PathBuf>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Where the push is recorded as a run, for `runs`, `report` and
+        /// `triage`.
+        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        root: PathBuf,
     },
     /// List kind clusters, their nodes, roles and states, on docker and podman.
     /// With a NAME: that cluster only, failing (exit 1) when it does not exist
@@ -175,8 +184,9 @@ enum Command {
         /// An image to be loaded into every node (repeatable): sized from the engine.
         #[arg(long = "image", value_name = "IMAGE")]
         images: Vec<String>,
-        /// Where runs are recorded: with -f, each build's memory is the
-        /// growth recorded there while it last built.
+        /// Where runs are recorded (the doctor records its checks there as
+        /// a run); with -f, each build's memory is the growth recorded
+        /// there while it last built.
         #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
@@ -459,6 +469,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             path,
             platform,
             output,
+            root,
         } => load::load(
             selection()?,
             load::LoadArgs {
@@ -470,6 +481,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 path,
                 platform,
                 output,
+                root,
             },
         ),
         Command::Push {
@@ -479,6 +491,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             allow_http,
             cert_dir,
             output,
+            root,
         } => push::push(
             cli.engine,
             push::PushArgs {
@@ -488,6 +501,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 allow_http,
                 cert_dir,
                 output,
+                root,
             },
         ),
         Command::Engine { output } => inspect::engine(selection()?, output),
@@ -518,9 +532,17 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             cluster,
             kind_config,
             images,
+            root,
             output,
             ..
-        } => doctor::doctor(cli.engine, &cluster, kind_config.as_deref(), images, output),
+        } => doctor::doctor(
+            cli.engine,
+            &cluster,
+            kind_config.as_deref(),
+            images,
+            &root,
+            output,
+        ),
         Command::Check(args) | Command::Plan(PlanCommand::Check(args)) => {
             schema::check(&args.file, args.output)
         }

@@ -1,12 +1,16 @@
 //! `loadmaster push`: images into a registry, only the blobs it lacks.
 
+use super::record::CommandJournal;
 use super::{CommandError, Output, select_engine};
 use crate::deliver::Source;
 use crate::engine::{EngineChoice, EngineKind};
 use crate::events::{self, Events, Mode};
+use crate::journal::{Event, Outcome};
 use crate::push::{self, PushError, PushReport, Pusher, RegistryTarget, Retry};
+use crate::runner::registry_delivery::registry_delivery;
 use serde::Serialize;
 use std::io::{self, Write};
+use std::time::Instant;
 
 pub struct PushArgs {
     pub images: Vec<String>,
@@ -15,6 +19,8 @@ pub struct PushArgs {
     pub allow_http: bool,
     pub cert_dir: Option<std::path::PathBuf>,
     pub output: Output,
+    /// Where the push is recorded as a run (`.loadmaster/runs`).
+    pub root: std::path::PathBuf,
 }
 
 #[derive(Serialize)]
@@ -62,6 +68,7 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
     let progress = events.push(None);
     let mut pusher = Pusher::new(&engine, &target, &progress)?;
 
+    let journal = CommandJournal::start(&args.root, "push", None, Some(engine.kind()));
     let mut reports = Vec::new();
     let mut failed: Option<(&str, PushError, Vec<Retry>)> = None;
     for image in &args.images {
@@ -69,14 +76,43 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
             None => Source::Engine { image },
             Some(path) => super::archive_source(path, Some(image))?,
         };
-        match pusher.push(image, source) {
-            Ok(report) => reports.push(report),
+        let step = format!("push/{image}");
+        journal.record(&Event::step_start(&step));
+        let started = Instant::now();
+        let pushed = pusher.push(image, source);
+        let outcome = pushed.as_ref().map_err(ToString::to_string);
+        journal.record(&Event::in_step(
+            &step,
+            registry_delivery(image, &target.host, outcome, started.elapsed()),
+        ));
+        match pushed {
+            Ok(report) => {
+                journal.record(&Event::step_end(&step, Outcome::Succeeded, None));
+                reports.push(report);
+            }
             Err(error) => {
+                // The engine command that failed (its `save`), as facts.
+                if let PushError::Engine(engine_error) = &error
+                    && let Some(command) = engine_error.failed_command()
+                {
+                    journal.record(&Event::failed_command(&step, &command, started.elapsed()));
+                }
+                let message = error.to_string();
+                journal.record(&Event::step_end(
+                    &step,
+                    Outcome::Failed,
+                    Some(message.lines().next().unwrap_or_default().to_string()),
+                ));
                 failed = Some((image, error, pusher.take_retries()));
                 break;
             }
         }
     }
+    journal.finish(if failed.is_some() {
+        Outcome::Failed
+    } else {
+        Outcome::Succeeded
+    });
 
     if args.output == Output::Json {
         let output = PushOutput {

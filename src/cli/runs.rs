@@ -1,5 +1,5 @@
-//! `loadmaster runs`: the runs recorded under a journal root, oldest first,
-//! as a table or as JSON.
+//! `loadmaster runs`: the runs recorded under a journal root (`up`'s and
+//! those of `load`, `push` and `doctor`), oldest first, as a table or as JSON.
 
 use super::{CommandError, Output};
 use crate::journal::{self, RunStatus};
@@ -20,8 +20,8 @@ pub fn runs(root: &Path, output: Output) -> Result<(), CommandError> {
     }
     writeln!(
         out,
-        "{:<28} {:<24} {:>9}  {:<12} PLAN",
-        "ID", "STARTED", "DURATION", "RESULT"
+        "{:<28} {:<8} {:<24} {:>9}  {:<12} PLAN",
+        "ID", "COMMAND", "STARTED", "DURATION", "RESULT"
     )?;
     for run in &runs {
         let started = run
@@ -40,14 +40,16 @@ pub fn runs(root: &Path, output: Output) -> Result<(), CommandError> {
         if run.damaged {
             result.push('*');
         }
-        let plan = run
-            .plan
-            .as_ref()
-            .map_or_else(|| "unknown".to_string(), |p| p.display().to_string());
+        // A command without a plan (`load`, `push`) shows its cluster.
+        let plan = match (&run.plan, &run.cluster) {
+            (Some(plan), _) => plan.display().to_string(),
+            (None, Some(cluster)) => format!("- (cluster {cluster})"),
+            (None, None) => "-".to_string(),
+        };
         writeln!(
             out,
-            "{:<28} {started:<24} {duration:>9}  {result:<12} {plan}",
-            run.id
+            "{:<28} {:<8} {started:<24} {duration:>9}  {result:<12} {plan}",
+            run.id, run.command
         )?;
     }
     if runs.iter().any(|run| run.damaged) {

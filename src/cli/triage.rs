@@ -5,11 +5,13 @@
 //! engine the log (or `--engine`) shows, the evidence still to collect. A
 //! recorded run that failed under the runner has the diagnosis taken at that
 //! moment, with the live evidence of then (cgroups, kernel log, disks): that
-//! one is shown. Otherwise the journal's failed commands are read as a log.
+//! one is shown. Otherwise the journal's facts (failed commands with their
+//! argv, exit and node, each node's state) are diagnosed as they are
+//! ([`triage::recorded`]); only the stderr tails in them are scanned.
 
 use super::CommandError;
 use crate::engine::{EngineChoice, EngineKind};
-use crate::journal::{EventBody, Journal, RunRecord};
+use crate::journal::Journal;
 use crate::triage::{self, render};
 use clap::ValueEnum;
 use std::io::{self, Read, Write};
@@ -48,45 +50,7 @@ pub fn recorded(
         return Ok(());
     }
     let record = Journal::open(&dir).map_err(crate::report::ReportError::from)?;
-    let name = format!("the journal of run {}", record.id);
-    diagnose_text(&journal_as_log(&record), &name, engine, report)
-}
-
-/// A run's failures as the lines a log would have had: each command with
-/// its exit status and the tail of its stderr, each failed step's error.
-fn journal_as_log(record: &RunRecord) -> String {
-    let mut log = String::new();
-    for event in &record.events {
-        match &event.body {
-            EventBody::Command {
-                argv,
-                exit,
-                stderr_tail,
-                ..
-            } => {
-                log.push_str(stderr_tail);
-                if !stderr_tail.is_empty() && !stderr_tail.ends_with('\n') {
-                    log.push('\n');
-                }
-                // In loadmaster's own wording of a failed command, which
-                // the log scanner reads as the failure and its command.
-                let status = match (exit.code, exit.signal) {
-                    (Some(0), _) | (None, None) => continue,
-                    (Some(code), _) => format!("exit status {code}"),
-                    (None, Some(signal)) => format!("killed by signal {signal}"),
-                };
-                log.push_str(&format!("Error: `{}` failed ({status})\n", argv.join(" ")));
-            }
-            EventBody::StepEnd {
-                error: Some(error), ..
-            } => {
-                let step = event.step.as_deref().unwrap_or("a step");
-                log.push_str(&format!("Error: {step} failed: {error}\n"));
-            }
-            _ => {}
-        }
-    }
-    log
+    print(triage::recorded::case(&record), engine, report)
 }
 
 fn diagnose_text(
@@ -95,7 +59,15 @@ fn diagnose_text(
     engine: Option<EngineChoice>,
     report: Report,
 ) -> Result<(), CommandError> {
-    let mut case = triage::log::scan(text, name);
+    print(triage::log::scan(text, name), engine, report)
+}
+
+/// Diagnoses a case and prints the diagnosis.
+fn print(
+    mut case: triage::Case,
+    engine: Option<EngineChoice>,
+    report: Report,
+) -> Result<(), CommandError> {
     // The flag wins over what the log suggests: the user knows the engine.
     match engine {
         Some(EngineChoice::Docker) => case.engine = Some(EngineKind::Docker),

@@ -36,6 +36,7 @@ pub use path::{DeliveryPath, ImageLoad, PathChoice, load_image};
 
 use crate::archive::{self, ArchiveError, BlobVisitor, Digest, ImageArchive, Limits};
 use crate::engine::{Engine, EngineError, ImageDetails};
+pub use crate::engine::{NodeFailure, NodeState};
 use fanout::{Fanout, Route};
 use feed::{FeedOutcome, NodeFeed, Piece};
 use progress::Progress;
@@ -133,6 +134,10 @@ pub struct NodeReport {
     pub blobs_skipped: u64,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What the failure is known to be, as facts (absent when it is not
+    /// known beyond `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<NodeFailure>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +171,33 @@ pub enum DeliverError {
         #[source]
         source: Box<EngineError>,
     },
+}
+
+impl DeliverError {
+    /// The source's failure as facts: the engine command that failed (a
+    /// `save` that exited, an engine's push that was refused), when one did.
+    pub fn facts(&self) -> Option<NodeFailure> {
+        let command = match self {
+            DeliverError::Engine(error) => error.failed_command(),
+            DeliverError::EnginePush { source, .. } => source.failed_command(),
+            _ => None,
+        }?;
+        Some(NodeFailure {
+            command: Some(command),
+            node_state: None,
+        })
+    }
+
+    /// The archive error of an archive (or `save` stream) that could not
+    /// be read.
+    pub fn archive_error(&self) -> Option<&ArchiveError> {
+        match self {
+            DeliverError::SaveStream { source, .. } | DeliverError::BadArchive { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// How a load runs.
@@ -370,6 +402,7 @@ impl Job<'_> {
             blobs_skipped: 0,
             duration_ms: self.started.elapsed().as_millis() as u64,
             error,
+            failure: None,
         }
     }
 
@@ -524,12 +557,17 @@ fn finish_node(
     started: Instant,
 ) -> NodeReport {
     let outcome = route.feed.outcome();
+    let mut failure = None;
     let verdict = sent.and_then(|()| match (outcome, manifest) {
         (FeedOutcome::Imported(output), Some(manifest)) => verify(&output, reference, manifest),
         (FeedOutcome::Imported(_), None) => {
             Err("the import ended before the whole image was sent".to_string())
         }
-        (FeedOutcome::Failed(error), _) => Err(node_failure(engine, &route.node, &error)),
+        (FeedOutcome::Failed(error), _) => {
+            let (message, facts) = node_failure(engine, &route.node, &error);
+            failure = Some(facts);
+            Err(message)
+        }
         (FeedOutcome::Aborted, _) => Err("the import was called off".to_string()),
     });
     NodeReport {
@@ -547,6 +585,7 @@ fn finish_node(
         blobs_skipped: route.blobs_skipped,
         duration_ms: started.elapsed().as_millis() as u64,
         error: verdict.err(),
+        failure,
     }
 }
 
@@ -780,27 +819,42 @@ fn connection_lost_note(engine: &Engine, node: &str) -> String {
 }
 
 /// A failed import, with the node's state when that explains it (a node
-/// that exited or was removed mid-stream, or whose containerd went away).
-fn node_failure(engine: &Engine, node: &str, error: &EngineError) -> String {
+/// that exited or was removed mid-stream, or whose containerd went away):
+/// the message for people, and the same as facts.
+fn node_failure(engine: &Engine, node: &str, error: &EngineError) -> (String, NodeFailure) {
     let lost = matches!(error, EngineError::CommandFailed { stderr, .. }
         if CONNECTION_LOST.iter().any(|words| stderr.contains(words)));
-    match engine.container_inspect(node) {
-        Ok(details) if !details.state.running => format!(
-            "{error}\n  the node container is {} (exit code {}{}): it stopped during the import",
-            details.state.status,
-            details.state.exit_code,
-            if details.state.oom_killed {
-                ", OOM-killed"
-            } else {
-                ""
-            }
-        ),
+    let mut facts = NodeFailure {
+        command: error.failed_command(),
+        node_state: None,
+    };
+    let message = match engine.container_inspect(node) {
+        Ok(details) if !details.state.running => {
+            let message = format!(
+                "{error}\n  the node container is {} (exit code {}{}): it stopped during the import",
+                details.state.status,
+                details.state.exit_code,
+                if details.state.oom_killed {
+                    ", OOM-killed"
+                } else {
+                    ""
+                }
+            );
+            facts.node_state = Some(NodeState::Stopped {
+                status: details.state.status,
+                exit_code: details.state.exit_code,
+                oom_killed: details.state.oom_killed,
+            });
+            message
+        }
         Err(EngineError::ContainerNotFound { .. }) => {
+            facts.node_state = Some(NodeState::Removed);
             format!(
                 "{error}\n  the node container no longer exists: it was removed during the import"
             )
         }
         _ if lost => format!("{error}\n{}", connection_lost_note(engine, node)),
         _ => error.to_string(),
-    }
+    };
+    (message, facts)
 }

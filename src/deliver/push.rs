@@ -175,6 +175,7 @@ pub fn load(
         blobs_skipped: 0,
         duration_ms: started.elapsed().as_millis() as u64,
         error,
+        failure: None,
     };
     let (mut reports, targets) = sort_visits(visits, Some(expected), progress, report);
     if targets.is_empty() {
@@ -333,6 +334,7 @@ fn import_node(
         blobs_skipped: 0,
         duration_ms: started.elapsed().as_millis() as u64,
         error: Some(error),
+        failure: None,
     };
     if let Some(error) = store.failure(&node) {
         return failed(format!("storing the pushed blobs failed: {error}"));

@@ -1,6 +1,8 @@
 //! Engine errors: what the engine answered, and what the user can do about it.
 
 use super::EngineKind;
+use crate::process::{Exit, OUTPUT_TAIL};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Something an engine command could not do. Every variant's message names the
@@ -47,6 +49,11 @@ pub enum EngineError {
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed {
         command: String,
+        /// What ran, word by word (the program first): `command` is these
+        /// joined for people, this is what triage is given.
+        argv: Vec<String>,
+        /// How it ended, as the process layer tells it.
+        exit: Exit,
         status: ExitDescription,
         stderr: String,
     },
@@ -60,6 +67,72 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A command that failed, as facts rather than a message: what ran, how
+/// it ended, and the end of what it said. Journals record it and triage
+/// reads it as it is, never parsed back out of an error's text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedCommand {
+    pub argv: Vec<String>,
+    pub exit: Exit,
+    /// The last [`OUTPUT_TAIL`] bytes of its stderr.
+    pub stderr_tail: String,
+}
+
+impl EngineError {
+    /// The engine command that failed, when the error is one's exit (a
+    /// refused `exec`, an import that was killed); `None` for errors of
+    /// loadmaster's own (a timeout, an answer it could not read).
+    pub fn failed_command(&self) -> Option<FailedCommand> {
+        match self {
+            EngineError::CommandFailed {
+                argv, exit, stderr, ..
+            } => {
+                let cut = stderr.len().saturating_sub(OUTPUT_TAIL);
+                let cut = (cut..=stderr.len())
+                    .find(|&i| stderr.is_char_boundary(i))
+                    .unwrap_or(stderr.len());
+                Some(FailedCommand {
+                    argv: argv.clone(),
+                    exit: *exit,
+                    stderr_tail: stderr[cut..].to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A node's failure as facts, for the journal and triage: the node command
+/// that failed and the node container's state after it. A load's report
+/// says the same for people; nothing reads that back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFailure {
+    /// The command that failed (the node's `ctr images import` under exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<FailedCommand>,
+    /// The node container's state after the failure, when it was no longer
+    /// running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_state: Option<NodeState>,
+}
+
+/// A node container that was no longer running after a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum NodeState {
+    /// It had stopped: the engine's status, exit code and OOM flag.
+    #[serde(rename_all = "camelCase")]
+    Stopped {
+        status: String,
+        exit_code: i64,
+        oom_killed: bool,
+    },
+    /// It no longer existed: removed during the operation.
+    Removed,
 }
 
 /// Which way a stream stalled.

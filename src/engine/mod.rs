@@ -13,7 +13,9 @@ mod parse;
 mod push;
 mod select;
 
-pub use error::{EngineError, ExitDescription, Stall, signal_name};
+pub use error::{
+    EngineError, ExitDescription, FailedCommand, NodeFailure, NodeState, Stall, signal_name,
+};
 pub use measure::{EngineSide, PathSpace};
 pub use parse::{
     ContainerDetails, ContainerState, ContainerSummary, EngineInfo, ImageDetails, Location,
@@ -376,6 +378,10 @@ impl Engine {
         }
         Err(EngineError::CommandFailed {
             command: self.describe(args),
+            argv: std::iter::once(self.program.clone())
+                .chain(args.iter().map(|a| a.as_ref().to_string()))
+                .collect(),
+            exit: process::Exit::from_status(done.status, false),
             status: ExitDescription::from_status(done.status),
             stderr,
         })

@@ -32,6 +32,7 @@ fn node_report(node: &str, result: NodeResult, error: Option<&str>) -> NodeRepor
         blobs_skipped: 1,
         duration_ms: 4200,
         error: error.map(str::to_string),
+        failure: None,
     }
 }
 

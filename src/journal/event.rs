@@ -4,6 +4,7 @@
 //! Events are typed by `kind`; every line carries the format version `v`,
 //! so that a reader can tell a line from a newer loadmaster from a broken one.
 
+use crate::engine::{EngineKind, FailedCommand, NodeFailure};
 use crate::finding::Finding;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,19 @@ pub enum EventBody {
     /// The first line of every run.
     #[serde(rename_all = "camelCase")]
     RunStart {
-        /// The plan file, absolute.
-        plan: PathBuf,
-        cluster: String,
+        /// The loadmaster command recorded: `up` (also for `run`, whose
+        /// journal is `up`'s), `load`, `push` or `doctor`. Journals written
+        /// before other commands had one are `up`'s.
+        #[serde(default = "up_command")]
+        command: String,
+        /// The plan file, absolute; none for a command without a plan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        /// The engine the command used, when it knew it at the start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<EngineKind>,
         loadmaster_version: String,
     },
     StepStart,
@@ -105,6 +116,10 @@ pub enum EventBody {
         /// manifests pin.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
+        /// A failed node's failure as facts (the command, the node's
+        /// state after it), which triage reads as they are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Box<NodeFailure>>,
     },
     /// What crossed the connection between loadmaster and the engine for
     /// one image's load into the nodes (a VM's or remote engine's link,
@@ -142,6 +157,10 @@ pub enum EventBody {
     RunEnd {
         result: Outcome,
     },
+}
+
+fn up_command() -> String {
+    "up".to_string()
 }
 
 /// How a step or a run ended.
@@ -246,6 +265,21 @@ impl Event {
         Event::now(Some(step), body)
     }
 
+    /// A failed command known as facts (an engine's `save`, a node's import).
+    pub fn failed_command(
+        step: &str,
+        command: &FailedCommand,
+        duration: std::time::Duration,
+    ) -> Event {
+        Event::command(
+            step,
+            command.argv.clone(),
+            command.exit,
+            command.stderr_tail.as_bytes(),
+            duration,
+        )
+    }
+
     pub fn log_file(step: &str, path: PathBuf, about: impl Into<String>) -> Event {
         Event::now(
             Some(step),
@@ -277,12 +311,19 @@ impl Event {
         Event::now(None, EventBody::RunEnd { result })
     }
 
-    pub(super) fn run_start(plan: PathBuf, cluster: String) -> Event {
+    pub(super) fn run_start(
+        command: &str,
+        plan: Option<PathBuf>,
+        cluster: Option<String>,
+        engine: Option<EngineKind>,
+    ) -> Event {
         Event::now(
             None,
             EventBody::RunStart {
+                command: command.to_string(),
                 plan,
                 cluster,
+                engine,
                 loadmaster_version: env!("CARGO_PKG_VERSION").to_string(),
             },
         )

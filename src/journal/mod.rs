@@ -29,6 +29,7 @@ pub use record::{
     Damage, NodePeak, Peaks, RunRecord, RunStatus, RunSummary, StepRecord, StepStatus, list,
 };
 
+use crate::engine::EngineKind;
 use crate::plan::Plan;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
@@ -78,17 +79,44 @@ impl Journal {
     /// Starts the record of a new run of `plan` under `root`: the run's
     /// directory, `plan.json`, and the `run-start` event.
     pub fn create(root: &Path, plan: &Plan) -> Result<Journal, JournalError> {
-        let write_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| JournalError::Write { path, source }
-        };
-        std::fs::create_dir_all(root).map_err(write_error(root))?;
-        let (id, dir) = new_run_dir(root).map_err(write_error(root))?;
+        let (journal, dir) = Journal::open_new(root)?;
         let artifacts = dir.join(ARTIFACTS_DIR);
         std::fs::create_dir(&artifacts).map_err(write_error(&artifacts))?;
         let plan_path = dir.join(PLAN_FILE);
         let plan_json = serde_json::to_vec_pretty(plan).expect("a plan serializes");
         std::fs::write(&plan_path, plan_json).map_err(write_error(&plan_path))?;
+        journal.record(&Event::run_start(
+            "up",
+            Some(plan.file.clone()),
+            Some(plan.cluster.name.clone()),
+            None,
+        ))?;
+        Ok(journal)
+    }
+
+    /// Starts the record of a command without a plan (`load`, `push`,
+    /// `doctor`) under `root`, so that `runs`, `report` and `triage` read
+    /// it as they read `up`'s.
+    pub fn create_for_command(
+        root: &Path,
+        command: &str,
+        cluster: Option<&str>,
+        engine: Option<EngineKind>,
+    ) -> Result<Journal, JournalError> {
+        let (journal, _) = Journal::open_new(root)?;
+        journal.record(&Event::run_start(
+            command,
+            None,
+            cluster.map(str::to_string),
+            engine,
+        ))?;
+        Ok(journal)
+    }
+
+    /// A new run directory under `root` with its two journal files.
+    fn open_new(root: &Path) -> Result<(Journal, PathBuf), JournalError> {
+        std::fs::create_dir_all(root).map_err(write_error(root))?;
+        let (id, dir) = new_run_dir(root).map_err(write_error(root))?;
         let open = |name: &str| {
             let path = dir.join(name);
             OpenOptions::new()
@@ -101,13 +129,9 @@ impl Journal {
             events: Mutex::new(open(EVENTS_FILE)?),
             samples: Mutex::new(open(SAMPLES_FILE)?),
             id,
-            dir,
+            dir: dir.clone(),
         };
-        journal.record(&Event::run_start(
-            plan.file.clone(),
-            plan.cluster.name.clone(),
-        ))?;
-        Ok(journal)
+        Ok((journal, dir))
     }
 
     pub fn id(&self) -> &str {
@@ -164,6 +188,13 @@ impl Journal {
     /// Reads a recorded run (finished, interrupted or still going).
     pub fn open(dir: &Path) -> Result<RunRecord, JournalError> {
         record::open(dir)
+    }
+}
+
+fn write_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Write {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

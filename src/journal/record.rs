@@ -160,6 +160,8 @@ impl Peaks {
 pub struct RunRecord {
     pub id: String,
     pub dir: PathBuf,
+    /// The loadmaster command recorded (`up`, `load`, `push`, `doctor`).
+    pub command: String,
     pub plan: Option<PathBuf>,
     pub cluster: Option<String>,
     /// The journal format version of the run-start event.
@@ -191,6 +193,7 @@ impl RunRecord {
     pub fn summary(&self) -> RunSummary {
         RunSummary {
             id: self.id.clone(),
+            command: self.command.clone(),
             plan: self.plan.clone(),
             cluster: self.cluster.clone(),
             started: self.started,
@@ -206,6 +209,8 @@ impl RunRecord {
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     pub id: String,
+    /// The loadmaster command recorded (`up`, `load`, `push`, `doctor`).
+    pub command: String,
     pub plan: Option<PathBuf>,
     pub cluster: Option<String>,
     pub started: Option<Timestamp>,
@@ -233,6 +238,7 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         dir: dir.to_path_buf(),
+        command: "up".to_string(),
         plan: None,
         cluster: None,
         schema_version: None,
@@ -253,9 +259,15 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
     let mut open_steps: BTreeMap<String, usize> = BTreeMap::new();
     for event in &events {
         match &event.body {
-            EventBody::RunStart { plan, cluster, .. } => {
-                record.plan = Some(plan.clone());
-                record.cluster = Some(cluster.clone());
+            EventBody::RunStart {
+                command,
+                plan,
+                cluster,
+                ..
+            } => {
+                record.command.clone_from(command);
+                record.plan.clone_from(plan);
+                record.cluster.clone_from(cluster);
                 record.schema_version = Some(event.v);
                 record.started = Some(event.time);
             }

@@ -442,6 +442,24 @@ pub fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
+/// A command line as one could paste it into a shell.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            if !arg.is_empty()
+                && arg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b))
+            {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,6 +226,7 @@ impl RunReport {
                     error,
                     pushed,
                     digest,
+                    ..
                 } => Some(Delivery {
                     image: image.clone(),
                     node: node.clone(),

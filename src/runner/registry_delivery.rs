@@ -190,7 +190,7 @@ impl OnCluster<'_> {
 /// The journal's record of what a push to the cluster's registry
 /// (`registry`, its `host[:port]`) did with one image: its report, or why
 /// it failed.
-fn registry_delivery(
+pub fn registry_delivery(
     image: &str,
     registry: &str,
     outcome: Result<&PushReport, String>,
@@ -214,6 +214,7 @@ fn registry_delivery(
         error,
         pushed: report.map(|r| r.pushed.clone()),
         digest: report.map(|r| r.digest.to_string()),
+        failure: None,
     }
 }
 

@@ -12,10 +12,13 @@
 //! then the engine's view of the container.
 
 use super::cgroup;
-use super::diagnosis::{Diagnosis, Failure, Phase, diagnose};
+use super::diagnosis::{Case, Diagnosis, Failure, Phase, diagnose};
 use super::evidence::{Evidence, Fact, Source};
 use super::kernel;
 use super::log;
+use super::recorded;
+use crate::archive::ArchiveError;
+use crate::deliver::NodeFailure;
 use crate::engine::{ContainerDetails, Engine, EngineInfo, EngineKind, Location};
 use crate::host;
 use crate::process;
@@ -53,32 +56,59 @@ pub struct LoadFailure<'a> {
     /// The node that failed; `None` when the source failed (a corrupt
     /// archive, a failed `save`) before any node did.
     pub node: Option<&'a str>,
-    /// The error as loadmaster reports it. It names the failed command and
-    /// its exit status ("`docker exec -i N ctr ...` failed (exit status 1):
-    /// ctr: ..."), which is read for exit statuses and known failure texts.
+    /// The error as loadmaster reports it, for people: the failure's
+    /// message, never scanned.
     pub error: &'a str,
+    /// The failure as facts: the command that failed (its argv, exit and
+    /// stderr tail) and the node's state after it.
+    pub facts: Option<&'a NodeFailure>,
+    /// The source's archive (or `save` stream) that could not be read.
+    pub archive: Option<&'a ArchiveError>,
 }
 
-/// Diagnoses a failed load: the error's own text, then (for a node) every
+/// Diagnoses a failed load: its recorded facts (the failed command, its
+/// exit, the node's state, what its stderr says), then (for a node) every
 /// live collector, run now.
 pub fn diagnose_load(engine: &Engine, failure: &LoadFailure<'_>) -> Diagnosis {
-    const ERROR: &str = "loadmaster's error";
-    let mut case = log::scan(failure.error, ERROR);
-    case.phase = Some(Phase::ImageLoad);
-    case.phases_seen = vec![Phase::ImageLoad];
-    case.engine = Some(engine.kind());
-    if let Some(node) = failure.node {
-        let recorded = case.failure.get_or_insert_with(|| Failure {
+    let mut case = Case {
+        inputs: vec!["loadmaster's record of the failure".to_string()],
+        phase: Some(Phase::ImageLoad),
+        phases_seen: vec![Phase::ImageLoad],
+        engine: Some(engine.kind()),
+        ..Case::default()
+    };
+    let message = failure.error.lines().next().unwrap_or_default();
+    let command = failure.facts.and_then(|f| f.command.as_ref());
+    let source = Source::Command {
+        command: command.map_or_else(
+            || "loadmaster load".to_string(),
+            |c| process::shell_words(&c.argv),
+        ),
+    };
+    case.evidence.extend(
+        failure
+            .archive
+            .and_then(|error| recorded::archive_evidence(error, message, &source)),
+    );
+    if let Some(facts) = failure.facts {
+        case.evidence.extend(recorded::node_failure_evidence(
+            failure.node.unwrap_or_default(),
+            facts,
+            &source,
+            "the failed command's stderr",
+        ));
+    }
+    case.failure = Some(match command {
+        Some(c) => recorded::command_failure(&c.argv, &c.exit, failure.node, Some(message), source),
+        None => Failure {
             command: None,
             exit_code: None,
-            message: failure.error.lines().next().unwrap_or_default().to_string(),
-            source: Source::Log {
-                file: ERROR.to_string(),
-                line: 1,
-            },
-            node: None,
-        });
-        recorded.node.get_or_insert_with(|| node.to_string());
+            message: message.to_string(),
+            source,
+            node: failure.node.map(str::to_string),
+        },
+    });
+    if let Some(node) = failure.node {
         case.inputs.push(format!("live evidence of node {node}"));
         case.evidence.extend(node_evidence(engine, node));
     }

@@ -16,6 +16,7 @@ use super::evidence::{Evidence, Fact, Source};
 use super::kernel::OomKill;
 use super::signatures::{self, Signature};
 use super::workload;
+use crate::deliver::NodeState;
 use crate::engine::EngineKind;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -718,6 +719,24 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
                     c.engine, c.name
                 )));
             }
+            Fact::NodeState {
+                node,
+                state:
+                    NodeState::Stopped {
+                        exit_code,
+                        oom_killed,
+                        ..
+                    },
+            } => {
+                if *oom_killed {
+                    proof.push(weigh(format!(
+                        "the engine reported OOMKilled=true for node {node} after the failure"
+                    )));
+                } else if *exit_code == 137 {
+                    killed.push(i);
+                    abrupt.push(weigh(format!("node {node} exited 137 (SIGKILL)")));
+                }
+            }
             Fact::KernelLogRead { oom_kills: 0, .. } => {
                 strong_against = true;
                 against.push(weigh(
@@ -1289,9 +1308,11 @@ fn capitalised(text: &str) -> String {
 fn still_works(case: &Case) -> Vec<String> {
     let mut works = Vec::new();
     if let Some(failure) = &case.failure
-        && let (Some(node), Some(line)) = (&failure.node, failure.source_line())
+        && let Some(node) = &failure.node
         && let Some(inner) = inner_program(failure)
     {
+        // A failure recorded as data has no line: its stderr follows it.
+        let line = failure.source_line().unwrap_or(0);
         // The command's own error text came back from inside the node.
         let inner_spoke = case.evidence.iter().any(|e| {
             matches!(e.fact, Fact::Signature { id, .. } if matches!(id, "progress-stream-recv" | "transport-closing" | "server-eof"))

@@ -8,6 +8,7 @@
 
 use super::kernel::OomKill;
 use super::kube::{ContainerStatus, KubeEvent};
+use crate::deliver::NodeState;
 use crate::engine::{ContainerDetails, EngineInfo, EngineKind, Location, signal_name};
 use crate::host::cgroup::MemoryCounters;
 use crate::units::bytes;
@@ -91,7 +92,7 @@ impl Evidence {
     pub fn line(&self) -> Option<usize> {
         match self.source {
             Source::Log { line, .. } | Source::KernelLog { line, .. } => Some(line),
-            Source::Cgroup { .. } | Source::Command { .. } => None,
+            Source::Cgroup { .. } | Source::Command { .. } | Source::Journal { .. } => None,
         }
     }
 }
@@ -114,7 +115,8 @@ impl Serialize for Evidence {
 /// JSON: an object tagged by `kind`: `{"kind": "log", "file": "build.log",
 /// "line": 3}`, `{"kind": "kernel-log", "command": "dmesg", "line": 7}`,
 /// `{"kind": "cgroup", "dir": "/sys/fs/cgroup/..."}`,
-/// `{"kind": "command", "command": "podman container inspect n"}`.
+/// `{"kind": "command", "command": "podman container inspect n"}`,
+/// `{"kind": "journal", "run": "20251215T230822.123Z-4f3a9c", "event": 7}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
@@ -127,6 +129,9 @@ pub enum Source {
     Cgroup { dir: String },
     /// The answer of a command, e.g. `podman container inspect NODE`.
     Command { command: String },
+    /// An event (1-based, in order) of a recorded run's journal: a fact
+    /// loadmaster recorded as data when the command ran.
+    Journal { run: String, event: usize },
 }
 
 impl fmt::Display for Source {
@@ -138,6 +143,7 @@ impl fmt::Display for Source {
             }
             Source::Cgroup { dir } => write!(f, "cgroup {dir}"),
             Source::Command { command } => write!(f, "`{command}`"),
+            Source::Journal { run, event } => write!(f, "event {event} of run {run}'s journal"),
         }
     }
 }
@@ -146,7 +152,7 @@ impl fmt::Display for Source {
 ///
 /// JSON: an object tagged by `kind` (`exit`, `signature`, `oom-kill`,
 /// `memory`, `container`, `kernel-log-read`, `engine-memory`, `disk`,
-/// `unavailable`, `pod-container`, `kube-event`) with
+/// `unavailable`, `pod-container`, `kube-event`, `node-state`) with
 /// the variant's fields; see `docs/triage-json.md`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -199,6 +205,9 @@ pub enum Fact {
     /// A Kubernetes event (`FailedScheduling`, `Failed`, `BackOff`,
     /// `Unhealthy`...).
     KubeEvent(KubeEvent),
+    /// A node container that was no longer running after a failed load, as
+    /// loadmaster found it then (stopped, with its exit code; or removed).
+    NodeState { node: String, state: NodeState },
 }
 
 impl Fact {
@@ -293,6 +302,20 @@ impl fmt::Display for Fact {
             Fact::Unavailable { what, reason } => write!(f, "could not read {what}: {reason}"),
             Fact::PodContainer(status) => status.fmt(f),
             Fact::KubeEvent(event) => event.fmt(f),
+            Fact::NodeState { node, state } => match state {
+                NodeState::Stopped {
+                    status,
+                    exit_code,
+                    oom_killed,
+                } => write!(
+                    f,
+                    "node container {node} was {status} after the failure: exit code {exit_code}, OOMKilled={oom_killed}"
+                ),
+                NodeState::Removed => write!(
+                    f,
+                    "node container {node} no longer existed after the failure: removed during the load"
+                ),
+            },
         }
     }
 }

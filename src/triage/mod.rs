@@ -5,6 +5,8 @@
 //! whose confidence follows from that evidence, and [`render`] prints it.
 //!
 //! - [`log`]: any log (kind, podman, docker, make, go test, loadmaster).
+//! - [`recorded`]: loadmaster's own runs, from their journals' typed facts
+//!   (no text of loadmaster's is scanned back).
 //! - [`kernel`]: OOM kills in kernel log text.
 //! - [`kube`]: pod statuses and events as kubectl prints them (tables,
 //!   describe, JSON).
@@ -42,6 +44,7 @@ pub mod evidence;
 pub mod kernel;
 pub mod kube;
 pub mod log;
+pub mod recorded;
 pub mod render;
 pub mod signatures;
 mod workload;

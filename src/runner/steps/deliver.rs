@@ -21,9 +21,20 @@ impl OnCluster<'_> {
             // A Ctrl-C reaches the engine commands a load runs (they share
             // loadmaster's process group) and fails the load: that is the
             // interruption, not a failure to diagnose.
+            let started = std::time::Instant::now();
             let failed_source = |error: deliver::DeliverError| match signal::received() {
                 Some(signal) => StepError::Interrupted(signal),
-                None => StepError::failed(error.to_string()),
+                None => {
+                    // The engine command that failed, as facts for triage.
+                    if let Some(command) = error.facts().and_then(|f| f.command) {
+                        self.recorder.record(&Event::failed_command(
+                            &step,
+                            &command,
+                            started.elapsed(),
+                        ));
+                    }
+                    StepError::failed(error.to_string())
+                }
             };
             let (reports, path, connection) = match &image.source {
                 ImageSource::Archive { path } => deliver::load(
@@ -56,8 +67,7 @@ impl OnCluster<'_> {
                 }
             };
             for report in &reports {
-                self.recorder
-                    .record(&Event::in_step(&step, node_delivery(report)));
+                self.recorder.record(&node_delivery(&step, report));
             }
             self.recorder.record(&Event::in_step(
                 &step,
@@ -84,6 +94,7 @@ impl OnCluster<'_> {
                         ),
                         output: error,
                         node: Some(report.node.clone()),
+                        facts: report.failure.clone().map(Box::new),
                     })
                 }
                 None => Ok(()),
@@ -125,19 +136,24 @@ pub(in super::super) fn archive_source<'a>(
     })
 }
 
-/// The journal's record of what a load did on one node.
-pub fn node_delivery(report: &NodeReport) -> EventBody {
-    EventBody::Delivery {
-        image: report.image.clone(),
-        node: report.node.clone(),
-        path: report.path.to_string(),
-        result: report.result.to_string(),
-        bytes_sent: report.bytes_sent,
-        blobs_sent: report.blobs_sent,
-        blobs_skipped: report.blobs_skipped,
-        duration_ms: report.duration_ms,
-        error: report.error.clone(),
-        pushed: None,
-        digest: None,
-    }
+/// The journal's record of what a load did on one node (`deliver/<image>`
+/// in `up`, `load/<image>` in `load`), with a failure's facts.
+pub fn node_delivery(step: &str, report: &NodeReport) -> Event {
+    Event::in_step(
+        step,
+        EventBody::Delivery {
+            image: report.image.clone(),
+            node: report.node.clone(),
+            path: report.path.to_string(),
+            result: report.result.to_string(),
+            bytes_sent: report.bytes_sent,
+            blobs_sent: report.blobs_sent,
+            blobs_skipped: report.blobs_skipped,
+            duration_ms: report.duration_ms,
+            error: report.error.clone(),
+            pushed: None,
+            digest: None,
+            failure: report.failure.clone().map(Box::new),
+        },
+    )
 }

@@ -71,6 +71,7 @@ impl Deploy<'_> {
                         failure_line(&spec, &ran)
                     ),
                     node: None,
+                    facts: None,
                 });
             }
             Ok(())

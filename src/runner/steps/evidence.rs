@@ -16,7 +16,13 @@ impl OnCluster<'_> {
     /// After a failed step: logs gathered into the run directory, and a
     /// diagnosis written beside them.
     pub fn leave_evidence(&self, step: &str, error: &StepError) {
-        let StepError::Failed { output, node, .. } = error else {
+        let StepError::Failed {
+            output,
+            node,
+            facts,
+            ..
+        } = error
+        else {
             return;
         };
         // A failed pre-flight created nothing to gather from: its findings,
@@ -73,6 +79,8 @@ impl OnCluster<'_> {
                 &triage::collect::LoadFailure {
                     node: Some(node),
                     error: output,
+                    facts: facts.as_deref(),
+                    archive: None,
                 },
             ),
             None => triage::triage_log(output, step),

@@ -21,6 +21,7 @@ pub mod test;
 use super::kube;
 use super::progress::Reporter;
 use super::{GATHER_TIMEOUT, build};
+use crate::deliver::NodeFailure;
 use crate::engine::Engine;
 use crate::journal::{Event, Journal, Outcome};
 use crate::plan::Plan;
@@ -34,11 +35,13 @@ use std::time::Instant;
 #[derive(Debug)]
 pub enum StepError {
     /// Failed with this message; `output` is what the failing command said
-    /// (read by triage), `node` the node that failed a delivery.
+    /// (read by triage), `node` the node that failed a delivery and `facts`
+    /// its failure as facts (the command, its exit, the node's state).
     Failed {
         message: String,
         output: String,
         node: Option<String>,
+        facts: Option<Box<NodeFailure>>,
     },
     Interrupted(i32),
 }
@@ -50,6 +53,7 @@ impl StepError {
             output: message.clone(),
             message,
             node: None,
+            facts: None,
         }
     }
 }
@@ -138,6 +142,7 @@ impl Recorder {
             output: format!("{}\nloadmaster: error: {message}", ran.tail_text()),
             message,
             node: None,
+            facts: None,
         })
     }
 }

@@ -46,6 +46,7 @@ impl TestStep<'_> {
                         failure_line(&spec, &ran)
                     ),
                     node: None,
+                    facts: None,
                 })
             }
         });
