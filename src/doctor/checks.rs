@@ -41,7 +41,7 @@ pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding
         findings.extend(ports(options, m));
     }
     findings.extend(images(m, selected));
-    findings.extend(tools(m));
+    findings.extend(tools(options, m, creates));
     findings
 }
 
@@ -94,7 +94,7 @@ fn engine(m: &Measured, selected: Option<&Selection>, probe: Option<&EngineProbe
             f.status = Status::Fail;
             f.measured = error.to_string();
             f.source = "`docker version` and `podman version`".into();
-            f.fix = Some("start docker (`sudo systemctl start docker`, or Docker Desktop) or podman (`podman machine start`), or install one (`sudo apt-get install docker.io` / `podman`)".into());
+            f.fix = Some("start docker (`sudo systemctl start docker`, or Docker Desktop) or podman (`podman machine start`), or install one: `sudo apt-get install docker.io` or `sudo apt-get install podman` (Debian and Ubuntu; elsewhere https://docs.docker.com/engine/install/ or https://podman.io/docs/installation)".into());
         }
         (_, Some(probe)) => {
             let reason = selected.map_or("", |s| s.reason.as_str());
@@ -674,7 +674,17 @@ fn images(m: &Measured, selected: Option<&Selection>) -> Vec<Finding> {
         .collect()
 }
 
-fn tools(m: &Measured) -> Vec<Finding> {
+/// The release of kind the install commands name: the one these checks
+/// and the kind tier were written against.
+pub const KIND_VERSION: &str = "v0.33.0";
+
+/// kind and kubectl. kind is required when a kind cluster is to be
+/// created (nothing else can create it, so `up` would stop there after its
+/// builds); kubectl when something is deployed (every deploy step applies
+/// and waits with it). Missing where required, each fails with the command
+/// that installs it; elsewhere it is a warning (`down` needs kind, a failed
+/// test's evidence kubectl).
+fn tools(options: &Options, m: &Measured, creates_kind_cluster: bool) -> Vec<Finding> {
     m.tools
         .iter()
         .map(|tool| {
@@ -687,11 +697,25 @@ fn tools(m: &Measured) -> Vec<Finding> {
             match &tool.version {
                 Ok(version) => f.measured = version.clone(),
                 Err(why) => {
-                    f.status = Status::Warn;
                     f.measured = why.clone();
+                    f.status = Status::Fail;
+                    match tool.name {
+                        "kind" if creates_kind_cluster => {
+                            f.measured = format!(
+                                "{why}: the kind CLI is not on PATH to create kind cluster {}",
+                                options.cluster
+                            );
+                        }
+                        "kubectl" if options.deploys => {
+                            f.measured = format!("{why}: the plan's deploy steps apply with it");
+                        }
+                        _ => f.status = Status::Warn,
+                    }
                     f.fix = Some(match tool.name {
-                        "kind" => "install kind: `go install sigs.k8s.io/kind@latest`, or a release binary (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)".into(),
-                        _ => "install kubectl: `sudo apt-get install kubectl` from the Kubernetes apt repository, or https://kubernetes.io/docs/tasks/tools/".into(),
+                        "kind" => format!(
+                            "install kind: `go install sigs.k8s.io/kind@{KIND_VERSION}` (Go 1.22+), or the release binary: `curl -Lo ./kind https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-linux-amd64 && chmod +x ./kind && sudo mv ./kind /usr/local/bin/kind` (other systems: https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+                        ),
+                        _ => "install kubectl: `curl -LO \"https://dl.k8s.io/release/$(curl -Ls https://dl.k8s.io/release/stable.txt)/bin/linux/amd64/kubectl\" && sudo install kubectl /usr/local/bin/`, or your package manager (`sudo apt-get install kubectl` from the Kubernetes apt repository, `brew install kubectl`; https://kubernetes.io/docs/tasks/tools/)".into(),
                     });
                 }
             }

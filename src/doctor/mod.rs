@@ -50,6 +50,9 @@ pub struct Options {
     /// a plan whose cluster is up): its node names and host ports are its
     /// own, not conflicts, and its nodes' memory is already in use.
     pub cluster_up: bool,
+    /// Something is applied to the cluster (a plan's deploy steps; without
+    /// a plan, taken to be so): kubectl is required, not only advised.
+    pub deploys: bool,
     /// Images the environment will load into every node.
     pub images: Vec<String>,
     /// Builds that run at once, and the peak memory of one (with its source).
@@ -76,6 +79,7 @@ impl Options {
             kind_config,
             existing_context: None,
             cluster_up: false,
+            deploys: true,
             images: Vec::new(),
             builds: None,
             engine: None,
