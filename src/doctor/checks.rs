@@ -20,7 +20,7 @@ const GIB: u64 = 1 << 30;
 pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding> {
     let selected = m.selection.as_ref().ok();
     let probe = selected.and_then(|s| m.engines.iter().find(|e| e.kind == s.engine.kind()));
-    let info = probe.and_then(|p| p.info.as_ref().ok());
+    let info = probe.and_then(|p| p.info.as_ref()?.as_ref().ok());
     let mut findings = vec![engine(m, selected, probe)];
     // kind's engine and node names matter only for a cluster kind runs.
     if options.existing_context.is_none() {
@@ -100,8 +100,12 @@ fn engine(m: &Measured, selected: Option<&Selection>, probe: Option<&EngineProbe
             let reason = selected.map_or("", |s| s.reason.as_str());
             f.source = format!("`{} info` (chosen: {reason})", probe.kind);
             match &probe.info {
-                Ok(info) => f.measured = describe(info),
-                Err(error) => {
+                Some(Ok(info)) => f.measured = describe(info),
+                None => {
+                    f.status = Status::Fail;
+                    f.measured = format!("{} was not asked for its info", probe.kind);
+                }
+                Some(Err(error)) => {
                     let (what, fix) = split_fix(error);
                     f.status = Status::Fail;
                     f.measured = what;
@@ -135,9 +139,10 @@ fn kinds_engine(options: &Options, m: &Measured) -> (Option<EngineKind>, String)
         };
         return (kind, format!("KIND_EXPERIMENTAL_PROVIDER={value}"));
     }
-    let docker_installed = m.engines.iter().any(|e| {
-        e.kind == EngineKind::Docker && !matches!(e.info, Err(EngineError::NotInstalled { .. }))
-    });
+    let docker_installed = m
+        .engines
+        .iter()
+        .any(|e| e.kind == EngineKind::Docker && e.installed);
     if docker_installed {
         (
             Some(EngineKind::Docker),
@@ -158,7 +163,7 @@ fn provider(options: &Options, m: &Measured, selected: Option<&Selection>) -> Op
     let answering: Vec<String> = m
         .engines
         .iter()
-        .filter(|e| e.info.is_ok())
+        .filter(|e| e.answers)
         .map(|e| e.kind.to_string())
         .collect();
     let mut f = finding("engine.provider", Status::Ok);
@@ -312,7 +317,7 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
     let mut f = finding("memory", Status::Ok);
     f.needed = format!("{} (see requirements)", bytes(needed));
     f.needed_bytes = Some(needed);
-    let info = probe.and_then(|p| p.info.as_ref().ok());
+    let info = probe.and_then(|p| p.info.as_ref()?.as_ref().ok());
     let location = info.map_or(Location::Local, |i| i.location);
     let available = match (location, info) {
         (Location::Local, _) => match &m.mem_available {
@@ -399,7 +404,7 @@ fn storage(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding 
     let mut f = finding("disk.storage", Status::Ok);
     f.needed = format!("{} (see requirements)", bytes(needed));
     f.needed_bytes = Some(needed);
-    let Some(info) = probe.and_then(|p| p.info.as_ref().ok()) else {
+    let Some(info) = probe.and_then(|p| p.info.as_ref()?.as_ref().ok()) else {
         f.status = Status::Warn;
         f.measured = "not measured: no engine answers".into();
         f.source = "engine info".into();
