@@ -8,6 +8,7 @@
 //! need to know which engine they have.
 
 mod error;
+mod noise;
 mod parse;
 mod push;
 mod select;
@@ -357,7 +358,8 @@ impl Engine {
         if done.status.success() {
             return Ok(done);
         }
-        let stderr = done.stderr_text();
+        // Classified here, once: the engine's log chatter is not its answer.
+        let stderr = noise::shown(self.kind, &done.stderr_text());
         if is_not_running(&stderr) {
             return Err(EngineError::NotRunning {
                 engine: self.kind,
