@@ -35,6 +35,7 @@ fn options(kind: EngineKind, cluster: &str, config: KindConfig) -> Options {
         kind_config: config,
         existing_context: None,
         cluster_up: false,
+        deploys: true,
         images: Vec::new(),
         builds: None,
         engine: Some(choice(kind)),

@@ -83,7 +83,9 @@ fn syntax_and_shape_errors_name_line_column_and_what_was_expected() {
             "bad-size.yaml",
             7,
             11,
-            "budget.memory: \"2048\" is not a size with a unit, like 512MiB, 2GiB",
+            // A bare number is a YAML integer: refused as one, saying what
+            // was expected.
+            "budget.memory: invalid type: integer `2048`, expected a size with a unit, like 512MiB, 2GiB",
         ),
     ];
     for (name, line, column, message) in cases {
@@ -507,5 +509,57 @@ fn a_missing_plan_file_says_how_to_give_one() {
         stderr.contains("cannot read plan /nonexistent/loadmaster.yaml")
             && stderr.contains("-f FILE"),
         "{stderr}"
+    );
+}
+
+/// The plan: an unknown field, a number where the cluster name goes
+/// and an image name with a space. serde alone stopped at the first; all
+/// three come in one report, in file order, in text and as JSON.
+#[test]
+fn shape_problems_and_broken_rules_are_reported_together() {
+    let name = "shape-and-rule-problems.yaml";
+    expect_problems(
+        name,
+        &[
+            (
+                3,
+                9,
+                "cluster.name: invalid type: integer `42`, expected a string",
+            ),
+            (
+                4,
+                3,
+                "cluster: unknown field `colour`, expected one of `name`",
+            ),
+            (
+                6,
+                11,
+                "images[0].name: \"my app:1\" is not a valid image reference",
+            ),
+        ],
+    );
+    let output = loadmaster(&["check", "-f", fixture(name).to_str().unwrap(), "-o", "json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report on stdout");
+    assert_eq!(report["valid"], false);
+    let places: Vec<(u64, u64, &str)> = report["problems"]
+        .as_array()
+        .expect("a list of problems")
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_u64().unwrap(),
+                p["column"].as_u64().unwrap(),
+                p["at"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (3, 9, "cluster.name"),
+            (4, 3, "cluster"),
+            (6, 11, "images[0].name")
+        ]
     );
 }

@@ -4,7 +4,9 @@
 //!
 //! `check` exits 0 for a valid plan and 2 for an invalid one, every problem
 //! on stderr as `file:line:column: where: what`; with `-o json` the
-//! resolved plan (defaults filled, paths absolute) goes to stdout.
+//! resolved plan (defaults filled, paths absolute) goes to stdout, or for
+//! an invalid plan the list of problems (`{"file", "valid": false,
+//! "problems": [{"line", "column", "at", "message"}]}`).
 
 use super::{CommandError, Output};
 use crate::plan::{self, ImageSource, Plan};
@@ -20,8 +22,24 @@ pub fn schema() -> Result<(), CommandError> {
 }
 
 pub fn check(file: &Path, output: Output) -> Result<(), CommandError> {
-    let plan = plan::load(file)?;
     let mut out = io::stdout().lock();
+    let plan = match plan::load(file) {
+        Ok(plan) => plan,
+        Err(error) => {
+            if output == Output::Json
+                && let Some(problems) = error.problems()
+            {
+                let report = serde_json::json!({
+                    "file": file,
+                    "valid": false,
+                    "problems": problems,
+                });
+                serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::from)?;
+                writeln!(out)?;
+            }
+            return Err(error.into());
+        }
+    };
     match output {
         Output::Json => {
             serde_json::to_writer_pretty(&mut out, &plan).map_err(io::Error::from)?;

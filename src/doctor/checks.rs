@@ -20,7 +20,7 @@ const GIB: u64 = 1 << 30;
 pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding> {
     let selected = m.selection.as_ref().ok();
     let probe = selected.and_then(|s| m.engines.iter().find(|e| e.kind == s.engine.kind()));
-    let info = probe.and_then(|p| p.info.as_ref().ok());
+    let info = probe.and_then(|p| p.info.as_ref()?.as_ref().ok());
     let mut findings = vec![engine(m, selected, probe)];
     // kind's engine and node names matter only for a cluster kind runs.
     if options.existing_context.is_none() {
@@ -42,7 +42,7 @@ pub(super) fn all(options: &Options, m: &Measured, needs: &Needs) -> Vec<Finding
         findings.extend(ports(options, m));
     }
     findings.extend(images(m, selected));
-    findings.extend(tools(m));
+    findings.extend(tools(options, m, creates));
     findings
 }
 
@@ -96,18 +96,22 @@ fn engine(m: &Measured, selected: Option<&Selection>, probe: Option<&EngineProbe
             f.status = Status::Fail;
             f.measured = error.to_string();
             f.source = "`docker version` and `podman version`".into();
-            f.fix = Some("start docker (`sudo systemctl start docker`, or Docker Desktop) or podman (`podman machine start`), or install one (`sudo apt-get install docker.io` / `podman`)".into());
+            f.fix = Some("start docker (`sudo systemctl start docker`, or Docker Desktop) or podman (`podman machine start`), or install one: `sudo apt-get install docker.io` or `sudo apt-get install podman` (Debian and Ubuntu; elsewhere https://docs.docker.com/engine/install/ or https://podman.io/docs/installation)".into());
         }
         (_, Some(probe)) => {
             let reason = selected.map_or("", |s| s.reason.as_str());
             f.source = format!("`{} info` (chosen: {reason})", probe.kind);
             match &probe.info {
-                Ok(info) => {
+                Some(Ok(info)) => {
                     // Memory, CPUs and storage as the engine's kernel reports them.
                     f.measured = describe(info);
                     f.side = Some(Side::Engine);
                 }
-                Err(error) => {
+                None => {
+                    f.status = Status::Fail;
+                    f.measured = format!("{} was not asked for its info", probe.kind);
+                }
+                Some(Err(error)) => {
                     let (what, fix) = split_fix(error);
                     f.status = Status::Fail;
                     f.measured = what;
@@ -141,9 +145,10 @@ fn kinds_engine(options: &Options, m: &Measured) -> (Option<EngineKind>, String)
         };
         return (kind, format!("KIND_EXPERIMENTAL_PROVIDER={value}"));
     }
-    let docker_installed = m.engines.iter().any(|e| {
-        e.kind == EngineKind::Docker && !matches!(e.info, Err(EngineError::NotInstalled { .. }))
-    });
+    let docker_installed = m
+        .engines
+        .iter()
+        .any(|e| e.kind == EngineKind::Docker && e.installed);
     if docker_installed {
         (
             Some(EngineKind::Docker),
@@ -164,7 +169,7 @@ fn provider(options: &Options, m: &Measured, selected: Option<&Selection>) -> Op
     let answering: Vec<String> = m
         .engines
         .iter()
-        .filter(|e| e.info.is_ok())
+        .filter(|e| e.answers)
         .map(|e| e.kind.to_string())
         .collect();
     let mut f = finding("engine.provider", Status::Ok);
@@ -318,7 +323,7 @@ fn memory(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding {
     let mut f = finding("memory", Status::Ok);
     f.needed = format!("{} (see requirements)", bytes(needed));
     f.needed_bytes = Some(needed);
-    let info = probe.and_then(|p| p.info.as_ref().ok());
+    let info = probe.and_then(|p| p.info.as_ref()?.as_ref().ok());
     let location = info.map_or(Location::Local, |i| i.location);
     let available = match (location, info) {
         (Location::Local, _) => match &m.mem_available {
@@ -426,7 +431,8 @@ fn storage(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Finding 
         format!("{} (see requirements)", bytes(needed))
     };
     f.needed_bytes = Some(needed);
-    let (Some(info), Some(disks)) = (probe.and_then(|p| p.info.as_ref().ok()), &m.disks) else {
+    let (Some(info), Some(disks)) = (probe.and_then(|p| p.info.as_ref()?.as_ref().ok()), &m.disks)
+    else {
         f.status = Status::Warn;
         f.measured = "not measured: no engine answers".into();
         f.source = "engine info".into();
@@ -517,7 +523,7 @@ fn vm_disk_hint(engine: EngineKind, side: Side) -> &'static str {
 /// store, podman): there must be room for the largest image there, on the
 /// engine's side, and on tmpfs that room is memory.
 fn staging(m: &Measured, probe: Option<&EngineProbe>, needs: &Needs) -> Option<Finding> {
-    let info = probe.and_then(|p| p.info.as_ref().ok())?;
+    let info = probe.and_then(|p| p.info.as_ref()?.as_ref().ok())?;
     let dir = info.save_staging.as_ref()?;
     let disks = m.disks.as_ref()?;
     let staged = disks.staging.as_ref()?;
@@ -778,7 +784,17 @@ fn images(m: &Measured, selected: Option<&Selection>) -> Vec<Finding> {
         .collect()
 }
 
-fn tools(m: &Measured) -> Vec<Finding> {
+/// The release of kind the install commands name: the one these checks
+/// and the kind tier were written against.
+pub const KIND_VERSION: &str = "v0.33.0";
+
+/// kind and kubectl. kind is required when a kind cluster is to be
+/// created (nothing else can create it, so `up` would stop there after its
+/// builds); kubectl when something is deployed (every deploy step applies
+/// and waits with it). Missing where required, each fails with the command
+/// that installs it; elsewhere it is a warning (`down` needs kind, a failed
+/// test's evidence kubectl).
+fn tools(options: &Options, m: &Measured, creates_kind_cluster: bool) -> Vec<Finding> {
     m.tools
         .iter()
         .map(|tool| {
@@ -791,11 +807,25 @@ fn tools(m: &Measured) -> Vec<Finding> {
             match &tool.version {
                 Ok(version) => f.measured = version.clone(),
                 Err(why) => {
-                    f.status = Status::Warn;
                     f.measured = why.clone();
+                    f.status = Status::Fail;
+                    match tool.name {
+                        "kind" if creates_kind_cluster => {
+                            f.measured = format!(
+                                "{why}: the kind CLI is not on PATH to create kind cluster {}",
+                                options.cluster
+                            );
+                        }
+                        "kubectl" if options.deploys => {
+                            f.measured = format!("{why}: the plan's deploy steps apply with it");
+                        }
+                        _ => f.status = Status::Warn,
+                    }
                     f.fix = Some(match tool.name {
-                        "kind" => "install kind: `go install sigs.k8s.io/kind@latest`, or a release binary (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)".into(),
-                        _ => "install kubectl: `sudo apt-get install kubectl` from the Kubernetes apt repository, or https://kubernetes.io/docs/tasks/tools/".into(),
+                        "kind" => format!(
+                            "install kind: `go install sigs.k8s.io/kind@{KIND_VERSION}` (Go 1.22+), or the release binary: `curl -Lo ./kind https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-linux-amd64 && chmod +x ./kind && sudo mv ./kind /usr/local/bin/kind` (other systems: https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+                        ),
+                        _ => "install kubectl: `curl -LO \"https://dl.k8s.io/release/$(curl -Ls https://dl.k8s.io/release/stable.txt)/bin/linux/amd64/kubectl\" && sudo install kubectl /usr/local/bin/`, or your package manager (`sudo apt-get install kubectl` from the Kubernetes apt repository, `brew install kubectl`; https://kubernetes.io/docs/tasks/tools/)".into(),
                     });
                 }
             }

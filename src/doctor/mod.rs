@@ -50,6 +50,9 @@ pub struct Options {
     /// a plan whose cluster is up): its node names and host ports are its
     /// own, not conflicts, and its nodes' memory is already in use.
     pub cluster_up: bool,
+    /// Something is applied to the cluster (a plan's deploy steps; without
+    /// a plan, taken to be so): kubectl is required, not only advised.
+    pub deploys: bool,
     /// Images the environment will load into every node.
     pub images: Vec<String>,
     /// Builds that run at once, and the peak memory of one (with its source).
@@ -76,6 +79,7 @@ impl Options {
             kind_config,
             existing_context: None,
             cluster_up: false,
+            deploys: true,
             images: Vec::new(),
             builds: None,
             engine: None,
@@ -123,7 +127,14 @@ pub enum DoctorError {
 /// What one engine answered.
 struct EngineProbe {
     kind: EngineKind,
-    info: Result<EngineInfo, EngineError>,
+    /// `info`, asked of the selected engine only: podman's takes seconds
+    /// (it samples CPU use), and of the other engine only its containers
+    /// matter (names in the way, where kind will look).
+    info: Option<Result<EngineInfo, EngineError>>,
+    /// Its CLI is on PATH (kind picks docker whenever a docker CLI is).
+    installed: bool,
+    /// It listed its containers.
+    answers: bool,
     /// kind clusters on it (empty when it does not answer).
     clusters: Vec<Cluster>,
     /// Names of all its containers.
@@ -264,14 +275,22 @@ fn measure(options: &Options) -> Measured {
     thread::scope(|scope| {
         let selecting = scope.spawn(|| {
             let selection = engine::select(options.engine, &env);
-            let images = match &selection {
-                Ok(selection) => inspect_images(scope, &selection.engine, &options.images),
-                Err(_) => Vec::new(),
+            let (images, described) = match &selection {
+                Ok(selection) => {
+                    let kind = selection.engine.kind();
+                    let describing = scope.spawn(move || describe_engine(kind));
+                    let images = inspect_images(scope, &selection.engine, &options.images);
+                    (
+                        images,
+                        Some(describing.join().expect("engine info panicked")),
+                    )
+                }
+                Err(_) => (Vec::new(), None),
             };
-            (selection, images)
+            (selection, images, described)
         });
         let engines: Vec<_> = EngineKind::ALL
-            .map(|kind| scope.spawn(move || probe_engine(kind)))
+            .map(|kind| scope.spawn(move || list_containers(kind)))
             .into_iter()
             .collect();
         let tools: Vec<_> = [
@@ -305,14 +324,21 @@ fn measure(options: &Options) -> Measured {
         let mem_available = host::mem_available(proc_root);
         let temp = host::space(&options.temp_dir);
 
-        let (selection, images) = selecting.join().expect("select thread panicked");
-        let engines: Vec<EngineProbe> = engines
+        let (selection, images, described) = selecting.join().expect("select thread panicked");
+        let mut engines: Vec<EngineProbe> = engines
             .into_iter()
             .map(|e| e.join().expect("engine probe panicked"))
             .collect();
+        if let Some(described) = described
+            && let Some(probe) = engines.iter_mut().find(|e| e.kind == described.kind)
+        {
+            probe.info = Some(described.info);
+            probe.machine = described.machine;
+            probe.vm_mem_free = described.vm_mem_free;
+        }
         let disks = selection.as_ref().ok().and_then(|selection| {
             let probe = engines.iter().find(|e| e.kind == selection.engine.kind())?;
-            let info = probe.info.as_ref().ok()?;
+            let info = probe.info.as_ref()?.as_ref().ok()?;
             Some(measure_disks(&selection.engine, info))
         });
         Measured {
@@ -339,7 +365,7 @@ fn selected_info(measured: &Measured) -> Option<&EngineInfo> {
         .engines
         .iter()
         .find(|e| e.kind == selection.engine.kind())?;
-    probe.info.as_ref().ok()
+    probe.info.as_ref()?.as_ref().ok()
 }
 
 /// The engine's storage root and staging directory (and its free memory,
@@ -452,41 +478,61 @@ fn inspect_images<'scope>(
         .collect()
 }
 
-fn probe_engine(kind: EngineKind) -> EngineProbe {
+/// The selected engine's description, and its podman machine's figures.
+struct Described {
+    kind: EngineKind,
+    info: Result<EngineInfo, EngineError>,
+    machine: Option<Result<Vec<machine::Machine>, String>>,
+    vm_mem_free: Option<Result<u64, String>>,
+}
+
+fn describe_engine(kind: EngineKind) -> Described {
     let engine = Engine::new(kind);
-    thread::scope(|scope| {
-        let containers = scope.spawn(|| {
-            // An engine that does not answer has no clusters; its info says why.
-            let clusters = cluster::list(&engine).unwrap_or_default();
-            let names = container_names(kind);
-            (clusters, names)
-        });
-        let info = engine.info();
-        let in_vm = info
-            .as_ref()
-            .is_ok_and(|i| i.location == Location::VirtualMachine);
-        // podman refuses `machine` commands as root, and on Linux a stopped
-        // rootless podman has no machine to start: ask only when it can mean
-        // something.
-        let may_have_machine =
-            in_vm || (matches!(info, Err(EngineError::NotRunning { .. })) && !running_as_root());
-        let (machine, vm_mem_free) = if kind == EngineKind::Podman && may_have_machine {
+    let info = engine.info();
+    let in_vm = info
+        .as_ref()
+        .is_ok_and(|i| i.location == Location::VirtualMachine);
+    // podman refuses `machine` commands as root, and on Linux a stopped
+    // rootless podman has no machine to start: ask only when it can mean
+    // something.
+    let may_have_machine =
+        in_vm || (matches!(info, Err(EngineError::NotRunning { .. })) && !running_as_root());
+    let (machine, vm_mem_free) = if kind == EngineKind::Podman && may_have_machine {
+        thread::scope(|scope| {
             let memory = in_vm.then(|| scope.spawn(|| machine::mem_free(PROBE_TIMEOUT)));
             (
                 Some(machine::inspect(PROBE_TIMEOUT)),
                 memory.map(|m| m.join().expect("podman info panicked")),
             )
-        } else {
-            (None, None)
-        };
-        let (clusters, names) = containers.join().expect("container listing panicked");
+        })
+    } else {
+        (None, None)
+    };
+    Described {
+        kind,
+        info,
+        machine,
+        vm_mem_free,
+    }
+}
+
+/// An engine's containers: kind clusters and every name, with whether it
+/// is installed and answers. Its `info` is asked only if it is selected.
+fn list_containers(kind: EngineKind) -> EngineProbe {
+    let engine = Engine::new(kind);
+    thread::scope(|scope| {
+        // An engine that does not answer has no clusters.
+        let clusters = scope.spawn(|| cluster::list(&engine).unwrap_or_default());
+        let (names, installed, answers) = container_names(kind);
         EngineProbe {
             kind,
-            info,
-            clusters,
+            info: None,
+            installed,
+            answers,
+            clusters: clusters.join().expect("cluster listing panicked"),
             names,
-            machine,
-            vm_mem_free,
+            machine: None,
+            vm_mem_free: None,
         }
     })
 }
@@ -496,21 +542,30 @@ fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Every container name on an engine; empty when it does not answer.
-fn container_names(kind: EngineKind) -> Vec<String> {
+/// Every container name on an engine (empty when it does not answer),
+/// whether its CLI is installed, and whether it answered.
+fn container_names(kind: EngineKind) -> (Vec<String>, bool, bool) {
     let done = process::run(
         Command::new(kind.name()).args(["ps", "-a", "--format", "{{.Names}}"]),
         PROBE_TIMEOUT,
     );
     match done {
-        Ok(done) if done.status.success() => done
-            .stdout_text()
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
+        Ok(done) if done.status.success() && !done.timed_out => {
+            let names = done
+                .stdout_text()
+                .split([',', '\n'])
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            (names, true, true)
+        }
+        Ok(_) => (Vec::new(), true, false),
+        Err(error) => (
+            Vec::new(),
+            error.kind() != std::io::ErrorKind::NotFound,
+            false,
+        ),
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod error;
 mod measure;
+mod noise;
 mod parse;
 mod push;
 mod select;
@@ -363,7 +364,8 @@ impl Engine {
         if done.status.success() {
             return Ok(done);
         }
-        let stderr = done.stderr_text();
+        // Classified here, once: the engine's log chatter is not its answer.
+        let stderr = noise::shown(self.kind, &done.stderr_text());
         if is_not_running(&stderr) {
             return Err(EngineError::NotRunning {
                 engine: self.kind,

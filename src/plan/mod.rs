@@ -14,6 +14,7 @@ mod file;
 mod positions;
 mod quantity;
 mod resolve;
+mod shape;
 
 pub use file::{API_VERSION, CommandLine, PullPolicy, TeardownAction};
 pub use positions::Position;
@@ -292,6 +293,28 @@ pub enum PlanError {
     BadTeardownEnv { value: String },
 }
 
+impl PlanError {
+    /// Every problem with its place, for a plan that was read: a syntax
+    /// error is one problem; None when the plan could not be read at all.
+    pub fn problems(&self) -> Option<Vec<Problem>> {
+        match self {
+            PlanError::Syntax {
+                line,
+                column,
+                message,
+                ..
+            } => Some(vec![Problem {
+                line: *line,
+                column: *column,
+                at: String::new(),
+                message: message.clone(),
+            }]),
+            PlanError::Invalid { problems, .. } => Some(problems.clone()),
+            PlanError::Read { .. } | PlanError::BadTeardownEnv { .. } => None,
+        }
+    }
+}
+
 struct ProblemList<'a>(&'a Path, &'a [Problem]);
 
 impl fmt::Display for ProblemList<'_> {
@@ -328,7 +351,7 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
 /// Checks and resolves plan text; `path` names the file in errors and is
 /// where relative paths start.
 pub fn parse(text: &str, path: &Path) -> Result<Plan, PlanError> {
-    let raw: file::PlanFile = serde_norway::from_str(text).map_err(|error| {
+    let document: serde_norway::Value = serde_norway::from_str(text).map_err(|error| {
         let (line, column) = error
             .location()
             .map_or((1, 1), |at| (at.line(), at.column()));
@@ -339,7 +362,37 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, PlanError> {
             message: without_location(&error.to_string()),
         }
     })?;
-    resolve::resolve(raw, path, &positions::Positions::index(text))
+    let positions = positions::Positions::index(text);
+    let shaped = shape::shape(document, &positions);
+    let invalid = |mut problems: Vec<Problem>| {
+        problems.sort_by_key(|p| (p.line, p.column));
+        PlanError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }
+    };
+    let Some(raw) = shaped.plan else {
+        return Err(invalid(shaped.problems));
+    };
+    match resolve::resolve(raw, path, &positions) {
+        Ok(plan) if shaped.problems.is_empty() => Ok(plan),
+        Ok(_) => Err(invalid(shaped.problems)),
+        Err(PlanError::Invalid { problems, .. }) => {
+            // A rule about a value the shape check already rejected (and
+            // repaired) would say the same thing twice.
+            let repeated = |problem: &Problem| {
+                shaped.repaired.iter().any(|at| {
+                    problem.at == *at
+                        || problem.at.starts_with(&format!("{at}."))
+                        || problem.at.starts_with(&format!("{at}["))
+                })
+            };
+            let mut all = shaped.problems;
+            all.extend(problems.into_iter().filter(|p| !repeated(p)));
+            Err(invalid(all))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// serde_norway ends its messages with " at line L column C", which the

@@ -20,6 +20,9 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Positions {
     values: HashMap<String, Position>,
+    /// Where each mapping key starts, by the path of its value: an unknown
+    /// field is pointed at by its key.
+    keys: HashMap<String, Position>,
 }
 
 enum Frame {
@@ -43,11 +46,23 @@ impl Positions {
         for item in Parser::new_from_str(text) {
             let Ok((event, span)) = item else { break };
             match event {
-                Event::Scalar(value, ..) => {
-                    if let Some(path) = node_path(&mut stack, Some(&value)) {
-                        positions.record(path, &span);
+                Event::Scalar(value, ..) => match node_path(&mut stack, Some(&value)) {
+                    Some(path) => positions.record(path, &span),
+                    None => {
+                        if let Some(Frame::Mapping {
+                            path,
+                            key: Some(key),
+                        }) = stack.last()
+                        {
+                            let at = if path.is_empty() {
+                                key.clone()
+                            } else {
+                                format!("{path}.{key}")
+                            };
+                            positions.keys.entry(at).or_insert(position(&span));
+                        }
                     }
-                }
+                },
                 Event::Alias(_) => {
                     if let Some(path) = node_path(&mut stack, None) {
                         positions.record(path, &span);
@@ -74,6 +89,13 @@ impl Positions {
     }
 }
 
+fn position(span: &Span) -> Position {
+    Position {
+        line: span.start.line(),
+        column: span.start.col() + 1,
+    }
+}
+
 /// The path of the node that starts now, or `None` when it is a mapping's
 /// key (then remembered as the key of the value to come).
 fn node_path(stack: &mut [Frame], scalar: Option<&str>) -> Option<String> {
@@ -97,10 +119,16 @@ fn node_path(stack: &mut [Frame], scalar: Option<&str>) -> Option<String> {
 
 impl Positions {
     fn record(&mut self, path: String, span: &Span) {
-        self.values.entry(path).or_insert(Position {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-        });
+        self.values.entry(path).or_insert(position(span));
+    }
+
+    /// Where the key of the value at `path` starts; where its value (or
+    /// its nearest enclosing value) starts when there is no such key.
+    pub fn find_key(&self, path: &str) -> Position {
+        self.keys
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.find(path))
     }
 
     /// Where the value at `path` starts; for a value that is not there
@@ -146,6 +174,8 @@ deploy:
         assert_eq!(at("deploy[0].name"), (4, 11));
         assert_eq!(at("deploy[0].needs[1]"), (5, 20));
         assert_eq!(at("deploy[1].wait[0].rollout"), (8, 18));
+        let key = positions.find_key("deploy[0].needs");
+        assert_eq!((key.line, key.column), (5, 5));
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn doctor_options(
     }
     options.engine = engine.or(plan.cluster.engine.map(EngineChoice::from));
     options.images = plan.images.iter().map(|image| image.name.clone()).collect();
+    options.deploys = !plan.deploy.is_empty();
     options.builds = estimate::plan_peak(root, plan);
     Ok(options)
 }

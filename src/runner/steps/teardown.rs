@@ -4,7 +4,7 @@
 
 use super::super::{KIND_TIMEOUT, kube};
 use super::{Failure, Recorder, StepError};
-use crate::cluster::{self, ClusterError};
+use crate::cluster;
 use crate::engine::{Engine, Selection};
 use crate::plan::{Plan, Provider, TeardownAction};
 use crate::process::{self, Spec};
@@ -51,14 +51,13 @@ impl Teardown<'_> {
     }
 
     /// True when the run stopped before its kind cluster existed (a failed
-    /// pre-flight, a kind that could not create it).
+    /// pre-flight, a kind that could not create it): this run never found
+    /// or made it, and the engine shows none (or cannot show any: an
+    /// engine that does not answer holds no cluster this run made).
     fn never_created(&self) -> bool {
         !self.cluster_found
             && self.plan.cluster.provider == Provider::Kind
-            && matches!(
-                cluster::find(self.selection, Some(&self.plan.cluster.name)),
-                Err(ClusterError::NotFound { .. })
-            )
+            && cluster::find(self.selection, Some(&self.plan.cluster.name)).is_err()
     }
 
     /// `run`'s teardown: as `flag` (`--keep` / `--delete`),
