@@ -30,6 +30,7 @@
 
 pub mod build;
 pub mod estimate;
+pub mod graph;
 pub mod kube;
 pub mod overlay;
 pub mod pods;
