@@ -20,6 +20,7 @@
 //! started; keep going cancels only what depends on the failure, directly
 //! or not. An interrupt cancels everything that has not started.
 
+pub use crate::journal::Wait;
 use serde::{Deserialize, Serialize};
 
 /// What a step is, for the resources it takes.
@@ -69,34 +70,6 @@ pub enum Policy {
     FailFast,
     /// Start everything that does not depend on a failed step.
     KeepGoing,
-}
-
-/// Why a step has not started.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "for", rename_all = "kebab-case")]
-pub enum Wait {
-    /// A step it needs has not succeeded yet.
-    Step { step: String },
-    /// Builds that run take the memory it needs.
-    MemoryBudget,
-    /// `parallel_builds` builds run.
-    BuildSlot,
-    /// The delivery bound is reached.
-    DeliverySlot,
-    /// Steps in flight take the disk it needs.
-    DiskBudget,
-}
-
-impl std::fmt::Display for Wait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Wait::Step { step } => write!(f, "step {step}"),
-            Wait::MemoryBudget => f.write_str("memory budget"),
-            Wait::BuildSlot => f.write_str("build slot"),
-            Wait::DeliverySlot => f.write_str("delivery slot"),
-            Wait::DiskBudget => f.write_str("disk budget"),
-        }
-    }
 }
 
 /// Why a step will not run.
