@@ -142,14 +142,6 @@ impl Scheduler {
         &self.states[n]
     }
 
-    /// Sets the disk a step that has not started will take (known only
-    /// once what it needs is done: an image's size after its build).
-    pub fn set_disk(&mut self, n: usize, bytes: u64) {
-        if self.states[n] == State::Waiting {
-            self.steps[n].disk_bytes = bytes;
-        }
-    }
-
     /// Marks as running, and returns in plan order, every waiting step
     /// that can start now.
     pub fn start_ready(&mut self) -> Vec<usize> {

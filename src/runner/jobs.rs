@@ -44,18 +44,34 @@ impl Run<'_> {
             })
             .collect();
         let pipeline = pipeline::pipeline(plan, with_test, &memory, &named, self.options.order);
+        let disk = plan.budget.disk.map(|size| size.bytes());
+        let mut steps = pipeline.steps;
+        if disk.is_some() {
+            // A delivery takes up to its image's size in the engine's
+            // temp space (podman's `save` stages it there): the size the
+            // engine knows now; an image still to be built counts none.
+            for (step, job) in steps.iter_mut().zip(&pipeline.jobs) {
+                if let Job::Deliver(n) = job {
+                    step.disk_bytes = self
+                        .selection
+                        .engine
+                        .image_inspect(&plan.images[*n].name)
+                        .map_or(0, |details| details.size);
+                }
+            }
+        }
         let bounds = Bounds {
             memory_bytes: budget.bytes,
             parallel_builds: plan.budget.parallel_builds,
             deliveries: DELIVERIES_AT_ONCE,
-            disk_bytes: None,
+            disk_bytes: disk,
         };
         let policy = if self.options.keep_going {
             Policy::KeepGoing
         } else {
             Policy::FailFast
         };
-        let scheduler = Scheduler::new(pipeline.steps, bounds, policy)
+        let scheduler = Scheduler::new(steps, bounds, policy)
             .map_err(|e| ("graph".to_string(), StepError::failed(e.to_string())))?;
         let jobs = pipeline.jobs;
         let mut failures =

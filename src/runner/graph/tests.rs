@@ -269,24 +269,6 @@ fn the_disk_budget_counts_every_step_in_flight() {
     assert_eq!(scheduler.waits(1), vec![Wait::DiskBudget]);
     scheduler.finished(0, true);
     assert_eq!(scheduler.start_ready(), vec![1]);
-    // A demand learned late (an image's size after its build) counts.
-    let mut late = Scheduler::new(
-        vec![
-            step("deliver/x", Kind::Delivery, &[], 0),
-            step("deliver/y", Kind::Delivery, &[], 0),
-        ],
-        Bounds {
-            deliveries: 2,
-            disk_bytes: Some(1000 * MIB),
-            ..bounds(100)
-        },
-        Policy::FailFast,
-    )
-    .unwrap();
-    late.set_disk(0, 800 * MIB);
-    late.set_disk(1, 800 * MIB);
-    assert_eq!(late.start_ready(), vec![0]);
-    assert_eq!(late.waits(1), vec![Wait::DiskBudget]);
 }
 
 #[test]
