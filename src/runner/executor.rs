@@ -118,10 +118,9 @@ fn cancel(recorder: &Recorder, scheduler: &Scheduler, cancelled: Vec<usize>, sig
             ),
             _ => format!("interrupted by signal {signal}"),
         };
-        recorder.reporter.note(
-            Some(&steps[n].id),
-            &format!("{} cancelled: {because}", steps[n].id),
-        );
+        recorder
+            .reporter
+            .note(Some(&steps[n].id), &format!("cancelled: {because}"));
         recorder.record(&Event::step_cancelled(&steps[n].id, because));
     }
 }
