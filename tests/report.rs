@@ -747,3 +747,97 @@ fn successful_run_sampled_on_real_nodes() {
         );
     }
 }
+
+/// A graph run as the executor records it: the graph, a step that waited
+/// for a build and the memory budget, one cancelled; the critical path is
+/// the chain of needs that takes longest, marked in the journal's reading
+/// and outlined in the Gantt chart, the waits and the cancelled step shown.
+#[test]
+fn a_graph_run_marks_its_critical_path_waits_and_cancellations() {
+    use loadmaster::journal::{GraphStep, Wait, WaitSpan};
+    let dir = TempDir::new("lm-report-graph");
+    let journal = Journal::create(&dir.path.join("runs"), &plan_in(&dir.path, "e2e")).unwrap();
+    let t0 = start();
+    let record = |seconds: f64, event: Event| journal.record(&at(t0, seconds, event)).unwrap();
+    let step = |id: &str, needs: &[&str]| GraphStep {
+        id: id.to_string(),
+        needs: needs.iter().map(|n| n.to_string()).collect(),
+    };
+    record(
+        0.0,
+        Event::graph(vec![
+            step("cluster", &[]),
+            step("build/api", &[]),
+            step("build/web", &[]),
+            step("deliver/api", &["cluster", "build/api"]),
+            step("deliver/web", &["cluster", "build/web"]),
+            step("deploy/app", &["deliver/api", "deliver/web"]),
+        ]),
+    );
+    let ms = |seconds: u64| Timestamp::from_millis(t0 + seconds * 1000);
+    record(0.0, Event::step_start("cluster"));
+    record(0.0, Event::step_start("build/api"));
+    record(0.0, Event::step_start("build/web"));
+    record(5.0, Event::step_end("cluster", Outcome::Succeeded, None));
+    record(4.0, Event::step_end("build/web", Outcome::Succeeded, None));
+    record(5.0, Event::step_start("deliver/web"));
+    record(
+        7.0,
+        Event::step_end("deliver/web", Outcome::Succeeded, None),
+    );
+    record(20.0, Event::step_end("build/api", Outcome::Succeeded, None));
+    record(
+        20.0,
+        Event::step_waited(
+            "deliver/api",
+            vec![
+                WaitSpan {
+                    wait: Wait::Step {
+                        step: "build/api".into(),
+                    },
+                    from: ms(0),
+                    until: ms(20),
+                },
+                WaitSpan {
+                    wait: Wait::DeliverySlot,
+                    from: ms(5),
+                    until: ms(7),
+                },
+            ],
+        ),
+    );
+    record(20.0, Event::step_start("deliver/api"));
+    record(
+        23.0,
+        Event::step_end("deliver/api", Outcome::Failed, Some("refused".into())),
+    );
+    record(
+        23.0,
+        Event::step_cancelled("deploy/app", "deliver/api failed and it needs it"),
+    );
+    record(23.0, Event::run_end(Outcome::Failed));
+
+    let run = Journal::open(journal.dir()).unwrap();
+    let critical: Vec<&str> = run
+        .steps
+        .iter()
+        .filter(|s| s.critical)
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(critical, ["build/api", "deliver/api"]);
+    assert_eq!(run.critical_path_ms, Some(23_000));
+    let waited = run.steps.iter().find(|s| s.id == "deliver/api").unwrap();
+    assert_eq!(waited.needs, ["cluster", "build/api"]);
+    assert_eq!(waited.waits.len(), 2);
+    assert_eq!(run.cancelled.len(), 1);
+    assert_eq!(run.cancelled[0].step, "deploy/app");
+
+    let page = html::render(&RunReport::load(journal.dir()).unwrap());
+    assert_eq!(page.matches("class=\"critical\"").count(), 2, "{page}");
+    assert!(
+        page.contains("deliver/api waited for step build/api (20.0 s), delivery slot (2.0 s)"),
+        "{page}"
+    );
+    assert!(page.contains("<code>deploy/app</code>: deliver/api failed and it needs it"));
+    assert!(page.contains("the critical path"), "{page}");
+}

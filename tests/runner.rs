@@ -14,7 +14,7 @@
 mod support;
 
 use loadmaster::engine::EngineKind;
-use loadmaster::journal::{Event, EventBody, Journal, Outcome, RunStatus};
+use loadmaster::journal::{Event, EventBody, Journal, Outcome, RunStatus, Wait};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,16 +117,14 @@ fn images_yaml(greeter: &str, shell: &str) -> String {
     )
 }
 
-fn schedule_of(events: &[Event]) -> Vec<Vec<String>> {
+/// The builds the schedule event lists, with their estimates.
+fn scheduled_builds(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .find_map(|event| match &event.body {
-            EventBody::Schedule { batches, .. } => Some(
-                batches
-                    .iter()
-                    .map(|batch| batch.iter().map(|b| b.image.clone()).collect())
-                    .collect(),
-            ),
+            EventBody::Schedule { builds, .. } => {
+                Some(builds.iter().map(|b| b.image.clone()).collect())
+            }
             _ => None,
         })
         .expect("a schedule event")
@@ -273,14 +271,27 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
                 "{kind}: {stderr}"
             );
         }
-        let batches = schedule_of(&record.events);
-        assert_eq!(batches.len(), 2, "{kind}: {batches:?}");
-        assert!(batches.iter().all(|b| b.len() == 1), "{kind}: {batches:?}");
-        let first = step_times(&record, &format!("build/{}", batches[0][0]));
-        let second = step_times(&record, &format!("build/{}", batches[1][0]));
+        assert_eq!(
+            scheduled_builds(&record.events),
+            [greeter.clone(), shell.clone()],
+            "{kind}"
+        );
+        // 256 MiB each within 300 MiB: one after the other, in plan order.
+        let first = step_times(&record, &format!("build/{greeter}"));
+        let second = step_times(&record, &format!("build/{shell}"));
         assert!(
             first.1 <= second.0,
             "{kind}: builds overlapped: {first:?} {second:?}"
+        );
+        let waited = record
+            .steps
+            .iter()
+            .find(|s| s.id == format!("build/{shell}"))
+            .map(|s| s.waits.iter().map(|w| w.wait.clone()).collect::<Vec<_>>());
+        assert!(
+            waited.is_some_and(|w| w.contains(&Wait::MemoryBudget)),
+            "{kind}: {:?}",
+            record.steps
         );
         for image in [&greeter, &shell] {
             let step = record
@@ -345,9 +356,14 @@ fn up_builds_within_the_budget_and_delivers_into_the_nodes() {
         assert!(step_lines(&stderr).is_empty(), "{kind}: {stderr}");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["result"], "succeeded", "{kind}: {report}");
-        let batches = schedule_of(&large.last_run().events);
-        assert_eq!(batches.len(), 1, "{kind}: {batches:?}");
-        assert_eq!(batches[0].len(), 2, "{kind}: {batches:?}");
+        // Both fit: they ran side by side.
+        let record = large.last_run();
+        let first = step_times(&record, &format!("build/{greeter}"));
+        let second = step_times(&record, &format!("build/{shell}"));
+        assert!(
+            first.0 < second.1 && second.0 < first.1,
+            "{kind}: builds did not overlap: {first:?} {second:?}"
+        );
     }
 }
 
@@ -869,8 +885,26 @@ fn up_of_a_plan_the_engine_cannot_hold_stops_at_the_preflight_unless_skipped() {
             "{stderr}"
         );
         let record = plan.last_run();
+        // The build ran beside the cluster step; the delivery, which needs
+        // the cluster, was cancelled.
         let steps: Vec<&str> = record.steps.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(steps, ["preflight", "cluster"], "{stderr}");
+        assert_eq!(steps[0], "preflight", "{stderr}");
+        assert!(steps.contains(&"cluster"), "{stderr}");
+        assert!(
+            steps[1..]
+                .iter()
+                .all(|s| *s == "cluster" || s.starts_with("build/")),
+            "{stderr}"
+        );
+        assert!(
+            record
+                .cancelled
+                .iter()
+                .any(|c| c.step.starts_with("deliver/")
+                    && c.because == "cluster failed and it needs it"),
+            "{:?}",
+            record.cancelled
+        );
         assert_eq!(
             preflight_of(&record),
             &EventBody::PreflightSkipped { by: by.to_string() }
@@ -1580,4 +1614,233 @@ fn up_with_its_json_report_into_a_closed_pipe_does_not_panic() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+}
+
+/// A build that takes `NAP` seconds; `TOKEN` keeps the engine's cache from
+/// skipping the sleep on a later run.
+const SLEEPER: &str = "FROM scratch\nCOPY --from=localhost/loadmaster-test-node:1 /bin/busybox /bin/busybox\nARG NAP=1\nARG TOKEN=none\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $TOKEN; /bin/busybox sleep $NAP\"]\n";
+
+/// Plan images built from [`SLEEPER`], each `(name, seconds)`; a `None`
+/// nap is a build that fails at once.
+fn sleeper_images(plan: &TestPlan, images: &[(&str, Option<u32>)]) -> String {
+    let dir = plan.file.parent().unwrap().join("images/sleeper");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), SLEEPER).unwrap();
+    std::fs::write(
+        dir.join("Broken.Dockerfile"),
+        "FROM scratch\nCOPY no-such-file /no-such-file\n",
+    )
+    .unwrap();
+    let token = unique_name("t");
+    let mut text = String::from("images:\n");
+    for (name, nap) in images {
+        text.push_str(&format!(
+            "  - name: {name}\n    build:\n      context: images/sleeper\n      memory: 64MiB\n      timeout: 2m\n"
+        ));
+        match nap {
+            Some(nap) => text.push_str(&format!(
+                "      args:\n        NAP: \"{nap}\"\n        TOKEN: {token}\n"
+            )),
+            None => text.push_str("      dockerfile: images/sleeper/Broken.Dockerfile\n"),
+        }
+    }
+    text
+}
+
+/// The plan text with `images` and `deploy` in place of its images.
+fn graph_plan(cluster: &TestCluster, plan: &TestPlan, images: &str, deploy: &str) {
+    std::fs::write(
+        &plan.file,
+        plan_text(cluster, &format!("{images}{deploy}"), "", "4GiB"),
+    )
+    .unwrap();
+}
+
+/// `up` with kubectl replayed from recordings (a contract test:
+/// `tests/fixtures/kubectl/`), since no API server runs here.
+fn up_with_recorded_kubectl(plan: &TestPlan, extra: &[&str]) -> std::process::Output {
+    let recorded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubectl");
+    let dir = plan.file.parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        recorded.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    plan.command("up", extra)
+        .env("PATH", path)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("LM_FAKE_KUBECTL_CALLS", dir.join("kubectl-calls"))
+        .output()
+        .unwrap()
+}
+
+/// Every step that ran started after every step it needs had ended.
+fn assert_needs_respected(record: &loadmaster::journal::RunRecord) {
+    for step in &record.steps {
+        for need in &step.needs {
+            let before = record
+                .steps
+                .iter()
+                .find(|s| &s.id == need)
+                .unwrap_or_else(|| panic!("{} needs {need}, which did not run", step.id));
+            assert!(
+                before.ended.is_some_and(|end| end <= step.started),
+                "{} started before {need} ended: {:?}",
+                step.id,
+                record.steps
+            );
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn up_delivers_and_deploys_as_soon_as_what_they_need_is_there() {
+    let _exclusive = exclusive();
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let base = unique_name("localhost/lmt-graph");
+        let (slow, fast) = (format!("{base}-slow:1"), format!("{base}-fast:1"));
+        let _built = Built {
+            kind,
+            names: vec![slow.clone(), fast.clone()],
+        };
+        let plan = TestPlan::write("");
+        let images = sleeper_images(&plan, &[(&slow, Some(8)), (&fast, Some(1))]);
+        let dir = plan.file.parent().unwrap();
+        // `config` names no plan image; `app` names the slow one.
+        std::fs::write(dir.join("config.yaml"), "apiVersion: v1\nkind: ConfigMap\n").unwrap();
+        std::fs::write(
+            dir.join("app.yaml"),
+            format!("spec:\n  template:\n    spec:\n      containers:\n        - image: {slow}\n"),
+        )
+        .unwrap();
+        let deploy = "deploy:\n  - name: config\n    manifests: [config.yaml]\n    namespace: e2e\n  - name: app\n    manifests: [app.yaml]\n    namespace: e2e\n    needs: []\n";
+        graph_plan(&cluster, &plan, &images, deploy);
+        let out = up_with_recorded_kubectl(&plan, &["-o", "json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {stderr}");
+        let record = plan.last_run();
+        assert_needs_respected(&record);
+        let slow_build = step_times(&record, &format!("build/{slow}"));
+        // The fast image is delivered while the slow one still builds.
+        let fast_delivery = step_times(&record, &format!("deliver/{fast}"));
+        assert!(
+            fast_delivery.0 < slow_build.1,
+            "{kind}: deliver/{fast} {fast_delivery:?} waited for build/{slow} {slow_build:?}"
+        );
+        // A deploy that needs no built image does not wait for the builds.
+        let config = step_times(&record, "deploy/config");
+        assert!(config.1 < slow_build.1, "{kind}: {config:?} {slow_build:?}");
+        // One that names the slow image waits for its delivery, and says so.
+        let app = record.steps.iter().find(|s| s.id == "deploy/app").unwrap();
+        assert!(
+            app.needs.contains(&format!("deliver/{slow}")),
+            "{:?}",
+            app.needs
+        );
+        assert!(
+            app.waits.iter().any(|w| w.wait
+                == Wait::Step {
+                    step: format!("deliver/{slow}")
+                }),
+            "{kind}: {:?}",
+            app.waits
+        );
+        // The slow build, its delivery and the app are the critical path.
+        let critical: Vec<&str> = record
+            .steps
+            .iter()
+            .filter(|s| s.critical)
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(
+            critical,
+            [
+                "preflight".to_string(),
+                format!("build/{slow}"),
+                format!("deliver/{slow}"),
+                "deploy/app".to_string()
+            ],
+            "{kind}"
+        );
+        // `-o json` carries the same timeline.
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = report["steps"].as_array().unwrap();
+        let app = steps.iter().find(|s| s["id"] == "deploy/app").unwrap();
+        assert_eq!(app["critical"], true, "{report}");
+        assert!(app["waits"][0]["from"].is_string(), "{report}");
+        assert!(
+            report["criticalPathMs"].as_u64().unwrap() > 8000,
+            "{report}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_failed_build_cancels_what_waits_or_with_keep_going_only_what_needs_it() {
+    let _exclusive = exclusive();
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let base = unique_name("localhost/lmt-fail");
+        let (broken, slow) = (format!("{base}-broken:1"), format!("{base}-slow:1"));
+        let _built = Built {
+            kind,
+            names: vec![broken.clone(), slow.clone()],
+        };
+        for keep_going in [false, true] {
+            let plan = TestPlan::write("");
+            let images = sleeper_images(&plan, &[(&broken, None), (&slow, Some(4))]);
+            graph_plan(&cluster, &plan, &images, "");
+            let extra: &[&str] = if keep_going { &["--keep-going"] } else { &[] };
+            let out = up_with_recorded_kubectl(&plan, extra);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{kind}: {stderr}");
+            let record = plan.last_run();
+            assert_eq!(record.status, RunStatus::Failed, "{kind}");
+            assert_needs_respected(&record);
+            let status = |id: &str| record.steps.iter().find(|s| s.id == id).map(|s| s.status);
+            use loadmaster::journal::StepStatus;
+            assert_eq!(status(&format!("build/{broken}")), Some(StepStatus::Failed));
+            // The slow build was running: it ran to its end.
+            assert_eq!(
+                status(&format!("build/{slow}")),
+                Some(StepStatus::Succeeded)
+            );
+            let cancelled = |id: &str| {
+                record
+                    .cancelled
+                    .iter()
+                    .find(|c| c.step == id)
+                    .map(|c| c.because.clone())
+            };
+            let needs_it = format!("build/{broken} failed and it needs it");
+            assert_eq!(
+                cancelled(&format!("deliver/{broken}")),
+                Some(needs_it),
+                "{kind}"
+            );
+            if keep_going {
+                // What does not need the failed build went on.
+                assert_eq!(
+                    status(&format!("deliver/{slow}")),
+                    Some(StepStatus::Succeeded)
+                );
+                assert_eq!(cancelled(&format!("deliver/{slow}")), None);
+            } else {
+                assert_eq!(status(&format!("deliver/{slow}")), None, "{kind}");
+                assert!(
+                    cancelled(&format!("deliver/{slow}"))
+                        .is_some_and(|b| b.starts_with("fail fast")),
+                    "{kind}: {:?}",
+                    record.cancelled
+                );
+                assert!(
+                    stderr.contains(&format!("deliver/{slow}: cancelled: fail fast")),
+                    "{stderr}"
+                );
+            }
+        }
+    }
 }

@@ -275,6 +275,11 @@ struct PlanRunArgs {
     /// Also `LOADMASTER_SKIP_PREFLIGHT=1`.
     #[arg(long)]
     skip_preflight: bool,
+    /// `up` and `run`: after a failed step, go on with every step that
+    /// does not need it (by default nothing more starts, and what runs
+    /// ends).
+    #[arg(long)]
+    keep_going: bool,
 }
 
 impl PlanRunArgs {
@@ -285,6 +290,7 @@ impl PlanRunArgs {
             teardown,
             output: self.output,
             progress: self.progress,
+            keep_going: self.keep_going,
             skip_preflight: if self.skip_preflight {
                 Some("--skip-preflight".to_string())
             } else {

@@ -17,6 +17,8 @@ pub struct RunArgs {
     pub progress: progress::Mode,
     /// Who said to skip the pre-flight, if anyone did.
     pub skip_preflight: Option<String>,
+    /// `--keep-going`.
+    pub keep_going: bool,
 }
 
 pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<(), CommandError> {
@@ -28,6 +30,8 @@ pub fn run(phase: Phase, engine: Option<EngineChoice>, args: RunArgs) -> Result<
         progress: args.progress,
         stdout_for_report: args.output == Output::Json,
         skip_preflight: args.skip_preflight,
+        keep_going: args.keep_going,
+        order: runner::order_from_env(&|name| std::env::var(name).ok()),
     };
     let report = runner::execute(&plan, phase, &options)?;
     match args.output {

@@ -53,7 +53,23 @@ pub enum EventBody {
         engine: Option<EngineKind>,
         loadmaster_version: String,
     },
+    /// The steps of `up` as a graph, recorded before the first starts:
+    /// each with the steps it needs.
+    Graph {
+        steps: Vec<GraphStep>,
+    },
+    /// Why a step did not start as soon as the graph began (recorded just
+    /// before its `step-start`): each reason with when it held.
+    StepWaited {
+        waits: Vec<WaitSpan>,
+    },
     StepStart,
+    /// A step of the graph that will not run, and why.
+    StepCancelled {
+        /// `build/api failed and it needs it`, `fail fast after build/api
+        /// failed`, `interrupted`.
+        because: String,
+    },
     StepEnd {
         result: Outcome,
         /// Why it failed, in one line.
@@ -75,13 +91,17 @@ pub enum EventBody {
         source: String,
         note: String,
     },
-    /// The build schedule the runner chose: the memory budget, where it
-    /// came from, each build's estimate and the batches run one after the
-    /// other (the builds of a batch run together).
+    /// What the builds are scheduled by: the memory budget, where it came
+    /// from, and each build's estimate, in plan order. (Journals from
+    /// before the step graph list `batches` run one after the other
+    /// instead.)
     #[serde(rename_all = "camelCase")]
     Schedule {
         budget_bytes: u64,
         budget_source: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        builds: Vec<ScheduledBuild>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         batches: Vec<Vec<ScheduledBuild>>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
@@ -174,6 +194,51 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// One step of a [`EventBody::Graph`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphStep {
+    pub id: String,
+    /// The steps that must succeed before it starts.
+    pub needs: Vec<String>,
+}
+
+/// Why a step could not start.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "kebab-case")]
+pub enum Wait {
+    /// A step it needs had not succeeded yet.
+    Step { step: String },
+    /// Builds that ran took the memory it needs.
+    MemoryBudget,
+    /// `budget.parallelBuilds` builds ran.
+    BuildSlot,
+    /// The bound on deliveries at once was reached.
+    DeliverySlot,
+    /// Steps in flight took the disk it needs (`budget.disk`).
+    DiskBudget,
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wait::Step { step } => write!(f, "step {step}"),
+            Wait::MemoryBudget => f.write_str("memory budget"),
+            Wait::BuildSlot => f.write_str("build slot"),
+            Wait::DeliverySlot => f.write_str("delivery slot"),
+            Wait::DiskBudget => f.write_str("disk budget"),
+        }
+    }
+}
+
+/// One reason a step waited, from when to when it held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitSpan {
+    #[serde(flatten)]
+    pub wait: Wait,
+    pub from: Timestamp,
+    pub until: Timestamp,
+}
+
 /// One build in a [`EventBody::Schedule`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -196,6 +261,23 @@ impl Event {
 
     pub fn step_start(step: &str) -> Event {
         Event::now(Some(step), EventBody::StepStart)
+    }
+
+    pub fn graph(steps: Vec<GraphStep>) -> Event {
+        Event::now(None, EventBody::Graph { steps })
+    }
+
+    pub fn step_waited(step: &str, waits: Vec<WaitSpan>) -> Event {
+        Event::now(Some(step), EventBody::StepWaited { waits })
+    }
+
+    pub fn step_cancelled(step: &str, because: impl Into<String>) -> Event {
+        Event::now(
+            Some(step),
+            EventBody::StepCancelled {
+                because: because.into(),
+            },
+        )
     }
 
     pub fn step_end(step: &str, result: Outcome, error: Option<String>) -> Event {
@@ -244,7 +326,7 @@ impl Event {
     pub fn schedule(
         budget_bytes: u64,
         budget_source: String,
-        batches: Vec<Vec<ScheduledBuild>>,
+        builds: Vec<ScheduledBuild>,
         warnings: Vec<String>,
     ) -> Event {
         Event::now(
@@ -252,7 +334,8 @@ impl Event {
             EventBody::Schedule {
                 budget_bytes,
                 budget_source,
-                batches,
+                builds,
+                batches: Vec::new(),
                 warnings,
             },
         )
@@ -336,6 +419,7 @@ impl Event {
             self.body,
             EventBody::RunStart { .. }
                 | EventBody::StepStart
+                | EventBody::StepCancelled { .. }
                 | EventBody::StepEnd { .. }
                 | EventBody::RunEnd { .. }
         )

@@ -22,11 +22,12 @@ mod record;
 
 pub use crate::time::Timestamp;
 pub use event::{
-    DiskSpace, Event, EventBody, Exit, HostMemory, NodeMemory, Outcome, SCHEMA_VERSION,
-    STDERR_TAIL, Sample, ScheduledBuild,
+    DiskSpace, Event, EventBody, Exit, GraphStep, HostMemory, NodeMemory, Outcome, SCHEMA_VERSION,
+    STDERR_TAIL, Sample, ScheduledBuild, Wait, WaitSpan,
 };
 pub use record::{
-    Damage, NodePeak, Peaks, RunRecord, RunStatus, RunSummary, StepRecord, StepStatus, list,
+    Cancelled, Damage, NodePeak, Peaks, RunRecord, RunStatus, RunSummary, StepRecord, StepStatus,
+    list,
 };
 
 use crate::engine::EngineKind;

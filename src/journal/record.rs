@@ -7,7 +7,7 @@
 //! the run "interrupted", and a step without its end is "interrupted" at
 //! the last instant the journal knows of.
 
-use super::event::{Event, EventBody, Outcome, Sample};
+use super::event::{Event, EventBody, Outcome, Sample, WaitSpan};
 use super::{EVENTS_FILE, JournalError, SAMPLES_FILE};
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -86,6 +86,13 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// Commands the step ran.
     pub commands: usize,
+    /// The steps it needed, when it ran as part of a graph.
+    pub needs: Vec<String>,
+    /// Why it did not start sooner.
+    pub waits: Vec<WaitSpan>,
+    /// On the critical path: the chain of needs whose durations add up to
+    /// the most, which no scheduling can beat.
+    pub critical: bool,
     /// From the samples taken between start and end (for an interrupted
     /// step: up to the last thing the journal recorded).
     pub peaks: Peaks,
@@ -154,6 +161,14 @@ impl Peaks {
     }
 }
 
+/// A step of the graph that never ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cancelled {
+    pub step: String,
+    pub because: String,
+    pub time: Timestamp,
+}
+
 /// A run read back from its directory.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -173,6 +188,11 @@ pub struct RunRecord {
     pub last_seen: Option<Timestamp>,
     pub status: RunStatus,
     pub steps: Vec<StepRecord>,
+    /// Steps of the graph that never ran, and why.
+    pub cancelled: Vec<Cancelled>,
+    /// The critical path's length: the durations of its steps added up
+    /// (the least time the steps could take with unbounded resources).
+    pub critical_path_ms: Option<u64>,
     /// Lines that could not be read; empty for an intact journal.
     pub damage: Vec<Damage>,
     /// What the record lacks, in words, for reports ("no run-end event: …").
@@ -251,12 +271,16 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
             .max(),
         status: RunStatus::Interrupted,
         steps: Vec::new(),
+        cancelled: Vec::new(),
+        critical_path_ms: None,
         damage,
         missing,
         events: Vec::new(),
         samples: Vec::new(),
     };
     let mut open_steps: BTreeMap<String, usize> = BTreeMap::new();
+    let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut waited: BTreeMap<String, Vec<WaitSpan>> = BTreeMap::new();
     for event in &events {
         match &event.body {
             EventBody::RunStart {
@@ -284,15 +308,31 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
                 let id = event.step.clone().unwrap_or_default();
                 open_steps.insert(id.clone(), record.steps.len());
                 record.steps.push(StepRecord {
+                    needs: needs.get(&id).cloned().unwrap_or_default(),
+                    waits: waited.remove(&id).unwrap_or_default(),
                     id,
                     started: event.time,
                     ended: None,
                     status: StepStatus::Interrupted,
                     error: None,
                     commands: 0,
+                    critical: false,
                     peaks: Peaks::default(),
                 });
             }
+            EventBody::Graph { steps } => {
+                for step in steps {
+                    needs.insert(step.id.clone(), step.needs.clone());
+                }
+            }
+            EventBody::StepWaited { waits } => {
+                waited.insert(event.step.clone().unwrap_or_default(), waits.clone());
+            }
+            EventBody::StepCancelled { because } => record.cancelled.push(Cancelled {
+                step: event.step.clone().unwrap_or_default(),
+                because: because.clone(),
+                time: event.time,
+            }),
             EventBody::StepEnd { result, error } => {
                 if let Some(&n) = event.step.as_ref().and_then(|id| open_steps.get(id)) {
                     let step = &mut record.steps[n];
@@ -338,9 +378,56 @@ pub(super) fn open(dir: &Path) -> Result<RunRecord, JournalError> {
         }
         step.peaks = Peaks::between(&samples, step.started, step.ended.unwrap_or(last));
     }
+    if !needs.is_empty() {
+        record.critical_path_ms = Some(mark_critical_path(&mut record.steps, last));
+    }
     record.events = events;
     record.samples = samples;
     Ok(record)
+}
+
+/// Marks the chain of needs whose steps' durations add up to the most
+/// (a step that never ended counts up to `last`), and returns its length.
+/// Ties go to the step recorded first, so that the mark is reproducible.
+fn mark_critical_path(steps: &mut [StepRecord], last: Timestamp) -> u64 {
+    let index: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(n, step)| (step.id.as_str(), n))
+        .collect();
+    let took: Vec<u64> = steps
+        .iter()
+        .map(|s| s.ended.unwrap_or(last).since(s.started))
+        .collect();
+    // Longest chain ending at each step, and the need it came through.
+    // Needs started earlier, so start order is an order of the graph.
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&n| steps[n].started);
+    let mut length = vec![0u64; steps.len()];
+    let mut through: Vec<Option<usize>> = vec![None; steps.len()];
+    for &n in &order {
+        let mut best: Option<usize> = None;
+        for need in &steps[n].needs {
+            if let Some(&m) = index.get(need.as_str())
+                && best.is_none_or(|b| length[m] > length[b])
+            {
+                best = Some(m);
+            }
+        }
+        through[n] = best;
+        length[n] = took[n] + best.map_or(0, |m| length[m]);
+    }
+    let Some(end) = (0..steps.len()).reduce(|a, b| if length[b] > length[a] { b } else { a })
+    else {
+        return 0;
+    };
+    let total = length[end];
+    let mut at = Some(end);
+    while let Some(n) = at {
+        steps[n].critical = true;
+        at = through[n];
+    }
+    total
 }
 
 /// Reads a JSON-lines file; `None` when it does not exist. Lines that do

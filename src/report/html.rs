@@ -357,9 +357,41 @@ fn gantt(out: &mut String, r: &RunReport) -> std::fmt::Result {
         let duration = step
             .ended
             .map_or("no end".to_string(), |end| seconds(end.since(step.started)));
+        // What it waited for: a thin line from when the wait began to its
+        // start, each reason in its title.
+        if let Some(first) = step.waits.iter().map(|w| w.from).min() {
+            let reasons: Vec<String> = step
+                .waits
+                .iter()
+                .map(|w| format!("{} ({})", w.wait, seconds(w.until.since(w.from))))
+                .collect();
+            writeln!(
+                out,
+                "<rect class=\"wait\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"2\" fill=\"#999\"><title>{} waited for {}</title></rect>",
+                axes.x(first),
+                y + ROW / 2.0 - 1.0,
+                (x1 - axes.x(first)).max(0.0),
+                esc(&step.id),
+                esc(&reasons.join(", ")),
+            )?;
+        }
+        // The critical path: outlined, and said in its title.
+        let (mark, critical) = if step.critical {
+            (
+                " class=\"critical\" stroke=\"#000\" stroke-width=\"2\"",
+                ", on the critical path",
+            )
+        } else {
+            ("", "")
+        };
+        let needs = if step.needs.is_empty() {
+            String::new()
+        } else {
+            format!("; needs {}", step.needs.join(", "))
+        };
         writeln!(
             out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}: {}, {duration}</title></rect>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"{mark}><title>{}: {}, {duration}{critical}{}</title></rect>",
             LEFT - 8.0,
             y + 15.0,
             esc(&short(&step.id)),
@@ -368,6 +400,7 @@ fn gantt(out: &mut String, r: &RunReport) -> std::fmt::Result {
             ROW - 6.0,
             esc(&step.id),
             step.status.word(),
+            esc(&needs),
         )?;
         if step.ended.is_none() {
             // After the bar when there is room, else inside its end.
@@ -383,7 +416,28 @@ fn gantt(out: &mut String, r: &RunReport) -> std::fmt::Result {
             )?;
         }
     }
-    writeln!(out, "</svg>")
+    writeln!(out, "</svg>")?;
+    if let Some(length) = r.run.critical_path_ms {
+        writeln!(
+            out,
+            "<p>Outlined: the critical path, the chain of needs whose steps take longest ({} of {} wall time); a grey line before a bar: what the step waited for (hover for why).</p>",
+            seconds(length),
+            r.run.duration_ms().map_or("unknown".to_string(), seconds),
+        )?;
+    }
+    if !r.run.cancelled.is_empty() {
+        writeln!(out, "<p>Cancelled, never started:</p><ul>")?;
+        for cancelled in &r.run.cancelled {
+            writeln!(
+                out,
+                "<li><code>{}</code>: {}</li>",
+                esc(&cancelled.step),
+                esc(&cancelled.because)
+            )?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    Ok(())
 }
 
 /// A time series: its label, colour, points, and the limit drawn with it.

@@ -1,54 +1,63 @@
 //! The runner: `up`, `test`, `down` and `run` of a plan, each recorded as
-//! one run in the journal. This module is the sequencer; each step is a
+//! one run in the journal. This module sequences the phases; each step is a
 //! module of [`steps`] with a context of only what it needs.
 //!
-//! `up`: the cluster (an existing one with the plan's name, found by kind's
+//! `up` is a graph of steps ([`pipeline`] makes it from the plan,
+//! [`graph`] decides what starts, [`executor`] runs it): the pre-flight,
+//! then the cluster (an existing one with the plan's name, found by kind's
 //! node labels, is reused; a missing one is created with the kind CLI; a
-//! `provider: existing` cluster is its kubeconfig context, checked), the
-//! builds in batches that fit the memory budget ([`schedule`]), every plan
-//! image delivered into every node (one at a time: a load's memory is
-//! bounded, several at once would not be) or pushed to the cluster's
-//! registry ([`registry_delivery`]), then the deploy steps with their waits
-//! (applying [`overlay`]s that name the pushed images). `test`: the plan's
-//! test command with `KUBECONFIG` and its environment, its output streamed
-//! and kept, its exit code recorded. `down`: `kind delete cluster`, never
-//! for an existing cluster. `run`: all three, the teardown following the
-//! plan's policy.
+//! `provider: existing` cluster is its kubeconfig context, checked) while
+//! the images build within the memory budget; each image delivered into
+//! every node as soon as its build and the cluster are there (deliveries
+//! one at a time: they share the nodes' imports), or pushed to the
+//! cluster's registry ([`registry_delivery`]); each deploy step with its
+//! waits once its `needs` and the images its manifests name are there
+//! (applying [`overlay`]s that name the pushed images). A failed step
+//! stops new steps from starting (fail fast), or with `--keep-going` only
+//! those that need it. `test`: the plan's test command with `KUBECONFIG`
+//! and its environment, its output streamed and kept, its exit code
+//! recorded. `down`: `kind delete cluster`, never for an existing cluster.
+//! `run`: the graph of `up` with the test as its last step, then the
+//! teardown following the plan's policy.
 //!
-//! Every step is a journal step with a start, an end and its commands; the
-//! monitor samples memory (host and nodes) throughout. A failed deploy or
-//! test step also gets the logs and descriptions of the pods that are not
-//! ready ([`pods`]), each file listed in the journal. What happens is
-//! shown by a [`progress::Reporter`] (a frame of active steps on a
-//! terminal, timestamped lines elsewhere), which the runner only informs. A failing step gets
-//! logs gathered and a diagnosis (`diagnosis.json`, `diagnosis.md` in the
-//! run directory). SIGINT and SIGTERM stop the running child (a build,
-//! kubectl, the test) and end the journal with `run-end interrupted`. An
-//! image delivery in progress is not a child of its own: under SIGTERM it
+//! Every step is a journal step with a start, an end and its commands, and
+//! in the graph its needs and why it waited; the monitor samples memory
+//! (host and nodes) throughout. A failed deploy or test step also gets the
+//! logs and descriptions of the pods that are not ready ([`pods`]), each
+//! file listed in the journal. What happens is shown by a
+//! [`progress::Reporter`] (a frame of active steps on a terminal,
+//! timestamped lines elsewhere), which the runner only informs. A failing
+//! step gets logs gathered and a diagnosis (`diagnosis.json`,
+//! `diagnosis.md` in the run directory). SIGINT and SIGTERM stop the
+//! running children (builds, kubectl, the test), cancel every step not
+//! started, and end the journal with `run-end interrupted`. An image
+//! delivery in progress is not a child of its own: under SIGTERM it
 //! finishes and the run stops after it; a Ctrl-C from a terminal reaches
 //! its engine commands too and stops it at once.
 
 pub mod build;
 pub mod estimate;
+pub mod executor;
+pub mod graph;
+mod jobs;
 pub mod kube;
+pub mod manifests;
 pub mod overlay;
+pub mod pipeline;
 pub mod pods;
 pub mod progress;
 pub mod registry_delivery;
 pub mod registry_hosting;
-pub mod schedule;
 pub mod steps;
 
 use crate::engine::{self, Engine, EngineChoice, Selection};
-use crate::journal::{Event, Journal, JournalError, Outcome};
-use crate::plan::{self, Plan, TeardownAction};
+use crate::journal::{self, Event, Journal, JournalError, Outcome};
+use crate::plan::{Plan, TeardownAction};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use steps::builds::Builds;
 use steps::cluster::{ClusterState, ClusterStep};
-use steps::deploy::Deploy;
 use steps::preflight::Preflight;
 use steps::teardown::Teardown;
 use steps::test::TestStep;
@@ -81,6 +90,20 @@ pub struct Options {
     /// Who said to skip the pre-flight of `up` and `run`
     /// (`--skip-preflight`, `LOADMASTER_SKIP_PREFLIGHT=1`), if anyone did.
     pub skip_preflight: Option<String>,
+    /// `--keep-going`: after a failure, run what does not need it.
+    pub keep_going: bool,
+    /// The graph, or the phase order it replaced (for the benchmark).
+    pub order: pipeline::Order,
+}
+
+/// The order `LOADMASTER_ORDER` asks for: `phases` runs `up` in the phases
+/// it had before the step graph (the benchmark's baseline); anything else,
+/// or nothing, the graph.
+pub fn order_from_env(var: &dyn Fn(&str) -> Option<String>) -> pipeline::Order {
+    match var("LOADMASTER_ORDER").as_deref() {
+        Some("phases") => pipeline::Order::Phases,
+        _ => pipeline::Order::Graph,
+    }
 }
 
 /// How long the kind CLI may take to create or delete a cluster.
@@ -127,6 +150,29 @@ pub struct Report {
     /// Images pushed to the cluster's registry (`delivery: registry`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushed: Vec<registry_delivery::Pushed>,
+    /// Every step as the journal recorded it: start, end, needs, waits,
+    /// and whether it is on the critical path.
+    pub steps: Vec<StepTiming>,
+    /// Steps of the graph that never ran, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cancelled: Vec<journal::Cancelled>,
+    /// The critical path's length (the durations of its steps added up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critical_path_ms: Option<u64>,
+}
+
+/// One step in the `-o json` report.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTiming {
+    pub id: String,
+    pub started: journal::Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<journal::Timestamp>,
+    pub result: journal::StepStatus,
+    pub needs: Vec<String>,
+    pub waits: Vec<journal::WaitSpan>,
+    pub critical: bool,
 }
 
 impl Report {
@@ -155,18 +201,19 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
         path: logs.clone(),
         source,
     })?;
-    let mut run = Run {
+    let run = Run {
         plan,
         options,
         recorder: Recorder {
             reporter: progress::for_stderr(options.progress, options.stdout_for_report),
             journal,
+            boundaries: Mutex::new(()),
         },
-        cluster: ClusterState::before(&selection),
+        cluster: RwLock::new(ClusterState::before(&selection)),
         selection,
-        rewrites: Vec::new(),
-        pushed: Vec::new(),
-        test_exit_code: None,
+        rewrites: Mutex::new(Vec::new()),
+        pushed: Mutex::new(Vec::new()),
+        test_exit_code: Mutex::new(None),
     };
     let result = run.phase(phase);
     Ok(run.finish(phase, result))
@@ -184,47 +231,51 @@ fn select(plan: &Plan, flag: Option<EngineChoice>) -> Result<Selection, engine::
     }
 }
 
-/// The sequencer: runs the steps of a phase in order, each from a small
-/// context made of what earlier steps found.
+/// The sequencer: runs the phases, each step from a small context made
+/// of what earlier steps found. Shared by the graph's threads: what a step
+/// finds for later ones is behind a lock.
 struct Run<'a> {
     plan: &'a Plan,
     options: &'a Options,
     recorder: Recorder,
     selection: Selection,
-    cluster: ClusterState,
+    /// Written by the cluster step alone, before any step that reads it
+    /// starts.
+    cluster: RwLock<ClusterState>,
     /// Plan images as pushed to a registry, renamed so in deployed
     /// manifests; none for `load` delivery.
-    rewrites: Vec<overlay::Rewrite>,
-    pushed: Vec<registry_delivery::Pushed>,
-    test_exit_code: Option<i32>,
+    rewrites: Mutex<Vec<overlay::Rewrite>>,
+    pushed: Mutex<Vec<registry_delivery::Pushed>>,
+    test_exit_code: Mutex<Option<i32>>,
 }
 
 impl Run<'_> {
-    fn phase(&mut self, phase: Phase) -> Result<(), Failure> {
+    fn phase(&self, phase: Phase) -> Result<(), Failure> {
         match phase {
-            Phase::Up => self.up(),
+            Phase::Up => self.up(false),
             Phase::Test => {
                 self.find_cluster(false)?;
                 self.test()
             }
-            Phase::Down => self.teardown().down(),
+            Phase::Down => self.teardown(|teardown| teardown.down()),
             Phase::Run => {
-                let result = self.up().and_then(|()| self.test());
+                let result = self.up(true);
                 let succeeded = result.is_ok();
                 let interrupted = matches!(result, Err((_, StepError::Interrupted(_))));
                 if interrupted {
                     return result;
                 }
                 if let Err((step, error)) = &result {
-                    self.on_cluster().leave_evidence(step, error);
+                    self.on_cluster(|cluster| cluster.leave_evidence(step, error));
                 }
-                let teardown = self.teardown().run(succeeded, self.options.teardown);
+                let teardown =
+                    self.teardown(|teardown| teardown.run(succeeded, self.options.teardown));
                 result.and(teardown)
             }
         }
     }
 
-    fn up(&mut self) -> Result<(), Failure> {
+    fn preflight(&self) -> Result<(), Failure> {
         Preflight {
             plan: self.plan,
             root: &self.options.root,
@@ -232,93 +283,79 @@ impl Run<'_> {
             skipped_by: self.options.skip_preflight.as_deref(),
             recorder: &self.recorder,
         }
-        .run()?;
-        self.find_cluster(true)?;
-        Builds {
-            plan: self.plan,
-            root: &self.options.root,
-            info: self.cluster.info.as_ref(),
-            engine: self.cluster.engine.kind(),
-            recorder: &self.recorder,
-        }
-        .run()?;
-        let delivery = self.on_cluster();
-        match &self.plan.cluster.delivery {
-            plan::Delivery::Load => {
-                for image in &self.plan.images {
-                    delivery.load(image)?;
-                }
-            }
-            plan::Delivery::Registry {
-                registry,
-                allow_http,
-            } => {
-                (self.pushed, self.rewrites) =
-                    delivery.push_images(registry.as_deref(), *allow_http)?
-            }
-        }
-        let deploy = Deploy {
-            plan: self.plan,
-            kube: &self.cluster.kube,
-            rewrites: &self.rewrites,
-            recorder: &self.recorder,
-        };
-        for name in &self.plan.deploy_order {
-            deploy.run(name)?;
-        }
-        Ok(())
+        .run()
     }
 
-    fn find_cluster(&mut self, create: bool) -> Result<(), Failure> {
+    fn find_cluster(&self, create: bool) -> Result<(), Failure> {
         ClusterStep {
             plan: self.plan,
             selection: &self.selection,
             recorder: &self.recorder,
         }
-        .run(create, &mut self.cluster)
+        .run(
+            create,
+            &mut self.cluster.write().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
-    fn test(&mut self) -> Result<(), Failure> {
+    fn cluster(&self) -> std::sync::RwLockReadGuard<'_, ClusterState> {
+        self.cluster.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn test(&self) -> Result<(), Failure> {
         let Some(test) = &self.plan.test else {
             return Ok(());
         };
+        let cluster = self.cluster();
         let (result, exit) = TestStep {
             test,
-            kube: &self.cluster.kube,
+            kube: &cluster.kube,
             recorder: &self.recorder,
         }
         .run();
-        self.test_exit_code = exit;
+        *self
+            .test_exit_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = exit;
         result
     }
 
-    fn teardown(&self) -> Teardown<'_> {
-        Teardown {
+    fn teardown<T>(&self, body: impl FnOnce(Teardown<'_>) -> T) -> T {
+        let cluster = self.cluster();
+        body(Teardown {
             plan: self.plan,
             selection: &self.selection,
-            engine: &self.cluster.engine,
-            cluster_found: self.cluster.found,
+            engine: &cluster.engine,
+            cluster_found: cluster.found,
             recorder: &self.recorder,
-        }
+        })
     }
 
-    fn on_cluster(&self) -> OnCluster<'_> {
-        OnCluster {
+    /// `body` with the context of the steps that reach the cluster's nodes.
+    fn on_cluster<T>(&self, body: impl FnOnce(&OnCluster<'_>) -> T) -> T {
+        let cluster = self.cluster();
+        body(&OnCluster {
             plan: self.plan,
-            engine: &self.cluster.engine,
-            nodes: &self.cluster.nodes,
-            kube: &self.cluster.kube,
+            engine: &cluster.engine,
+            nodes: &cluster.nodes,
+            kube: &cluster.kube,
             recorder: &self.recorder,
-        }
+        })
     }
 
     /// Ends the run: failure handling for the phases that do not tear down,
     /// the monitor stopped, `run-end` recorded.
-    fn finish(mut self, phase: Phase, result: Result<(), Failure>) -> Report {
+    fn finish(self, phase: Phase, result: Result<(), Failure>) -> Report {
         if let (Err((step, error)), false) = (&result, phase == Phase::Run) {
-            self.on_cluster().leave_evidence(step, error);
+            self.on_cluster(|cluster| cluster.leave_evidence(step, error));
         }
-        if let Some(monitor) = self.cluster.monitor.take() {
+        let monitor = self
+            .cluster
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .monitor
+            .take();
+        if let Some(monitor) = monitor {
             for note in monitor.stop().notes {
                 self.recorder
                     .reporter
@@ -340,6 +377,23 @@ impl Run<'_> {
         self.recorder.record(&Event::run_end(outcome));
         let journal = &self.recorder.journal;
         let diagnosis = journal.dir().join("diagnosis.md");
+        // The timeline as the journal has it: what reports read too.
+        let record = Journal::open(journal.dir()).ok();
+        let steps = record.as_ref().map_or_else(Vec::new, |record| {
+            record
+                .steps
+                .iter()
+                .map(|step| StepTiming {
+                    id: step.id.clone(),
+                    started: step.started,
+                    ended: step.ended,
+                    result: step.status,
+                    needs: step.needs.clone(),
+                    waits: step.waits.clone(),
+                    critical: step.critical,
+                })
+                .collect()
+        });
         Report {
             phase,
             run_id: journal.id().to_string(),
@@ -348,10 +402,18 @@ impl Run<'_> {
             result: outcome,
             failed_step,
             error,
-            test_exit_code: self.test_exit_code,
+            test_exit_code: *self
+                .test_exit_code
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
             signal,
             diagnosis: diagnosis.exists().then_some(diagnosis),
-            pushed: self.pushed,
+            pushed: std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|p| p.into_inner())),
+            cancelled: record
+                .as_ref()
+                .map_or_else(Vec::new, |r| r.cancelled.clone()),
+            critical_path_ms: record.as_ref().and_then(|r| r.critical_path_ms),
+            steps,
         }
     }
 }

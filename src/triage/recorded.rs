@@ -317,6 +317,8 @@ mod tests {
             last_seen: None,
             status: crate::journal::RunStatus::Failed,
             steps: Vec::new(),
+            cancelled: Vec::new(),
+            critical_path_ms: None,
             damage: Vec::new(),
             missing: Vec::new(),
             events,

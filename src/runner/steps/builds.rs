@@ -1,15 +1,16 @@
-//! The build steps: every image the plan builds, in batches that fit the
-//! memory budget ([`super::super::schedule`]), each build estimated by the
-//! rule `doctor -f` uses too ([`super::super::estimate`]); the schedule
-//! recorded in the journal, each build a step `build/<image>`.
+//! The build steps, `build/<image>`: each image the plan builds, estimated
+//! by the rule `doctor -f` uses too ([`super::super::estimate`]) against a
+//! memory budget that the step graph keeps builds within
+//! ([`super::super::graph`]); the budget and the estimates recorded in the
+//! journal as a `schedule` event.
 
-use super::super::{build, estimate, schedule};
+use super::super::{build, estimate};
 use super::{Failure, Recorder, StepError};
 use crate::doctor::Estimate;
 use crate::engine::{EngineInfo, EngineKind};
 use crate::journal::{Event, ScheduledBuild};
 use crate::monitor::Sources;
-use crate::plan::{Image, ImageSource, Plan};
+use crate::plan::{ImageSource, Plan};
 use crate::process::signal;
 use std::path::Path;
 
@@ -18,28 +19,16 @@ pub struct Builds<'a> {
     pub plan: &'a Plan,
     /// Where earlier runs are recorded (their builds' memory growth).
     pub root: &'a Path,
-    /// The engine as measured when the cluster was found.
-    pub info: Option<&'a EngineInfo>,
     pub engine: EngineKind,
     pub recorder: &'a Recorder,
 }
 
 impl Builds<'_> {
-    /// Builds every image the plan builds, in batches within the budget.
-    pub fn run(&self) -> Result<(), Failure> {
-        let builds: Vec<(&Image, &crate::plan::Build)> = self
-            .plan
-            .images
-            .iter()
-            .filter_map(|image| match &image.source {
-                ImageSource::Build(build) => Some((image, build)),
-                _ => None,
-            })
-            .collect();
-        if builds.is_empty() {
-            return Ok(());
-        }
-        let budget = match self.info {
+    /// The memory budget (`info`: the engine as measured, if it could be)
+    /// and each plan image's build estimate in bytes (0 for an image not
+    /// built), recorded in the journal and said in a note.
+    pub fn estimates(&self, info: Option<&EngineInfo>) -> (Estimate, Vec<u64>) {
+        let budget = match info {
             Some(info) => {
                 let sources = Sources::for_engine(info, std::env::var("TMPDIR").ok().as_deref());
                 estimate::budget(info, &sources, &self.plan.budget)
@@ -52,76 +41,64 @@ impl Builds<'_> {
                 "the plan's budget.memory or the default (the engine could not be measured)",
             ),
         };
-        let estimates: Vec<Estimate> = builds
+        let mut scheduled = Vec::new();
+        let mut warnings = Vec::new();
+        let bytes: Vec<u64> = self
+            .plan
+            .images
             .iter()
-            .map(|(image, build)| estimate::build(self.root, &image.name, build))
-            .collect();
-        let items: Vec<schedule::Item> = builds
-            .iter()
-            .zip(&estimates)
-            .map(|((image, _), figure)| schedule::Item {
-                name: image.name.clone(),
-                estimate_bytes: figure.bytes,
+            .map(|image| {
+                let ImageSource::Build(build) = &image.source else {
+                    return 0;
+                };
+                let figure = estimate::build(self.root, &image.name, build);
+                if figure.bytes > budget.bytes {
+                    warnings.push(format!(
+                        "build {} is estimated at {} bytes, more than the whole budget of {} bytes: it runs alone and may fail for lack of memory (give the engine more memory, or lower the estimate with images[].build.memory if it is too high)",
+                        image.name, figure.bytes, budget.bytes
+                    ));
+                }
+                let bytes = figure.bytes;
+                scheduled.push(ScheduledBuild {
+                    image: image.name.clone(),
+                    estimate_bytes: bytes,
+                    estimate_source: figure.source,
+                });
+                bytes
             })
             .collect();
-        let chosen = schedule::plan(&items, budget.bytes, self.plan.budget.parallel_builds);
-        let reporter = &self.recorder.reporter;
-        for warning in &chosen.warnings {
-            reporter.note(None, &format!("warning: {warning}"));
+        if scheduled.is_empty() {
+            return (budget, bytes);
         }
-        let batches: Vec<Vec<ScheduledBuild>> = chosen
-            .batches
-            .iter()
-            .map(|batch| {
-                batch
-                    .iter()
-                    .map(|&n| ScheduledBuild {
-                        image: builds[n].0.name.clone(),
-                        estimate_bytes: estimates[n].bytes,
-                        estimate_source: estimates[n].source.clone(),
-                    })
-                    .collect()
-            })
-            .collect();
-        reporter.note(
+        for warning in &warnings {
+            self.recorder
+                .reporter
+                .note(None, &format!("warning: {warning}"));
+        }
+        self.recorder.reporter.note(
             None,
             &format!(
-                "{} build(s) in {} batch(es) within a budget of {} MiB ({})",
-                builds.len(),
-                batches.len(),
+                "{} build(s) within a budget of {} MiB ({})",
+                scheduled.len(),
                 budget.bytes >> 20,
                 budget.source
             ),
         );
         self.recorder.record(&Event::schedule(
             budget.bytes,
-            budget.source,
-            batches,
-            chosen.warnings.clone(),
+            budget.source.clone(),
+            scheduled,
+            warnings,
         ));
-        for batch in &chosen.batches {
-            let results: Vec<Result<(), Failure>> = std::thread::scope(|scope| {
-                let running: Vec<_> = batch
-                    .iter()
-                    .map(|&n| {
-                        let (image, build) = builds[n];
-                        scope.spawn(move || self.build(image, build))
-                    })
-                    .collect();
-                running
-                    .into_iter()
-                    .map(|handle| handle.join().expect("a build thread panicked"))
-                    .collect()
-            });
-            // Every build of the batch ran to its end; the first failure
-            // stops the schedule.
-            results.into_iter().collect::<Result<Vec<()>, Failure>>()?;
-        }
-        Ok(())
+        (budget, bytes)
     }
 
-    /// One build, as step `build/<image>`.
-    fn build(&self, image: &Image, build: &crate::plan::Build) -> Result<(), Failure> {
+    /// Builds plan image `n`, as step `build/<image>`.
+    pub fn build(&self, n: usize) -> Result<(), Failure> {
+        let image = &self.plan.images[n];
+        let ImageSource::Build(plan_build) = &image.source else {
+            return Ok(());
+        };
         let step = format!("build/{}", image.name);
         self.recorder.step(&step, || {
             build::build(
@@ -130,7 +107,7 @@ impl Builds<'_> {
                 &step,
                 self.engine,
                 &image.name,
-                build,
+                plan_build,
             )
             .map(drop)
             .map_err(|error| match signal::received() {

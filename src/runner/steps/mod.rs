@@ -28,7 +28,7 @@ use crate::plan::Plan;
 use crate::process::signal;
 use crate::process::{self, Ran, Spec};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Why a step failed.
@@ -65,6 +65,10 @@ pub type Failure = (String, StepError);
 pub struct Recorder {
     pub journal: Arc<Journal>,
     pub reporter: Arc<dyn Reporter>,
+    /// Held while a step's start or end is recorded and shown, so that
+    /// steps running side by side appear in the same order in the journal
+    /// and on the terminal.
+    pub boundaries: Mutex<()>,
 }
 
 impl Recorder {
@@ -77,8 +81,11 @@ impl Recorder {
         if let Some(signal) = signal::received() {
             return Err((id.to_string(), StepError::Interrupted(signal)));
         }
-        self.record(&Event::step_start(id));
-        self.reporter.step_started(id);
+        {
+            let _boundary = self.boundary();
+            self.record(&Event::step_start(id));
+            self.reporter.step_started(id);
+        }
         let started = Instant::now();
         let result = body();
         let (outcome, error) = match &result {
@@ -89,10 +96,17 @@ impl Recorder {
             ),
             Err(StepError::Failed { message, .. }) => (Outcome::Failed, Some(message.clone())),
         };
-        self.reporter
-            .step_finished(id, outcome, started.elapsed(), error.as_deref());
-        self.record(&Event::step_end(id, outcome, error));
+        {
+            let _boundary = self.boundary();
+            self.reporter
+                .step_finished(id, outcome, started.elapsed(), error.as_deref());
+            self.record(&Event::step_end(id, outcome, error));
+        }
         result.map_err(|error| (id.to_string(), error))
+    }
+
+    fn boundary(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.boundaries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records an event. A journal that stops taking writes must not stop
