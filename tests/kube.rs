@@ -386,3 +386,178 @@ fn kube_examples_kind_runs_on_a_real_cluster_with_the_delivered_images() {
         }
     }
 }
+
+/// The fault lab's image: busybox from the local test node, nothing pulled.
+const FAULT_IMAGE: &str = "localhost/lmkube-fault:e2e";
+
+/// One fault: the deployment's container spec (after `image:`), the wait
+/// that sees it fail, and the diagnosis it must get.
+struct Fault {
+    name: &'static str,
+    /// The container's spec, each line indented by ten spaces; `IMAGE`
+    /// stands for the delivered image.
+    container: &'static str,
+    wait: &'static str,
+    class: &'static str,
+    /// What the root cause's statement must name besides the pod and the
+    /// container.
+    names: &'static [&'static str],
+}
+
+const FAULTS: [Fault; 4] = [
+    Fault {
+        name: "crash",
+        container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sh\", \"-c\", \"echo 'fault: cannot open /etc/app/config.yaml' >&2; exit 3\"]\n",
+        wait: "      - rollout: deployment/app\n        timeout: 45s\n",
+        class: "crash-loop",
+        names: &[FAULT_IMAGE],
+    },
+    Fault {
+        name: "oom",
+        // 64 MiB held in a shell variable, under a 24 MiB limit.
+        container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sh\", \"-c\", \"x=$(head -c 67108864 /dev/zero | tr '\\\\0' a); sleep 3600\"]\n          resources:\n            limits: {memory: 24Mi}\n",
+        wait: "      - rollout: deployment/app\n        timeout: 45s\n",
+        class: "container-oomkilled",
+        names: &[FAULT_IMAGE, "24Mi"],
+    },
+    Fault {
+        name: "unschedulable",
+        container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sleep\", \"3600\"]\n          resources:\n            requests: {memory: 4000Gi}\n",
+        wait: "      - condition: Ready\n        resource: pod\n        selector: app=app\n        timeout: 20s\n",
+        class: "pod-unschedulable",
+        names: &["Insufficient memory"],
+    },
+    Fault {
+        name: "neverpull",
+        // As in a suite whose manifest said :latest while :e2e was loaded.
+        container: "          image: localhost/lmkube-fault:latest\n          imagePullPolicy: Never\n          command: [\"sleep\", \"3600\"]\n",
+        wait: "      - rollout: deployment/app\n        timeout: 30s\n",
+        class: "image-never-pull",
+        names: &["localhost/lmkube-fault:latest"],
+    },
+];
+
+/// A plan for `cluster` that builds and loads [`FAULT_IMAGE`] and deploys
+/// `fault` into namespace `namespace`.
+fn fault_plan(dir: &Path, cluster: &KubeCluster, namespace: &str, fault: &Fault) -> PathBuf {
+    std::fs::create_dir_all(dir.join("image")).unwrap();
+    std::fs::write(
+        dir.join("image/Dockerfile"),
+        "FROM localhost/loadmaster-test-node:1 AS tools\n\
+         FROM scratch\n\
+         COPY --from=tools /bin/busybox /bin/busybox\n\
+         SHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n\
+         RUN /bin/busybox --install -s /bin\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: {namespace}\n\
+             spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: app}}\n  template:\n    metadata:\n      labels: {{app: app}}\n    spec:\n\
+             \x20     terminationGracePeriodSeconds: 1\n      containers:\n        - name: app\n{}",
+            fault.container.replace("IMAGE", FAULT_IMAGE)
+        ),
+    )
+    .unwrap();
+    let plan = dir.join("loadmaster.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {}\n  existing: true\n\
+             images:\n  - name: {FAULT_IMAGE}\n    build:\n      context: image\n      timeout: 3m\n\
+             deploy:\n  - name: app\n    manifests: [app.yaml]\n    namespace: {namespace}\n    wait:\n{}\
+             test:\n  command: \"true\"\n  timeout: 30s\n\
+             teardown:\n  onSuccess: delete\n  onFailure: keep\n",
+            cluster.name, cluster.engine, fault.wait
+        ),
+    )
+    .unwrap();
+    plan
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
+    for engine in kube_engines() {
+        let cluster = KubeCluster::start(engine);
+        for fault in &FAULTS {
+            let dir = TempDir::new("lmkube-fault");
+            let namespace = format!("fault-{}", fault.name);
+            let plan = fault_plan(&dir.path, &cluster, &namespace, fault);
+            let root = dir.path.join("runs");
+            let out = Command::new(env!("CARGO_BIN_EXE_loadmaster"))
+                .arg("run")
+                .arg("-f")
+                .arg(&plan)
+                .arg("--root")
+                .arg(&root)
+                .args(["--engine", engine.name()])
+                .env("KUBECONFIG", &cluster.kubeconfig)
+                .env_remove("LOADMASTER_TEARDOWN")
+                .current_dir(&dir.path)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let case = format!("{} on {engine}", fault.name);
+            assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+            let runs = loadmaster::journal::list(&root).unwrap();
+            let record = Journal::open(&root.join(&runs.last().expect("a run").id)).unwrap();
+            let failed = record.steps.iter().find(|s| s.id == "deploy/app").unwrap();
+            assert_eq!(
+                failed.status,
+                StepStatus::Failed,
+                "{case}: {:?}",
+                record.steps
+            );
+
+            let path = record.dir.join("diagnosis.json");
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{case}: {}: {e}\n{stderr}", path.display()));
+            let diagnosis: Value = serde_json::from_str(&text).unwrap();
+            let cause = &diagnosis["root_cause"];
+            assert_eq!(cause["class"], fault.class, "{case}: {diagnosis:#}");
+            assert_eq!(cause["confidence"], "proven", "{case}: {diagnosis:#}");
+            let statement = cause["statement"].as_str().unwrap();
+            let pod = cluster.kubectl(&[
+                "--namespace",
+                &namespace,
+                "get",
+                "pods",
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ]);
+            let mut names = vec![pod.as_str(), "app"];
+            names.extend_from_slice(fault.names);
+            if fault.class != "pod-unschedulable" {
+                for name in names {
+                    assert!(
+                        statement.contains(name),
+                        "{case}: {name} not in {statement}"
+                    );
+                }
+            } else {
+                // A pod never placed has no container status: the event
+                // names the pod and why it fits nowhere.
+                for name in [pod.as_str(), fault.names[0]] {
+                    assert!(
+                        statement.contains(name),
+                        "{case}: {name} not in {statement}"
+                    );
+                }
+            }
+            if fault.name == "crash" {
+                // The container's last lines, read from the API server.
+                let logs = std::fs::read_dir(record.dir.join("logs"))
+                    .unwrap()
+                    .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+                    .any(|text| text.contains("fault: cannot open /etc/app/config.yaml"));
+                assert!(logs, "{case}: the container's last lines were not gathered");
+            }
+            // The next case gets the node's room back.
+            cluster.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+        }
+    }
+}
