@@ -30,7 +30,12 @@ pub enum EngineError {
     },
 
     #[error("`{command}` timed out after {seconds}s")]
-    Timeout { command: String, seconds: u64 },
+    Timeout {
+        command: String,
+        /// What ran, word by word, for triage (as `CommandFailed`'s).
+        argv: Vec<String>,
+        seconds: u64,
+    },
 
     #[error(
         "`{command}` {stalled} for {seconds}s, so loadmaster stopped it: {side} stalled\n  fix: see what holds it up (`{engine} ps`, the engine's log, the node's containerd), or allow longer with `--stall-timeout`",
@@ -83,8 +88,9 @@ pub struct FailedCommand {
 
 impl EngineError {
     /// The engine command that failed, when the error is one's exit (a
-    /// refused `exec`, an import that was killed); `None` for errors of
-    /// loadmaster's own (a timeout, an answer it could not read).
+    /// refused `exec`, an import that was killed) or loadmaster's deadline
+    /// ended it; `None` for other errors of loadmaster's own (an answer it
+    /// could not read).
     pub fn failed_command(&self) -> Option<FailedCommand> {
         match self {
             EngineError::CommandFailed {
@@ -100,6 +106,17 @@ impl EngineError {
                     stderr_tail: stderr[cut..].to_string(),
                 })
             }
+            // loadmaster's deadline killed it: a fact too (which command,
+            // on which node), though the engine said nothing.
+            EngineError::Timeout { argv, .. } => Some(FailedCommand {
+                argv: argv.clone(),
+                exit: Exit {
+                    code: None,
+                    signal: Some(libc::SIGKILL),
+                    timed_out: true,
+                },
+                stderr_tail: String::new(),
+            }),
             _ => None,
         }
     }

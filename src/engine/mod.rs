@@ -217,12 +217,9 @@ impl Engine {
                 })
             }
             process::Answer::TimedOut => {
-                let command = self.describe(&session.args);
+                let timeout = self.timeout(&session.args, QUERY_TIMEOUT);
                 drop(session.finish(Duration::ZERO));
-                Err(EngineError::Timeout {
-                    command,
-                    seconds: QUERY_TIMEOUT.as_secs(),
-                })
+                Err(timeout)
             }
         }
     }
@@ -356,10 +353,7 @@ impl Engine {
             None => {}
         }
         if done.timed_out {
-            return Err(EngineError::Timeout {
-                command: self.describe(args),
-                seconds: QUERY_TIMEOUT.as_secs(),
-            });
+            return Err(self.timeout(args, QUERY_TIMEOUT));
         }
         if done.status.success() {
             return Ok(done);
@@ -380,9 +374,7 @@ impl Engine {
         }
         Err(EngineError::CommandFailed {
             command: self.describe(args),
-            argv: std::iter::once(self.program.clone())
-                .chain(args.iter().map(|a| a.as_ref().to_string()))
-                .collect(),
+            argv: self.argv(args),
             exit: process::Exit::from_status(done.status, false),
             status: ExitDescription::from_status(done.status),
             stderr,
@@ -393,6 +385,22 @@ impl Engine {
         let mut command = Command::new(&self.program);
         command.args(args.iter().map(AsRef::as_ref));
         command
+    }
+
+    /// The program and its arguments, word by word.
+    fn argv<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
+        std::iter::once(self.program.clone())
+            .chain(args.iter().map(|a| a.as_ref().to_string()))
+            .collect()
+    }
+
+    /// The error of a command that loadmaster's deadline ended.
+    fn timeout<S: AsRef<str>>(&self, args: &[S], limit: Duration) -> EngineError {
+        EngineError::Timeout {
+            command: self.describe(args),
+            argv: self.argv(args),
+            seconds: limit.as_secs(),
+        }
     }
 
     fn describe<S: AsRef<str>>(&self, args: &[S]) -> String {
@@ -497,10 +505,7 @@ impl ExecSession {
             .finish(timeout)
             .map_err(|e| self.engine.spawn_error(&self.args, e))?;
         if done.timed_out {
-            return Err(EngineError::Timeout {
-                command: self.engine.describe(&self.args),
-                seconds: timeout.as_secs(),
-            });
+            return Err(self.engine.timeout(&self.args, timeout));
         }
         self.engine.check_streamed(&self.args, done, Stall::Taking)
     }

@@ -102,10 +102,7 @@ impl Engine {
             Err(source) => return self.spawn_error(&args, source),
         };
         if done.timed_out {
-            return EngineError::Timeout {
-                command: self.describe(&args),
-                seconds: PROBE_TIMEOUT.as_secs(),
-            };
+            return self.timeout(&args, PROBE_TIMEOUT);
         }
         match self.check(&args, done) {
             Err(error) => error,
@@ -120,10 +117,7 @@ impl Engine {
         let done = process::run(&mut self.command(args), PUSH_TIMEOUT)
             .map_err(|e| self.spawn_error(args, e))?;
         if done.timed_out {
-            return Err(EngineError::Timeout {
-                command: self.describe(args),
-                seconds: PUSH_TIMEOUT.as_secs(),
-            });
+            return Err(self.timeout(args, PUSH_TIMEOUT));
         }
         self.check(args, done).map(drop)
     }

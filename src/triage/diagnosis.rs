@@ -757,7 +757,13 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
         .and_then(Failure::short_command)
         .map_or("a process".to_string(), |c| format!("`{c}`"));
     if !proof.is_empty() {
-        let shown = case.evidence[proof[0].evidence].fact.to_string();
+        // The kernel's record names the process killed: the most specific
+        // proof, whatever order the evidence came in.
+        let named = proof
+            .iter()
+            .find(|w| matches!(case.evidence[w.evidence].fact, Fact::OomKill(_)))
+            .unwrap_or(&proof[0]);
+        let shown = case.evidence[named.evidence].fact.to_string();
         let mut evidence_for = proof;
         evidence_for.extend(abrupt);
         evidence_for.extend(hints);
@@ -1378,7 +1384,11 @@ mod tests {
         let lost = format!(
             "{kind}time=\"2026-12-02T17:10:33Z\" level=error msg=\"progress stream failed to recv\" error=\"error reading from server: read unix @->/run/containerd/containerd.sock: read: connection reset by peer\"\n"
         );
-        assert_ne!(root(&lost).class, Class::ContainerdStoreDigestMissing);
+        let lost = root(&lost);
+        assert_ne!(lost.class, Class::ContainerdStoreDigestMissing);
+        // A reset on containerd's unix socket is the daemon gone, not a network.
+        assert_ne!(lost.class, Class::EndpointUnreachable);
+        assert_ne!(lost.class, Class::DnsNetwork);
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub enum Trigger {
     Line(fn(&str) -> bool),
 }
 
+/// A reset on a network connection. On a unix socket (`read unix
+/// @->/run/containerd/containerd.sock`) the daemon behind it went away:
+/// ctr's abrupt-end lines say that, and no network is involved.
+fn tcp_connection_reset(line: &str) -> bool {
+    line.contains("connection reset by peer") && !line.contains(" unix ")
+}
+
 impl Signature {
     /// True when `lowercase_line` (already lower-cased) matches a text trigger.
     pub fn matches_text(&self, lowercase_line: &str) -> bool {
@@ -1017,7 +1024,7 @@ pub static SIGNATURES: &[Signature] = &[
     },
     Signature {
         id: "connection-reset",
-        trigger: Trigger::Text(&[&["connection reset by peer"]]),
+        trigger: Trigger::Line(tcp_connection_reset),
         meaning: "the connection was accepted and dropped: for a published port, the forwarder reached no listener inside (the service binds its loopback only), or the service closed it",
         class: Class::EndpointUnreachable,
         confidence: Confidence::Suspected,
