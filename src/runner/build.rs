@@ -165,23 +165,7 @@ fn with_retries(
     }
 }
 
-/// A command line as one could paste it into a shell.
-pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|arg| {
-            if !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b))
-            {
-                arg.clone()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::process::shell_words;
 
 #[cfg(test)]
 mod tests {
@@ -284,15 +268,6 @@ mod tests {
                 .to_string()
                 .contains("after 1 attempt(s): COPY failed"),
             "{error}"
-        );
-    }
-
-    #[test]
-    fn shell_words_quotes_what_a_shell_would_split() {
-        let argv = ["docker", "build", "--build-arg", "B=x y", "it's"].map(String::from);
-        assert_eq!(
-            shell_words(&argv),
-            r"docker build --build-arg 'B=x y' 'it'\''s'"
         );
     }
 }

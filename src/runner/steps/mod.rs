@@ -73,6 +73,9 @@ impl Recorder {
         if let Some(signal) = signal::received() {
             return Err((id.to_string(), StepError::Interrupted(signal)));
         }
+        let span = tracing::info_span!("step", id);
+        let _entered = span.enter();
+        tracing::info!("started");
         self.record(&Event::step_start(id));
         self.reporter.step_started(id);
         let started = Instant::now();
@@ -85,8 +88,10 @@ impl Recorder {
             ),
             Err(StepError::Failed { message, .. }) => (Outcome::Failed, Some(message.clone())),
         };
+        let took = started.elapsed();
+        tracing::info!(?outcome, duration_ms = took.as_millis() as u64, "finished");
         self.reporter
-            .step_finished(id, outcome, started.elapsed(), error.as_deref());
+            .step_finished(id, outcome, took, error.as_deref());
         self.record(&Event::step_end(id, outcome, error));
         result.map_err(|error| (id.to_string(), error))
     }
