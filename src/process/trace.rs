@@ -82,7 +82,7 @@ impl fmt::Display for Ended {
 }
 
 /// A command's program and arguments, redacted, as one could paste them
-/// into a shell.
+/// into a shell (but for newlines).
 struct Shown<'a>(&'a Command);
 
 impl fmt::Display for Shown<'_> {
@@ -91,7 +91,8 @@ impl fmt::Display for Shown<'_> {
             .chain(self.0.get_args())
             .map(lossy)
             .collect();
-        f.write_str(&super::shell_words(&redacted(&argv)))
+        // One record, one line: a script's newlines are shown as `\n`.
+        f.write_str(&super::shell_words(&redacted(&argv)).replace('\n', "\\n"))
     }
 }
 
@@ -369,13 +370,14 @@ mod tests {
     fn a_command_is_a_span_with_its_argv_duration_and_exit() {
         let lines = traced(|| {
             let mut command = Command::new("sh");
-            command.args(["-c", "exit 3"]);
+            command.args(["-c", "true\nexit 3"]);
             super::super::run(&mut command, std::time::Duration::from_secs(10)).unwrap();
         });
         assert!(
-            lines.contains("command{argv=sh -c 'exit 3'}") && lines.contains("started"),
+            lines.contains("command{argv=sh -c 'true\\nexit 3'}") && lines.contains("started"),
             "{lines}"
         );
+        assert_eq!(lines.lines().count(), 2, "{lines}");
         let finished = lines.lines().find(|l| l.contains("finished")).unwrap();
         assert!(
             finished.contains("exit=3") && finished.contains("duration_ms="),

@@ -73,7 +73,7 @@ impl Recorder {
         if let Some(signal) = signal::received() {
             return Err((id.to_string(), StepError::Interrupted(signal)));
         }
-        let span = tracing::info_span!("step", id);
+        let span = tracing::info_span!("step", id = %id);
         let _entered = span.enter();
         tracing::info!("started");
         self.record(&Event::step_start(id));
