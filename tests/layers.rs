@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["plan", "journal"],
     &["deliver", "push", "registry"],
     &["engine", "cluster", "archive", "kind_config"],
-    &["process", "host", "units", "time"],
+    &["process", "host", "units", "time", "finding"],
 ];
 
 /// Plain data (the plan, the run's events): the modules that do I/O
