@@ -285,3 +285,67 @@ fn container_inspect_reports_state_and_a_missing_container() {
         );
     }
 }
+
+/// Tracing's lines of loadmaster's stderr: those of a span.
+fn trace_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" DEBUG "))
+        .collect()
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn rust_log_and_v_trace_engine_commands_on_stderr_and_leave_stdout_json() {
+    for kind in engines_under_test() {
+        let args = ["--engine", kind.name(), "clusters", "--output", "json"];
+        let debug = support::loadmaster_command(&args)
+            .env("RUST_LOG", "loadmaster=debug")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&debug.stderr);
+        assert!(debug.status.success(), "{kind}: {stderr}");
+        let report: Value = serde_json::from_slice(&debug.stdout)
+            .unwrap_or_else(|e| panic!("{kind}: stdout is not JSON ({e}): {stderr}"));
+        assert_eq!(report["engine"], kind.name(), "{kind}: {report}");
+        let ps = format!("command{{argv={kind} ps -a");
+        let lines = trace_lines(&stderr);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&ps) && l.contains("DEBUG") && l.contains("started")),
+            "{kind}: {stderr}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&ps) && l.contains("finished exit=0 duration_ms=")),
+            "{kind}: {stderr}"
+        );
+        // `-v` is info: each command's end, not its start.
+        let info = support::loadmaster_command(&["-v"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&info.stderr);
+        let lines = trace_lines(&stderr);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&ps) && l.contains("finished exit=0")),
+            "{kind}: {stderr}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("DEBUG")),
+            "{kind}: {stderr}"
+        );
+        serde_json::from_slice::<Value>(&info.stdout).unwrap();
+        // Without either, nothing is traced.
+        let quiet = support::loadmaster_command(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(trace_lines(&String::from_utf8_lossy(&quiet.stderr)).is_empty());
+    }
+}

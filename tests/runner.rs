@@ -1844,3 +1844,57 @@ fn a_failed_build_cancels_what_waits_or_with_keep_going_only_what_needs_it() {
         }
     }
 }
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_traced_run_shows_its_commands_and_steps_but_no_secret() {
+    let _exclusive = exclusive();
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let image = format!("{}:1", unique_name("localhost/lmt-img"));
+        let _built = Built {
+            kind,
+            names: vec![image.clone()],
+        };
+        // A plan's build arguments go to the engine in argv, its test's
+        // environment to the test: both are where secrets pass.
+        let images = format!(
+            "images:\n  - name: {image}\n    build:\n      context: images/greeter\n      args:\n        NPM_TOKEN: s3cr3t-build\n      timeout: 2m\n"
+        );
+        let test = "test:\n  command: echo ok\n  env:\n    API_TOKEN: s3cr3t-env\n  timeout: 30s\n";
+        let plan = TestPlan::write(&plan_text(&cluster, &images, test, "1GiB"));
+        let out = plan
+            .command("run", &["-v", "-v", "-o", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["result"], "succeeded", "{kind}: {report}");
+        let traced: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(" INFO ") || l.contains(" DEBUG "))
+            .collect();
+        let has = |parts: &[&str]| traced.iter().any(|l| parts.iter().all(|p| l.contains(p)));
+        let build = format!("step{{id=build/{image}}}:command{{argv={kind} build");
+        assert!(
+            has(&[&build, "'NPM_TOKEN=<redacted>'", "finished exit=0"]),
+            "{kind}: {stderr}"
+        );
+        // The node's import is an exec into it.
+        let exec = format!("command{{argv={kind} exec -i {}", cluster.control_plane());
+        assert!(has(&[&exec, "finished exit=0"]), "{kind}: {stderr}");
+        assert!(
+            has(&[
+                "step{id=test}:command{argv=sh -c 'echo ok'}",
+                "API_TOKEN=<redacted>"
+            ]),
+            "{kind}: {stderr}"
+        );
+        assert!(
+            has(&["step{id=test}", "finished", "outcome=Succeeded"]),
+            "{kind}: {stderr}"
+        );
+        assert!(!stderr.contains("s3cr3t"), "{kind}: {stderr}");
+    }
+}

@@ -285,3 +285,37 @@ fn a_sigterm_stops_a_stalled_load_at_once_and_tags_nothing() {
         );
     }
 }
+
+/// Within this a command past its deadline must have returned: the
+/// deadline, the group's kill and the pipes' grace, well under the
+/// grandchild's 120 s.
+const RETURNS_WITHIN: Duration = Duration::from_secs(30);
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn an_engine_command_whose_grandchild_holds_stdout_returns_at_its_deadline() {
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let node = cluster.control_plane().to_string();
+        // The command runs past its deadline, and the engine client `sh`
+        // started in the background holds our stdout as well: only a kill
+        // of the whole group ends both.
+        let script = format!(
+            "{engine} exec {node} sleep 120 & {engine} exec {node} sh -c 'echo started; exec sleep 120'",
+            engine = kind.name()
+        );
+        let started = Instant::now();
+        let done = loadmaster::process::run(
+            std::process::Command::new("sh").args(["-c", &script]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let took = started.elapsed();
+        assert!(done.timed_out, "{kind}: {:?}", done.status);
+        assert_eq!(done.stdout_text(), "started\n", "{kind}");
+        assert!(took < RETURNS_WITHIN, "{kind}: {took:?}");
+        // No engine client of the group is left on this machine.
+        let left = processes_with(&[kind.name(), "exec", &node]);
+        assert!(left.is_empty(), "{kind}: still running: {left:?}");
+    }
+}

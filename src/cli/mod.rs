@@ -56,6 +56,15 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     stall_timeout: u64,
 
+    /// Trace every engine, node, kind and kubectl command (argv, duration,
+    /// how it ended) and each step of a run on stderr: `-v` once for
+    /// commands and steps, twice for more (each command's start and the
+    /// names of the environment it was given). Without it, `RUST_LOG`
+    /// (`RUST_LOG=loadmaster=debug`) decides. Secrets in argv and every
+    /// environment value are shown as `<redacted>`.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -462,7 +471,27 @@ pub(crate) fn reader_gone(result: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
+/// Sends tracing's lines to stderr (above the terminal renderer's frame)
+/// at the level `-v` asks for, else as `RUST_LOG` says, else not at all:
+/// without either, no subscriber is installed and spans cost nothing.
+fn trace_to_stderr(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match verbose {
+        0 => match std::env::var("RUST_LOG") {
+            Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
+            _ => return,
+        },
+        1 => EnvFilter::new("loadmaster=info"),
+        _ => EnvFilter::new("loadmaster=debug"),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| crate::events::StderrLines)
+        .try_init();
+}
+
 fn run(cli: Cli) -> Result<(), CommandError> {
+    trace_to_stderr(cli.verbose);
     crate::process::set_stall_limit(std::time::Duration::from_secs(cli.stall_timeout));
     let selection = || select_engine(cli.engine);
     match cli.command {

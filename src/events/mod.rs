@@ -249,6 +249,25 @@ pub fn for_stderr(mode: Mode, stdout_for_report: bool) -> Arc<dyn Sink> {
     }
 }
 
+/// Whole lines for stderr from outside the event stream (tracing's): shown
+/// above the terminal renderer's frame while one draws, so that the frame
+/// is not written over; a closed stderr is ignored, as the sinks ignore it.
+pub struct StderrLines;
+
+impl std::io::Write for StderrLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        if !terminal::print_above_frame(text.trim_end_matches('\n')) {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A lock that a panicked renderer left is still a renderer's state.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex

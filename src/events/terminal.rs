@@ -21,7 +21,7 @@ use crate::journal::Outcome;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -320,6 +320,23 @@ impl<W: Write> Screen<W> {
     }
 }
 
+/// The screen of the [`Terminal`] drawing on stderr now, if one is: what
+/// else writes to stderr ([`super::StderrLines`]) prints above its frame.
+static DRAWING: Mutex<Option<Weak<Mutex<Screen<std::io::Stderr>>>>> = Mutex::new(None);
+
+/// Prints `line` above the frame of the terminal renderer drawing now;
+/// false when none is.
+pub fn print_above_frame(line: &str) -> bool {
+    let screen = lock(&DRAWING).as_ref().and_then(Weak::upgrade);
+    match screen {
+        Some(screen) => {
+            lock(&screen).frame.print(line);
+            true
+        }
+        None => false,
+    }
+}
+
 /// The renderer on this process's stderr, redrawn by a thread of its own
 /// until dropped.
 pub struct Terminal {
@@ -334,6 +351,7 @@ pub struct Terminal {
 impl Terminal {
     pub fn start(children: ChildOutput) -> Terminal {
         let screen = Arc::new(Mutex::new(Screen::new(std::io::stderr(), stderr_width())));
+        *lock(&DRAWING) = Some(Arc::downgrade(&screen));
         let clock = system_clock();
         let (stop, stopped) = mpsc::channel::<()>();
         let (ticking, ticker_clock) = (screen.clone(), clock.clone());
@@ -354,6 +372,7 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
+        lock(&DRAWING).take();
         drop(self.stop.take());
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.join();

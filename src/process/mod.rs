@@ -13,10 +13,13 @@
 //!   ([`watchdog`]): a stream that stalls past the limit, or a SIGINT or
 //!   SIGTERM to loadmaster ([`signal`]), stops it at once;
 //! - keeps the tail of its stderr for error messages, and never buffers an
-//!   image-sized stream in memory.
+//!   image-sized stream in memory;
+//! - is a tracing span ([`trace`]): its argv (redacted), how long it took
+//!   and how it ended.
 
 pub mod signal;
 mod supervise;
+pub mod trace;
 pub mod watchdog;
 
 pub use supervise::{Echo, Exit, OUTPUT_TAIL, Ran, Spec, Stream, on_path, supervise};
@@ -29,6 +32,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use trace::Traced;
 use watchdog::Watch;
 
 /// How much of a command's stdout or stderr is kept. Engine answers we parse
@@ -75,10 +79,11 @@ pub fn run(command: &mut Command, timeout: Duration) -> io::Result<Finished> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = command.spawn()?;
+    let (mut child, traced) = spawn_traced(command)?;
     let stdout = capture(child.stdout.take());
     let stderr = capture(child.stderr.take());
     let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
+    traced.finished(status, timed_out, None);
     let by = Instant::now() + PIPE_GRACE;
     Ok(Finished {
         status,
@@ -97,6 +102,7 @@ pub struct Feeding {
     stdout: Capture,
     stderr: Capture,
     watch: Arc<Watch>,
+    traced: Traced,
 }
 
 /// The stdin of a [`Feeding`] command: each write is watched, so that a
@@ -124,13 +130,18 @@ impl Feeding {
 
     /// [`Feeding::spawn`] with a stall limit of its own.
     pub fn spawn_watched(command: &mut Command, limit: Duration) -> io::Result<Feeding> {
-        let mut child = spawn_piped(command)?;
+        let (mut child, traced) = spawn_piped(command)?;
         let stdout = capture(child.stdout.take());
         let stderr = capture(child.stderr.take());
-        Ok(Feeding::watched(child, stdout, stderr, limit))
+        Ok(Feeding::watched((child, traced), stdout, stderr, limit))
     }
 
-    fn watched(mut child: Child, stdout: Capture, stderr: Capture, limit: Duration) -> Feeding {
+    fn watched(
+        (mut child, traced): (Child, Traced),
+        stdout: Capture,
+        stderr: Capture,
+        limit: Duration,
+    ) -> Feeding {
         let watch = Watch::start(child.id() as libc::pid_t, limit);
         let stdin = child.stdin.take().map(|pipe| Stdin {
             pipe,
@@ -142,6 +153,7 @@ impl Feeding {
             stdout,
             stderr,
             watch,
+            traced,
         }
     }
 
@@ -155,7 +167,7 @@ impl Feeding {
         marker: &'static str,
         timeout: Duration,
     ) -> io::Result<(Feeding, Answer)> {
-        let mut child = spawn_piped(command)?;
+        let (mut child, traced) = spawn_piped(command)?;
         let stderr = capture(child.stderr.take());
         let (answered, answer) = sync_channel(1);
         let stdout = Capture::start(child.stdout.take(), move |stdout, tail| {
@@ -181,7 +193,7 @@ impl Feeding {
             Err(RecvTimeoutError::Timeout) => Answer::TimedOut,
         };
         Ok((
-            Feeding::watched(child, stdout, stderr, stall_limit()),
+            Feeding::watched((child, traced), stdout, stderr, stall_limit()),
             answer,
         ))
     }
@@ -196,13 +208,15 @@ impl Feeding {
     pub fn finish(mut self, timeout: Duration) -> io::Result<Finished> {
         drop(self.stdin.take());
         let (status, timed_out) = wait_with_timeout(&mut self.child, timeout)?;
+        let stopped = self.watch.stopped();
+        self.traced.finished(status, timed_out, stopped);
         let by = Instant::now() + PIPE_GRACE;
         Ok(Finished {
             status,
             stdout: self.stdout.take(by),
             stderr: self.stderr.take(by),
             timed_out,
-            stopped: self.watch.stopped(),
+            stopped,
         })
     }
 }
@@ -213,21 +227,35 @@ impl Drop for Feeding {
         // engine command running behind us.
         if self.stdin.is_some() {
             kill_group(self.child.id() as libc::pid_t, libc::SIGKILL);
-            let _ = self.child.wait();
+            if let Ok(status) = self.child.wait() {
+                self.traced.finished(status, false, self.watch.stopped());
+            }
         }
     }
 }
 
 /// Spawns `command` with all three standard streams piped to us, in a
 /// process group of its own.
-fn spawn_piped(command: &mut Command) -> io::Result<Child> {
+fn spawn_piped(command: &mut Command) -> io::Result<(Child, Traced)> {
     watchdog::refuse_after_signal()?;
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    spawn_traced(command)
+}
+
+/// Spawns `command` as it is set up, in a span of its own.
+fn spawn_traced(command: &mut Command) -> io::Result<(Child, Traced)> {
+    let traced = Traced::start(command);
+    match command.spawn() {
+        Ok(child) => Ok((child, traced)),
+        Err(error) => {
+            traced.failed(&error);
+            Err(error)
+        }
+    }
 }
 
 /// What a command spawned with [`Feeding::spawn_answering`] did first.
@@ -249,6 +277,7 @@ pub struct Reading {
     stdout: ChildStdout,
     stderr: Capture,
     watch: Arc<Watch>,
+    traced: Traced,
     finished: bool,
 }
 
@@ -265,7 +294,7 @@ impl Reading {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = command.spawn()?;
+        let (mut child, traced) = spawn_traced(command)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = capture(child.stderr.take());
         let watch = Watch::start(child.id() as libc::pid_t, limit);
@@ -274,6 +303,7 @@ impl Reading {
             stdout,
             stderr,
             watch,
+            traced,
             finished: false,
         })
     }
@@ -286,6 +316,7 @@ impl Reading {
         let (status, timed_out) = wait_with_timeout(&mut self.child, timeout)?;
         self.finished = true;
         let stopped = self.watch.stopped();
+        self.traced.finished(status, timed_out, stopped);
         if stopped.is_none() {
             drained?;
         }
@@ -310,7 +341,9 @@ impl Drop for Reading {
     fn drop(&mut self) {
         if !self.finished {
             kill_group(self.child.id() as libc::pid_t, libc::SIGKILL);
-            let _ = self.child.wait();
+            if let Ok(status) = self.child.wait() {
+                self.traced.finished(status, false, self.watch.stopped());
+            }
         }
     }
 }
@@ -329,6 +362,24 @@ fn stopped_error(watch: &Watch, stalled: &str) -> Option<io::Error> {
             io::Error::other(format!("stopped: loadmaster received signal {signal}"))
         }
     })
+}
+
+/// A command line as one could paste it into a shell.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            if !arg.is_empty()
+                && arg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b))
+            {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Copies `from` into `to` through one fixed buffer; returns the bytes copied.
@@ -442,27 +493,18 @@ pub fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
-/// A command line as one could paste it into a shell.
-pub fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|arg| {
-            if !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+".contains(&b))
-            {
-                arg.clone()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_quotes_what_a_shell_would_split() {
+        let argv = ["docker", "build", "--build-arg", "B=x y", "it's"].map(String::from);
+        assert_eq!(
+            shell_words(&argv),
+            r"docker build --build-arg 'B=x y' 'it'\''s'"
+        );
+    }
 
     #[test]
     fn run_captures_output_and_status() {

@@ -8,7 +8,7 @@
 //! loadmaster only, which then stops the child (SIGTERM, then SIGKILL
 //! after a grace) and records that it did.
 
-use super::{Capture, PIPE_GRACE, keep_tail, kill_group, signal};
+use super::{Capture, PIPE_GRACE, keep_tail, kill_group, signal, spawn_traced};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -166,7 +166,7 @@ pub fn supervise(spec: &Spec) -> io::Result<Ran> {
         None => None,
     };
     let started = Instant::now();
-    let mut child = command.spawn()?;
+    let (mut child, traced) = spawn_traced(&mut command)?;
     let stdout_keep = if spec.whole_stdout {
         usize::MAX
     } else {
@@ -209,6 +209,8 @@ pub fn supervise(spec: &Spec) -> io::Result<Ran> {
     // Whatever the child left running in its group goes with it; what
     // left the group is not waited for past the grace.
     kill_group(pgid, libc::SIGKILL);
+    let stopped = interrupted.map(super::Stopped::Interrupted);
+    traced.finished(status, timed_out, stopped);
     let by = Instant::now() + PIPE_GRACE;
     Ok(Ran {
         exit: Exit::from_status(status, timed_out),

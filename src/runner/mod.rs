@@ -30,10 +30,9 @@
 //! step gets logs gathered and a diagnosis (`diagnosis.json`,
 //! `diagnosis.md` in the run directory). SIGINT and SIGTERM stop the
 //! running children (builds, kubectl, the test), cancel every step not
-//! started, and end the journal with `run-end interrupted`. An image
-//! delivery in progress is not a child of its own: under SIGTERM it
-//! finishes and the run stops after it; a Ctrl-C from a terminal reaches
-//! its engine commands too and stops it at once.
+//! started, and end the journal with `run-end interrupted`; an image
+//! delivery in progress stops at once too (the process layer's watchdog
+//! stops its engine commands), with nothing tagged.
 
 pub mod build;
 pub mod estimate;

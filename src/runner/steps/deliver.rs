@@ -18,8 +18,8 @@ impl OnCluster<'_> {
         self.recorder.step(&step, || {
             let progress = self.recorder.reporter.delivery(&step);
             let options = deliver::Options::default();
-            // A Ctrl-C reaches the engine commands a load runs (they share
-            // loadmaster's process group) and fails the load: that is the
+            // A SIGINT or SIGTERM makes the watchdog stop the engine
+            // commands a load runs, which fails the load: that is the
             // interruption, not a failure to diagnose.
             let started = std::time::Instant::now();
             let failed_source = |error: deliver::DeliverError| match signal::received() {

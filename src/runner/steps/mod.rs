@@ -81,6 +81,9 @@ impl Recorder {
         if let Some(signal) = signal::received() {
             return Err((id.to_string(), StepError::Interrupted(signal)));
         }
+        let span = tracing::info_span!("step", id = %id);
+        let _entered = span.enter();
+        tracing::info!("started");
         {
             let _boundary = self.boundary();
             self.record(&Event::step_start(id));
@@ -96,10 +99,12 @@ impl Recorder {
             ),
             Err(StepError::Failed { message, .. }) => (Outcome::Failed, Some(message.clone())),
         };
+        let took = started.elapsed();
+        tracing::info!(?outcome, duration_ms = took.as_millis() as u64, "finished");
         {
             let _boundary = self.boundary();
             self.reporter
-                .step_finished(id, outcome, started.elapsed(), error.as_deref());
+                .step_finished(id, outcome, took, error.as_deref());
             self.record(&Event::step_end(id, outcome, error));
         }
         result.map_err(|error| (id.to_string(), error))
