@@ -4,7 +4,8 @@
 //! Lines at info, debug or trace level (podman's `[graphdriver] using
 //! prior storage driver: overlay` after a storage change) say nothing
 //! about why a command failed and, quoted in an error, bury its real
-//! cause. Warnings and errors matter and are kept, labelled with the
+//! cause; they go to the trace (`-vv`, `RUST_LOG=debug`) instead. Warnings
+//! and errors matter and are kept, labelled with the
 //! engine (`podman: warning: …`), since the message they land in is
 //! loadmaster's. Everything else (the CLI's own `Error: …`) is kept as
 //! written. This is the one place engine stderr is classified.
@@ -47,7 +48,11 @@ pub fn shown(engine: EngineKind, stderr: &str) -> String {
     stderr
         .lines()
         .filter_map(|line| match classify(line) {
-            Line::Chatter => None,
+            // Kept in the trace (`-vv`), out of the message.
+            Line::Chatter => {
+                tracing::debug!(%engine, line, "engine log line");
+                None
+            }
             Line::Log { level, message } => Some(format!("{engine}: {level}: {message}")),
             Line::Answer => Some(line.to_string()),
         })
@@ -84,6 +89,16 @@ fn field(line: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::trace::capture::traced;
+
+    #[test]
+    fn chatter_left_out_of_a_message_is_in_the_trace() {
+        let mut message = String::new();
+        let trace = traced(|| message = shown(EngineKind::Podman, GRAPHDRIVER));
+        assert_eq!(message, "");
+        assert!(trace.contains("engine log line"), "{trace}");
+        assert!(trace.contains("using prior storage driver"), "{trace}");
+    }
 
     // Recorded from podman 5 (`podman --log-level=info info` after a
     // storage change) and docker 20.10's CLI.

@@ -235,8 +235,41 @@ fn is_header_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// What a debug-level subscriber prints while a test's body runs, for
+/// the tests of modules that trace.
+#[cfg(test)]
+pub(crate) mod capture {
+    /// What a subscriber wrote, as text.
+    #[derive(Clone, Default)]
+    struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `body` with a debug-level subscriber; returns what it printed.
+    pub(crate) fn traced(body: impl FnOnce()) -> String {
+        let written = Written::default();
+        let writer = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, body);
+        String::from_utf8(written.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::capture::traced;
     use super::*;
 
     fn argv(words: &str) -> Vec<String> {
@@ -337,33 +370,6 @@ mod tests {
             shown(&["kubectl", "wait", "--for=condition=Ready", "pod/a"]),
             "kubectl wait --for=condition=Ready pod/a"
         );
-    }
-
-    /// What a subscriber wrote, as text.
-    #[derive(Clone, Default)]
-    struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Written {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Runs `body` with a debug-level subscriber; returns what it printed.
-    fn traced(body: impl FnOnce()) -> String {
-        let written = Written::default();
-        let writer = written.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, body);
-        String::from_utf8(written.0.lock().unwrap().clone()).unwrap()
     }
 
     #[test]
