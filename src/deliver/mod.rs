@@ -558,6 +558,14 @@ fn finish_node(
 ) -> NodeReport {
     let outcome = route.feed.outcome();
     let mut failure = None;
+    // The stream to the node broke because its import failed (killed, or
+    // ended by loadmaster's deadline): the message is the stream's, and the
+    // import's failure is still the fact triage reads.
+    if sent.is_err()
+        && let FeedOutcome::Failed(error) = &outcome
+    {
+        failure = Some(node_failure(engine, &route.node, error).1);
+    }
     let verdict = sent.and_then(|()| match (outcome, manifest) {
         (FeedOutcome::Imported(output), Some(manifest)) => verify(&output, reference, manifest),
         (FeedOutcome::Imported(_), None) => {
