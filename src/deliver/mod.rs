@@ -361,7 +361,8 @@ fn load_with(
         visits,
         job.expected.as_ref(),
         progress,
-        |node, result, error| job.report(node, result, error),
+        |node, result| job.report(node, result, None),
+        |node, error| job.failed(node, error),
     );
     let mut group_reports = Vec::new();
     match source {
@@ -403,6 +404,16 @@ impl Job<'_> {
             duration_ms: self.started.elapsed().as_millis() as u64,
             error,
             failure: None,
+        }
+    }
+
+    /// A node that failed before its import streamed (its inventory or
+    /// the import's start timed out or failed): the error and its facts.
+    fn failed(&self, node: &str, error: &EngineError) -> NodeReport {
+        let (message, facts) = node_failure(self.engine, node, error);
+        NodeReport {
+            failure: Some(facts),
+            ..self.report(node, NodeResult::Failed, Some(message))
         }
     }
 
@@ -450,9 +461,7 @@ impl Job<'_> {
                     let unpacked = inventory.unpacked_layers(&diff_ids);
                     routes.push(Route::new(node, feed, inventory).with_unpacked(unpacked))
                 }
-                Err(error) => {
-                    reports.push(self.report(&node, NodeResult::Failed, Some(error.to_string())))
-                }
+                Err(error) => reports.push(self.failed(&node, &error)),
             }
         }
         if routes.is_empty() {
@@ -622,14 +631,15 @@ fn sort_visits(
     visits: impl IntoIterator<Item = (String, Visit)>,
     expected: Option<&ImageDetails>,
     progress: &dyn Progress,
-    report: impl Fn(&str, NodeResult, Option<String>) -> NodeReport + Sync,
+    report: impl Fn(&str, NodeResult) -> NodeReport + Sync,
+    failed: impl Fn(&str, &EngineError) -> NodeReport + Sync,
 ) -> (Vec<NodeReport>, Vec<Waiting>) {
     let mut reports = Vec::new();
     let mut present = Vec::new();
     let mut waiting = Vec::new();
     for (node, visit) in visits {
         match visit {
-            Err(error) => reports.push(report(&node, NodeResult::Failed, Some(error.to_string()))),
+            Err(error) => reports.push(failed(&node, &error)),
             Ok((inventory, session)) => {
                 let has_it = expected.is_some_and(|image| already_present(&inventory, image));
                 progress.inventory(&node, inventory.blobs.len(), has_it);
@@ -645,10 +655,10 @@ fn sort_visits(
         let closes: Vec<_> = present
             .into_iter()
             .map(|(node, session)| {
-                let report = &report;
+                let (report, failed) = (&report, &failed);
                 scope.spawn(move || match session.close() {
-                    Ok(()) => report(&node, NodeResult::AlreadyPresent, None),
-                    Err(error) => report(&node, NodeResult::Failed, Some(error.to_string())),
+                    Ok(()) => report(&node, NodeResult::AlreadyPresent),
+                    Err(error) => failed(&node, &error),
                 })
             })
             .collect();

@@ -177,7 +177,13 @@ pub fn load(
         error,
         failure: None,
     };
-    let (mut reports, targets) = sort_visits(visits, Some(expected), progress, report);
+    let (mut reports, targets) = sort_visits(
+        visits,
+        Some(expected),
+        progress,
+        |node, result| report(node, result, None),
+        |node, error| report(node, NodeResult::Failed, Some(error.to_string())),
+    );
     if targets.is_empty() {
         return Ok(Pushed {
             reports,
