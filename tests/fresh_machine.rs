@@ -141,7 +141,14 @@ fn the_quick_start_without_kind_stops_in_the_preflight_before_any_build() {
         stderr.contains("go install sigs.k8s.io/kind@v0.33.0"),
         "{stderr}"
     );
-    // Stopped before anything was built or created.
-    assert!(!stderr.contains("build/"), "{stderr}");
+    // Stopped before anything was built or created: each build is
+    // cancelled, none started.
+    assert!(
+        !stderr
+            .lines()
+            .any(|line| line.contains(" build/") && line.ends_with(" started")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cancelled: preflight failed"), "{stderr}");
     assert!(!stderr.contains("cluster started"), "{stderr}");
 }
