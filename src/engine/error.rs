@@ -44,6 +44,8 @@ pub enum EngineError {
     Stalled {
         engine: EngineKind,
         command: String,
+        /// What ran, word by word, for triage.
+        argv: Vec<String>,
         stalled: Stall,
         seconds: u64,
     },
@@ -106,17 +108,19 @@ impl EngineError {
                     stderr_tail: stderr[cut..].to_string(),
                 })
             }
-            // loadmaster's deadline killed it: a fact too (which command,
+            // loadmaster stopped it (its deadline or its stall watchdog): a fact too (which command,
             // on which node), though the engine said nothing.
-            EngineError::Timeout { argv, .. } => Some(FailedCommand {
-                argv: argv.clone(),
-                exit: Exit {
-                    code: None,
-                    signal: Some(libc::SIGKILL),
-                    timed_out: true,
-                },
-                stderr_tail: String::new(),
-            }),
+            EngineError::Timeout { argv, .. } | EngineError::Stalled { argv, .. } => {
+                Some(FailedCommand {
+                    argv: argv.clone(),
+                    exit: Exit {
+                        code: None,
+                        signal: Some(libc::SIGKILL),
+                        timed_out: true,
+                    },
+                    stderr_tail: String::new(),
+                })
+            }
             _ => None,
         }
     }

@@ -340,6 +340,7 @@ impl Engine {
                 return Err(EngineError::Stalled {
                     engine: self.kind,
                     command: self.describe(args),
+                    argv: self.argv(args),
                     stalled: way,
                     seconds: limit.as_secs(),
                 });
