@@ -403,16 +403,26 @@ struct Fault {
     names: &'static [&'static str],
 }
 
-// Not yet here: a container OOM-killed by its own limit. The real cluster
-// reports it (`lastState.terminated.reason: OOMKilled`, exit 137), but
-// triage ranks the kubelet's BackOff event (crash-loop) above it.
-const FAULTS: [Fault; 3] = [
+// The crash loop and the OOM kill are proven from the pod listing the
+// runner gathered (the last termination's reason and exit code), not from
+// the kubelet's BackOff event, which proves the loop only.
+const FAULTS: [Fault; 4] = [
     Fault {
         name: "crash",
         container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sh\", \"-c\", \"echo 'fault: cannot open /etc/app/config.yaml' >&2; exit 3\"]\n",
         wait: "      - rollout: deployment/app\n        timeout: 45s\n",
         class: "crash-loop",
+        // Its own last words, from the crashed instance's log.
         names: &[FAULT_IMAGE],
+    },
+    Fault {
+        name: "oomkilled",
+        // dd's 64 MiB block is one allocation, touched as it is read into:
+        // over the 16Mi limit at once, whatever the machine's load.
+        container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=67108864\", \"count=1\"]\n          resources:\n            limits: {memory: 16Mi}\n",
+        wait: "      - rollout: deployment/app\n        timeout: 45s\n",
+        class: "container-oomkilled",
+        names: &[FAULT_IMAGE, "16Mi", "OOMKilled"],
     },
     Fault {
         name: "unschedulable",
@@ -544,16 +554,26 @@ fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
                 "jsonpath={.items[0].metadata.name}",
             ]);
             // The diagnosis names the pod (the statement does for a crash
-            // loop and an unplaced pod, not yet for ErrImageNeverPull), the
-            // statement the container for a crash loop (not yet for
-            // ErrImageNeverPull), and the image and the cause's own words
+            // loop, an OOM kill and an unplaced pod, not yet for
+            // ErrImageNeverPull), the statement the container for a crash
+            // loop and an OOM kill, and the image and the cause's own words
             // are in it.
             assert!(text.contains(&pod), "{case}: {pod} not in {diagnosis:#}");
-            if fault.class == "crash-loop" {
+            if fault.class == "crash-loop" || fault.class == "container-oomkilled" {
                 assert!(
-                    statement.contains("app"),
-                    "{case}: no container in {statement}"
+                    statement.contains("container app") && statement.contains(&pod),
+                    "{case}: no pod and container in {statement}"
                 );
+            }
+            if fault.class == "crash-loop" {
+                // Proven by its own exit status, and explained by its last
+                // words: both in the statement.
+                for said in ["exit code 3", "fault: cannot open /etc/app/config.yaml"] {
+                    assert!(
+                        statement.contains(said),
+                        "{case}: {said} not in {statement}"
+                    );
+                }
             }
             for name in fault.names {
                 assert!(text.contains(name), "{case}: {name} not in {diagnosis:#}");

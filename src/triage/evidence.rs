@@ -152,7 +152,8 @@ impl fmt::Display for Source {
 ///
 /// JSON: an object tagged by `kind` (`exit`, `signature`, `oom-kill`,
 /// `memory`, `container`, `kernel-log-read`, `engine-memory`, `disk`,
-/// `unavailable`, `pod-container`, `kube-event`, `node-state`) with
+/// `unavailable`, `pod-container`, `kube-event`, `container-log`,
+/// `node-state`) with
 /// the variant's fields; see `docs/triage-json.md`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -205,6 +206,16 @@ pub enum Fact {
     /// A Kubernetes event (`FailedScheduling`, `Failed`, `BackOff`,
     /// `Unhealthy`...).
     KubeEvent(KubeEvent),
+    /// The last lines a container wrote (`kubectl logs`; `previous`: the
+    /// instance before its last restart, the one that crashed), as the
+    /// runner gathered them at a failed step.
+    ContainerLog {
+        namespace: String,
+        pod: String,
+        container: String,
+        previous: bool,
+        last_lines: Vec<String>,
+    },
     /// A node container that was no longer running after a failed load, as
     /// loadmaster found it then (stopped, with its exit code; or removed).
     NodeState { node: String, state: NodeState },
@@ -302,6 +313,27 @@ impl fmt::Display for Fact {
             Fact::Unavailable { what, reason } => write!(f, "could not read {what}: {reason}"),
             Fact::PodContainer(status) => status.fmt(f),
             Fact::KubeEvent(event) => event.fmt(f),
+            Fact::ContainerLog {
+                namespace,
+                pod,
+                container,
+                previous,
+                last_lines,
+            } => {
+                let which = if *previous {
+                    " (its instance before the restart)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "the log of pod {namespace}/{pod}, container {container}{which} ends: "
+                )?;
+                match last_lines.as_slice() {
+                    [] => f.write_str("(empty)"),
+                    lines => write!(f, "`{}`", lines.join(" / ")),
+                }
+            }
             Fact::NodeState { node, state } => match state {
                 NodeState::Stopped {
                     status,

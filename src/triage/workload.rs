@@ -6,7 +6,8 @@
 //! prove what it names (ErrImageNeverPull, OOMKilled, FailedScheduling, a
 //! restart for a failed probe); what caused it stays for the other evidence
 //! to show. A crash loop is a symptom whose cause is in the container's last
-//! lines, so it is at most likely as a root cause.
+//! lines: proven the program's own doing only when its last instance exited
+//! with a status of its own, and otherwise at most likely as a root cause.
 //! Statements name the pod, the container and the image where known.
 
 use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
@@ -19,7 +20,7 @@ pub(super) fn candidates(case: &Case) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (i, e) in case.evidence.iter().enumerate() {
         let found = match &e.fact {
-            Fact::PodContainer(status) => from_status(status),
+            Fact::PodContainer(status) => from_status(status, case),
             Fact::KubeEvent(event) => from_event(event),
             _ => None,
         };
@@ -42,7 +43,7 @@ pub(super) fn candidates(case: &Case) -> Vec<Candidate> {
 }
 
 /// What a container's status shows, if it shows a failure.
-fn from_status(c: &ContainerStatus) -> Option<(Class, Confidence, String)> {
+fn from_status(c: &ContainerStatus, case: &Case) -> Option<(Class, Confidence, String)> {
     let who = who(c);
     if let Some(t) = c
         .terminations()
@@ -76,18 +77,7 @@ fn from_status(c: &ContainerStatus) -> Option<(Class, Confidence, String)> {
                 "{who} cannot start, proven: the kubelet could not pull its image ({reason}). The pull's own error is in the pod's Failed events."
             ),
         ),
-        // The status proves the loop, not why it loops: the cause is in the
-        // container's last lines, so the loop alone is only likely the root.
-        "CrashLoopBackOff" => (
-            Class::CrashLoop,
-            Confidence::Likely,
-            format!(
-                "{who} is in CrashLoopBackOff{}: it keeps exiting; its last lines (`kubectl logs --previous`) say why.",
-                c.last_termination
-                    .as_ref()
-                    .map_or(String::new(), |t| format!(" (last ended: {t})"))
-            ),
-        ),
+        "CrashLoopBackOff" => crash_loop(c, &who, case),
         "CreateContainerConfigError" => (
             Class::DependencyNotReady,
             Confidence::Likely,
@@ -103,6 +93,61 @@ fn from_status(c: &ContainerStatus) -> Option<(Class, Confidence, String)> {
         _ => return failed_run(c, &who),
     };
     Some(found)
+}
+
+/// A crash loop. The status proves the loop; it proves the program's own
+/// doing only when the last instance ended with a status of its own (1 to
+/// 127: no signal, so neither an OOM kill nor a probe's kill, whose sender
+/// is elsewhere). Either way the cause is in the container's last lines,
+/// quoted when the runner gathered them.
+fn crash_loop(c: &ContainerStatus, who: &str, case: &Case) -> (Class, Confidence, String) {
+    let last = c.last_termination.as_ref();
+    let ended = last.map_or(String::new(), |t| format!(" (last ended: {t})"));
+    let words = match last_lines(c, case) {
+        Some(lines) => format!("Its last lines: `{}`.", lines.join(" / ")),
+        None => "Its last lines (`kubectl logs --previous`) say why.".to_string(),
+    };
+    let own_exit = last
+        .and_then(|t| t.exit_code)
+        .is_some_and(|code| (1..128).contains(&code));
+    if own_exit {
+        (
+            Class::CrashLoop,
+            Confidence::Proven,
+            format!(
+                "{who} keeps exiting on its own, proven: the kubelet restarts it (CrashLoopBackOff){ended}. {words}"
+            ),
+        )
+    } else {
+        (
+            Class::CrashLoop,
+            Confidence::Likely,
+            format!("{who} is in CrashLoopBackOff{ended}: it keeps exiting. {words}"),
+        )
+    }
+}
+
+/// The last lines the container wrote, from the log the runner gathered:
+/// the crashed instance's where there is one, else the current one's.
+fn last_lines<'a>(c: &ContainerStatus, case: &'a Case) -> Option<&'a [String]> {
+    let logs = case.evidence.iter().filter_map(|e| match &e.fact {
+        Fact::ContainerLog {
+            namespace,
+            pod,
+            container,
+            previous,
+            last_lines,
+        } if *pod == c.pod
+            && Some(container) == c.container.as_ref()
+            && c.namespace.as_ref().is_none_or(|ns| ns == namespace)
+            && !last_lines.is_empty() =>
+        {
+            Some((*previous, last_lines.as_slice()))
+        }
+        _ => None,
+    });
+    logs.max_by_key(|(previous, _)| *previous)
+        .map(|(_, lines)| lines)
 }
 
 /// A container that ended in error without being restarted (a job's pod).
@@ -281,7 +326,7 @@ pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
 mod tests {
     use super::{OomKill, OomScope, is_container_kill};
     use crate::triage::diagnosis::{Class, Confidence, RootCause};
-    use crate::triage::{diagnose, log};
+    use crate::triage::{Evidence, Fact, Source, diagnose, log};
 
     fn root(text: &str) -> RootCause {
         diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
@@ -384,6 +429,64 @@ mod tests {
         ] {
             assert!(r.statement.contains(named), "{named}: {}", r.statement);
         }
+    }
+
+    #[test]
+    fn a_crash_loop_of_the_programs_own_exit_is_proven_with_its_last_lines() {
+        let describe = |exit: u32| {
+            format!(
+                "Name:         app-0\n\
+                 Namespace:    e2e\n\
+                 Containers:\n\
+                 \x20 app:\n\
+                 \x20   Image:          app:1\n\
+                 \x20   State:          Waiting\n\
+                 \x20     Reason:       CrashLoopBackOff\n\
+                 \x20   Last State:     Terminated\n\
+                 \x20     Reason:       Error\n\
+                 \x20     Exit Code:    {exit}\n\
+                 \x20   Restart Count:  2\n"
+            )
+        };
+        let mut case = log::scan(&describe(3), "describe.txt");
+        case.evidence.push(Evidence::new(
+            Source::Log {
+                file: "logs/pod-e2e-app-0-app-previous.log".into(),
+                line: 1,
+            },
+            Fact::ContainerLog {
+                namespace: "e2e".into(),
+                pod: "app-0".into(),
+                container: "app".into(),
+                previous: true,
+                last_lines: vec!["fault: cannot open /etc/app/config.yaml".into()],
+            },
+        ));
+        let r = diagnose(&case).root_cause.unwrap();
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::CrashLoop, Confidence::Proven)
+        );
+        for named in [
+            "e2e/app-0",
+            "container app",
+            "exit code 3",
+            "cannot open /etc/app/config.yaml",
+        ] {
+            assert!(r.statement.contains(named), "{named}: {}", r.statement);
+        }
+        // Killed by a signal (137: SIGKILL, an OOM or a probe's kill): its
+        // sender is elsewhere, so the loop alone proves no cause.
+        let r = root(&describe(137));
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::CrashLoop, Confidence::Likely)
+        );
+        assert!(
+            r.statement.contains("kubectl logs --previous"),
+            "{}",
+            r.statement
+        );
     }
 
     #[test]

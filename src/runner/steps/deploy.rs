@@ -48,14 +48,16 @@ impl Deploy<'_> {
                     &kube.kubectl.events(namespace),
                     &file_name(&format!("{id}-events"), "txt"),
                     "the events of the namespace waited in, oldest first",
-                );
+                )
+                .unwrap_or_else(|why| why);
                 let pods = kube.gather(
                     recorder,
                     &id,
                     &kube.kubectl.pods(namespace),
                     &file_name(&format!("{id}-pods"), "txt"),
                     "the pods of the namespace waited in",
-                );
+                )
+                .unwrap_or_else(|why| why);
                 let output = ran.tail_text();
                 return Err(StepError::Failed {
                     message: format!(

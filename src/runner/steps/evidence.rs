@@ -9,7 +9,7 @@ use super::{OnCluster, StepError, file_name};
 use crate::journal::Event;
 use crate::plan::Provider;
 use crate::process;
-use crate::triage::{self, Diagnosis, render};
+use crate::triage::{self, Diagnosis, Evidence, Fact, Source, render};
 use std::path::Path;
 
 impl OnCluster<'_> {
@@ -35,7 +35,8 @@ impl OnCluster<'_> {
         let is_kind = self.plan.cluster.provider == Provider::Kind;
         if is_kind && process::on_path("kind") {
             let argv = kube::kind_export_logs(&self.plan.cluster.name, &logs.join("kind"));
-            self.kube.gather(
+            // What could not be read is in the file and the journal.
+            let _ = self.kube.gather(
                 recorder,
                 step,
                 &argv,
@@ -58,19 +59,21 @@ impl OnCluster<'_> {
                 }
             }
         }
+        let mut pod_evidence = Vec::new();
         if self.kube.kubeconfig.is_some() {
             let kubectl = &self.kube.kubectl;
-            self.kube.gather(
+            let _ = self.kube.gather(
                 recorder,
                 step,
                 &kubectl.events(None),
                 "events.txt",
                 "the cluster's events, oldest first",
             );
-            self.kube
+            let _ = self
+                .kube
                 .gather(recorder, step, &kubectl.pods(None), "pods.txt", "every pod");
             if step == "test" || step.starts_with("deploy/") {
-                self.pod_logs(step);
+                pod_evidence = self.pod_logs(step);
             }
         }
         let diagnosis: Diagnosis = match node {
@@ -83,7 +86,17 @@ impl OnCluster<'_> {
                     archive: None,
                 },
             ),
-            None => triage::triage_log(output, step),
+            // The step's output, and what the API server and the crashed
+            // containers said about the pods that were not ready.
+            None => {
+                let mut case = triage::log::scan(output, step);
+                if !pod_evidence.is_empty() {
+                    case.inputs
+                        .push("the pods' statuses and logs gathered at the failure".into());
+                    case.evidence.extend(pod_evidence);
+                }
+                triage::diagnose(&case)
+            }
         };
         // Triage that finds no cause would only contradict the error: the
         // error says it all, and the gathered logs stay.
@@ -110,29 +123,38 @@ impl OnCluster<'_> {
 
     /// The logs (a restarted container's previous instance's too) and
     /// descriptions of the pods in the plan's namespaces that are not
-    /// ready or failed.
-    fn pod_logs(&self, step: &str) {
+    /// ready or failed; returned as evidence: those pods' statuses, and the
+    /// last lines of each log read.
+    fn pod_logs(&self, step: &str) -> Vec<Evidence> {
         let (recorder, kube) = (self.recorder, self.kube);
-        let listing = kube.gather(
-            recorder,
-            step,
-            &kube.kubectl.pods_json(),
-            "pods.json",
-            "every pod as JSON: what the pods whose logs were read were chosen from",
-        );
-        let pods = match pods::unready(&listing, &pods::plan_namespaces(self.plan)) {
-            Ok(pods) => pods,
-            Err(error) => {
+        const LISTING: &str = "pods.json";
+        let listing = kube
+            .gather(
+                recorder,
+                step,
+                &kube.kubectl.pods_json(),
+                LISTING,
+                "every pod as JSON: what the pods whose logs were read were chosen from",
+            )
+            .and_then(|listing| {
+                let pods = pods::unready(&listing, &pods::plan_namespaces(self.plan))
+                    .map_err(|error| format!("kubectl's pod listing is not JSON ({error})"))?;
+                Ok((listing, pods))
+            });
+        let (listing, pods) = match listing {
+            Ok(read) => read,
+            Err(why) => {
                 recorder.note(
                     Some(step),
                     format!(
-                        "pod logs not gathered: kubectl's pod listing is not JSON ({error}): {}",
-                        listing.lines().next().unwrap_or_default()
+                        "pod logs not gathered: {}",
+                        why.lines().next().unwrap_or_default()
                     ),
                 );
-                return;
+                return Vec::new();
             }
         };
+        let mut evidence = pod_statuses(&listing, &format!("logs/{LISTING}"), &pods);
         if pods.len() > MAX_PODS_READ {
             recorder.note(
                 Some(step),
@@ -145,7 +167,7 @@ impl OnCluster<'_> {
         for pod in pods.iter().take(MAX_PODS_READ) {
             let about = format!("pod {}/{} ({})", pod.namespace, pod.name, pod.why);
             let stem = format!("pod-{}-{}", pod.namespace, pod.name);
-            kube.gather(
+            let _ = kube.gather(
                 recorder,
                 step,
                 &kube.kubectl.describe_pod(&pod.namespace, &pod.name),
@@ -164,7 +186,8 @@ impl OnCluster<'_> {
                     } else {
                         ("", "")
                     };
-                    kube.gather(
+                    let file = file_name(&format!("{stem}-{}{suffix}", container.name), "log");
+                    let log = kube.gather(
                         recorder,
                         step,
                         &kube.kubectl.pod_logs(
@@ -173,11 +196,83 @@ impl OnCluster<'_> {
                             &container.name,
                             previous,
                         ),
-                        &file_name(&format!("{stem}-{}{suffix}", container.name), "log"),
+                        &file,
                         &format!("{about}: the log of container {}{which}", container.name),
                     );
+                    // A log that could not be read says nothing of the
+                    // container: the reason is in the file and the journal.
+                    if let Ok(log) = log {
+                        evidence.push(Evidence::new(
+                            Source::Log {
+                                file: format!("logs/{file}"),
+                                line: 1,
+                            },
+                            Fact::ContainerLog {
+                                namespace: pod.namespace.clone(),
+                                pod: pod.name.clone(),
+                                container: container.name.clone(),
+                                previous,
+                                last_lines: last_lines(&log),
+                            },
+                        ));
+                    }
                 }
             }
         }
+        evidence
+    }
+}
+
+/// The statuses, in the pod listing, of the containers of the pods whose
+/// logs were read.
+fn pod_statuses(listing: &str, file: &str, pods: &[pods::Unready]) -> Vec<Evidence> {
+    triage::log::scan(listing, file)
+        .evidence
+        .into_iter()
+        .filter(|e| match &e.fact {
+            Fact::PodContainer(status) => pods
+                .iter()
+                .any(|p| p.name == status.pod && status.namespace.as_deref() == Some(&p.namespace)),
+            _ => false,
+        })
+        .collect()
+}
+
+/// How many of a log's last lines a diagnosis quotes: a crash's own words
+/// are its last few.
+const QUOTED_LINES: usize = 3;
+
+/// A log's last non-empty lines, without kubectl's `--timestamps` prefix.
+fn last_lines(log: &str) -> Vec<String> {
+    let mut lines: Vec<String> = log
+        .lines()
+        .rev()
+        .map(|line| triage::kube::unprefixed(line).trim().to_string())
+        .filter(|line| !line.is_empty())
+        .take(QUOTED_LINES)
+        .collect();
+    lines.reverse();
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn a_logs_last_lines_lose_their_timestamps() {
+        let log = "2026-12-03T09:00:00.000000001Z starting\n\
+                   2026-12-03T09:00:00.100000000Z reading config\n\n\
+                   2026-12-03T09:00:00.200000000Z opened\n\
+                   2026-12-03T09:00:00.300000000Z fault: cannot open /etc/app/config.yaml\n";
+        assert_eq!(
+            last_lines(log),
+            [
+                "reading config",
+                "opened",
+                "fault: cannot open /etc/app/config.yaml"
+            ]
+        );
+        assert!(last_lines("").is_empty());
     }
 }

@@ -185,8 +185,8 @@ impl Kube {
     }
 
     /// Runs a read-only command for evidence, keeps its output under
-    /// `logs/file` (listed in the journal as `about`), and returns it (or
-    /// why it could not be read).
+    /// `logs/file` (listed in the journal as `about`), and returns it, or
+    /// why it could not be read (the command's error, or that it failed).
     pub fn gather(
         &self,
         recorder: &Recorder,
@@ -194,7 +194,7 @@ impl Kube {
         argv: &[String],
         file: &str,
         about: &str,
-    ) -> String {
+    ) -> Result<String, String> {
         let mut spec = Spec::new(argv, GATHER_TIMEOUT);
         spec.env = self.env();
         spec.whole_stdout = true;
@@ -203,15 +203,14 @@ impl Kube {
         let ran = recorder.command(step, &spec);
         recorder.record(&Event::log_file(step, path, about));
         match ran {
-            Ok(ran) => String::from_utf8_lossy(if ran.success() {
-                &ran.stdout_tail
-            } else {
-                &ran.stderr_tail
-            })
-            .trim()
-            .to_string(),
-            Err(StepError::Failed { message, .. }) => message,
-            Err(StepError::Interrupted(signal)) => format!("not read: stopped by signal {signal}"),
+            Ok(ran) if ran.success() => {
+                Ok(String::from_utf8_lossy(&ran.stdout_tail).trim().to_string())
+            }
+            Ok(ran) => Err(String::from_utf8_lossy(&ran.stderr_tail).trim().to_string()),
+            Err(StepError::Failed { message, .. }) => Err(message),
+            Err(StepError::Interrupted(signal)) => {
+                Err(format!("not read: stopped by signal {signal}"))
+            }
         }
     }
 }
