@@ -118,6 +118,29 @@ fn assert_kernel_names_the_kill(kind: EngineKind, d: &Value, limit_kib: u64) {
     );
 }
 
+/// A starved import, as its facts show it: stopped at loadmaster's
+/// deadline, the node's cgroup at its limit, no task in it killed.
+fn assert_starved(case: &str, d: &Value, limit_bytes: u64) {
+    assert!(
+        facts(d, "signature")
+            .iter()
+            .any(|e| e["fact"]["id"] == "timeout-kill"),
+        "{case}: the deadline's kill is a fact: {d:#}"
+    );
+    let memory = facts(d, "memory");
+    assert_eq!(memory.len(), 1, "{case}: the node's cgroup is read: {d:#}");
+    let counters = &memory[0]["fact"];
+    assert_eq!(counters["oom_kill"], 0, "{case}: {counters}");
+    assert_eq!(counters["limit_bytes"], limit_bytes, "{case}: {counters}");
+    let statement = d["root_cause"]["statement"].as_str().unwrap();
+    assert!(
+        statement.contains("starved of memory"),
+        "{case}: {statement}"
+    );
+    assert!(!d["fix"].as_array().unwrap().is_empty(), "{case}: {d:#}");
+    eprintln!("{case}: starved at the node's limit, not OOM-killed: {statement}");
+}
+
 fn container_fact(d: &Value) -> Value {
     let containers = facts(d, "container");
     assert_eq!(containers.len(), 1, "{d:#}");
@@ -153,6 +176,14 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
             let (output, report) = load(&cluster, &[&image.name]);
             let d = node_diagnosis(kind, &output, &report);
             let case = format!("{target}, supervised={supervised}");
+            // A node that outlives its containerd can also crawl instead:
+            // the kernel reclaims and waits rather than kill, and the
+            // import runs into loadmaster's deadline (seen under load on
+            // podman with containerd 2.3). That way has its own facts.
+            if supervised && root(&d) == ("memory-starved", "likely") {
+                assert_starved(&case, &d, 192 * MIB);
+                continue;
+            }
             assert_eq!(root(&d), ("oom-kill", "proven"), "{case}: {d:#}");
             assert_kernel_names_the_kill(kind, &d, 192 * 1024);
 

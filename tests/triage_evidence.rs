@@ -362,3 +362,53 @@ fn a_full_filesystem_makes_a_silent_failure_a_likely_full_disk() {
         full.statement
     );
 }
+
+/// A node import stopped at loadmaster's deadline, its node's cgroup at its
+/// limit with no task killed: starved, not OOM-killed. With the limit far
+/// from reached, the deadline stays the cause.
+#[test]
+fn an_import_that_crawled_at_its_memory_limit_is_starvation_not_a_timeout() {
+    let deadline = || {
+        Evidence::new(
+            Source::Command {
+                command: "podman exec -i n1 ctr images import -".into(),
+            },
+            Fact::Signature {
+                id: "timeout-kill",
+                subject: Some("loadmaster's deadline".into()),
+            },
+        )
+    };
+    let node_cgroup = |usage: &str, failcnt: &str| {
+        TempDir::new("v1-starved").with(&[
+            ("memory.limit_in_bytes", "201326592\n"),
+            ("memory.usage_in_bytes", usage),
+            ("memory.max_usage_in_bytes", usage),
+            ("memory.failcnt", failcnt),
+            (
+                "memory.oom_control",
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+            ),
+        ])
+    };
+    let starved = node_cgroup("201060352\n", "48210\n");
+    let mut case = triage::Case::default();
+    case.evidence.push(deadline());
+    case.evidence
+        .push(cgroup::evidence(starved.path()).unwrap());
+    let d = triage::diagnose(&case);
+    let root = d.root_cause.as_ref().unwrap();
+    assert_eq!(
+        (root.class, root.confidence),
+        (Class::MemoryStarved, Confidence::Likely)
+    );
+    assert!(root.statement.contains("48210 times"), "{}", root.statement);
+    assert!(!d.fix.is_empty(), "a starved node gets the memory fix");
+
+    let roomy = node_cgroup("52428800\n", "0\n");
+    let mut case = triage::Case::default();
+    case.evidence.push(deadline());
+    case.evidence.push(cgroup::evidence(roomy.path()).unwrap());
+    let root = triage::diagnose(&case).root_cause.unwrap();
+    assert_eq!(root.class, Class::Timeout);
+}

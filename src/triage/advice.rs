@@ -478,7 +478,7 @@ pub fn fix(root: &RootCause, case: &Case) -> Vec<Step> {
             .unwrap_or_default()
     };
     match root.class {
-        Class::OomKill => memory_fix(case, &node),
+        Class::OomKill | Class::MemoryStarved => memory_fix(case, &node),
         Class::KilledUnknown | Class::EngineCrash if root.suspected == Some(Class::OomKill) => {
             let mut steps = vec![Step {
                 what: "Collect the evidence listed above before changing anything: whether this was an OOM kill decides the fix.".into(),

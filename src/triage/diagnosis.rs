@@ -32,6 +32,10 @@ pub enum Class {
     OomKill,
     /// An allocation failed (ENOMEM) without a kill.
     OutOfMemory,
+    /// A command ran past its deadline in a memory cgroup at its limit,
+    /// with no task OOM-killed: starved (the kernel reclaims and waits
+    /// instead of killing), as a node given too little memory can be.
+    MemoryStarved,
     /// A filesystem was full.
     DiskFull,
     /// A process was killed by SIGKILL and nothing shows who or why.
@@ -125,9 +129,10 @@ impl Serialize for Class {
 
 impl Class {
     /// Every class, in the order they are documented.
-    pub const ALL: [Class; 40] = [
+    pub const ALL: [Class; 41] = [
         Class::OomKill,
         Class::OutOfMemory,
+        Class::MemoryStarved,
         Class::DiskFull,
         Class::KilledUnknown,
         Class::Terminated,
@@ -177,6 +182,7 @@ impl Class {
         match self {
             Class::OomKill => "oom-kill",
             Class::OutOfMemory => "out-of-memory",
+            Class::MemoryStarved => "memory-starved",
             Class::DiskFull => "disk-full",
             Class::KilledUnknown => "killed-unknown",
             Class::Terminated => "terminated",
@@ -226,6 +232,7 @@ impl Class {
         match self {
             Class::OomKill
             | Class::OutOfMemory
+            | Class::MemoryStarved
             | Class::DiskFull
             | Class::InotifyLimits
             | Class::PortConflict
@@ -780,6 +787,9 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
     if !container_kills.is_empty() {
         return Some(workload::container_oom_candidate(case, container_kills));
     }
+    if let Some(starved) = starvation_candidate(case, &what, &during) {
+        return Some(starved);
+    }
     if abrupt.is_empty() {
         return None;
     }
@@ -840,6 +850,50 @@ fn memory_candidate(case: &Case) -> Option<Candidate> {
         statement: format!("{what} {happened}{status}{during}; {cause}."),
         evidence_for: abrupt,
         evidence_against: against,
+        fits: Vec::new(),
+    })
+}
+
+/// A command stopped at loadmaster's deadline while a memory cgroup of the
+/// failure sat at its limit with no task OOM-killed: a starved node. The
+/// kernel reclaims (the node's own binaries' pages too) and waits instead
+/// of killing, so the import crawls until the deadline; on a busy machine
+/// the same node is as often OOM-killed. Likely, not proven: a cgroup at
+/// its limit is also what page cache alone looks like.
+fn starvation_candidate(case: &Case, what: &str, during: &str) -> Option<Candidate> {
+    let deadline = case
+        .evidence
+        .iter()
+        .position(|e| matches!(&e.fact, Fact::Signature { id, .. } if *id == "timeout-kill"))?;
+    let (at_limit, counters) =
+        case.evidence
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| match &e.fact {
+                Fact::Memory(m) if m.hit_limit() && m.oom_kill == Some(0) => Some((i, m)),
+                _ => None,
+            })?;
+    let hits = counters
+        .failcnt
+        .map_or(String::new(), |n| format!(", at its limit {n} times"));
+    Some(Candidate {
+        class: Class::MemoryStarved,
+        confidence: Confidence::Likely,
+        suspected: None,
+        statement: format!(
+            "{what} ran out of time{during} starved of memory, likely: its memory cgroup was at its limit ({counters}{hits}) and no task in it was OOM-killed, so the kernel reclaimed and waited instead of killing."
+        ),
+        evidence_for: vec![
+            Weighed {
+                evidence: at_limit,
+                reading: "the cgroup's usage reached its limit and its OOM-kill counter is 0: reclaim, not a kill".into(),
+            },
+            Weighed {
+                evidence: deadline,
+                reading: "loadmaster's deadline stopped the command: it crawled, it did not fail".into(),
+            },
+        ],
+        evidence_against: Vec::new(),
         fits: Vec::new(),
     })
 }

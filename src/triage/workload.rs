@@ -292,7 +292,8 @@ pub(super) fn container_oom_candidate(case: &Case, kills: Vec<Weighed>) -> Candi
 
 /// Where one failure explains another, the explained one goes into the
 /// explaining one's evidence: pods that never got ready explain the wait
-/// that timed out; a crash's own message explains its crash loop.
+/// that timed out; a crash's own message explains its crash loop; a starved
+/// node explains the deadline its import ran into.
 pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
     for (cause, consequence) in [
         (Class::ReadinessTimeout, Class::Timeout),
@@ -301,6 +302,7 @@ pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
         (Class::ImagePullFailure, Class::Timeout),
         (Class::CrashLoop, Class::Timeout),
         (Class::PodUnschedulable, Class::Timeout),
+        (Class::MemoryStarved, Class::Timeout),
     ] {
         let Some(from) = candidates.iter().position(|c| c.class == consequence) else {
             continue;
