@@ -397,7 +397,13 @@ struct Fault {
     /// stands for the delivered image.
     container: &'static str,
     wait: &'static str,
+    /// More documents for the namespace (a Service), each ending in `---`.
+    others: &'static str,
     class: &'static str,
+    /// How sure the evidence makes the diagnosis: the kubelet's word for a
+    /// state proves it; a probe's failures or a refused connection make
+    /// their cause likely.
+    confidence: &'static str,
     /// What the root cause's statement must name besides the pod and the
     /// container.
     names: &'static [&'static str],
@@ -406,12 +412,14 @@ struct Fault {
 // The crash loop and the OOM kill are proven from the pod listing the
 // runner gathered (the last termination's reason and exit code), not from
 // the kubelet's BackOff event, which proves the loop only.
-const FAULTS: [Fault; 4] = [
+const FAULTS: [Fault; 6] = [
     Fault {
         name: "crash",
         container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sh\", \"-c\", \"echo 'fault: cannot open /etc/app/config.yaml' >&2; exit 3\"]\n",
         wait: "      - rollout: deployment/app\n        timeout: 45s\n",
+        others: "",
         class: "crash-loop",
+        confidence: "proven",
         // Its own last words, from the crashed instance's log.
         names: &[FAULT_IMAGE],
     },
@@ -421,14 +429,18 @@ const FAULTS: [Fault; 4] = [
         // over the 16Mi limit at once, whatever the machine's load.
         container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=67108864\", \"count=1\"]\n          resources:\n            limits: {memory: 16Mi}\n",
         wait: "      - rollout: deployment/app\n        timeout: 45s\n",
+        others: "",
         class: "container-oomkilled",
+        confidence: "proven",
         names: &[FAULT_IMAGE, "16Mi", "OOMKilled"],
     },
     Fault {
         name: "unschedulable",
         container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sleep\", \"3600\"]\n          resources:\n            requests: {memory: 4000Gi}\n",
         wait: "      - condition: Ready\n        resource: pod\n        selector: app=app\n        timeout: 20s\n",
+        others: "",
         class: "pod-unschedulable",
+        confidence: "proven",
         names: &["Insufficient memory"],
     },
     Fault {
@@ -436,8 +448,31 @@ const FAULTS: [Fault; 4] = [
         // As in a suite whose manifest said :latest while :e2e was loaded.
         container: "          image: localhost/lmkube-fault:latest\n          imagePullPolicy: Never\n          command: [\"sleep\", \"3600\"]\n",
         wait: "      - rollout: deployment/app\n        timeout: 30s\n",
+        others: "",
         class: "image-never-pull",
+        confidence: "proven",
         names: &["localhost/lmkube-fault:latest"],
+    },
+    Fault {
+        name: "unready",
+        // Runs, never ready: its readiness probe fails every time.
+        container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sleep\", \"3600\"]\n          readinessProbe:\n            exec: {command: [\"cat\", \"/tmp/ready\"]}\n            periodSeconds: 2\n",
+        wait: "      - condition: Ready\n        resource: pod\n        selector: app=app\n        timeout: 20s\n",
+        others: "",
+        class: "readiness-timeout",
+        confidence: "likely",
+        names: &["Readiness probe failed"],
+    },
+    Fault {
+        name: "dependency",
+        // It dials a Service whose selector matches no pod: the node's
+        // kube-proxy refuses the connection, and the container exits.
+        container: "          image: IMAGE\n          imagePullPolicy: Never\n          command: [\"sh\", \"-c\", \"nc -w 2 db 5432 </dev/null\"]\n",
+        wait: "      - rollout: deployment/app\n        timeout: 45s\n",
+        others: "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  selector: {app: db}\n  ports:\n    - port: 5432\n---\n",
+        class: "dependency-not-ready",
+        confidence: "likely",
+        names: &[FAULT_IMAGE, "Connection refused"],
     },
 ];
 
@@ -467,10 +502,11 @@ fn fault_plan(dir: &Path, cluster: &KubeCluster, namespace: &str, fault: &Fault)
     std::fs::write(
         dir.join("app.yaml"),
         format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n{}\
              apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: {namespace}\n\
              spec:\n  replicas: 1\n  minReadySeconds: 20\n  selector:\n    matchLabels: {{app: app}}\n  template:\n    metadata:\n      labels: {{app: app}}\n    spec:\n\
              \x20     terminationGracePeriodSeconds: 1\n      containers:\n        - name: app\n{}",
+            fault.others,
             fault.container.replace("IMAGE", FAULT_IMAGE)
         ),
     )
@@ -543,7 +579,19 @@ fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
             let diagnosis: Value = serde_json::from_str(&text).unwrap();
             let cause = &diagnosis["root_cause"];
             assert_eq!(cause["class"], fault.class, "{case}: {diagnosis:#}");
-            assert_eq!(cause["confidence"], "proven", "{case}: {diagnosis:#}");
+            assert_eq!(
+                cause["confidence"], fault.confidence,
+                "{case}: {diagnosis:#}"
+            );
+            // What still works: the API server, which answered.
+            assert!(
+                diagnosis["still_works"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|w| w.as_str().unwrap().contains("API server answers")),
+                "{case}: {diagnosis:#}"
+            );
             let statement = cause["statement"].as_str().unwrap();
             let pod = cluster.kubectl(&[
                 "--namespace",
@@ -559,7 +607,10 @@ fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
             // loop and an OOM kill, and the image and the cause's own words
             // are in it.
             assert!(text.contains(&pod), "{case}: {pod} not in {diagnosis:#}");
-            if fault.class == "crash-loop" || fault.class == "container-oomkilled" {
+            if matches!(
+                fault.class,
+                "crash-loop" | "container-oomkilled" | "dependency-not-ready"
+            ) {
                 assert!(
                     statement.contains("container app") && statement.contains(&pod),
                     "{case}: no pod and container in {statement}"

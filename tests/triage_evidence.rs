@@ -402,7 +402,11 @@ fn an_import_that_crawled_at_its_memory_limit_is_starvation_not_a_timeout() {
         (root.class, root.confidence),
         (Class::MemoryStarved, Confidence::Likely)
     );
-    assert!(root.statement.contains("48210 times"), "{}", root.statement);
+    assert!(
+        root.statement.contains("limit hit 48210 times"),
+        "{}",
+        root.statement
+    );
     assert!(!d.fix.is_empty(), "a starved node gets the memory fix");
 
     let roomy = node_cgroup("52428800\n", "0\n");

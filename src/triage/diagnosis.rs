@@ -14,6 +14,7 @@
 use super::advice;
 use super::evidence::{Evidence, Fact, Source};
 use super::kernel::OomKill;
+use super::kube::ContainerStatus;
 use super::signatures::{self, Signature};
 use super::workload;
 use crate::deliver::NodeState;
@@ -873,15 +874,12 @@ fn starvation_candidate(case: &Case, what: &str, during: &str) -> Option<Candida
                 Fact::Memory(m) if m.hit_limit() && m.oom_kill == Some(0) => Some((i, m)),
                 _ => None,
             })?;
-    let hits = counters
-        .failcnt
-        .map_or(String::new(), |n| format!(", at its limit {n} times"));
     Some(Candidate {
         class: Class::MemoryStarved,
         confidence: Confidence::Likely,
         suspected: None,
         statement: format!(
-            "{what} ran out of time{during} starved of memory, likely: its memory cgroup was at its limit ({counters}{hits}) and no task in it was OOM-killed, so the kernel reclaimed and waited instead of killing."
+            "{what} ran out of time{during} starved of memory, likely: its memory cgroup was at its limit ({counters}) and no task in it was OOM-killed, so the kernel reclaimed and waited instead of killing."
         ),
         evidence_for: vec![
             Weighed {
@@ -1409,8 +1407,40 @@ fn still_works(case: &Case) -> Vec<String> {
             _ => {}
         }
     }
+    let pods: Vec<&ContainerStatus> = case
+        .evidence
+        .iter()
+        .filter_map(|e| match &e.fact {
+            Fact::PodContainer(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if !pods.is_empty() {
+        works.push("The API server answers: it reported the pods' statuses.".into());
+    }
+    let ready: Vec<String> = pods
+        .iter()
+        .filter(|c| c.ready == Some(true))
+        .map(|c| c.name())
+        .collect();
+    if !ready.is_empty() {
+        let shown = ready.iter().take(READY_SHOWN).cloned().collect::<Vec<_>>();
+        let more = ready.len().saturating_sub(READY_SHOWN);
+        works.push(format!(
+            "Ready: {}{}.",
+            shown.join("; "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
     works
 }
+
+/// How many ready containers "still works" names.
+const READY_SHOWN: usize = 5;
 
 /// The program an exec ran in its container: `ctr` of `podman exec -i n ctr ...`.
 fn inner_program(failure: &Failure) -> Option<&str> {

@@ -14,6 +14,7 @@ use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
 use super::evidence::Fact;
 use super::kernel::{OomKill, OomScope};
 use super::kube::{ContainerStatus, KubeEvent, State};
+use super::signatures;
 
 /// One candidate per pod-level fact that shows a failure.
 pub(super) fn candidates(case: &Case) -> Vec<Candidate> {
@@ -107,6 +108,19 @@ fn crash_loop(c: &ContainerStatus, who: &str, case: &Case) -> (Class, Confidence
         Some(lines) => format!("Its last lines: `{}`.", lines.join(" / ")),
         None => "Its last lines (`kubectl logs --previous`) say why.".to_string(),
     };
+    // A program that exits because a service it dials refused it: the
+    // loop is the dependency's doing.
+    let refused =
+        last_lines(c, case).and_then(|lines| lines.iter().find(|line| refused_connection(line)));
+    if let Some(line) = refused {
+        return (
+            Class::DependencyNotReady,
+            Confidence::Likely,
+            format!(
+                "{who} keeps exiting because a service it needs refused the connection, likely: its last lines say `{line}`{ended}. That service's pods are not ready, or its selector matches none (`kubectl get endpoints`)."
+            ),
+        );
+    }
     let own_exit = last
         .and_then(|t| t.exit_code)
         .is_some_and(|code| (1..128).contains(&code));
@@ -125,6 +139,13 @@ fn crash_loop(c: &ContainerStatus, who: &str, case: &Case) -> (Class, Confidence
             format!("{who} is in CrashLoopBackOff{ended}: it keeps exiting. {words}"),
         )
     }
+}
+
+/// A line that says a connection was refused, in the words the signature
+/// table knows.
+fn refused_connection(line: &str) -> bool {
+    signatures::by_id("connection-refused")
+        .is_some_and(|signature| signature.matches_text(&line.to_lowercase()))
 }
 
 /// The last lines the container wrote, from the log the runner gathered:
@@ -303,6 +324,8 @@ pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
         (Class::CrashLoop, Class::Timeout),
         (Class::PodUnschedulable, Class::Timeout),
         (Class::MemoryStarved, Class::Timeout),
+        (Class::DependencyNotReady, Class::CrashLoop),
+        (Class::DependencyNotReady, Class::Timeout),
     ] {
         let Some(from) = candidates.iter().position(|c| c.class == consequence) else {
             continue;
@@ -477,6 +500,29 @@ mod tests {
         ] {
             assert!(r.statement.contains(named), "{named}: {}", r.statement);
         }
+        // Its last words a refused connection: a dependency not ready.
+        let mut case = log::scan(&describe(1), "describe.txt");
+        case.evidence.push(Evidence::new(
+            Source::Log {
+                file: "logs/pod-e2e-app-0-app-previous.log".into(),
+                line: 1,
+            },
+            Fact::ContainerLog {
+                namespace: "e2e".into(),
+                pod: "app-0".into(),
+                container: "app".into(),
+                previous: true,
+                last_lines: vec![
+                    "nc: can't connect to remote host (10.96.41.7): Connection refused".into(),
+                ],
+            },
+        ));
+        let r = diagnose(&case).root_cause.unwrap();
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Likely)
+        );
+        assert!(r.statement.contains("10.96.41.7"), "{}", r.statement);
         // Killed by a signal (137: SIGKILL, an OOM or a probe's kill): its
         // sender is elsewhere, so the loop alone proves no cause.
         let r = root(&describe(137));

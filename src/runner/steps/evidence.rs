@@ -10,6 +10,7 @@ use crate::journal::Event;
 use crate::plan::Provider;
 use crate::process;
 use crate::triage::{self, Diagnosis, Evidence, Fact, Source, render};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 impl OnCluster<'_> {
@@ -154,7 +155,8 @@ impl OnCluster<'_> {
                 return Vec::new();
             }
         };
-        let mut evidence = pod_statuses(&listing, &format!("logs/{LISTING}"), &pods);
+        let namespaces = pods::plan_namespaces(self.plan);
+        let mut evidence = pod_statuses(&listing, &format!("logs/{LISTING}"), &namespaces);
         if pods.len() > MAX_PODS_READ {
             recorder.note(
                 Some(step),
@@ -223,16 +225,21 @@ impl OnCluster<'_> {
     }
 }
 
-/// The statuses, in the pod listing, of the containers of the pods whose
-/// logs were read.
-fn pod_statuses(listing: &str, file: &str, pods: &[pods::Unready]) -> Vec<Evidence> {
+/// The statuses, in the pod listing, of the containers in the plan's
+/// namespaces (every namespace when it names none): the failed ones are
+/// the diagnosis's evidence, the ready ones what still works.
+fn pod_statuses(listing: &str, file: &str, namespaces: &BTreeSet<String>) -> Vec<Evidence> {
     triage::log::scan(listing, file)
         .evidence
         .into_iter()
         .filter(|e| match &e.fact {
-            Fact::PodContainer(status) => pods
-                .iter()
-                .any(|p| p.name == status.pod && status.namespace.as_deref() == Some(&p.namespace)),
+            Fact::PodContainer(status) => {
+                namespaces.is_empty()
+                    || status
+                        .namespace
+                        .as_ref()
+                        .is_some_and(|ns| namespaces.contains(ns))
+            }
             _ => false,
         })
         .collect()
