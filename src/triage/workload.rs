@@ -13,7 +13,7 @@
 use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
 use super::evidence::Fact;
 use super::kernel::{OomKill, OomScope};
-use super::kube::{ContainerStatus, KubeEvent, State};
+use super::kube::{ContainerStatus, KubeEvent, State, Termination};
 use super::signatures;
 
 /// One candidate per pod-level fact that shows a failure.
@@ -78,7 +78,13 @@ fn from_status(c: &ContainerStatus, case: &Case) -> Option<(Class, Confidence, S
                 "{who} cannot start, proven: the kubelet could not pull its image ({reason}). The pull's own error is in the pod's Failed events."
             ),
         ),
-        "CrashLoopBackOff" => crash_loop(c, &who, case),
+        "CrashLoopBackOff" => crash_loop(
+            &who,
+            case,
+            c,
+            c.last_termination.as_ref(),
+            "CrashLoopBackOff".into(),
+        ),
         "CreateContainerConfigError" => (
             Class::DependencyNotReady,
             Confidence::Likely,
@@ -91,7 +97,7 @@ fn from_status(c: &ContainerStatus, case: &Case) -> Option<(Class, Confidence, S
             Confidence::Likely,
             format!("{who} could not be created or started by the runtime ({reason})."),
         ),
-        _ => return failed_run(c, &who),
+        _ => return restarted_crash(c, &who, case).or_else(|| failed_run(c, &who)),
     };
     Some(found)
 }
@@ -101,8 +107,13 @@ fn from_status(c: &ContainerStatus, case: &Case) -> Option<(Class, Confidence, S
 /// 127: no signal, so neither an OOM kill nor a probe's kill, whose sender
 /// is elsewhere). Either way the cause is in the container's last lines,
 /// quoted when the runner gathered them.
-fn crash_loop(c: &ContainerStatus, who: &str, case: &Case) -> (Class, Confidence, String) {
-    let last = c.last_termination.as_ref();
+fn crash_loop(
+    who: &str,
+    case: &Case,
+    c: &ContainerStatus,
+    last: Option<&Termination>,
+    looping: String,
+) -> (Class, Confidence, String) {
     let ended = last.map_or(String::new(), |t| format!(" (last ended: {t})"));
     let words = match last_lines(c, case) {
         Some(lines) => format!("Its last lines: `{}`.", lines.join(" / ")),
@@ -129,14 +140,14 @@ fn crash_loop(c: &ContainerStatus, who: &str, case: &Case) -> (Class, Confidence
             Class::CrashLoop,
             Confidence::Proven,
             format!(
-                "{who} keeps exiting on its own, proven: the kubelet restarts it (CrashLoopBackOff){ended}. {words}"
+                "{who} keeps exiting on its own, proven: the kubelet restarts it ({looping}){ended}. {words}"
             ),
         )
     } else {
         (
             Class::CrashLoop,
             Confidence::Likely,
-            format!("{who} is in CrashLoopBackOff{ended}: it keeps exiting. {words}"),
+            format!("{who} keeps exiting ({looping}){ended}. {words}"),
         )
     }
 }
@@ -169,6 +180,27 @@ fn last_lines<'a>(c: &ContainerStatus, case: &'a Case) -> Option<&'a [String]> {
     });
     logs.max_by_key(|(previous, _)| *previous)
         .map(|(_, lines)| lines)
+}
+
+/// The same crash loop seen between two back-offs: a container the kubelet
+/// has restarted that has just ended in error again (terminated), or has
+/// just been started again after one (running, not ready).
+fn restarted_crash(
+    c: &ContainerStatus,
+    who: &str,
+    case: &Case,
+) -> Option<(Class, Confidence, String)> {
+    let restarts = c.restarts.filter(|&n| n > 0)?;
+    let failed = |t: &Termination| t.exit_code.is_some_and(|code| code != 0);
+    let last = match &c.state {
+        State::Terminated(t) if failed(t) => t,
+        State::Running if c.ready != Some(true) => {
+            c.last_termination.as_ref().filter(|t| failed(t))?
+        }
+        _ => return None,
+    };
+    let looping = format!("{restarts} restarts so far");
+    Some(crash_loop(who, case, c, Some(last), looping))
 }
 
 /// A container that ended in error without being restarted (a job's pod).
@@ -535,6 +567,32 @@ mod tests {
             "{}",
             r.statement
         );
+    }
+
+    #[test]
+    fn a_restarted_container_caught_between_back_offs_is_the_same_crash_loop() {
+        let pod = |state: &str| {
+            format!(
+                r#"{{"kind": "Pod", "metadata": {{"name": "app-0", "namespace": "e2e"}},
+                 "spec": {{"containers": [{{"name": "app", "image": "app:1"}}]}},
+                 "status": {{"containerStatuses": [{{"name": "app", "image": "app:1", "ready": false,
+                   "restartCount": 2, "state": {state},
+                   "lastState": {{"terminated": {{"reason": "Error", "exitCode": 3}}}}}}]}}}}"#
+            )
+        };
+        for state in [
+            r#"{"terminated": {"reason": "Error", "exitCode": 3}}"#,
+            r#"{"running": {"startedAt": "2026-12-03T09:50:00Z"}}"#,
+        ] {
+            let r = root(&pod(state));
+            assert_eq!(
+                (r.class, r.confidence),
+                (Class::CrashLoop, Confidence::Proven),
+                "{state}: {}",
+                r.statement
+            );
+            assert!(r.statement.contains("2 restarts"), "{}", r.statement);
+        }
     }
 
     #[test]
