@@ -401,6 +401,10 @@ struct Fault {
     /// What the root cause's statement must name besides the pod and the
     /// container.
     names: &'static [&'static str],
+    /// Run with `--skip-preflight`: a name loadmaster knows will not
+    /// resolve is caught before anything is applied unless skipped, and
+    /// the case is what the cluster says of it.
+    skip_preflight: bool,
 }
 
 // The crash loop and the OOM kill are proven from the pod listing the
@@ -414,6 +418,7 @@ const FAULTS: [Fault; 4] = [
         class: "crash-loop",
         // Its own last words, from the crashed instance's log.
         names: &[FAULT_IMAGE],
+        skip_preflight: false,
     },
     Fault {
         name: "oomkilled",
@@ -423,6 +428,7 @@ const FAULTS: [Fault; 4] = [
         wait: "      - rollout: deployment/app\n        timeout: 45s\n",
         class: "container-oomkilled",
         names: &[FAULT_IMAGE, "16Mi", "OOMKilled"],
+        skip_preflight: false,
     },
     Fault {
         name: "unschedulable",
@@ -430,6 +436,7 @@ const FAULTS: [Fault; 4] = [
         wait: "      - condition: Ready\n        resource: pod\n        selector: app=app\n        timeout: 20s\n",
         class: "pod-unschedulable",
         names: &["Insufficient memory"],
+        skip_preflight: false,
     },
     Fault {
         name: "neverpull",
@@ -438,6 +445,9 @@ const FAULTS: [Fault; 4] = [
         wait: "      - rollout: deployment/app\n        timeout: 30s\n",
         class: "image-never-pull",
         names: &["localhost/lmkube-fault:latest"],
+        // The pre-flight (and the deploy step's own check) would stop it
+        // before the cluster saw it (tests/runner.rs has that case).
+        skip_preflight: true,
     },
 ];
 
@@ -512,6 +522,7 @@ fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
                 .arg("--root")
                 .arg(&root)
                 .args(["--engine", engine.name()])
+                .args(fault.skip_preflight.then_some("--skip-preflight"))
                 .env("KUBECONFIG", &cluster.kubeconfig)
                 // kind's own engine choice agrees (the pre-flight checks it).
                 .env("KIND_EXPERIMENTAL_PROVIDER", engine.name())
@@ -536,6 +547,15 @@ fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
                 "{case}: {:?}",
                 record.steps
             );
+            if fault.skip_preflight {
+                // The deploy step's name check was skipped with it, and
+                // the journal says so.
+                let skipped = record.events.iter().any(|e| {
+                    e.step.as_deref() == Some("deploy/app")
+                        && matches!(&e.body, EventBody::Note { message } if message.starts_with("image names not checked"))
+                });
+                assert!(skipped, "{case}: no note of the skipped name check");
+            }
 
             let path = record.dir.join("diagnosis.json");
             let text = std::fs::read_to_string(&path)
