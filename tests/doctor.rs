@@ -548,6 +548,12 @@ fn a_plan_gives_the_cluster_its_ports_images_and_builds() {
         std::fs::create_dir_all(dir.path.join(service)).unwrap();
         std::fs::write(dir.path.join(service).join("Dockerfile"), "FROM scratch\n").unwrap();
     }
+    // The manifest's name for the api image is a near miss of the plan's.
+    std::fs::write(
+        dir.path.join("api.yaml"),
+        "kind: Pod\nmetadata:\n  name: api\nspec:\n  containers:\n    - name: api\n      image: localhost/lmd-api:1\n      imagePullPolicy: Never\n",
+    )
+    .unwrap();
     let cluster = support::unique_name("lmd");
     let plan = dir.path.join("loadmaster.yaml");
     std::fs::write(
@@ -571,6 +577,9 @@ images:
     build: {{context: api, memory: 3GiB}}
   - name: lmd-worker:1
     build: {{context: worker, memory: 1GiB}}
+deploy:
+  - name: api
+    manifests: [api.yaml]
 budget:
   parallelBuilds: 4
 test:
@@ -612,6 +621,12 @@ test:
         .collect();
     assert_eq!(images, ["lmd-api:1", "lmd-worker:1"]);
     drop(listener);
+    let name = finding(&report, "image-name.api.localhost/lmd-api:1");
+    assert_eq!(name["status"], "fail", "{name:#}");
+    assert_eq!(
+        name["measured"],
+        "api.yaml (Pod api, container api) asks for localhost/lmd-api:1 with imagePullPolicy Never; this plan loads lmd-api:1: name lmd-api:1 in api.yaml, or add localhost/lmd-api:1 to the plan's images"
+    );
 
     // A plan with an error is the doctor's input error: exit 2.
     std::fs::write(&plan, "apiVersion: loadmaster/v1\ncluster: [\n").unwrap();

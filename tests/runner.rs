@@ -1180,9 +1180,10 @@ fn a_failed_deploy_gathers_the_logs_of_its_unready_pods() {
 /// would. Contract test, recorded behaviour: there is no API server here,
 /// so the ConfigMap request is answered with the recorded
 /// `tests/fixtures/kube/recorded-local-registry-hosting-kind.json` (its
-/// `localhost:5001` replaced by the test registry), and `apply -k DIR` is
+/// `localhost:5001` replaced by the test registry), `apply -k DIR` is
 /// the real `kubectl kustomize DIR`, whose output is kept as what would
-/// have been applied. Anything else fails, naming the command.
+/// have been applied, and the pre-flight's `version --client` is the real
+/// kubectl's. Anything else fails, naming the command.
 struct RecordedKubectl {
     dir: TempDir,
     real: String,
@@ -1193,6 +1194,7 @@ const RECORDED_KUBECTL: &str = r#"#!/bin/sh
 # Contract test (recorded behaviour): see tests/fixtures/kube/README.md.
 echo "$*" >> "$LMT_KUBECTL_DIR/argv"
 case "$*" in
+  "version --client -o json") "$LMT_REAL_KUBECTL" version --client -o json ;;
   *"get configmap local-registry-hosting -o json")
     sed "s/localhost:5001/$LMT_REGISTRY/g" "$LMT_KUBECTL_FIXTURE" ;;
   *"apply -k "*)
@@ -1896,5 +1898,139 @@ fn a_traced_run_shows_its_commands_and_steps_but_no_secret() {
             "{kind}: {stderr}"
         );
         assert!(!stderr.contains("s3cr3t"), "{kind}: {stderr}");
+    }
+}
+
+/// The journal's `kubectl apply`, `rollout` and `wait` commands of `step`
+/// (not the reads of the evidence a failure gathers).
+fn kubectl_changes(record: &loadmaster::journal::RunRecord, step: &str) -> Vec<Vec<String>> {
+    record
+        .events
+        .iter()
+        .filter(|e| e.step.as_deref() == Some(step))
+        .filter_map(|e| match &e.body {
+            EventBody::Command { argv, .. }
+                if argv.first().is_some_and(|a| a == "kubectl")
+                    && argv
+                        .iter()
+                        .any(|a| ["apply", "rollout", "wait"].contains(&a.as_str())) =>
+            {
+                Some(argv.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `up` of `plan` (kubectl recorded) fails in `step`, saying `said`: the
+/// run's record and stderr.
+fn fails_in(plan: &TestPlan, step: &str, said: &str) -> (loadmaster::journal::RunRecord, String) {
+    let out = up_with_recorded_kubectl(plan, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(said), "{said:?} not in {stderr}");
+    let record = plan.last_run();
+    let failed = record.steps.iter().find(|s| s.id == step);
+    assert_eq!(
+        failed.map(|s| s.status),
+        Some(loadmaster::journal::StepStatus::Failed),
+        "{:?}",
+        record.steps
+    );
+    (record, stderr)
+}
+
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn an_image_name_that_will_not_resolve_on_the_nodes_stops_the_run_before_anything_is_applied() {
+    let _exclusive = exclusive();
+    for kind in engines_under_test() {
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let base = unique_name("localhost/lmt-names");
+        let loaded = format!("{base}:1");
+        let _built = Built {
+            kind,
+            names: vec![loaded.clone()],
+        };
+        let plan = TestPlan::write("");
+        let images = sleeper_images(&plan, &[(&loaded, Some(0))]);
+        let dir = plan.file.parent().unwrap().to_path_buf();
+        let manifest = |image: &str| {
+            std::fs::write(
+                dir.join("app.yaml"),
+                format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {image}\n          imagePullPolicy: Never\n"),
+            )
+            .unwrap()
+        };
+        let deploy = "deploy:\n  - name: app\n    manifests: [app.yaml]\n    namespace: e2e\n    wait:\n      - rollout: deployment/api\n        timeout: 5s\n";
+        graph_plan(&cluster, &plan, &images, deploy);
+        let calls = dir.join("kubectl-calls");
+        let applied = || std::fs::read_to_string(&calls).unwrap_or_default();
+        let asks = "app.yaml (Deployment app, container app) asks for";
+
+        // The suite's mistake: `:latest` in the manifest, `:1` loaded. The
+        // pre-flight names both, and nothing is built or applied.
+        let near = format!("{base}:latest");
+        manifest(&near);
+        let (record, _) = fails_in(
+            &plan,
+            "preflight",
+            &format!("{asks} {near} with imagePullPolicy Never; this plan loads {loaded}"),
+        );
+        assert!(
+            !record.steps.iter().any(|s| s.id.starts_with("build/")),
+            "{kind}: {:?}",
+            record.steps
+        );
+        assert!(!applied().contains("apply"), "{kind}: {}", applied());
+
+        // Skipped with the pre-flight, the deploy step's check too: the
+        // manifest is applied, its wait runs, and the journal says so.
+        let out = up_with_recorded_kubectl(&plan, &["--skip-preflight"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let record = plan.last_run();
+        let skipped = record.events.iter().any(|e| {
+            e.step.as_deref() == Some("deploy/app")
+                && matches!(&e.body, EventBody::Note { message } if message.starts_with("image names not checked before applying: the pre-flight was skipped (--skip-preflight)"))
+        });
+        assert!(skipped, "{kind}: {stderr}");
+        assert!(
+            !kubectl_changes(&record, "deploy/app").is_empty(),
+            "{kind}: {stderr}"
+        );
+        std::fs::remove_file(&calls).unwrap();
+
+        // A Never image that nothing delivers and that is near no plan
+        // image: the pre-flight can only warn; the deploy step reads what
+        // the node holds, and fails before its apply and its wait.
+        let absent = unique_name("localhost/lmt-absent");
+        let absent = format!("{absent}:1");
+        manifest(&absent);
+        let (record, stderr) = fails_in(
+            &plan,
+            "deploy/app",
+            &format!(
+                "{asks} {absent} with imagePullPolicy Never, which this plan does not load and the nodes do not hold"
+            ),
+        );
+        assert!(
+            stderr.contains(&format!("warning: image-name.app.{absent}")),
+            "{kind}: {stderr}"
+        );
+        assert!(
+            record
+                .steps
+                .iter()
+                .any(|s| s.id == format!("deliver/{loaded}")
+                    && s.status == loadmaster::journal::StepStatus::Succeeded),
+            "{kind}: {:?}",
+            record.steps
+        );
+        assert_eq!(
+            kubectl_changes(&record, "deploy/app"),
+            Vec::<Vec<String>>::new(),
+            "{kind}"
+        );
+        assert!(!applied().contains("apply"), "{kind}: {}", applied());
     }
 }

@@ -9,6 +9,7 @@ use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Side, Stat
 use crate::engine::EngineChoice;
 use crate::journal::{Event, Outcome};
 use crate::plan;
+use crate::runner::pull_policy;
 use crate::runner::steps::preflight::STEP;
 use crate::units::bytes;
 use std::io::{self, Write};
@@ -30,10 +31,11 @@ pub fn doctor(
     let mut options = Options::from_environment(cluster, kind_config);
     options.engine = engine;
     options.images = images;
-    examine(&options, root, output)
+    examine(&options, Vec::new(), root, output)
 }
 
-/// The doctor for a plan: its cluster, kind config, images and builds.
+/// The doctor for a plan: its cluster, kind config, images and builds,
+/// and the image names its deploy steps' manifests use.
 pub fn doctor_plan(
     engine: Option<EngineChoice>,
     file: &Path,
@@ -42,14 +44,22 @@ pub fn doctor_plan(
 ) -> Result<(), CommandError> {
     let plan = plan::load(file)?;
     let options = crate::runner::steps::preflight::doctor_options(&plan, root, engine)?;
-    examine(&options, root, output)
+    let names = pull_policy::findings(&plan, &pull_policy::read_all(&plan));
+    examine(&options, names, root, output)
 }
 
-/// Runs the checks, records them as a `doctor` run under `root` (each
-/// finding in a `preflight` event, as `up` records its pre-flight), prints
-/// the report, and fails when a check failed.
-fn examine(options: &Options, root: &Path, output: Output) -> Result<(), CommandError> {
-    let report = doctor::run(options)?;
+/// Runs the checks (and adds `more`, findings made beside the doctor's),
+/// records them as a `doctor` run under `root` (each finding in a
+/// `preflight` event, as `up` records its pre-flight), prints the report,
+/// and fails when a check failed.
+fn examine(
+    options: &Options,
+    more: Vec<Finding>,
+    root: &Path,
+    output: Output,
+) -> Result<(), CommandError> {
+    let mut report = doctor::run(options)?;
+    report.findings.extend(more);
     record(&report, root);
     let mut out = io::stdout().lock();
     match output {

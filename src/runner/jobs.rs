@@ -4,11 +4,12 @@
 //! (`steps/`) with a context made from what the run found so far.
 
 use super::graph::{Bounds, Policy, Scheduler};
+use super::manifests::{self, ImageUse};
 use super::pipeline::{self, Job};
 use super::steps::builds::Builds;
 use super::steps::deploy::Deploy;
 use super::steps::{Failure, StepError};
-use super::{Run, executor, manifests};
+use super::{Run, executor, pull_policy};
 use crate::plan::Delivery;
 use std::collections::BTreeSet;
 
@@ -26,21 +27,23 @@ impl Run<'_> {
         // Measured before the cluster step, which runs beside the builds.
         let info = self.selection.engine.info().ok();
         let (budget, memory) = builds.estimates(info.as_ref());
+        // Read once: for the graph (what each deploy waits for), the
+        // pre-flight and each deploy step (the names checked).
+        let uses = pull_policy::read_all(plan);
         let named: Vec<Option<BTreeSet<usize>>> = plan
             .deploy
             .iter()
-            .map(|step| {
-                if plan.images.is_empty() {
-                    return Some(BTreeSet::new());
+            .zip(&uses)
+            .map(|(step, uses)| match uses {
+                Ok(uses) => Some(manifests::named(uses, &plan.images)),
+                Err(_) if plan.images.is_empty() => Some(BTreeSet::new()),
+                Err(why) => {
+                    self.recorder.note(
+                        Some(&format!("deploy/{}", step.name)),
+                        format!("it waits for every image's delivery: the images its manifests name are unknown ({why})"),
+                    );
+                    None
                 }
-                manifests::named(&step.apply, &plan.images)
-                    .map_err(|why| {
-                        self.recorder.note(
-                            Some(&format!("deploy/{}", step.name)),
-                            format!("it waits for every image's delivery: the images its manifests name are unknown ({why})"),
-                        )
-                    })
-                    .ok()
             })
             .collect();
         let pipeline = pipeline::pipeline(plan, with_test, &memory, &named, self.options.order);
@@ -74,8 +77,9 @@ impl Run<'_> {
         let scheduler = Scheduler::new(steps, bounds, policy)
             .map_err(|e| ("graph".to_string(), StepError::failed(e.to_string())))?;
         let jobs = pipeline.jobs;
-        let mut failures =
-            executor::run(scheduler, &self.recorder, &|n| self.job(jobs[n], &builds));
+        let mut failures = executor::run(scheduler, &self.recorder, &|n| {
+            self.job(jobs[n], &builds, &uses)
+        });
         let first = failures
             .iter()
             .position(|(_, error)| matches!(error, StepError::Interrupted(_)))
@@ -101,10 +105,16 @@ impl Run<'_> {
         }
     }
 
-    fn job(&self, job: Job, builds: &Builds<'_>) -> Result<(), Failure> {
+    /// Runs one job; `uses`: each deploy step's image uses.
+    fn job(
+        &self,
+        job: Job,
+        builds: &Builds<'_>,
+        uses: &[Result<Vec<ImageUse>, String>],
+    ) -> Result<(), Failure> {
         let plan = self.plan;
         match job {
-            Job::Preflight => self.preflight(),
+            Job::Preflight => self.preflight(uses),
             Job::Cluster => self.find_cluster(true),
             Job::Build(n) => builds.build(n),
             Job::Deliver(n) => self.on_cluster(|cluster| cluster.load(&plan.images[n])),
@@ -133,6 +143,10 @@ impl Run<'_> {
                     plan,
                     kube: &cluster.kube,
                     rewrites: &rewrites,
+                    uses: &uses[d],
+                    engine: &cluster.engine,
+                    nodes: &cluster.nodes,
+                    skipped_by: self.options.skip_preflight.as_deref(),
                     recorder: &self.recorder,
                 }
                 .run(&plan.deploy[d].name)

@@ -45,6 +45,7 @@ pub mod overlay;
 pub mod pipeline;
 pub mod pods;
 pub mod progress;
+pub mod pull_policy;
 pub mod registry_delivery;
 pub mod registry_hosting;
 pub mod steps;
@@ -274,12 +275,14 @@ impl Run<'_> {
         }
     }
 
-    fn preflight(&self) -> Result<(), Failure> {
+    /// The pre-flight; `uses`: each deploy step's image uses.
+    fn preflight(&self, uses: &[Result<Vec<manifests::ImageUse>, String>]) -> Result<(), Failure> {
         Preflight {
             plan: self.plan,
             root: &self.options.root,
             selection: &self.selection,
             skipped_by: self.options.skip_preflight.as_deref(),
+            uses,
             recorder: &self.recorder,
         }
         .run()

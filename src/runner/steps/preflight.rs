@@ -1,12 +1,15 @@
 //! The pre-flight, the first step of `up` and `run`: the checks `doctor -f`
 //! makes for the plan (the engine's memory and disk against the plan's
-//! needs, ports, stale names, inotify, tools), each finding recorded in the
+//! needs, ports, stale names, inotify, tools, and the image names the
+//! deploy steps' manifests use against the plan's images:
+//! [`super::super::pull_policy`]), each finding recorded in the
 //! journal. A failed check stops the run before anything is built or
 //! created, its fix in the step's error; warnings are shown and kept.
 //! `--skip-preflight` (or `LOADMASTER_SKIP_PREFLIGHT=1`) skips it, and the
 //! journal says who skipped it.
 
-use super::super::estimate;
+use super::super::manifests::ImageUse;
+use super::super::{estimate, pull_policy};
 use super::{Failure, Recorder, StepError};
 use crate::cluster;
 use crate::doctor::{self, DoctorError, Finding, KindConfig, Status};
@@ -55,6 +58,8 @@ pub struct Preflight<'a> {
     pub selection: &'a Selection,
     /// Who said to skip it, when someone did.
     pub skipped_by: Option<&'a str>,
+    /// Each deploy step's image uses, in `plan.deploy`'s order.
+    pub uses: &'a [Result<Vec<ImageUse>, String>],
     pub recorder: &'a Recorder,
 }
 
@@ -68,8 +73,11 @@ impl Preflight<'_> {
                 return Ok(());
             }
             let started = Instant::now();
-            let report = doctor::run(&self.options()?)
+            let mut report = doctor::run(&self.options()?)
                 .map_err(|e| StepError::failed(format!("the pre-flight cannot run: {e}")))?;
+            report
+                .findings
+                .extend(pull_policy::findings(self.plan, self.uses));
             let took = started.elapsed();
             recorder.record(&Event::preflight(report.findings.clone(), took));
             // One line each: the fixes are in the journal, the report and
