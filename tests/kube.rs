@@ -471,6 +471,7 @@ const FAULTS: [Fault; 6] = [
         others: "",
         class: "readiness-timeout",
         confidence: "likely",
+        skip_preflight: false,
         names: &["Readiness probe failed"],
     },
     Fault {
@@ -482,6 +483,7 @@ const FAULTS: [Fault; 6] = [
         others: "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  selector: {app: db}\n  ports:\n    - port: 5432\n---\n",
         class: "dependency-not-ready",
         confidence: "likely",
+        skip_preflight: false,
         names: &[FAULT_IMAGE, "Connection refused"],
     },
 ];

@@ -184,7 +184,8 @@ fn last_lines<'a>(c: &ContainerStatus, case: &'a Case) -> Option<&'a [String]> {
 
 /// The same crash loop seen between two back-offs: a container the kubelet
 /// has restarted that has just ended in error again (terminated), or has
-/// just been started again after one (running, not ready).
+/// just been started again after one (running, ready for the moment: a
+/// rollout that waits `minReadySeconds` sees it so).
 fn restarted_crash(
     c: &ContainerStatus,
     who: &str,
@@ -194,9 +195,7 @@ fn restarted_crash(
     let failed = |t: &Termination| t.exit_code.is_some_and(|code| code != 0);
     let last = match &c.state {
         State::Terminated(t) if failed(t) => t,
-        State::Running if c.ready != Some(true) => {
-            c.last_termination.as_ref().filter(|t| failed(t))?
-        }
+        State::Running => c.last_termination.as_ref().filter(|t| failed(t))?,
         _ => return None,
     };
     let looping = format!("{restarts} restarts so far");
