@@ -203,7 +203,10 @@ impl OnCluster<'_> {
                     );
                     // A log that could not be read says nothing of the
                     // container: the reason is in the file and the journal.
-                    if let Ok(log) = log {
+                    // The kubelet answers for a log it no longer has with
+                    // a line of its own: that is not the container's.
+                    let log = log.ok().filter(|log| !log.starts_with(KUBELET_LOG_GONE));
+                    if let Some(log) = log {
                         evidence.push(Evidence::new(
                             Source::Log {
                                 file: format!("logs/{file}"),
@@ -244,6 +247,10 @@ fn pod_statuses(listing: &str, file: &str, namespaces: &BTreeSet<String>) -> Vec
         })
         .collect()
 }
+
+/// What the kubelet answers, successfully, for a container log it no
+/// longer has (a crashed instance already cleaned up).
+const KUBELET_LOG_GONE: &str = "unable to retrieve container logs for ";
 
 /// How many of a log's last lines a diagnosis quotes: a crash's own words
 /// are its last few.
