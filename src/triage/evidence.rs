@@ -209,13 +209,7 @@ pub enum Fact {
     /// The last lines a container wrote (`kubectl logs`; `previous`: the
     /// instance before its last restart, the one that crashed), as the
     /// runner gathered them at a failed step.
-    ContainerLog {
-        namespace: String,
-        pod: String,
-        container: String,
-        previous: bool,
-        last_lines: Vec<String>,
-    },
+    ContainerLog(ContainerLog),
     /// A node container that was no longer running after a failed load, as
     /// loadmaster found it then (stopped, with its exit code; or removed).
     NodeState { node: String, state: NodeState },
@@ -228,6 +222,50 @@ impl Fact {
             code,
             signal: (code > 128).then(|| signal_name(code - 128)).flatten(),
             command,
+        }
+    }
+}
+
+/// The last lines a container wrote (`kubectl logs`; `previous`: the
+/// instance before its last restart, the one that crashed), as the runner
+/// gathered them at a failed step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContainerLog {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub previous: bool,
+    pub last_lines: Vec<String>,
+}
+
+impl ContainerLog {
+    /// Whether this is a log of `status`'s container (a status read
+    /// without its namespace matches any).
+    pub fn is_of(&self, status: &ContainerStatus) -> bool {
+        self.pod == status.pod
+            && status.container.as_ref() == Some(&self.container)
+            && status
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == self.namespace)
+    }
+}
+
+impl fmt::Display for ContainerLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let which = if self.previous {
+            " (its instance before the restart)"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "the log of pod {}/{}, container {}{which} ends: ",
+            self.namespace, self.pod, self.container
+        )?;
+        match self.last_lines.as_slice() {
+            [] => f.write_str("(empty)"),
+            lines => write!(f, "`{}`", lines.join(" / ")),
         }
     }
 }
@@ -313,27 +351,7 @@ impl fmt::Display for Fact {
             Fact::Unavailable { what, reason } => write!(f, "could not read {what}: {reason}"),
             Fact::PodContainer(status) => status.fmt(f),
             Fact::KubeEvent(event) => event.fmt(f),
-            Fact::ContainerLog {
-                namespace,
-                pod,
-                container,
-                previous,
-                last_lines,
-            } => {
-                let which = if *previous {
-                    " (its instance before the restart)"
-                } else {
-                    ""
-                };
-                write!(
-                    f,
-                    "the log of pod {namespace}/{pod}, container {container}{which} ends: "
-                )?;
-                match last_lines.as_slice() {
-                    [] => f.write_str("(empty)"),
-                    lines => write!(f, "`{}`", lines.join(" / ")),
-                }
-            }
+            Fact::ContainerLog(log) => log.fmt(f),
             Fact::NodeState { node, state } => match state {
                 NodeState::Stopped {
                     status,

@@ -115,14 +115,14 @@ fn crash_loop(
     looping: String,
 ) -> (Class, Confidence, String) {
     let ended = last.map_or(String::new(), |t| format!(" (last ended: {t})"));
-    let words = match last_lines(c, case) {
+    let lines = last_lines(c, case);
+    let words = match lines {
         Some(lines) => format!("Its last lines: `{}`.", lines.join(" / ")),
         None => "Its last lines (`kubectl logs --previous`) say why.".to_string(),
     };
     // A program that exits because a service it dials refused it: the
     // loop is the dependency's doing.
-    let refused =
-        last_lines(c, case).and_then(|lines| lines.iter().find(|line| refused_connection(line)));
+    let refused = lines.and_then(|lines| lines.iter().find(|line| refused_connection(line)));
     if let Some(line) = refused {
         return (
             Class::DependencyNotReady,
@@ -163,23 +163,11 @@ fn refused_connection(line: &str) -> bool {
 /// the crashed instance's where there is one, else the current one's.
 fn last_lines<'a>(c: &ContainerStatus, case: &'a Case) -> Option<&'a [String]> {
     let logs = case.evidence.iter().filter_map(|e| match &e.fact {
-        Fact::ContainerLog {
-            namespace,
-            pod,
-            container,
-            previous,
-            last_lines,
-        } if *pod == c.pod
-            && Some(container) == c.container.as_ref()
-            && c.namespace.as_ref().is_none_or(|ns| ns == namespace)
-            && !last_lines.is_empty() =>
-        {
-            Some((*previous, last_lines.as_slice()))
-        }
+        Fact::ContainerLog(log) if log.is_of(c) && !log.last_lines.is_empty() => Some(log),
         _ => None,
     });
-    logs.max_by_key(|(previous, _)| *previous)
-        .map(|(_, lines)| lines)
+    logs.max_by_key(|log| log.previous)
+        .map(|log| log.last_lines.as_slice())
 }
 
 /// The same crash loop seen between two back-offs: a container the kubelet
@@ -382,6 +370,7 @@ pub(super) fn absorb_consequences(candidates: &mut Vec<Candidate>) {
 mod tests {
     use super::{OomKill, OomScope, is_container_kill};
     use crate::triage::diagnosis::{Class, Confidence, RootCause};
+    use crate::triage::evidence::ContainerLog;
     use crate::triage::{Evidence, Fact, Source, diagnose, log};
 
     fn root(text: &str) -> RootCause {
@@ -504,21 +493,26 @@ mod tests {
                  \x20   Restart Count:  2\n"
             )
         };
-        let mut case = log::scan(&describe(3), "describe.txt");
-        case.evidence.push(Evidence::new(
-            Source::Log {
-                file: "logs/pod-e2e-app-0-app-previous.log".into(),
-                line: 1,
-            },
-            Fact::ContainerLog {
-                namespace: "e2e".into(),
-                pod: "app-0".into(),
-                container: "app".into(),
-                previous: true,
-                last_lines: vec!["fault: cannot open /etc/app/config.yaml".into()],
-            },
-        ));
-        let r = diagnose(&case).root_cause.unwrap();
+        // The describe, and the crashed instance's last line as the runner
+        // gathers it.
+        let with_last_words = |exit: u32, line: &str| {
+            let mut case = log::scan(&describe(exit), "describe.txt");
+            case.evidence.push(Evidence::new(
+                Source::Log {
+                    file: "logs/pod-e2e-app-0-app-previous.log".into(),
+                    line: 1,
+                },
+                Fact::ContainerLog(ContainerLog {
+                    namespace: "e2e".into(),
+                    pod: "app-0".into(),
+                    container: "app".into(),
+                    previous: true,
+                    last_lines: vec![line.into()],
+                }),
+            ));
+            diagnose(&case).root_cause.unwrap()
+        };
+        let r = with_last_words(3, "fault: cannot open /etc/app/config.yaml");
         assert_eq!(
             (r.class, r.confidence),
             (Class::CrashLoop, Confidence::Proven)
@@ -532,23 +526,10 @@ mod tests {
             assert!(r.statement.contains(named), "{named}: {}", r.statement);
         }
         // Its last words a refused connection: a dependency not ready.
-        let mut case = log::scan(&describe(1), "describe.txt");
-        case.evidence.push(Evidence::new(
-            Source::Log {
-                file: "logs/pod-e2e-app-0-app-previous.log".into(),
-                line: 1,
-            },
-            Fact::ContainerLog {
-                namespace: "e2e".into(),
-                pod: "app-0".into(),
-                container: "app".into(),
-                previous: true,
-                last_lines: vec![
-                    "nc: can't connect to remote host (10.96.41.7): Connection refused".into(),
-                ],
-            },
-        ));
-        let r = diagnose(&case).root_cause.unwrap();
+        let r = with_last_words(
+            1,
+            "nc: can't connect to remote host (10.96.41.7): Connection refused",
+        );
         assert_eq!(
             (r.class, r.confidence),
             (Class::DependencyNotReady, Confidence::Likely)

@@ -9,6 +9,7 @@ use super::{OnCluster, StepError, file_name};
 use crate::journal::Event;
 use crate::plan::Provider;
 use crate::process;
+use crate::triage::evidence::ContainerLog;
 use crate::triage::{self, Diagnosis, Evidence, Fact, Source, render};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -212,13 +213,13 @@ impl OnCluster<'_> {
                                 file: format!("logs/{file}"),
                                 line: 1,
                             },
-                            Fact::ContainerLog {
+                            Fact::ContainerLog(ContainerLog {
                                 namespace: pod.namespace.clone(),
                                 pod: pod.name.clone(),
                                 container: container.name.clone(),
                                 previous,
                                 last_lines: last_lines(&log),
-                            },
+                            }),
                         ));
                     }
                 }
@@ -232,18 +233,27 @@ impl OnCluster<'_> {
 /// namespaces (every namespace when it names none): the failed ones are
 /// the diagnosis's evidence, the ready ones what still works.
 fn pod_statuses(listing: &str, file: &str, namespaces: &BTreeSet<String>) -> Vec<Evidence> {
-    triage::log::scan(listing, file)
-        .evidence
+    let lines: Vec<String> = listing.lines().map(str::to_string).collect();
+    triage::kube::read(&lines)
         .into_iter()
-        .filter(|e| match &e.fact {
-            Fact::PodContainer(status) => {
-                namespaces.is_empty()
+        .filter_map(|(line, found)| match found {
+            triage::kube::Found::Container(status)
+                if namespaces.is_empty()
                     || status
                         .namespace
                         .as_ref()
-                        .is_some_and(|ns| namespaces.contains(ns))
+                        .is_some_and(|ns| namespaces.contains(ns)) =>
+            {
+                let source = Source::Log {
+                    file: file.to_string(),
+                    line,
+                };
+                Some(
+                    Evidence::new(source, Fact::PodContainer(status))
+                        .with_excerpt(lines[line - 1].trim()),
+                )
             }
-            _ => false,
+            _ => None,
         })
         .collect()
 }
