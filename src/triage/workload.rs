@@ -11,7 +11,7 @@
 //! Statements name the pod, the container and the image where known.
 
 use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
-use super::evidence::Fact;
+use super::evidence::{ContainerLog, Fact};
 use super::kernel::{OomKill, OomScope};
 use super::kube::{ContainerStatus, KubeEvent, State, Termination};
 use super::signatures;
@@ -121,8 +121,11 @@ fn crash_loop(
         None => "Its last lines (`kubectl logs --previous`) say why.".to_string(),
     };
     // A program that exits because a service it dials refused it: the
-    // loop is the dependency's doing.
-    let refused = lines.and_then(|lines| lines.iter().find(|line| refused_connection(line)));
+    // loop is the dependency's doing. Any gathered instance may say so:
+    // which of the two the kubelet still has depends on the moment.
+    let refused = container_logs(c, case)
+        .flat_map(|log| &log.last_lines)
+        .find(|line| refused_connection(line));
     if let Some(line) = refused {
         return (
             Class::DependencyNotReady,
@@ -161,13 +164,21 @@ fn refused_connection(line: &str) -> bool {
 
 /// The last lines the container wrote, from the log the runner gathered:
 /// the crashed instance's where there is one, else the current one's.
-fn last_lines<'a>(c: &ContainerStatus, case: &'a Case) -> Option<&'a [String]> {
-    let logs = case.evidence.iter().filter_map(|e| match &e.fact {
+fn last_lines<'a>(c: &'a ContainerStatus, case: &'a Case) -> Option<&'a [String]> {
+    container_logs(c, case)
+        .max_by_key(|log| log.previous)
+        .map(|log| log.last_lines.as_slice())
+}
+
+/// The gathered logs of `c`'s instances that said anything.
+fn container_logs<'a>(
+    c: &'a ContainerStatus,
+    case: &'a Case,
+) -> impl Iterator<Item = &'a ContainerLog> + 'a {
+    case.evidence.iter().filter_map(move |e| match &e.fact {
         Fact::ContainerLog(log) if log.is_of(c) && !log.last_lines.is_empty() => Some(log),
         _ => None,
-    });
-    logs.max_by_key(|log| log.previous)
-        .map(|log| log.last_lines.as_slice())
+    })
 }
 
 /// The same crash loop seen between two back-offs: a container the kubelet
@@ -493,25 +504,28 @@ mod tests {
                  \x20   Restart Count:  2\n"
             )
         };
-        // The describe, and the crashed instance's last line as the runner
-        // gathers it.
-        let with_last_words = |exit: u32, line: &str| {
+        // The describe, and the crashed instances' last lines as the runner
+        // gathers them: (previous instance?, line).
+        let with_logs = |exit: u32, logs: &[(bool, &str)]| {
             let mut case = log::scan(&describe(exit), "describe.txt");
-            case.evidence.push(Evidence::new(
-                Source::Log {
-                    file: "logs/pod-e2e-app-0-app-previous.log".into(),
-                    line: 1,
-                },
-                Fact::ContainerLog(ContainerLog {
-                    namespace: "e2e".into(),
-                    pod: "app-0".into(),
-                    container: "app".into(),
-                    previous: true,
-                    last_lines: vec![line.into()],
-                }),
-            ));
+            for &(previous, line) in logs {
+                case.evidence.push(Evidence::new(
+                    Source::Log {
+                        file: format!("logs/pod-e2e-app-0-app-{previous}.log"),
+                        line: 1,
+                    },
+                    Fact::ContainerLog(ContainerLog {
+                        namespace: "e2e".into(),
+                        pod: "app-0".into(),
+                        container: "app".into(),
+                        previous,
+                        last_lines: vec![line.into()],
+                    }),
+                ));
+            }
             diagnose(&case).root_cause.unwrap()
         };
+        let with_last_words = |exit: u32, line: &str| with_logs(exit, &[(true, line)]);
         let r = with_last_words(3, "fault: cannot open /etc/app/config.yaml");
         assert_eq!(
             (r.class, r.confidence),
@@ -535,6 +549,25 @@ mod tests {
             (Class::DependencyNotReady, Confidence::Likely)
         );
         assert!(r.statement.contains("10.96.41.7"), "{}", r.statement);
+        // The instance before said something else (the node's proxy had
+        // not yet set up the Service): the later refusal still counts.
+        let r = with_logs(
+            1,
+            &[
+                (
+                    true,
+                    "nc: can't connect to remote host (10.96.41.7): Network unreachable",
+                ),
+                (
+                    false,
+                    "nc: can't connect to remote host (10.96.41.7): Connection refused",
+                ),
+            ],
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Likely)
+        );
         // Killed by a signal (137: SIGKILL, an OOM or a probe's kill): its
         // sender is elsewhere, so the loop alone proves no cause.
         let r = root(&describe(137));
