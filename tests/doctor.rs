@@ -56,6 +56,7 @@ fn doctor_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     command
         .arg("doctor")
         .args(args)
+        .env("LOADMASTER_ROOT", support::TEST_RUNS)
         .env_remove("LOADMASTER_ENGINE")
         .env_remove("KIND_EXPERIMENTAL_PROVIDER")
         .env_remove("LOADMASTER_PROC_ROOT")

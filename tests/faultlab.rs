@@ -161,8 +161,8 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
         }]);
         // Supervised: the node outlives its killed containerd (as a kind
         // node under systemd does), so its cgroup can still be read.
-        // Unsupervised: containerd is the node's main process, the node
-        // exits with it and takes its cgroup along.
+        // Unsupervised: containerd is the node's main process; when the
+        // kernel kills it, the node exits and takes its cgroup along.
         for supervised in [true, false] {
             let cluster = TestCluster::start(
                 kind,
@@ -193,8 +193,12 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
             let container = container_fact(&d);
             assert_eq!(container["memory_limit_bytes"], 192 * MIB, "{case}");
             let memory = facts(&d, "memory");
-            if supervised {
-                assert_eq!(container["status"], "running", "{case}");
+            // Unsupervised, the node lives on when the kernel picked the
+            // import (ctr) rather than containerd: the largest process in
+            // the cgroup at that moment decides, and either can be.
+            let node_lives = container["status"] == "running";
+            assert!(node_lives || !supervised, "{case}: {container}");
+            if node_lives {
                 assert_eq!(memory.len(), 1, "{case}: the node's cgroup is read: {d:#}");
                 let counters = &memory[0]["fact"];
                 assert!(

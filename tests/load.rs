@@ -184,8 +184,8 @@ fn a_truncated_archive_fails_and_tags_nothing() {
         );
 
         // The whole archive loads, here from standard input.
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadmaster"))
-            .args(["--engine", kind.name(), "load", "--cluster", &cluster.name])
+        let output = support::loadmaster_command(&["--engine", kind.name(), "load"])
+            .args(["--cluster", &cluster.name])
             .args(["--output", "json", "--archive", "-", &image.name])
             .stdin(std::fs::File::open(&full).unwrap())
             .output()

@@ -113,7 +113,7 @@ enum Command {
         output: Output,
         /// Where the load is recorded as a run, for `runs`, `report` and
         /// `triage`.
-        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
     },
     /// Push images to a registry (OCI distribution): only the blobs it
@@ -145,7 +145,7 @@ enum Command {
         output: Output,
         /// Where the push is recorded as a run, for `runs`, `report` and
         /// `triage`.
-        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
     },
     /// List kind clusters, their nodes, roles and states, on docker and podman.
@@ -171,7 +171,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
         /// Where runs are recorded.
-        #[arg(long, default_value = ".loadmaster/runs")]
+        #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
         #[arg(long, short, value_enum, default_value_t = triage::Report::Markdown)]
         output: triage::Report,
@@ -196,7 +196,7 @@ enum Command {
         /// Where runs are recorded (the doctor records its checks there as
         /// a run); with -f, each build's memory is the growth recorded
         /// there while it last built.
-        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -247,13 +247,13 @@ enum Command {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
         /// Where runs are recorded.
-        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
     },
     /// List recorded runs (newest last): id, plan, start, duration, result.
     Runs {
         /// Where runs are recorded.
-        #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+        #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
         root: PathBuf,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -269,7 +269,7 @@ struct PlanRunArgs {
     #[arg(long, short, value_name = "FILE", default_value = crate::plan::DEFAULT_FILE)]
     file: PathBuf,
     /// Where runs are recorded.
-    #[arg(long, value_name = "DIR", default_value = crate::journal::DEFAULT_ROOT)]
+    #[arg(long, value_name = "DIR", env = "LOADMASTER_ROOT", default_value = crate::journal::DEFAULT_ROOT)]
     root: PathBuf,
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     output: Output,

@@ -539,6 +539,11 @@ pub fn loadmaster(args: &[&str]) -> Output {
     loadmaster_command(args).output().expect("run loadmaster")
 }
 
+/// Where the runs of commands started by the tests are recorded, unless a
+/// test names its own `--root`: Cargo's scratch directory for integration
+/// tests, not the checkout's `.loadmaster/runs`, which is the user's.
+pub const TEST_RUNS: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/runs");
+
 /// The loadmaster binary with `args`, no stdin, and no engine chosen by
 /// the environment; for tests that set more (env) or run it in the
 /// background.
@@ -546,6 +551,7 @@ pub fn loadmaster_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loadmaster"));
     command
         .args(args)
+        .env("LOADMASTER_ROOT", TEST_RUNS)
         .env_remove("LOADMASTER_ENGINE")
         .env_remove("KIND_EXPERIMENTAL_PROVIDER")
         .stdin(Stdio::null());
