@@ -1,7 +1,9 @@
 //! Which pods a failed deploy or test step gathers the logs of: from
 //! `kubectl get pods -o json`, the pods of the plan's namespaces that are
-//! not ready or have failed (a completed job's pod is fine), each with
-//! its containers and whether a previous instance of one exists (the
+//! not ready or have failed (a completed job's pod is fine), or that are
+//! ready for the moment after a restart (a crash loop between two
+//! back-offs, which a rollout with `minReadySeconds` does not count), each
+//! with its containers and whether a previous instance of one exists (the
 //! instance that crashed, when the kubelet restarted it).
 
 use crate::plan::Plan;
@@ -148,6 +150,8 @@ struct ContainerStatus {
     restart_count: u32,
     #[serde(default)]
     state: State,
+    #[serde(default)]
+    last_state: State,
 }
 
 /// One of `waiting`, `running`, `terminated` is set; only the reasons of
@@ -177,7 +181,18 @@ impl Pod {
             .iter()
             .any(|c| c.kind == "Ready" && c.status == "True");
         if phase == "Running" && ready {
-            return None;
+            // Ready now, but restarted: a crash loop caught while its
+            // latest instance runs. Its last words are why the wait failed.
+            return self
+                .status
+                .container_statuses
+                .iter()
+                .find(|s| s.restart_count > 0)
+                .map(|s| {
+                    let ended = s.last_state.terminated.as_ref();
+                    let reason = ended.and_then(|r| r.reason.as_deref()).unwrap_or("exited");
+                    format!("{reason}, running again after {} restarts", s.restart_count)
+                });
         }
         // The first container's reason for not running says most: a crash
         // loop, an image that cannot be pulled, an OOM kill.
@@ -253,6 +268,29 @@ mod tests {
                 restarted: false
             }]
         );
+    }
+
+    #[test]
+    fn a_ready_pod_that_restarted_after_an_error_is_gathered() {
+        let pod = |restarts: u32| {
+            format!(
+                r#"{{"items": [{{"metadata": {{"name": "app-0", "namespace": "e2e"}},
+                 "spec": {{"containers": [{{"name": "app"}}]}},
+                 "status": {{"phase": "Running", "conditions": [{{"type": "Ready", "status": "True"}}],
+                   "containerStatuses": [{{"name": "app", "ready": true, "restartCount": {restarts},
+                     "state": {{"running": {{}}}},
+                     "lastState": {{"terminated": {{"reason": "Error", "exitCode": 1}}}}}}]}}}}]}}"#
+            )
+        };
+        let e2e = BTreeSet::from(["e2e".to_string()]);
+        let pods = unready(&pod(3), &e2e).unwrap();
+        assert_eq!(
+            names(&pods),
+            [("e2e", "app-0", "Error, running again after 3 restarts")]
+        );
+        assert!(pods[0].containers[0].restarted);
+        // Never restarted: ready, and nothing to gather.
+        assert_eq!(unready(&pod(0), &e2e).unwrap(), []);
     }
 
     #[test]
