@@ -57,6 +57,24 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "105-docker-pull-client-timeout-not-logged-in",
         "engine-error",
     ),
+    ("111-kubelet-pull-quay-tag-deleted", "image-pull-failure"),
+    (
+        "112-kubelet-manifest-unknown-tag-not-built",
+        "image-pull-failure",
+    ),
+    (
+        "114-kind-m1-kubeadm-sigsegv-qemu",
+        "kind-node-version-mismatch",
+    ),
+    ("115-ct-install-helm-wait-timed-out", "timeout"),
+    (
+        "117-init-db-connection-reset-postgres-starting",
+        "endpoint-unreachable",
+    ),
+    ("118-psql-database-shutting-down-init-handover", "unknown"),
+    ("124-ci-cc1plus-killed-signal", "no-failure-found"),
+    ("125-dmesg-out-of-memory-kill-cc1plus", "no-failure-found"),
+    ("126-e2e-deployment-available-timed-out-900s", "timeout"),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.
@@ -68,6 +86,7 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
 const KNOWN_OVERCLAIMS: &[&str] = &[
     "096-k3s-never-pull-image-in-docker-store",
     "106-skaffold-never-pull-unloaded-image",
+    "112-kubelet-manifest-unknown-tag-not-built",
 ];
 
 /// Cases of the right class where triage is surer than a careful reading
