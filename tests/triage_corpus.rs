@@ -57,11 +57,6 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "105-docker-pull-client-timeout-not-logged-in",
         "engine-error",
     ),
-    ("111-kubelet-pull-quay-tag-deleted", "image-pull-failure"),
-    (
-        "112-kubelet-manifest-unknown-tag-not-built",
-        "image-pull-failure",
-    ),
     (
         "114-kind-m1-kubeadm-sigsegv-qemu",
         "kind-node-version-mismatch",
@@ -86,7 +81,6 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
 const KNOWN_OVERCLAIMS: &[&str] = &[
     "096-k3s-never-pull-image-in-docker-store",
     "106-skaffold-never-pull-unloaded-image",
-    "112-kubelet-manifest-unknown-tag-not-built",
 ];
 
 /// Cases of the right class where triage is surer than a careful reading
