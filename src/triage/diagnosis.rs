@@ -994,20 +994,24 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         "kind-list-failed" if has_signature(case, "docker-daemon-unreachable") => {
             (Class::EngineError, Confidence::Likely)
         }
+        // The OOM killer invoked from a memory cgroup's charge path.
+        "oom-killer-invoked" if has_signature(case, "memcg-oom-trace") => {
+            (Class::ContainerOomKilled, Confidence::Likely)
+        }
         _ => (signature.class, signature.confidence),
     }
 }
 
 /// Registry answers in a pull error that say why it failed: the image is
 /// not there, or the registry refused it.
-const REGISTRY_ANSWERS: [&str; 7] = [
+/// (An untrusted certificate is the client's own refusal, not an answer.)
+const REGISTRY_ANSWERS: [&str; 6] = [
     "not found",
     "manifest unknown",
     "unauthorized",
     "denied",
     "404",
     "toomanyrequests",
-    "x509",
 ];
 
 /// True when some evidence of the case matched the signature `id`.
@@ -1506,6 +1510,59 @@ mod tests {
             (r.class, r.confidence),
             (Class::ImagePullFailure, Confidence::Proven)
         );
+    }
+
+    #[test]
+    fn pull_and_engine_texts_that_name_no_cause_of_their_own_prove_nothing() {
+        for (line, class, confidence) in [
+            // Not registry-tls: both sides spoke TLS; the client refused trust.
+            (
+                "Failed to pull image \"k8s.gcr.io/pause:3.1\": rpc error: code = Unknown desc = failed to resolve image: x509: certificate signed by unknown authority\n",
+                Class::ImagePullFailure,
+                Confidence::Likely,
+            ),
+            // The daemon relays a registry it could not reach: the pull's.
+            (
+                "Error response from daemon: Get https://registry.example/v2/: net/http: request canceled while waiting for connection\n",
+                Class::ImagePullFailure,
+                Confidence::Suspected,
+            ),
+            (
+                "Error: cannot connect to the Podman socket, please verify that Podman REST API service is running: ping response was 404\n",
+                Class::EngineVersionMismatch,
+                Confidence::Suspected,
+            ),
+        ] {
+            let r = root(line);
+            assert_eq!((r.class, r.confidence), (class, confidence), "{line}");
+        }
+    }
+
+    #[test]
+    fn an_oom_report_without_its_victim_line_still_names_the_oom() {
+        let r = root("kernel: [1.2] app invoked oom-killer: gfp_mask=0xd0, order=0\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::OomKill, Confidence::Likely)
+        );
+        // From a memory cgroup's charge path: a container's own limit.
+        let r = root(
+            "kernel: [1.2] app invoked oom-killer: gfp_mask=0xd0, order=0\n\
+             kernel: [1.3]  [<ffffffff811b1faf>] ? mem_cgroup_oom_synchronize+0x50f/0x580\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ContainerOomKilled, Confidence::Likely)
+        );
+    }
+
+    #[test]
+    fn never_pull_says_where_the_image_is_not_and_proves_no_cause() {
+        let r = root(
+            "Warning  ErrImageNeverPull  3m  kubelet  Container image \"app:dev\" is not present with pull policy of Never\n",
+        );
+        assert_eq!(r.confidence, Confidence::Likely);
+        assert!(r.fits.contains(&Class::ProviderMismatch), "{:?}", r.fits);
     }
 
     #[test]

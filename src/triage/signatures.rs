@@ -698,13 +698,18 @@ pub static SIGNATURES: &[Signature] = &[
             &["errimageneverpull"],
             &["is not present with pull policy of never"],
         ]),
-        meaning: "the pod's image is not on the node and its pull policy is Never: a tag or name other than the one loaded",
+        meaning: "the pod's image is not on the node and its pull policy is Never: a tag or name other than the one loaded, or an image never loaded into this node's store",
         class: Class::ImageNeverPull,
-        confidence: Confidence::Proven,
+        // The kubelet's reason relayed as text (skaffold, a CI step): it
+        // says where the image is not, not why, and may sit in another
+        // engine's store (k3s reads its own containerd, not docker's) or
+        // never have been loaded. A pod status read from the API server is
+        // weighed in `workload`.
+        confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`crictl images` in the node lists the image under another tag or name",
-        refutes: "nothing: the kubelet said so",
-        fits: &[],
+        refutes: "the image is in the store of the engine that built it but not in the node's: then it was loaded into another store",
+        fits: &[Class::ImageNeverPull, Class::ProviderMismatch],
         subject: Some(quoted),
     },
     Signature {
@@ -942,7 +947,9 @@ pub static SIGNATURES: &[Signature] = &[
             &["tls: failed to verify certificate"],
         ]),
         meaning: "the client did not trust the registry's (or a proxy's) TLS certificate",
-        class: Class::RegistryTls,
+        // TLS was spoken on both sides (not plain HTTP against HTTPS): the
+        // pull failed on trust, which a CA bundle in the node fixes.
+        class: Class::ImagePullFailure,
         confidence: Confidence::Likely,
         abrupt_end: false,
         confirms: "`openssl s_client -connect HOST:PORT` shows the certificate and its issuer",
@@ -1093,6 +1100,56 @@ pub static SIGNATURES: &[Signature] = &[
         confirms: "`docker ps` fails the same way while `podman ps` lists the nodes (or KIND_EXPERIMENTAL_PROVIDER=podman is unset)",
         refutes: "`docker ps` works for this user: then read the command's own error",
         fits: &[Class::ProviderMismatch, Class::EngineError],
+        subject: None,
+    },
+    Signature {
+        id: "registry-unreachable",
+        trigger: Trigger::Line(|line| {
+            line.contains("error response from daemon: get http") && line.contains("/v2/")
+        }),
+        meaning: "the engine could not get an answer from the registry's API: the pull never reached an image",
+        class: Class::ImagePullFailure,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`curl -sI https://REGISTRY/v2/` from the engine's machine fails the same way, or `docker login REGISTRY` makes the pull work",
+        refutes: "the same pull works from the engine's machine: then it was transient",
+        fits: &[Class::ImagePullFailure, Class::DnsNetwork],
+        subject: None,
+    },
+    Signature {
+        id: "api-ping-404",
+        trigger: Trigger::Text(&[&["ping response was 404"]]),
+        meaning: "the engine's socket answered, but not the API path the client asked for: a client and service of different API versions, or a socket of another engine",
+        class: Class::EngineVersionMismatch,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`podman version` shows client and server versions that differ by a major version",
+        refutes: "client and server are of the same version: then the socket belongs to another service",
+        fits: &[Class::EngineVersionMismatch, Class::EngineError],
+        subject: None,
+    },
+    Signature {
+        id: "oom-killer-invoked",
+        trigger: Trigger::Text(&[&["invoked oom-killer:"]]),
+        meaning: "the kernel ran out of memory and invoked the OOM killer (the first line of its report; the victim is named further on)",
+        class: Class::OomKill,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the report's \"Killed process N (name)\" line names the victim; a memory cgroup in its call trace means a container's limit",
+        refutes: "nothing: the kernel said so",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
+        id: "memcg-oom-trace",
+        trigger: Trigger::Text(&[&["mem_cgroup_oom"], &["memory cgroup out of memory"]]),
+        meaning: "an OOM kill inside a memory cgroup: a container's (or a service's) own limit, not the machine's memory",
+        class: Class::ContainerOomKilled,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the report's task_memcg is a container's or a pod's cgroup",
+        refutes: "the cgroup is a host service's (system.slice/...service): then the limit is the machine's share",
+        fits: &[],
         subject: None,
     },
     Signature {
