@@ -63,6 +63,11 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
     ("124-ci-cc1plus-killed-signal", "no-failure-found"),
     ("125-dmesg-out-of-memory-kill-cc1plus", "no-failure-found"),
     ("126-e2e-deployment-available-timed-out-900s", "timeout"),
+    ("135-tekton-buildah-short-name-no-tty", "no-failure-found"),
+    (
+        "137-rollout-timeout-readiness-probe-wrong-port",
+        "dependency-not-ready",
+    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.
