@@ -50,19 +50,11 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "096-k3s-never-pull-image-in-docker-store",
         "image-never-pull",
     ),
-    (
-        "114-kind-m1-kubeadm-sigsegv-qemu",
-        "kind-node-version-mismatch",
-    ),
     ("115-ct-install-helm-wait-timed-out", "timeout"),
     (
         "117-init-db-connection-reset-postgres-starting",
         "endpoint-unreachable",
     ),
-    ("118-psql-database-shutting-down-init-handover", "unknown"),
-    ("124-ci-cc1plus-killed-signal", "no-failure-found"),
-    ("125-dmesg-out-of-memory-kill-cc1plus", "no-failure-found"),
-    ("126-e2e-deployment-available-timed-out-900s", "timeout"),
     ("135-tekton-buildah-short-name-no-tty", "no-failure-found"),
     (
         "137-rollout-timeout-readiness-probe-wrong-port",

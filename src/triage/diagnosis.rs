@@ -512,12 +512,15 @@ pub fn diagnose(case: &Case) -> Diagnosis {
         candidates.retain(|c| c.class != Class::Unknown);
     }
     workload::absorb_consequences(&mut candidates);
-    // Causes before symptoms; then what is proven; then the first in time
-    // (the rest are its consequences); then the surer.
+    // Causes before symptoms; then what is proven; then a text with a cause
+    // of its own before a guess among the causes a text fits (kubeadm's
+    // give-up line comes before the crash its command output names); then
+    // the first in time (the rest are its consequences); then the surer.
     candidates.sort_by_key(|c| {
         (
             c.class.depth(),
             c.confidence != Confidence::Proven,
+            c.confidence == Confidence::Suspected && !c.fits.is_empty(),
             c.first_evidence(case),
             Reverse(c.confidence),
         )
@@ -899,11 +902,13 @@ fn starvation_candidate(case: &Case, what: &str, during: &str) -> Option<Candida
 /// True when a line reports a compiler or linker process: Go's `link` and
 /// `compile`, gcc's `cc1`/`cc1plus`/`collect2`, `ld`, `rustc`, `javac`.
 fn is_compiler(line: &str) -> bool {
-    const TOOLS: [&str; 9] = [
+    const TOOLS: [&str; 10] = [
         "/link:",
         "/compile:",
         "cc1:",
         "cc1plus:",
+        // gcc's driver: "fatal error: Killed signal terminated program cc1plus".
+        "terminated program cc1",
         "collect2:",
         "/ld:",
         "ld.lld:",
@@ -1539,6 +1544,41 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_that_ran_out_on_a_condition_is_a_readiness_timeout() {
+        // Cluster API's e2e framework: a Gomega timeout on a condition; the
+        // timeout is the readiness failure's consequence.
+        let r = root(
+            "[FAILED] Timed out after 900.000s.\n  Deployment ns/app failed to get status.Available = True condition\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ReadinessTimeout, Confidence::Likely)
+        );
+    }
+
+    #[test]
+    fn a_guess_among_causes_yields_to_a_text_with_a_cause_of_its_own() {
+        // kubeadm gave up; its command's output names a crash under QEMU.
+        let r = root(
+            "ERROR: failed to create cluster: failed to init node with kubeadm: command \"docker exec --privileged kind-control-plane kubeadm init\" failed with error: exit status 139\n\
+             Command Output: SIGSEGV: segmentation violation\n\
+             qemu: uncaught target signal 11 (Segmentation fault) - core dumped\n",
+        );
+        assert_eq!(r.class, Class::ArchitectureMismatch);
+    }
+
+    #[test]
+    fn a_database_not_accepting_connections_yet_is_a_dependency_suspect() {
+        let r = root(
+            "psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: FATAL:  the database system is starting up\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Suspected)
+        );
+    }
+
+    #[test]
     fn an_oom_report_without_its_victim_line_still_names_the_oom() {
         let r = root("kernel: [1.2] app invoked oom-killer: gfp_mask=0xd0, order=0\n");
         assert_eq!(
@@ -1567,11 +1607,17 @@ mod tests {
 
     #[test]
     fn a_killed_linker_is_an_oom_suspect_a_killed_command_is_not() {
-        let r = root("/usr/local/go/pkg/tool/linux_amd64/link: signal: killed\n");
-        assert_eq!(
-            (r.class, r.confidence),
-            (Class::OomKill, Confidence::Suspected)
-        );
+        for text in [
+            "/usr/local/go/pkg/tool/linux_amd64/link: signal: killed\n",
+            "c++: fatal error: Killed signal terminated program cc1plus\n",
+        ] {
+            let r = root(text);
+            assert_eq!(
+                (r.class, r.confidence),
+                (Class::OomKill, Confidence::Suspected),
+                "{text}"
+            );
+        }
         let r = root("ctr import: signal: killed\n");
         assert_eq!(r.class, Class::KilledUnknown);
     }

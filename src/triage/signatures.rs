@@ -736,6 +736,8 @@ pub static SIGNATURES: &[Signature] = &[
             &["running and ready within"],
             &["exceeded its progress deadline"],
             &["progress deadline exceeded"],
+            // Cluster API's e2e framework, waiting for a Deployment.
+            &["status.available = true condition"],
         ]),
         meaning: "pods did not become ready: their readiness probe failed or the rollout ran past its deadline",
         class: Class::ReadinessTimeout,
@@ -1100,6 +1102,23 @@ pub static SIGNATURES: &[Signature] = &[
         confirms: "`docker ps` fails the same way while `podman ps` lists the nodes (or KIND_EXPERIMENTAL_PROVIDER=podman is unset)",
         refutes: "`docker ps` works for this user: then read the command's own error",
         fits: &[Class::ProviderMismatch, Class::EngineError],
+        subject: None,
+    },
+    Signature {
+        id: "database-not-accepting",
+        trigger: Trigger::Text(&[
+            &["the database system is starting up"],
+            &["the database system is shutting down"],
+            &["the database system is in recovery mode"],
+            &["not yet accepting connections"],
+        ]),
+        meaning: "PostgreSQL answered but does not accept connections (yet): it is starting, handing over from its init server, recovering or stopping",
+        class: Class::DependencyNotReady,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "the database's own log shows it starting (init scripts, \"database system is ready to accept connections\" after the failure)",
+        refutes: "the database was stopped on purpose or crashed: its log shows a shutdown request or a fatal error",
+        fits: &[Class::DependencyNotReady, Class::AppCrash],
         subject: None,
     },
     Signature {
