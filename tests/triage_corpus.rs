@@ -55,11 +55,6 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "117-init-db-connection-reset-postgres-starting",
         "endpoint-unreachable",
     ),
-    ("135-tekton-buildah-short-name-no-tty", "no-failure-found"),
-    (
-        "137-rollout-timeout-readiness-probe-wrong-port",
-        "dependency-not-ready",
-    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.

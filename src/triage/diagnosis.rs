@@ -958,6 +958,11 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         "connection-refused" if dialled_wrong_side(&line) => {
             (Class::EndpointUnreachable, Confidence::Likely)
         }
+        // The kubelet's probe was refused (its address on the probe's line
+        // or the next): the container does not listen where it is probed.
+        "connection-refused" if refused_probe(evidence, case) => {
+            (Class::ReadinessTimeout, Confidence::Likely)
+        }
         // kind's default name: the user's cluster likely has another.
         "no-nodes-found" if line.contains("cluster \"kind\"") => {
             (Class::ClusterNameMismatch, Confidence::Suspected)
@@ -1018,6 +1023,19 @@ const REGISTRY_ANSWERS: [&str; 6] = [
     "404",
     "toomanyrequests",
 ];
+
+/// True when a refused connection is a probe's: on the line of a failed
+/// probe, or on the line after it (describe and event output wrap there).
+fn refused_probe(evidence: &Evidence, case: &Case) -> bool {
+    let Some(line) = evidence.line() else {
+        return false;
+    };
+    case.evidence.iter().any(|e| {
+        matches!(&e.fact, Fact::Signature { id, .. } if *id == "probe-failed")
+            && e.line()
+                .is_some_and(|probe| probe == line || probe + 1 == line)
+    })
+}
 
 /// True when some evidence of the case matched the signature `id`.
 fn has_signature(case: &Case, id: &str) -> bool {
@@ -1565,6 +1583,20 @@ mod tests {
              qemu: uncaught target signal 11 (Segmentation fault) - core dumped\n",
         );
         assert_eq!(r.class, Class::ArchitectureMismatch);
+    }
+
+    #[test]
+    fn a_refused_probe_is_the_probes_failure_not_a_dependency() {
+        let r = root(
+            "Readiness probe failed: Get \"http://10.244.0.7:8080/healthz\":\ndial tcp 10.244.0.7:8080: connect: connection refused\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ReadinessTimeout, Confidence::Likely)
+        );
+        // A refused connection of the application itself stays a dependency's.
+        let r = root("dial tcp 10.96.0.5:5432: connect: connection refused\n");
+        assert_eq!(r.class, Class::DependencyNotReady);
     }
 
     #[test]

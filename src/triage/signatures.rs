@@ -1105,6 +1105,18 @@ pub static SIGNATURES: &[Signature] = &[
         subject: None,
     },
     Signature {
+        id: "short-name-unresolved",
+        trigger: Trigger::Text(&[&["short-name resolution enforced"]]),
+        meaning: "podman or buildah would not pick a registry for an unqualified image name without a terminal to ask on (short-name-mode enforcing)",
+        class: Class::ImagePullFailure,
+        confidence: Confidence::Likely,
+        abrupt_end: false,
+        confirms: "the Containerfile or manifest names the image without a registry (`FROM alpine:3`)",
+        refutes: "the name is fully qualified (`docker.io/library/alpine:3`): then registries.conf's aliases are at fault",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
         id: "database-not-accepting",
         trigger: Trigger::Text(&[
             &["the database system is starting up"],
