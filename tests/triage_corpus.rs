@@ -55,11 +55,6 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "117-init-db-connection-reset-postgres-starting",
         "endpoint-unreachable",
     ),
-    ("144-ci-cr-before-crd-registered", "unknown"),
-    (
-        "145-chart-install-before-k3d-traefik-crds",
-        "no-failure-found",
-    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.

@@ -1600,10 +1600,16 @@ mod tests {
     }
 
     #[test]
-    fn a_database_not_accepting_connections_yet_is_a_dependency_suspect() {
+    fn a_dependency_not_serving_yet_is_suspected() {
         let r = root(
             "psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: FATAL:  the database system is starting up\n",
         );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Suspected)
+        );
+        // A custom resource applied before its CRD is served.
+        let r = root("no matches for kind \"Middleware\" in version \"traefik.io/v1alpha1\"\n");
         assert_eq!(
             (r.class, r.confidence),
             (Class::DependencyNotReady, Confidence::Suspected)

@@ -1117,6 +1117,21 @@ pub static SIGNATURES: &[Signature] = &[
         subject: None,
     },
     Signature {
+        id: "crd-not-registered",
+        trigger: Trigger::Text(&[
+            &["no matches for kind"],
+            &["ensure crds are installed first"],
+        ]),
+        meaning: "the API server does not know the custom resource's kind (yet): its CRD is not installed, or not Established when the resource was applied",
+        class: Class::DependencyNotReady,
+        confidence: Confidence::Suspected,
+        abrupt_end: false,
+        confirms: "`kubectl get crd NAME` shows the CRD appearing, or `kubectl wait --for=condition=established crd/NAME` passing, after the failure",
+        refutes: "no installed CRD serves that group and version: then the manifest names a kind or version that does not exist",
+        fits: &[],
+        subject: None,
+    },
+    Signature {
         id: "database-not-accepting",
         trigger: Trigger::Text(&[
             &["the database system is starting up"],
