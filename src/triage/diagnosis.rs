@@ -512,12 +512,15 @@ pub fn diagnose(case: &Case) -> Diagnosis {
         candidates.retain(|c| c.class != Class::Unknown);
     }
     workload::absorb_consequences(&mut candidates);
-    // Causes before symptoms; then what is proven; then the first in time
-    // (the rest are its consequences); then the surer.
+    // Causes before symptoms; then what is proven; then a text with a cause
+    // of its own before a guess among the causes a text fits (kubeadm's
+    // give-up line comes before the crash its command output names); then
+    // the first in time (the rest are its consequences); then the surer.
     candidates.sort_by_key(|c| {
         (
             c.class.depth(),
             c.confidence != Confidence::Proven,
+            c.confidence == Confidence::Suspected && !c.fits.is_empty(),
             c.first_evidence(case),
             Reverse(c.confidence),
         )
@@ -899,11 +902,13 @@ fn starvation_candidate(case: &Case, what: &str, during: &str) -> Option<Candida
 /// True when a line reports a compiler or linker process: Go's `link` and
 /// `compile`, gcc's `cc1`/`cc1plus`/`collect2`, `ld`, `rustc`, `javac`.
 fn is_compiler(line: &str) -> bool {
-    const TOOLS: [&str; 9] = [
+    const TOOLS: [&str; 10] = [
         "/link:",
         "/compile:",
         "cc1:",
         "cc1plus:",
+        // gcc's driver: "fatal error: Killed signal terminated program cc1plus".
+        "terminated program cc1",
         "collect2:",
         "/ld:",
         "ld.lld:",
@@ -953,6 +958,11 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         "connection-refused" if dialled_wrong_side(&line) => {
             (Class::EndpointUnreachable, Confidence::Likely)
         }
+        // The kubelet's probe was refused (its address on the probe's line
+        // or the next): the container does not listen where it is probed.
+        "connection-refused" if refused_probe(evidence, case) => {
+            (Class::ReadinessTimeout, Confidence::Likely)
+        }
         // kind's default name: the user's cluster likely has another.
         "no-nodes-found" if line.contains("cluster \"kind\"") => {
             (Class::ClusterNameMismatch, Confidence::Suspected)
@@ -994,21 +1004,38 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         "kind-list-failed" if has_signature(case, "docker-daemon-unreachable") => {
             (Class::EngineError, Confidence::Likely)
         }
+        // The OOM killer invoked from a memory cgroup's charge path.
+        "oom-killer-invoked" if has_signature(case, "memcg-oom-trace") => {
+            (Class::ContainerOomKilled, Confidence::Likely)
+        }
         _ => (signature.class, signature.confidence),
     }
 }
 
 /// Registry answers in a pull error that say why it failed: the image is
 /// not there, or the registry refused it.
-const REGISTRY_ANSWERS: [&str; 7] = [
+/// (An untrusted certificate is the client's own refusal, not an answer.)
+const REGISTRY_ANSWERS: [&str; 6] = [
     "not found",
     "manifest unknown",
     "unauthorized",
     "denied",
     "404",
     "toomanyrequests",
-    "x509",
 ];
+
+/// True when a refused connection is a probe's: on the line of a failed
+/// probe, or on the line after it (describe and event output wrap there).
+fn refused_probe(evidence: &Evidence, case: &Case) -> bool {
+    let Some(line) = evidence.line() else {
+        return false;
+    };
+    case.evidence.iter().any(|e| {
+        matches!(&e.fact, Fact::Signature { id, .. } if *id == "probe-failed")
+            && e.line()
+                .is_some_and(|probe| probe == line || probe + 1 == line)
+    })
+}
 
 /// True when some evidence of the case matched the signature `id`.
 fn has_signature(case: &Case, id: &str) -> bool {
@@ -1509,12 +1536,126 @@ mod tests {
     }
 
     #[test]
-    fn a_killed_linker_is_an_oom_suspect_a_killed_command_is_not() {
-        let r = root("/usr/local/go/pkg/tool/linux_amd64/link: signal: killed\n");
+    fn pull_and_engine_texts_that_name_no_cause_of_their_own_prove_nothing() {
+        for (line, class, confidence) in [
+            // Not registry-tls: both sides spoke TLS; the client refused trust.
+            (
+                "Failed to pull image \"k8s.gcr.io/pause:3.1\": rpc error: code = Unknown desc = failed to resolve image: x509: certificate signed by unknown authority\n",
+                Class::ImagePullFailure,
+                Confidence::Likely,
+            ),
+            // The daemon relays a registry it could not reach: the pull's.
+            (
+                "Error response from daemon: Get https://registry.example/v2/: net/http: request canceled while waiting for connection\n",
+                Class::ImagePullFailure,
+                Confidence::Suspected,
+            ),
+            (
+                "Error: cannot connect to the Podman socket, please verify that Podman REST API service is running: ping response was 404\n",
+                Class::EngineVersionMismatch,
+                Confidence::Suspected,
+            ),
+        ] {
+            let r = root(line);
+            assert_eq!((r.class, r.confidence), (class, confidence), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_wait_that_ran_out_on_a_condition_is_a_readiness_timeout() {
+        // Cluster API's e2e framework: a Gomega timeout on a condition; the
+        // timeout is the readiness failure's consequence.
+        let r = root(
+            "[FAILED] Timed out after 900.000s.\n  Deployment ns/app failed to get status.Available = True condition\n",
+        );
         assert_eq!(
             (r.class, r.confidence),
-            (Class::OomKill, Confidence::Suspected)
+            (Class::ReadinessTimeout, Confidence::Likely)
         );
+    }
+
+    #[test]
+    fn a_guess_among_causes_yields_to_a_text_with_a_cause_of_its_own() {
+        // kubeadm gave up; its command's output names a crash under QEMU.
+        let r = root(
+            "ERROR: failed to create cluster: failed to init node with kubeadm: command \"docker exec --privileged kind-control-plane kubeadm init\" failed with error: exit status 139\n\
+             Command Output: SIGSEGV: segmentation violation\n\
+             qemu: uncaught target signal 11 (Segmentation fault) - core dumped\n",
+        );
+        assert_eq!(r.class, Class::ArchitectureMismatch);
+    }
+
+    #[test]
+    fn a_refused_probe_is_the_probes_failure_not_a_dependency() {
+        let r = root(
+            "Readiness probe failed: Get \"http://10.244.0.7:8080/healthz\":\ndial tcp 10.244.0.7:8080: connect: connection refused\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ReadinessTimeout, Confidence::Likely)
+        );
+        // A refused connection of the application itself stays a dependency's.
+        let r = root("dial tcp 10.96.0.5:5432: connect: connection refused\n");
+        assert_eq!(r.class, Class::DependencyNotReady);
+    }
+
+    #[test]
+    fn a_dependency_not_serving_yet_is_suspected() {
+        let r = root(
+            "psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: FATAL:  the database system is starting up\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Suspected)
+        );
+        // A custom resource applied before its CRD is served.
+        let r = root("no matches for kind \"Middleware\" in version \"traefik.io/v1alpha1\"\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::DependencyNotReady, Confidence::Suspected)
+        );
+    }
+
+    #[test]
+    fn an_oom_report_without_its_victim_line_still_names_the_oom() {
+        let r = root("kernel: [1.2] app invoked oom-killer: gfp_mask=0xd0, order=0\n");
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::OomKill, Confidence::Likely)
+        );
+        // From a memory cgroup's charge path: a container's own limit.
+        let r = root(
+            "kernel: [1.2] app invoked oom-killer: gfp_mask=0xd0, order=0\n\
+             kernel: [1.3]  [<ffffffff811b1faf>] ? mem_cgroup_oom_synchronize+0x50f/0x580\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ContainerOomKilled, Confidence::Likely)
+        );
+    }
+
+    #[test]
+    fn never_pull_says_where_the_image_is_not_and_proves_no_cause() {
+        let r = root(
+            "Warning  ErrImageNeverPull  3m  kubelet  Container image \"app:dev\" is not present with pull policy of Never\n",
+        );
+        assert_eq!(r.confidence, Confidence::Likely);
+        assert!(r.fits.contains(&Class::ProviderMismatch), "{:?}", r.fits);
+    }
+
+    #[test]
+    fn a_killed_linker_is_an_oom_suspect_a_killed_command_is_not() {
+        for text in [
+            "/usr/local/go/pkg/tool/linux_amd64/link: signal: killed\n",
+            "c++: fatal error: Killed signal terminated program cc1plus\n",
+        ] {
+            let r = root(text);
+            assert_eq!(
+                (r.class, r.confidence),
+                (Class::OomKill, Confidence::Suspected),
+                "{text}"
+            );
+        }
         let r = root("ctr import: signal: killed\n");
         assert_eq!(r.class, Class::KilledUnknown);
     }

@@ -12,7 +12,8 @@
 //!
 //! The "Killed process" line is the kill; the others add its cgroup and the
 //! limit it hit. Older kernels print "Kill process N (name) score S or
-//! sacrifice child" first, then "Killed process".
+//! sacrifice child" first, then "Killed process"; an excerpt with the
+//! first line alone still records the kill.
 
 use super::evidence::{Evidence, Fact, Source};
 use super::log::timestamp;
@@ -74,7 +75,8 @@ impl fmt::Display for OomKill {
 /// An OOM kill found in a text, with where it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
-    /// 1-based number of the "Killed process" line.
+    /// 1-based number of the "Killed process" line (of an old kernel's
+    /// "Kill process" line when the excerpt lacks the other).
     pub line: usize,
     pub text: String,
     pub time: Option<String>,
@@ -86,60 +88,92 @@ pub struct Found {
 pub fn scan(text: &str) -> Vec<Found> {
     let mut found = Vec::new();
     // Context lines come before the kill they describe.
-    let mut usage: Option<(u64, u64)> = None;
-    let mut summary: Option<Summary> = None;
+    let mut context = Context::default();
     let mut memcg_scope = false;
+    // An old kernel's "Kill process N (name) score S or sacrifice child",
+    // kept until its "Killed process N" line: a pasted excerpt may hold the
+    // announcement alone, and it is the kill all the same.
+    let mut announced: Option<(usize, u32, String)> = None;
     for (index, line) in text.lines().enumerate() {
         if let Some(rest) = after(line, "memory: usage ") {
-            usage = parse_usage(rest);
+            context.usage = parse_usage(rest);
         } else if let Some(rest) =
             after(line, "oom-kill:constraint=").or_else(|| after(line, "oom-kill: constraint="))
         {
-            summary = Some(Summary::parse(rest));
-        } else if let Some(pending) = summary.as_mut()
+            context.summary = Some(Summary::parse(rest));
+        } else if let Some(pending) = context.summary.as_mut()
             && CONTINUED_FIELDS
                 .iter()
                 .any(|f| line.trim_start().starts_with(f))
         {
             // A summary pasted wrapped: its fields go on on the next lines.
             pending.add_fields(line);
-        } else if line.contains("Memory cgroup out of memory: Kill process") {
-            memcg_scope = true;
+        } else if let Some(rest) = after(line, "out of memory: Kill process ")
+            .or_else(|| after(line, "Out of memory: Kill process "))
+            && let Some((pid, process)) = pid_and_name(rest)
+        {
+            if let Some((at, pid, process)) = announced.take() {
+                found.push(context.kill(at, text, pid, process, memcg_scope));
+            }
+            memcg_scope = line.contains("Memory cgroup out of memory");
+            announced = Some((index, pid, process));
         } else if let Some(rest) = after(line, "Killed process ")
             && !line.contains("oom_reaper")
             && let Some((pid, process)) = pid_and_name(rest)
         {
-            let summary = summary.take().filter(|s| s.pid == Some(pid));
-            let scope = if memcg_scope
-                || line.contains("Memory cgroup out of memory")
-                || summary.as_ref().is_some_and(|s| s.memcg_constraint)
-            {
-                OomScope::Cgroup
-            } else {
-                OomScope::System
-            };
-            let (usage_kib, limit_kib) = match (scope, usage.take()) {
-                (OomScope::Cgroup, Some((u, l))) => (Some(u), Some(l)),
-                _ => (None, None),
-            };
-            found.push(Found {
-                line: index + 1,
-                text: line.trim().to_string(),
-                time: timestamp(line),
-                kill: OomKill {
-                    pid,
-                    process,
-                    scope,
-                    memcg: summary.and_then(|s| s.memcg),
-                    anon_rss_kib: kib_after(rest, "anon-rss:"),
-                    usage_kib,
-                    limit_kib,
-                },
-            });
+            // An announcement of another process stands as its own kill.
+            if let Some((at, other, name)) = announced.take().filter(|(_, p, _)| *p != pid) {
+                found.push(context.kill(at, text, other, name, memcg_scope));
+            }
+            let cgroup = memcg_scope || line.contains("Memory cgroup out of memory");
+            found.push(context.kill(index, text, pid, process, cgroup));
             memcg_scope = false;
         }
     }
+    if let Some((at, pid, process)) = announced {
+        found.push(context.kill(at, text, pid, process, memcg_scope));
+    }
     found
+}
+
+/// What the kernel printed before a kill: the cgroup's usage and the
+/// oom-kill summary, each describing the next kill only.
+#[derive(Default)]
+struct Context {
+    usage: Option<(u64, u64)>,
+    summary: Option<Summary>,
+}
+
+impl Context {
+    /// The kill of `pid` reported on line `index` (0-based) of `text`, with
+    /// the context read before it (taken, so that it describes one kill).
+    fn kill(&mut self, index: usize, text: &str, pid: u32, process: String, memcg: bool) -> Found {
+        let line = text.lines().nth(index).unwrap_or("");
+        let summary = self.summary.take().filter(|s| s.pid == Some(pid));
+        let scope = if memcg || summary.as_ref().is_some_and(|s| s.memcg_constraint) {
+            OomScope::Cgroup
+        } else {
+            OomScope::System
+        };
+        let (usage_kib, limit_kib) = match (scope, self.usage.take()) {
+            (OomScope::Cgroup, Some((u, l))) => (Some(u), Some(l)),
+            _ => (None, None),
+        };
+        Found {
+            line: index + 1,
+            text: line.trim().to_string(),
+            time: timestamp(line),
+            kill: OomKill {
+                pid,
+                process,
+                scope,
+                memcg: summary.and_then(|s| s.memcg),
+                anon_rss_kib: kib_after(line, "anon-rss:"),
+                usage_kib,
+                limit_kib,
+            },
+        }
+    }
 }
 
 /// The OOM kills in `text` as evidence; `source` makes the source of a line.
@@ -329,6 +363,19 @@ Memory cgroup out of memory: Killed process 766866 (e2e)
         assert_eq!(found[0].kill.scope, OomScope::Cgroup);
         assert_eq!(found[0].kill.limit_kib, Some(131072));
         assert_eq!(found[0].kill.memcg, None);
+    }
+
+    #[test]
+    fn an_old_kernels_announcement_alone_is_the_kill() {
+        let found = scan(
+            "[67664.932863] Out of memory: Kill process 19463 (cc1plus) score 81 or sacrifice child\n",
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].kill.pid, found[0].kill.process.as_str()),
+            (19463, "cc1plus")
+        );
+        assert_eq!(found[0].kill.scope, OomScope::System);
     }
 
     #[test]

@@ -115,9 +115,11 @@ fn clean(line: &str) -> String {
 
 /// The non-zero exit status a line reports, as the shell numbers it.
 fn exit_status(lower: &str) -> Option<i32> {
-    // Go's os/exec: "signal: killed"; others by their number.
-    const SIGNALS: [(&str, i32); 4] = [
+    // Go's os/exec: "signal: killed"; gcc's driver: "Killed signal
+    // terminated program cc1plus"; others by their number.
+    const SIGNALS: [(&str, i32); 5] = [
         ("signal: killed", 137),
+        ("killed signal terminated program", 137),
         ("signal: terminated", 143),
         ("signal: segmentation fault", 139),
         ("signal: aborted", 134),
