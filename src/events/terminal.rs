@@ -295,7 +295,7 @@ impl<W: Write> Screen<W> {
                 let detail = format!("read {}, uploaded {rate}", crate::units::bytes(read));
                 self.frame.detail(&key, detail);
             }
-            Event::Pushed { step, report } => match step {
+            Event::Pushed { step, report, .. } => match step {
                 Some(_) => self.frame.print(&format!("  {}", text::pushed(report))),
                 None => {
                     let line = format!("✓ {}", text::pushed(report));

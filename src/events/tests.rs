@@ -74,6 +74,7 @@ fn script(visit: &mut dyn FnMut(f64, &Event<'_>)) {
             Event::Note {
                 step: Some("cluster"),
                 message: "reusing kind cluster e2e (found by its node labels: e2e-control-plane, e2e-worker)",
+                kept: true,
             },
         ),
         (
@@ -239,6 +240,7 @@ fn script(visit: &mut dyn FnMut(f64, &Event<'_>)) {
             29.3,
             Event::Pushed {
                 step: None,
+                registry: "127.0.0.1:5000",
                 report: &pushed,
             },
         ),
