@@ -65,6 +65,7 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
     for image in &args.images {
         push::destination_of(image)?;
     }
+    push::check_trust(&target)?;
     let engine = select_engine(engine_flag)?.engine;
     let journal = CommandJournal::start(
         &args.root,
@@ -78,6 +79,7 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
     let progress = events.push_per_image(STEP_PREFIX, &target.host);
     let mut pusher = match Pusher::new(&engine, &target, &progress) {
         Ok(pusher) => pusher,
+        // Its trust was checked above: a certificate gone since then.
         Err(error) => {
             journal.finish(Outcome::Failed);
             return Err(error.into());
