@@ -13,13 +13,13 @@ mod support;
 
 use loadmaster::deliver::{self, PathChoice, progress::Silent};
 use loadmaster::engine::Engine;
+use loadmaster::events::recording::node_delivery;
 use loadmaster::journal::{
     DiskSpace, Event, EventBody, Exit, HostMemory, Journal, NodeMemory, Outcome, Sample, Timestamp,
 };
 use loadmaster::monitor::{HostReader, Monitor, NodeSource, Sources};
 use loadmaster::plan::{self, Plan};
 use loadmaster::report::{self, RunReport, html};
-use loadmaster::runner::steps::deliver::node_delivery;
 use loadmaster::triage;
 use std::io::Write;
 use std::path::{Path, PathBuf};

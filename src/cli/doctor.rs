@@ -7,6 +7,7 @@ use super::record::CommandJournal;
 use super::{CommandError, Output};
 use crate::doctor::{self, Finding, KindConfig, Need, Options, Report, Side, Status};
 use crate::engine::EngineChoice;
+use crate::events::{self, Mode};
 use crate::journal::{Event, Outcome};
 use crate::plan;
 use crate::runner::pull_policy;
@@ -76,12 +77,21 @@ fn examine(
 }
 
 fn record(report: &Report, root: &Path) {
-    let journal = CommandJournal::start(root, "doctor", Some(&report.cluster), report.engine);
-    journal.record(&Event::step_start(STEP));
-    journal.record(&Event::preflight(
+    // Notes only: the report itself is what `doctor` prints.
+    let renderer = events::for_stderr(Mode::None, false);
+    let journal = CommandJournal::start(
+        root,
+        "doctor",
+        Some(&report.cluster),
+        report.engine,
+        renderer,
+    );
+    let events = &journal.events;
+    events.emit(&events::Event::StepStarted { step: STEP });
+    events.emit(&events::Event::Recorded(&Event::preflight(
         report.findings.clone(),
         Duration::from_millis(report.elapsed_ms),
-    ));
+    )));
     let failed: Vec<&str> = report
         .findings
         .iter()
@@ -96,7 +106,12 @@ fn record(report: &Report, root: &Path) {
             Some(format!("checks failed: {}", failed.join(", "))),
         )
     };
-    journal.record(&Event::step_end(STEP, outcome, error));
+    events.emit(&events::Event::StepFinished {
+        step: STEP,
+        outcome,
+        duration_ms: report.elapsed_ms,
+        error: error.as_deref(),
+    });
     journal.finish(outcome);
 }
 

@@ -10,9 +10,8 @@ use crate::deliver::{
     PathChoice, Source,
 };
 use crate::engine::{Engine, Selection};
-use crate::events::{self, Events, Mode};
-use crate::journal::{Event, Outcome};
-use crate::runner::steps::deliver::node_delivery;
+use crate::events::{self, Event, Events, Mode};
+use crate::journal::{self, Outcome};
 use crate::triage::collect::{self, LoadFailure};
 use crate::triage::{Diagnosis, render};
 use serde::Serialize;
@@ -106,9 +105,14 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
             wanted.clone()
         }
     };
-    let journal = CommandJournal::start(&args.root, "load", Some(&found.name), Some(engine.kind()));
-    let events = Events::new(vec![events::for_stderr(Mode::Auto, false)]);
-    let progress = events.load(None);
+    let journal = CommandJournal::start(
+        &args.root,
+        "load",
+        Some(&found.name),
+        Some(engine.kind()),
+        events::for_stderr(Mode::Auto, false),
+    );
+    let events = &journal.events;
     let options = deliver::Options {
         max_parallel_nodes: args.parallel,
     };
@@ -148,7 +152,9 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     for source in sources {
         let label = source.label();
         let step = format!("load/{label}");
-        journal.record(&Event::step_start(&step));
+        events.emit(&Event::StepStarted { step: &step });
+        // Each node's report reaches the journal as the load's event.
+        let progress = events.load(Some(&step));
         let started = std::time::Instant::now();
         let loaded = match source {
             // An image in the engine may go through a push instead of a save.
@@ -184,12 +190,11 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         };
         match loaded {
             Ok((entry, done)) => {
-                for report in &done {
-                    journal.record(&node_delivery(&step, report));
-                }
                 let failed = done.iter().find(|r| r.result == NodeResult::Failed);
-                journal.record(&step_end(
+                step_finished(
+                    events,
                     &step,
+                    started,
                     failed.map(|r| {
                         format!(
                             "loading {} into node {} failed: {}",
@@ -203,19 +208,22 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
                                 .unwrap_or_default()
                         )
                     }),
-                ));
+                );
                 images.push(entry);
                 reports.extend(done);
             }
             Err(error) => {
                 if let Some(command) = error.facts().and_then(|f| f.command) {
-                    journal.record(&Event::failed_command(&step, &command, started.elapsed()));
+                    let fact = journal::Event::failed_command(&step, &command, started.elapsed());
+                    events.emit(&Event::Recorded(&fact));
                 }
                 let message = error.to_string();
-                journal.record(&step_end(
+                step_finished(
+                    events,
                     &step,
+                    started,
                     Some(message.lines().next().unwrap_or_default().to_string()),
-                ));
+                );
                 source_failed = Some((label, error));
                 break;
             }
@@ -315,15 +323,20 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// The end of a step: failed with `error`, else succeeded; interrupted
-/// when a signal stopped it.
-fn step_end(step: &str, error: Option<String>) -> Event {
+/// The end of a step begun at `started`: failed with `error`, else
+/// succeeded; interrupted when a signal stopped it.
+fn step_finished(events: &Events, step: &str, started: std::time::Instant, error: Option<String>) {
     let outcome = match (&error, crate::process::signal::received()) {
         (_, Some(_)) => Outcome::Interrupted,
         (Some(_), None) => Outcome::Failed,
         (None, None) => Outcome::Succeeded,
     };
-    Event::step_end(step, outcome, error)
+    events.emit(&Event::StepFinished {
+        step,
+        outcome,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: error.as_deref(),
+    });
 }
 
 /// One image to load out of an archive, in a read of its own.

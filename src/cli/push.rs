@@ -4,10 +4,9 @@ use super::record::CommandJournal;
 use super::{CommandError, Output, select_engine};
 use crate::deliver::Source;
 use crate::engine::{EngineChoice, EngineKind};
-use crate::events::{self, Events, Mode};
-use crate::journal::{Event, Outcome};
+use crate::events::{self, Event, Mode};
+use crate::journal::{self, Outcome};
 use crate::push::{self, PushError, PushReport, Pusher, RegistryTarget, Retry};
-use crate::runner::registry_delivery::registry_delivery;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::time::Instant;
@@ -40,6 +39,9 @@ struct Failure<'a> {
     retries: &'a [Retry],
 }
 
+/// Each image's step: `push/IMAGE`.
+const STEP_PREFIX: &str = "push/";
+
 pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), CommandError> {
     // Everything the user typed is checked before the engine is asked.
     let target = RegistryTarget {
@@ -63,12 +65,26 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
     for image in &args.images {
         push::destination_of(image)?;
     }
+    push::check_trust(&target)?;
     let engine = select_engine(engine_flag)?.engine;
-    let events = Events::new(vec![events::for_stderr(Mode::Auto, false)]);
-    let progress = events.push(None);
-    let mut pusher = Pusher::new(&engine, &target, &progress)?;
-
-    let journal = CommandJournal::start(&args.root, "push", None, Some(engine.kind()));
+    let journal = CommandJournal::start(
+        &args.root,
+        "push",
+        None,
+        Some(engine.kind()),
+        events::for_stderr(Mode::Auto, false),
+    );
+    let events = &journal.events;
+    // Each image's events under its step, its report the journal's too.
+    let progress = events.push_per_image(STEP_PREFIX, &target.host);
+    let mut pusher = match Pusher::new(&engine, &target, &progress) {
+        Ok(pusher) => pusher,
+        // Its trust was checked above: a certificate gone since then.
+        Err(error) => {
+            journal.finish(Outcome::Failed);
+            return Err(error.into());
+        }
+    };
     let mut reports = Vec::new();
     let mut failed: Option<(&str, PushError, Vec<Retry>)> = None;
     for image in &args.images {
@@ -76,33 +92,39 @@ pub fn push(engine_flag: Option<EngineChoice>, args: PushArgs) -> Result<(), Com
             None => Source::Engine { image },
             Some(path) => super::archive_source(path, Some(image))?,
         };
-        let step = format!("push/{image}");
-        journal.record(&Event::step_start(&step));
+        let step = format!("{STEP_PREFIX}{image}");
+        events.emit(&Event::StepStarted { step: &step });
         let started = Instant::now();
-        let pushed = pusher.push(image, source);
-        let outcome = pushed.as_ref().map_err(ToString::to_string);
-        journal.record(&Event::in_step(
-            &step,
-            registry_delivery(image, &target.host, outcome, started.elapsed()),
-        ));
-        match pushed {
+        let finished = |outcome, error: Option<&str>| {
+            events.emit(&Event::StepFinished {
+                step: &step,
+                outcome,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error,
+            })
+        };
+        match pusher.push(image, source) {
             Ok(report) => {
-                journal.record(&Event::step_end(&step, Outcome::Succeeded, None));
+                finished(Outcome::Succeeded, None);
                 reports.push(report);
             }
             Err(error) => {
+                let message = error.to_string();
+                events.emit(&Event::PushFailed {
+                    step: Some(&step),
+                    image,
+                    registry: &target.host,
+                    error: &message,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                });
                 // The engine command that failed (its `save`), as facts.
                 if let PushError::Engine(engine_error) = &error
                     && let Some(command) = engine_error.failed_command()
                 {
-                    journal.record(&Event::failed_command(&step, &command, started.elapsed()));
+                    let fact = journal::Event::failed_command(&step, &command, started.elapsed());
+                    events.emit(&Event::Recorded(&fact));
                 }
-                let message = error.to_string();
-                journal.record(&Event::step_end(
-                    &step,
-                    Outcome::Failed,
-                    Some(message.lines().next().unwrap_or_default().to_string()),
-                ));
+                finished(Outcome::Failed, message.lines().next());
                 failed = Some((image, error, pusher.take_retries()));
                 break;
             }

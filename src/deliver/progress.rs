@@ -1,6 +1,7 @@
 //! What a load reports as it goes: the hooks [`Progress`] the delivery
 //! code calls. They print nothing: the events layer (`LoadEvents`) turns
-//! them into events for the renderers.
+//! them into events for its sinks (the renderers, and the journal, which
+//! keeps each node's report as a `delivery`).
 
 use super::{DeliveryPath, NodeReport};
 

@@ -47,6 +47,10 @@ impl<W: Write + Send> JsonLines<W> {
 
 impl<W: Write + Send> Sink for JsonLines<W> {
     fn event(&self, event: &Event<'_>) {
+        // The journal's own facts are the journal's (`loadmaster report`).
+        if let Event::Recorded(_) = event {
+            return;
+        }
         let now = (self.clock)();
         let mut state = lock(&self.state);
         if let Event::LoadStreaming { image, .. } | Event::PushStreaming { image, .. } = event {

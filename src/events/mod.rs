@@ -1,22 +1,32 @@
-//! One event stream for everything a command shows while it works, as
-//! cargo-nextest has it: the code that does the work emits typed
-//! [`Event`]s, and sinks consume them. A sink is a renderer for people (the
-//! terminal's redrawn frame, [`terminal`]; plain lines for logs, [`plain`]),
-//! or for programs (JSON lines, [`json`]). None of the producers prints.
+//! One event stream for everything a command does that anybody follows,
+//! as cargo-nextest has it: the code that does the work emits typed
+//! [`Event`]s once, and sinks consume them. A sink is a renderer for people
+//! (the terminal's redrawn frame, [`terminal`]; plain lines for logs,
+//! [`plain`]), or for programs (JSON lines, [`json`]), or the run's journal
+//! ([`recording`]), which keeps each step, note, delivery and push, and the
+//! facts only it keeps ([`Event::Recorded`]: commands, the graph, files of
+//! evidence). [`Events::recorded`] is the stream of a recorded command: its
+//! renderer and its journal. None of the producers prints or writes the
+//! journal's events themselves; the exception is the resource monitor,
+//! whose thread writes its samples and its notes on sources it cannot read
+//! into the journal as it reads them ([`crate::monitor`]).
 //!
-//! The producers keep hooks of their own, so that they need not know this
-//! layer: a load reports through [`crate::deliver::progress::Progress`], a
-//! push through [`crate::push::PushProgress`]. [`LoadEvents`] and
-//! [`PushEvents`] turn those calls into events on a stream, under the step
-//! they belong to (if any); the runner's steps and notes come through
-//! the runner's `progress` module.
+//! Below the runner, the load and push code keep hooks of their own, so
+//! that they need not know this layer: a load reports through
+//! [`crate::deliver::progress::Progress`], a push through
+//! [`crate::push::PushProgress`]. [`LoadEvents`] and [`PushEvents`] turn
+//! those calls into events on a stream, under the step they belong to (if
+//! any); the runner's steps and notes come through the runner's `progress`
+//! module, `load`'s and `push`'s are emitted by the commands.
 //!
 //! Every sink writes to a stream that may be closed (`loadmaster up 2>&1 |
 //! head`): a failed write is ignored and ends that sink's writing, it never
-//! panics.
+//! panics; a journal that cannot be written is said once, and the command
+//! goes on.
 
 pub mod json;
 pub mod plain;
+pub mod recording;
 pub mod terminal;
 pub mod text;
 
@@ -26,7 +36,7 @@ mod tests;
 use crate::archive::Digest;
 use crate::deliver::progress::Progress;
 use crate::deliver::{DeliveryPath, NodeReport};
-use crate::journal::Outcome;
+use crate::journal::{self, Journal, Outcome};
 use crate::push::{BlobStep, PushProgress, PushReport, Retry};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -45,11 +55,23 @@ pub enum Event<'a> {
         duration_ms: u64,
         error: Option<&'a str>,
     },
-    /// Something loadmaster decided or could not do.
+    /// A step of the graph that will not run, and why (`build/api failed
+    /// and it needs it`).
+    StepCancelled { step: &'a str, because: &'a str },
+    /// Something loadmaster decided or could not do. `kept`: the journal
+    /// keeps it too; not for what the journal has in typed form already (a
+    /// schedule's warnings, the pre-flight's findings), nor for what is
+    /// about the journal itself (it cannot be written).
     Note {
         step: Option<&'a str>,
         message: &'a str,
+        #[serde(skip)]
+        kept: bool,
     },
+    /// A fact only the journal keeps (a command and how it ended, the graph
+    /// of steps, a file of evidence): renderers show nothing of it.
+    #[serde(skip)]
+    Recorded(&'a journal::Event),
     /// An image leaves the engine by `path`, for `reason`.
     LoadPath {
         step: Option<&'a str>,
@@ -118,10 +140,19 @@ pub enum Event<'a> {
         image: &'a str,
         retry: &'a Retry,
     },
-    /// An image was pushed.
+    /// An image was pushed to `registry` (`host[:port]`).
     Pushed {
         step: Option<&'a str>,
+        registry: &'a str,
         report: &'a PushReport,
+    },
+    /// Pushing an image to `registry` failed (after `duration_ms`).
+    PushFailed {
+        step: Option<&'a str>,
+        image: &'a str,
+        registry: &'a str,
+        error: &'a str,
+        duration_ms: u64,
     },
 }
 
@@ -163,6 +194,14 @@ impl Events {
         Events { sinks }
     }
 
+    /// The stream of a recorded command: `renderer` shows it and says
+    /// when the journal cannot be written, the journal keeps it. The one
+    /// place a producer's events and the journal meet.
+    pub fn recorded(journal: Arc<Journal>, renderer: Arc<dyn Sink>) -> Events {
+        let recording = recording::Recording::new(journal, Some(renderer.clone()));
+        Events::new(vec![renderer, Arc::new(recording)])
+    }
+
     /// A stream nobody watches (for library callers and tests).
     pub fn none() -> Events {
         Events::default()
@@ -189,20 +228,24 @@ impl Events {
         }
     }
 
-    /// A push's hooks, emitting onto this stream under `step`.
-    pub fn push<'a>(&'a self, step: Option<&'a str>) -> PushEvents<'a> {
+    /// A push's hooks for pushes to `registry` (`host[:port]`), emitting
+    /// onto this stream under `step`.
+    pub fn push<'a>(&'a self, step: Option<&'a str>, registry: &'a str) -> PushEvents<'a> {
         PushEvents {
             events: self,
             step: step.map(|step| StepOf::Fixed(step.to_string())),
+            registry,
             current: Mutex::default(),
         }
     }
 
-    /// A push's hooks, each image's events under step `PREFIX` + image.
-    pub fn push_per_image(&self, prefix: &'static str) -> PushEvents<'_> {
+    /// A push's hooks for pushes to `registry`, each image's events under
+    /// step `PREFIX` + image.
+    pub fn push_per_image<'a>(&'a self, prefix: &'static str, registry: &'a str) -> PushEvents<'a> {
         PushEvents {
             events: self,
             step: Some(StepOf::Prefix(prefix)),
+            registry,
             current: Mutex::default(),
         }
     }
@@ -343,6 +386,8 @@ enum StepOf {
 pub struct PushEvents<'a> {
     events: &'a Events,
     step: Option<StepOf>,
+    /// The registry's `host[:port]`.
+    registry: &'a str,
     /// The image being pushed and its step.
     current: Mutex<(String, Option<String>)>,
 }
@@ -407,6 +452,12 @@ impl PushProgress for PushEvents<'_> {
     }
 
     fn done(&self, report: &PushReport) {
-        self.emit_current(|_, step| self.events.emit(&Event::Pushed { step, report }));
+        self.emit_current(|_, step| {
+            self.events.emit(&Event::Pushed {
+                step,
+                registry: self.registry,
+                report,
+            })
+        });
     }
 }

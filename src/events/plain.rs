@@ -191,7 +191,7 @@ fn due<W>(state: &mut State<W>, image: &str, now: u64) -> Option<Rate> {
 
 impl<W: Write + Send> Sink for PlainLines<W> {
     fn event(&self, event: &Event<'_>) {
-        if !self.all && !matches!(event, Event::Note { .. }) {
+        if !self.all && !matches!(event, Event::Note { .. } | Event::StepCancelled { .. }) {
             return;
         }
         let now = (self.clock)();

@@ -166,8 +166,12 @@ impl<W: Write> Frame<W> {
     /// all before one flush so that the terminal never shows half a frame.
     fn redraw(&mut self, between: impl FnOnce(&mut Output<W>) -> bool) {
         if self.drawn > 0 {
-            // Up to the frame's first line, and clear to the end of the screen.
-            let erase = format!("\x1b[{}A\x1b[J", self.drawn);
+            // Up to the frame's first line, cleared, and from the line
+            // under it to the end of the screen. Not one clear from the
+            // frame's first line: when that is the screen's top left, a
+            // clear to the end of the screen is a whole-screen clear, which
+            // terminals such as tmux keep in the scrollback (`scroll-on-clear`).
+            let erase = format!("\x1b[{}A\x1b[2K\x1b[1B\x1b[J\x1b[1A", self.drawn);
             self.out.write(erase.as_bytes());
         }
         self.drawn = 0;
@@ -295,7 +299,7 @@ impl<W: Write> Screen<W> {
                 let detail = format!("read {}, uploaded {rate}", crate::units::bytes(read));
                 self.frame.detail(&key, detail);
             }
-            Event::Pushed { step, report } => match step {
+            Event::Pushed { step, report, .. } => match step {
                 Some(_) => self.frame.print(&format!("  {}", text::pushed(report))),
                 None => {
                     let line = format!("✓ {}", text::pushed(report));

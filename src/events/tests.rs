@@ -74,6 +74,7 @@ fn script(visit: &mut dyn FnMut(f64, &Event<'_>)) {
             Event::Note {
                 step: Some("cluster"),
                 message: "reusing kind cluster e2e (found by its node labels: e2e-control-plane, e2e-worker)",
+                kept: true,
             },
         ),
         (
@@ -239,6 +240,7 @@ fn script(visit: &mut dyn FnMut(f64, &Event<'_>)) {
             29.3,
             Event::Pushed {
                 step: None,
+                registry: "127.0.0.1:5000",
                 report: &pushed,
             },
         ),
@@ -321,32 +323,44 @@ fn json_lines_are_one_object_per_event() {
 }
 
 /// The screen lines a sequence of terminal writes leaves, interpreting the
-/// two escapes the frame uses (cursor up N, clear to the end).
+/// escapes the frame uses (cursor up or down N, clear the line, clear to
+/// the end), with the screen's blank end dropped.
 fn screen(bytes: &[u8]) -> Vec<String> {
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     let mut lines: Vec<String> = vec![String::new()];
+    let mut row = 0;
     let mut rest = text.as_str();
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix("\x1b[") {
-            let end = after.find(['A', 'J']).unwrap();
+            let end = after.find(['A', 'B', 'J', 'K']).unwrap();
             let (arg, letter) = (&after[..end], &after[end..=end]);
-            if letter == "A" {
-                let up: usize = arg.parse().unwrap();
-                lines.truncate(lines.len() - up);
-                lines.last_mut().unwrap().clear();
+            let n: usize = arg.parse().unwrap_or(0);
+            match letter {
+                "A" => row -= n,
+                "B" => {
+                    row += n;
+                    lines.resize(lines.len().max(row + 1), String::new());
+                }
+                // From the start of the line (the frame erases only there).
+                "J" => {
+                    lines.truncate(row + 1);
+                    lines[row].clear();
+                }
+                _ => lines[row].clear(),
             }
             rest = &after[end + 1..];
         } else {
             let c = rest.chars().next().unwrap();
             if c == '\n' {
-                lines.push(String::new());
+                row += 1;
+                lines.resize(lines.len().max(row + 1), String::new());
             } else {
-                lines.last_mut().unwrap().push(c);
+                lines[row].push(c);
             }
             rest = &rest[c.len_utf8()..];
         }
     }
-    lines.pop_if(|last| last.is_empty());
+    while lines.pop_if(|last| last.is_empty()).is_some() {}
     lines
 }
 
@@ -473,4 +487,22 @@ fn renderers_on_a_closed_pipe_do_not_panic() {
     plain.output(Console::Stdout, b"a child's line\n");
     json.output(Console::Stderr, b"a child's line\n");
     terminal.frame.tick(T0, 80);
+}
+
+/// A frame drawn at the screen's top left is never erased with a clear to
+/// the end from there, which terminals such as tmux take for a whole-screen
+/// clear and keep in the scrollback, spinner lines and all.
+#[test]
+fn the_frame_is_not_erased_with_a_clear_from_its_first_line() {
+    let mut frame = Frame::new(Vec::new(), 80);
+    frame.start("load/app:1");
+    frame.tick(100, 80);
+    frame.print("app:1 on e2e-worker: loaded");
+    frame.tick(200, 80);
+    let written = String::from_utf8(frame.out_ref().clone()).unwrap();
+    assert_eq!(written.matches("\x1b[1A").count(), 6, "{written:?}");
+    assert!(!written.contains("A\x1b[J"), "{written:?}");
+    let shown = screen(frame.out_ref());
+    assert_eq!(shown[0], "app:1 on e2e-worker: loaded", "{shown:?}");
+    assert_eq!(shown.len(), 2, "{shown:?}");
 }

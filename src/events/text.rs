@@ -125,7 +125,10 @@ fn size(total: Option<u64>) -> String {
 /// wherever they show (not a step's start or end, not bytes moving).
 pub fn described(event: &Event<'_>) -> Option<String> {
     Some(match *event {
-        Event::Note { step, message } => note(step, message),
+        Event::Note { step, message, .. } => note(step, message),
+        Event::StepCancelled { step, because } => {
+            note(Some(step), &format!("cancelled: {because}"))
+        }
         Event::LoadPath {
             image,
             path,
@@ -177,8 +180,11 @@ pub fn described(event: &Event<'_>) -> Option<String> {
         }
         Event::PushRetry { retry, .. } => format!("retry: {retry}"),
         Event::Pushed { report, .. } => pushed(report),
+        // A failed push is its step's error, or the command's.
         Event::StepStarted { .. }
         | Event::StepFinished { .. }
+        | Event::PushFailed { .. }
+        | Event::Recorded(_)
         | Event::LoadStreaming { .. }
         | Event::PushStreaming { .. } => return None,
     })

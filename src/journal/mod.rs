@@ -12,6 +12,13 @@
 //! - `plan.json`: the resolved plan the run followed;
 //! - `artifacts/`: what the test left.
 //!
+//! This module is plain data and its writer. Past the run's first line,
+//! which [`Journal::create`] writes, the runner and the commands do not
+//! call [`Journal::record`] themselves: they emit events on their stream,
+//! and the events layer's `recording` sink writes what the journal keeps.
+//! The monitor's thread alone writes here directly: its samples, and its
+//! notes on sources it cannot read.
+//!
 //! Run ids are the UTC start time plus a short random part
 //! (`20251215T230822.123Z-4f3a9c`), so that they sort by start time as
 //! text. A run killed mid-way leaves a readable journal: [`Journal::open`]

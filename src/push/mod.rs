@@ -156,6 +156,16 @@ pub struct Pusher<'a> {
     located: HashMap<Digest, (String, u64)>,
 }
 
+/// Whether a push to `target` can trust it as asked (the CAs of
+/// `--cert-dir`): the error a [`Pusher`] for it would stop at, found before
+/// anything runs.
+pub fn check_trust(target: &RegistryTarget) -> Result<(), PushError> {
+    if target.plain_http {
+        return Ok(());
+    }
+    trust::tls_config(&target.host, target.cert_dir.as_deref()).map(drop)
+}
+
 impl<'a> Pusher<'a> {
     /// A pusher with credentials from this process's environment's auth
     /// files and the default retry policy.

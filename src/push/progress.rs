@@ -1,6 +1,7 @@
 //! What a push reports as it goes: the hooks [`PushProgress`] the push
 //! code calls. They print nothing: the events layer (`PushEvents`) turns
-//! them into events for the renderers.
+//! them into events for its sinks (the renderers, and the journal, which
+//! keeps each push's report as a `delivery` and its retries as notes).
 
 use super::PushReport;
 use super::retry::Retry;

@@ -126,9 +126,7 @@ fn with_retries(
             image: image.to_string(),
             source,
         })?;
-        // A journal that cannot be written is reported at the step's end,
-        // where the runner records the result; the build itself stands.
-        let _ = journal.record(&Event::command(
+        reporter.record(&Event::command(
             step,
             argv.to_vec(),
             ran.exit,
@@ -148,7 +146,6 @@ fn with_retries(
                     attempt + 1
                 );
                 reporter.note(Some(step), &message);
-                let _ = journal.record(&Event::note(Some(step), message));
                 attempt += 1;
             }
             _ => {
@@ -232,7 +229,7 @@ mod tests {
             &root.join("loadmaster.yaml"),
         )
         .unwrap();
-        let journal = Journal::create(&root, &plan).unwrap();
+        let journal = std::sync::Arc::new(Journal::create(&root, &plan).unwrap());
         std::fs::create_dir_all(journal.dir().join("logs")).unwrap();
         let marker = root.join("tried");
         // Fails like crun the first time, succeeds the second.
@@ -242,7 +239,10 @@ mod tests {
         );
         let argv = ["sh", "-c", &flaky].map(String::from);
         let timeout = std::time::Duration::from_secs(10);
-        let reporter = crate::events::Events::none();
+        // The journal alone, as the run's stream has it.
+        let reporter = crate::events::Events::new(vec![std::sync::Arc::new(
+            crate::events::recording::Recording::new(journal.clone(), None),
+        )]);
         let with_retries =
             |step, image, argv| with_retries(&journal, &reporter, step, image, argv, timeout);
         let ran = with_retries("build/a", "a:1", &argv).unwrap();

@@ -120,8 +120,10 @@ fn cancel(recorder: &Recorder, scheduler: &Scheduler, cancelled: Vec<usize>, sig
         };
         recorder
             .reporter
-            .note(Some(&steps[n].id), &format!("cancelled: {because}"));
-        recorder.record(&Event::step_cancelled(&steps[n].id, because));
+            .emit(&crate::events::Event::StepCancelled {
+                step: &steps[n].id,
+                because: &because,
+            });
     }
 }
 

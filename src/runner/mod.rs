@@ -24,9 +24,10 @@
 //! in the graph its needs and why it waited; the monitor samples memory
 //! (host and nodes) throughout. A failed deploy or test step also gets the
 //! logs and descriptions of the pods that are not ready ([`pods`]), each
-//! file listed in the journal. What happens is shown by a
-//! [`progress::Reporter`] (a frame of active steps on a terminal,
-//! timestamped lines elsewhere), which the runner only informs. A failing
+//! file listed in the journal. What happens is emitted once to a
+//! [`progress::Reporter`], the run's event stream, which the journal
+//! writes and a renderer shows (a frame of active steps on a terminal,
+//! timestamped lines elsewhere); the runner only informs. A failing
 //! step gets logs gathered and a diagnosis (`diagnosis.json`,
 //! `diagnosis.md` in the run directory). SIGINT and SIGTERM stop the
 //! running children (builds, kubectl, the test), cancel every step not
@@ -205,7 +206,11 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
         plan,
         options,
         recorder: Recorder {
-            reporter: progress::for_stderr(options.progress, options.stdout_for_report),
+            reporter: progress::recorded(
+                journal.clone(),
+                options.progress,
+                options.stdout_for_report,
+            ),
             journal,
             boundaries: Mutex::new(()),
         },
@@ -361,7 +366,7 @@ impl Run<'_> {
             for note in monitor.stop().notes {
                 self.recorder
                     .reporter
-                    .note(None, &format!("monitor: {note}"));
+                    .notice(None, &format!("monitor: {note}"));
             }
         }
         let (outcome, failed_step, error, signal) = match result {

@@ -2,8 +2,9 @@
 //! touched. The registry is the plan's, else the one the cluster's
 //! KEP-1755 ConfigMap names ([`super::registry_hosting`]); every plan image
 //! is pushed to it from the engine or its archive, only the blobs it lacks
-//! ([`crate::push`]); each push is a `delivery` event with the pushed
-//! reference and digest, its retries as notes; and each becomes a
+//! ([`crate::push`]); each push is a `delivery` line of the journal with
+//! the pushed reference and digest, its retries notes (the journal keeps
+//! the push's own events, [`crate::events::recording`]); and each becomes a
 //! [`Rewrite`] so that deployed manifests name exactly what was pushed
 //! ([`super::overlay`]).
 
@@ -14,7 +15,7 @@ use super::steps::deliver::archive_source;
 use super::steps::{Failure, OnCluster, StepError, failure_line};
 use crate::archive::Digest;
 use crate::deliver::Source;
-use crate::journal::{Event, EventBody};
+use crate::events;
 use crate::plan::{Image, ImageSource};
 use crate::process::Spec;
 use crate::process::signal;
@@ -56,7 +57,7 @@ impl OnCluster<'_> {
         let registry = self
             .recorder
             .step("registry", || self.registry(registry, allow_http))?;
-        let progress = self.recorder.reporter.pushes();
+        let progress = self.recorder.reporter.pushes(&registry.target.host);
         let mut pusher = Pusher::new(self.engine, &registry.target, progress.as_ref())
             .map_err(|e| ("registry".to_string(), StepError::failed(e.to_string())))?;
         let mut pushed = Vec::new();
@@ -159,23 +160,15 @@ impl OnCluster<'_> {
             };
             let started = Instant::now();
             let result = pusher.push(&image.name, source);
-            let retries = match &result {
-                Ok(report) => report.retries.clone(),
-                Err(_) => pusher.take_retries(),
-            };
-            for retry in retries {
-                self.recorder
-                    .record(&Event::note(Some(&step), format!("retry: {retry}")));
+            if let Err(error) = &result {
+                self.recorder.reporter.emit(&events::Event::PushFailed {
+                    step: Some(&step),
+                    image: &image.name,
+                    registry: registry_host,
+                    error: &error.to_string(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                });
             }
-            self.recorder.record(&Event::in_step(
-                &step,
-                registry_delivery(
-                    &image.name,
-                    registry_host,
-                    result.as_ref().map_err(ToString::to_string),
-                    started.elapsed(),
-                ),
-            ));
             result.map_err(|error| match signal::received() {
                 Some(signal) => StepError::Interrupted(signal),
                 None => StepError::failed(format!(
@@ -184,98 +177,5 @@ impl OnCluster<'_> {
                 )),
             })
         })
-    }
-}
-
-/// The journal's record of what a push to the cluster's registry
-/// (`registry`, its `host[:port]`) did with one image: its report, or why
-/// it failed.
-pub fn registry_delivery(
-    image: &str,
-    registry: &str,
-    outcome: Result<&PushReport, String>,
-    duration: std::time::Duration,
-) -> EventBody {
-    let (result, report, error) = match outcome {
-        Ok(report) if report.bytes_uploaded > 0 => ("pushed", Some(report), None),
-        Ok(report) => ("already present", Some(report), None),
-        Err(error) => ("failed", None, Some(error)),
-    };
-    EventBody::Delivery {
-        image: image.to_string(),
-        node: registry.to_string(),
-        path: "registry".to_string(),
-        result: result.to_string(),
-        bytes_sent: report.map_or(0, |r| r.bytes_uploaded),
-        blobs_sent: report.map_or(0, |r| r.blobs_uploaded),
-        // Mounted from another repository: there, so not sent.
-        blobs_skipped: report.map_or(0, |r| r.blobs_skipped + r.blobs_mounted),
-        duration_ms: duration.as_millis() as u64,
-        error,
-        pushed: report.map(|r| r.pushed.clone()),
-        digest: report.map(|r| r.digest.to_string()),
-        failure: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_push_is_a_registry_delivery_with_its_reference_and_digest() {
-        let digest = Digest::of(b"manifest");
-        let report = PushReport {
-            image: "app:1".to_string(),
-            pushed: "127.0.0.1:5000/e2e/app:1".to_string(),
-            digest,
-            config: Digest::of(b"config"),
-            blobs_uploaded: 0,
-            blobs_skipped: 2,
-            blobs_mounted: 1,
-            bytes_uploaded: 0,
-            read_source: false,
-            retries: Vec::new(),
-            duration_ms: 5,
-        };
-        let took = std::time::Duration::from_millis(7);
-        match registry_delivery("app:1", "127.0.0.1:5000", Ok(&report), took) {
-            EventBody::Delivery {
-                node,
-                path,
-                result,
-                blobs_sent,
-                blobs_skipped,
-                pushed,
-                digest: recorded,
-                duration_ms,
-                ..
-            } => {
-                assert_eq!(
-                    (node.as_str(), path.as_str()),
-                    ("127.0.0.1:5000", "registry")
-                );
-                // Nothing uploaded: the registry had it; a mount sends nothing.
-                assert_eq!(result, "already present");
-                assert_eq!((blobs_sent, blobs_skipped, duration_ms), (0, 3, 7));
-                assert_eq!(pushed.as_deref(), Some("127.0.0.1:5000/e2e/app:1"));
-                assert_eq!(recorded, Some(digest.to_string()));
-            }
-            other => panic!("{other:?}"),
-        }
-        let uploaded = PushReport {
-            blobs_uploaded: 1,
-            bytes_uploaded: 10,
-            ..report
-        };
-        assert!(matches!(
-            registry_delivery("app:1", "r", Ok(&uploaded), took),
-            EventBody::Delivery { result, bytes_sent: 10, .. } if result == "pushed"
-        ));
-        assert!(matches!(
-            registry_delivery("app:1", "r", Err("refused".to_string()), took),
-            EventBody::Delivery { result, error: Some(error), pushed: None, digest: None, .. }
-                if result == "failed" && error == "refused"
-        ));
     }
 }

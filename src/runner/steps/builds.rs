@@ -73,9 +73,9 @@ impl Builds<'_> {
         for warning in &warnings {
             self.recorder
                 .reporter
-                .note(None, &format!("warning: {warning}"));
+                .notice(None, &format!("warning: {warning}"));
         }
-        self.recorder.reporter.note(
+        self.recorder.reporter.notice(
             None,
             &format!(
                 "{} build(s) within a budget of {} MiB ({})",

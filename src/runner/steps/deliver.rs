@@ -2,9 +2,11 @@
 //! every node (one image at a time: a load's memory is bounded, several at
 //! once would not be), pulled first when the plan says so; or, for
 //! `delivery: registry`, pushed ([`super::super::registry_delivery`]).
+//! What each node was sent reaches the journal as the load's own events
+//! (`node_done`, a `delivery` line each).
 
 use super::{Failure, OnCluster, StepError};
-use crate::deliver::{self, ConnectionBytes, NodeReport, NodeResult, PathChoice, Source};
+use crate::deliver::{self, ConnectionBytes, NodeResult, PathChoice, Source};
 use crate::journal::{Event, EventBody};
 use crate::plan::{Image, ImageSource, PullPolicy};
 use crate::process::Spec;
@@ -66,9 +68,6 @@ impl OnCluster<'_> {
                     .map_err(failed_source)?
                 }
             };
-            for report in &reports {
-                self.recorder.record(&node_delivery(&step, report));
-            }
             self.recorder.record(&Event::in_step(
                 &step,
                 EventBody::Connection {
@@ -134,26 +133,4 @@ pub(in super::super) fn archive_source<'a>(
         known: None,
         platform: None,
     })
-}
-
-/// The journal's record of what a load did on one node (`deliver/<image>`
-/// in `up`, `load/<image>` in `load`), with a failure's facts.
-pub fn node_delivery(step: &str, report: &NodeReport) -> Event {
-    Event::in_step(
-        step,
-        EventBody::Delivery {
-            image: report.image.clone(),
-            node: report.node.clone(),
-            path: report.path.to_string(),
-            result: report.result.to_string(),
-            bytes_sent: report.bytes_sent,
-            blobs_sent: report.blobs_sent,
-            blobs_skipped: report.blobs_skipped,
-            duration_ms: report.duration_ms,
-            error: report.error.clone(),
-            pushed: None,
-            digest: None,
-            failure: report.failure.clone().map(Box::new),
-        },
-    )
 }

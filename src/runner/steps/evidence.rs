@@ -113,7 +113,7 @@ impl OnCluster<'_> {
         let written = std::fs::write(dir.join("diagnosis.json"), render::json(&diagnosis))
             .and_then(|()| std::fs::write(dir.join("diagnosis.md"), render::markdown(&diagnosis)));
         if let Err(error) = written {
-            recorder.reporter.note(
+            recorder.reporter.notice(
                 None,
                 &format!(
                     "warning: cannot write the diagnosis into {}: {error}",

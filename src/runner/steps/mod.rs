@@ -5,7 +5,8 @@
 //! ([`super::Run`]) from what earlier steps found.
 //!
 //! What every step shares is here: the [`Recorder`] that runs a body as a
-//! journal step and records its commands and notes, [`Kube`], the kubectl
+//! step of the run's event stream (which the journal is a sink of) and
+//! emits its commands and notes, [`Kube`], the kubectl
 //! and `KUBECONFIG` of the cluster found, and [`OnCluster`], the context of
 //! the steps that reach the cluster's nodes (delivery, failure evidence).
 
@@ -23,6 +24,7 @@ use super::progress::Reporter;
 use super::{GATHER_TIMEOUT, build};
 use crate::deliver::NodeFailure;
 use crate::engine::Engine;
+use crate::events;
 use crate::journal::{Event, Journal, Outcome};
 use crate::plan::Plan;
 use crate::process::signal;
@@ -61,13 +63,15 @@ impl StepError {
 /// A failed step: its id and why.
 pub type Failure = (String, StepError);
 
-/// Where a run's steps are recorded and shown.
+/// Where a run's steps are shown and recorded: `reporter` is the run's
+/// event stream, the journal one of its sinks.
 pub struct Recorder {
+    /// The run's directory (logs, artifacts, the diagnosis); its events
+    /// come through `reporter`.
     pub journal: Arc<Journal>,
     pub reporter: Arc<dyn Reporter>,
-    /// Held while a step's start or end is recorded and shown, so that
-    /// steps running side by side appear in the same order in the journal
-    /// and on the terminal.
+    /// Held while a step's start or end is emitted, so that steps running
+    /// side by side start and end in the same order for every sink.
     pub boundaries: Mutex<()>,
 }
 
@@ -86,8 +90,7 @@ impl Recorder {
         tracing::info!("started");
         {
             let _boundary = self.boundary();
-            self.record(&Event::step_start(id));
-            self.reporter.step_started(id);
+            self.reporter.emit(&events::Event::StepStarted { step: id });
         }
         let started = Instant::now();
         let result = body();
@@ -103,9 +106,12 @@ impl Recorder {
         tracing::info!(?outcome, duration_ms = took.as_millis() as u64, "finished");
         {
             let _boundary = self.boundary();
-            self.reporter
-                .step_finished(id, outcome, took, error.as_deref());
-            self.record(&Event::step_end(id, outcome, error));
+            self.reporter.emit(&events::Event::StepFinished {
+                step: id,
+                outcome,
+                duration_ms: took.as_millis() as u64,
+                error: error.as_deref(),
+            });
         }
         result.map_err(|error| (id.to_string(), error))
     }
@@ -114,17 +120,15 @@ impl Recorder {
         self.boundaries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an event. A journal that stops taking writes must not stop
-    /// the environment coming up; the terminal still says so.
+    /// A fact only the journal keeps. A journal that stops taking writes
+    /// does not stop the environment coming up; the terminal says so once.
     pub fn record(&self, event: &Event) {
-        if let Err(error) = self.journal.record(event) {
-            self.reporter.note(None, &format!("warning: {error}"));
-        }
+        self.reporter.record(event);
     }
 
+    /// A note shown and kept.
     pub fn note(&self, step: Option<&str>, message: String) {
         self.reporter.note(step, &message);
-        self.record(&Event::note(step, message));
     }
 
     /// Runs a command under `step`, records it, and turns a failure into a
@@ -257,6 +261,73 @@ pub fn file_name(step: &str, extension: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::events::Events;
+    use crate::events::plain::{ChildOutput, PlainLines};
+    use crate::journal::EventBody;
+
+    /// A step, its note and its command are emitted once, on the run's
+    /// stream: the renderer shows the step and the note, the journal keeps
+    /// all three, each once (a recorder that also wrote the journal itself
+    /// would record them twice; one that wrote only the journal would leave
+    /// the renderer blank).
+    #[test]
+    fn one_emitted_step_reaches_the_journal_and_the_renderer() {
+        let root = std::env::temp_dir().join(format!("lm-recorder-{}", std::process::id()));
+        let journal = Arc::new(Journal::create_for_command(&root, "up", None, None).unwrap());
+        let children = ChildOutput {
+            stdout_for_report: true,
+        };
+        let plain = Arc::new(PlainLines::new(Vec::new(), children));
+        let recorder = Recorder {
+            journal: journal.clone(),
+            reporter: Arc::new(Events::recorded(journal.clone(), plain.clone())),
+            boundaries: Mutex::new(()),
+        };
+        let step = "build/app:1";
+        let broken = ["sh", "-c", "echo 'no space left' >&2; exit 3"];
+        let failed = recorder.step(step, || {
+            recorder.note(Some(step), "the cache is warm".to_string());
+            recorder.checked(
+                step,
+                &Spec::new(&broken, std::time::Duration::from_secs(10)),
+            )
+        });
+        let record = Journal::open(journal.dir()).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(matches!(failed, Err((id, StepError::Failed { .. })) if id == step));
+
+        let kept: Vec<&EventBody> = record
+            .events
+            .iter()
+            .filter(|e| e.step.as_deref() == Some(step))
+            .map(|e| &e.body)
+            .collect();
+        assert_eq!(kept.len(), 4, "{kept:#?}");
+        assert_eq!(kept[0], &EventBody::StepStart);
+        assert!(matches!(kept[1], EventBody::Note { message } if message == "the cache is warm"));
+        assert!(
+            matches!(kept[2], EventBody::Command { argv, exit, stderr_tail, .. }
+                if argv[0] == "sh" && exit.code == Some(3) && stderr_tail == "no space left\n")
+        );
+        assert!(
+            matches!(kept[3], EventBody::StepEnd { result: Outcome::Failed, error: Some(error) }
+                if error.contains("no space left"))
+        );
+
+        drop(recorder);
+        let plain = Arc::into_inner(plain).expect("the stream is gone");
+        let shown = String::from_utf8(plain.into_inner()).unwrap();
+        let lines: Vec<&str> = shown
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1)
+            .collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert_eq!(lines[0], "build/app:1 started");
+        assert_eq!(lines[1], "build/app:1: the cache is warm");
+        assert!(lines[2].starts_with("build/app:1 failed ("), "{shown}");
+    }
+
     #[test]
     fn file_names_keep_only_plain_characters() {
         assert_eq!(

@@ -83,7 +83,7 @@ impl Preflight<'_> {
             // One line each: the fixes are in the journal, the report and
             // `doctor -f`.
             for warning in report.findings.iter().filter(|f| f.status == Status::Warn) {
-                recorder.reporter.note(
+                recorder.reporter.notice(
                     Some(STEP),
                     &format!("warning: {}: {}", warning.id, warning.measured),
                 );
