@@ -29,3 +29,25 @@ impl Progress for Silent {
     fn streaming(&self, _: u64, _: &[(&str, u64)]) {}
     fn node_done(&self, _: &NodeReport) {}
 }
+
+/// Passes every hook on but `node_done`, which the caller says later: a
+/// push attempt that may still fall back to save must not report the nodes
+/// it skipped before it knows the push went through, or the save reports
+/// them a second time.
+pub struct HoldingDone<'a>(pub &'a dyn Progress);
+
+impl Progress for HoldingDone<'_> {
+    fn begin(&self, image: &str, nodes: &[String], total: Option<u64>) {
+        self.0.begin(image, nodes, total);
+    }
+    fn inventory(&self, node: &str, blobs: usize, already_present: bool) {
+        self.0.inventory(node, blobs, already_present);
+    }
+    fn streaming(&self, read: u64, sent: &[(&str, u64)]) {
+        self.0.streaming(read, sent);
+    }
+    fn node_done(&self, _: &NodeReport) {}
+    fn path(&self, image: &str, path: DeliveryPath, reason: &str) {
+        self.0.path(image, path, reason);
+    }
+}

@@ -25,7 +25,7 @@ use super::fanout::Route;
 use super::feed::{NodeFeed, Piece};
 use super::ingest::{NodeHold, NodeStore};
 use super::node::{Inventory, Session};
-use super::progress::Progress;
+use super::progress::{HoldingDone, Progress};
 use super::{DeliverError, DeliveryPath, NodeReport, NodeResult, Visit, finish_node, sort_visits};
 use crate::archive::{self, Digest, ImageReference, ManifestBlob};
 use crate::engine::{Engine, EngineError, ImageDetails, Location};
@@ -177,14 +177,18 @@ pub fn load(
         error,
         failure: None,
     };
+    // The nodes skipped or failed here are reported once the engine's push
+    // went through: if it fails, the save path visits them again.
     let (mut reports, targets) = sort_visits(
         visits,
         Some(expected),
-        progress,
+        &HoldingDone(progress),
         |node, result| report(node, result, None),
         |node, error| report(node, NodeResult::Failed, Some(error.to_string())),
     );
+    let report_sorted = |reports: &[NodeReport]| reports.iter().for_each(|r| progress.node_done(r));
     if targets.is_empty() {
+        report_sorted(&reports);
         return Ok(Pushed {
             reports,
             requests: Vec::new(),
@@ -211,6 +215,7 @@ pub fn load(
             destination: destination.clone(),
             source: Box::new(source),
         })?;
+    report_sorted(&reports);
     let pushed = pushed_image(&registry, &repository, &tag, expected)?;
 
     let finished: Vec<NodeReport> = thread::scope(|scope| {
