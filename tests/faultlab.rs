@@ -174,7 +174,9 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
                     ..target.nodes()
                 },
             );
-            let (output, report) = load(&cluster, &[&image.name]);
+            // A starved import may crawl rather than die: a minute of
+            // waiting on it ends it (the watchdog's crawl floor).
+            let (output, report) = load(&cluster, &["--stall-timeout", "60", &image.name]);
             let d = node_diagnosis(kind, &output, &report);
             let case = format!("{target}, supervised={supervised}");
             // A starved node can also crawl instead: the kernel reclaims
@@ -415,7 +417,11 @@ fn a_failed_load_is_triaged_later_from_its_journal() {
         let dir = TempDir::new("lmt-load-journal");
         let root = dir.path.join("runs");
         let root = root.to_str().unwrap();
-        let (output, _) = load(&cluster, &["--root", root, &image.name]);
+        // As above: a crawling import is stopped after a minute of waiting.
+        let (output, _) = load(
+            &cluster,
+            &["--root", root, "--stall-timeout", "60", &image.name],
+        );
         assert_eq!(output.status.code(), Some(1), "{target}: {output:?}");
         let node = cluster.control_plane();
 

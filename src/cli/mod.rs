@@ -50,7 +50,8 @@ pub struct Cli {
 
     /// Seconds a stream (an engine's `save`, a node's import) may wait for
     /// its other side before the command is stopped, naming the side that
-    /// stalled.
+    /// stalled; waits add up while the stream moves less than 4 MiB, so a
+    /// crawl counts as a stall.
     #[arg(long, global = true, value_name = "SECONDS", env = "LOADMASTER_STALL_TIMEOUT",
           default_value_t = crate::process::DEFAULT_STALL_LIMIT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]

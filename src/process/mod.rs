@@ -23,7 +23,7 @@ pub mod trace;
 pub mod watchdog;
 
 pub use supervise::{Echo, Exit, OUTPUT_TAIL, Ran, Spec, Stream, on_path, supervise};
-pub use watchdog::{DEFAULT_STALL_LIMIT, Stopped, set_stall_limit, stall_limit};
+pub use watchdog::{CRAWL_FLOOR, DEFAULT_STALL_LIMIT, Stopped, set_stall_limit, stall_limit};
 
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -354,7 +354,11 @@ fn stopped_error(watch: &Watch, stalled: &str) -> Option<io::Error> {
     Some(match watch.stopped()? {
         Stopped::Stalled(limit) => io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("it {stalled} for {}s", limit.as_secs_f64()),
+            format!(
+                "it {stalled} for {}s of waiting (under {} MiB in all counts as nothing)",
+                limit.as_secs_f64(),
+                CRAWL_FLOOR >> 20
+            ),
         ),
         // Not `ErrorKind::Interrupted`, which `write_all` and `read_exact`
         // retry.
@@ -615,6 +619,38 @@ mod tests {
         );
         assert!(
             started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_command_that_takes_its_input_at_a_crawl_is_stopped_as_stalled() {
+        // It takes 1000 bytes at a time, freeing a page of the pipe every
+        // few reads, so each small write ends soon after the pipe is full
+        // and no single wait reaches the limit; their sum does, long before
+        // the 1 MiB is through (about 20 s at its pace).
+        let started = Instant::now();
+        let mut feeding = Feeding::spawn_watched(
+            Command::new("sh").args([
+                "-c",
+                "while dd bs=1000 count=1 status=none of=/dev/null; do sleep 0.01; done",
+            ]),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let piece = [0u8; 512];
+        let error = (0..2048)
+            .find_map(|_| feeding.stdin().write_all(&piece).err())
+            .expect("a crawl is a stall");
+        assert!(error.to_string().contains("took no input"), "{error}");
+        let done = feeding.finish(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            done.stopped,
+            Some(Stopped::Stalled(Duration::from_millis(500)))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );

@@ -5,7 +5,10 @@
 //! that returns nothing, a write to a node's `ctr import` that it does not
 //! take. Waiting for the other side (a feed with nothing to write because
 //! `save` is slow) is not the feed's stall, so the side that stalled is the
-//! one named. One thread checks every watched child a few times a second;
+//! one named. A stream that crawls is stalled too: one whose waits add up
+//! to the limit while it moves less than [`CRAWL_FLOOR`] (a node's import
+//! starved of memory takes a few hundred bytes a second and would otherwise
+//! never end). One thread checks every watched child a few times a second;
 //! it kills the child's process group, which ends the blocked read or write
 //! (EOF, broken pipe), and marks why, so that the caller's error says so.
 
@@ -21,6 +24,11 @@ pub const DEFAULT_STALL_LIMIT: Duration = Duration::from_secs(300);
 
 /// How often the watchdog looks.
 const TICK: Duration = Duration::from_millis(100);
+
+/// A stream that moves less than this while its waits add up to the stall
+/// limit crawls, and is stopped as stalled: 4 MiB in the default 300 s of
+/// waiting is 14 KiB/s, far below any engine or node that works.
+pub const CRAWL_FLOOR: u64 = 4 << 20;
 
 static STALL_LIMIT_MS: AtomicU64 = AtomicU64::new(DEFAULT_STALL_LIMIT.as_millis() as u64);
 
@@ -53,6 +61,10 @@ pub struct Watch {
     /// Milliseconds since [`epoch`] at which the pending read or write
     /// began, plus one; 0 when none is pending.
     pending_since: AtomicU64,
+    /// Milliseconds spent waiting in finished reads or writes since the
+    /// stream last moved [`CRAWL_FLOOR`] bytes, and the bytes moved since.
+    crawl_waited_ms: AtomicU64,
+    crawl_moved: AtomicU64,
     stopped_by_signal: AtomicI32,
     stalled: AtomicBool,
 }
@@ -65,6 +77,8 @@ impl Watch {
             pgid,
             limit,
             pending_since: AtomicU64::new(0),
+            crawl_waited_ms: AtomicU64::new(0),
+            crawl_moved: AtomicU64::new(0),
             stopped_by_signal: AtomicI32::new(0),
             stalled: AtomicBool::new(false),
         });
@@ -74,11 +88,23 @@ impl Watch {
         watch
     }
 
-    /// Runs one blocking read or write of the stream under watch.
-    pub fn waiting<T>(&self, operation: impl FnOnce() -> T) -> T {
-        self.pending_since
-            .store(epoch().elapsed().as_millis() as u64 + 1, Ordering::SeqCst);
+    /// Runs one blocking read or write of the stream under watch; its
+    /// result is the bytes it moved.
+    pub fn waiting(
+        &self,
+        operation: impl FnOnce() -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        let began = epoch().elapsed().as_millis() as u64;
+        self.pending_since.store(began + 1, Ordering::SeqCst);
         let result = operation();
+        let waited = (epoch().elapsed().as_millis() as u64).saturating_sub(began);
+        let moved = *result.as_ref().unwrap_or(&0) as u64;
+        if self.crawl_moved.fetch_add(moved, Ordering::SeqCst) + moved >= CRAWL_FLOOR {
+            self.crawl_moved.store(0, Ordering::SeqCst);
+            self.crawl_waited_ms.store(0, Ordering::SeqCst);
+        } else {
+            self.crawl_waited_ms.fetch_add(waited, Ordering::SeqCst);
+        }
         self.pending_since.store(0, Ordering::SeqCst);
         result
     }
@@ -103,7 +129,12 @@ impl Watch {
             return;
         }
         let since = self.pending_since.load(Ordering::SeqCst);
-        if since > 0 && now.saturating_sub(Duration::from_millis(since - 1)) > self.limit {
+        let pending = match since {
+            0 => Duration::ZERO,
+            since => now.saturating_sub(Duration::from_millis(since - 1)),
+        };
+        let crawled = Duration::from_millis(self.crawl_waited_ms.load(Ordering::SeqCst));
+        if pending > self.limit || crawled + pending > self.limit {
             self.stalled.store(true, Ordering::SeqCst);
             super::kill_group(self.pgid, libc::SIGKILL);
         }
