@@ -245,6 +245,21 @@ fn oom_during_load_is_proven_from_the_kernel_and_the_cgroup() {
         "{killed} OOM-killed, {} starved: {starved:?}",
         starved.len()
     );
+    assert_no_oom_marker();
+}
+
+/// podman's conmon marks an OOM kill with a file in the directory the
+/// container was started from: the test nodes start in their cluster's
+/// own directory, so none is left in the checkout.
+fn assert_no_oom_marker() {
+    for marker in ["oom", "oomKilled"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(marker);
+        assert!(
+            !path.exists(),
+            "{} was left in the checkout (remove it if an older run made it)",
+            path.display()
+        );
+    }
 }
 
 #[test]
@@ -471,6 +486,7 @@ fn a_failed_load_is_triaged_later_from_its_journal() {
             d["summary"], failed["exit_code"]
         );
     }
+    assert_no_oom_marker();
 }
 
 /// Flips bytes in the middle of the largest entry (the layer) of a tar.

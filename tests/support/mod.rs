@@ -238,7 +238,14 @@ pub fn engine_cmd(kind: EngineKind, args: &[&str]) -> String {
 
 /// [`engine_cmd`] on the service at `endpoint`.
 pub fn engine_cmd_at(kind: EngineKind, endpoint: &Endpoint, args: &[&str]) -> String {
-    let output = engine_output_at(kind, endpoint, args);
+    checked(kind, args, &mut endpoint.command(kind, args))
+}
+
+/// Runs `command` (`kind ARGS...`); panics on failure, else its stdout.
+fn checked(kind: EngineKind, args: &[&str], command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {kind}: {e}"));
     assert!(
         output.status.success(),
         "`{kind} {}` failed: {}",
@@ -461,7 +468,11 @@ impl TestCluster {
         }
         // Recorded before the run so that Drop removes a half-started node.
         self.nodes.push(node.to_string());
-        self.engine_cmd(&args);
+        // podman's conmon marks an OOM kill in the node with a file (`oom`,
+        // `oomKilled`) in the directory `podman run` ran in: the cluster's
+        // own, removed with it, not the checkout.
+        let mut run = self.endpoint.command(self.kind, &args);
+        checked(self.kind, &args, run.current_dir(&self.config_dir.path));
     }
 
     /// Runs an engine command on the cluster's engine; panics on failure.
