@@ -688,9 +688,12 @@ fn containerd_killed_mid_import_is_named_and_tags_nothing() {
             "{target}: {error}"
         );
         if target.containerd != Containerd::V1_6 {
-            // The Transfer service's client: the seed's own line.
+            // The Transfer service's client: the seed's own line, or, when
+            // containerd died before the progress stream ended, the reset
+            // of its connection alone.
             assert!(
-                error.contains("progress stream failed to recv"),
+                error.contains("progress stream failed to recv")
+                    || error.contains("error reading from server: read unix"),
                 "{target}: {error}"
             );
         }

@@ -817,12 +817,14 @@ fn verify(import_output: &str, reference: &str, manifest: &Digest) -> Result<(),
 /// import: the Transfer service's client logs `progress stream failed to
 /// recv` (containerd's core/transfer/proxy: the stream of progress events
 /// from the daemon ended without EOF) and fails with `error reading from
-/// server: EOF`; the client-side import (1.6, `--local`) fails writing a
-/// blob with `failed to send write: EOF` or `transport is closing`. None
-/// of them is the cause: they say the daemon went away.
+/// server: EOF`, or `error reading from server: read unix …: connection
+/// reset by peer` alone when the daemon died before the stream ended; the
+/// client-side import (1.6, `--local`) fails writing a blob with `failed
+/// to send write: EOF` or `transport is closing`. None of them is the
+/// cause: they say the daemon went away.
 const CONNECTION_LOST: [&str; 4] = [
     "progress stream failed to recv",
-    "error reading from server: EOF",
+    "error reading from server: ",
     "failed to send write",
     "transport is closing",
 ];
@@ -831,7 +833,7 @@ const CONNECTION_LOST: [&str; 4] = [
 /// where the cause is.
 fn connection_lost_note(engine: &Engine, node: &str) -> String {
     format!(
-        "  ctr lost its connection to the node's containerd during the import (`progress stream failed to recv` / `error reading from server: EOF` is ctr saying so, not the cause): containerd stopped mid-import: killed (an OOM kill: see the node's memory limit and the kernel log, `dmesg | grep -i oom`), crashed or restarted; `{} logs {node}` shows how it ended",
+        "  ctr lost its connection to the node's containerd during the import (`progress stream failed to recv` / `error reading from server: EOF` or `connection reset by peer` is ctr saying so, not the cause): containerd stopped mid-import: killed (an OOM kill: see the node's memory limit and the kernel log, `dmesg | grep -i oom`), crashed or restarted; `{} logs {node}` shows how it ended",
         engine.kind()
     )
 }

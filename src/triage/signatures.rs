@@ -209,8 +209,11 @@ pub static SIGNATURES: &[Signature] = &[
     },
     Signature {
         id: "server-eof",
-        trigger: Trigger::Text(&[&["error reading from server: eof"]]),
-        meaning: "the gRPC server (containerd) closed the connection",
+        trigger: Trigger::Text(&[
+            &["error reading from server: eof"],
+            &["error reading from server", "connection reset by peer"],
+        ]),
+        meaning: "the gRPC server (containerd) closed or reset the connection",
         class: Class::EngineCrash,
         confidence: Confidence::Suspected,
         abrupt_end: true,
@@ -1339,6 +1342,10 @@ mod tests {
                 !ids.contains(&"cluster-network-down") && !ids.contains(&"connection-reset"),
                 "{ids:?}"
             );
+            // The reset is containerd going away, as its EOF is.
+            if line.contains("containerd.sock") {
+                assert!(ids.contains(&"server-eof"), "{ids:?}");
+            }
         }
     }
 
