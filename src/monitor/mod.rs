@@ -333,12 +333,7 @@ impl Sampler {
         }
         let mut next = Instant::now();
         loop {
-            let sample = self.take();
-            if let Err(error) = self.journal.sample(&sample) {
-                self.note("journal", &error.to_string());
-            } else {
-                self.report.samples += 1;
-            }
+            self.record_sample();
             // Ticks on a fixed grid; a slow read skips ticks rather than
             // bunching samples up.
             next += period;
@@ -350,11 +345,26 @@ impl Sampler {
                 match messages.recv_timeout(next.saturating_duration_since(Instant::now())) {
                     Ok(Message::Watch(node)) => self.sources.nodes.push(node),
                     Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                        // One more at the end: a run shorter than a period
+                        // still has a sample of every node it watched (the
+                        // cluster step can end after the builds it ran
+                        // beside, just before the run does).
+                        self.record_sample();
                         return self.report;
                     }
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
+        }
+    }
+
+    /// Takes a sample and writes it to the journal.
+    fn record_sample(&mut self) {
+        let sample = self.take();
+        if let Err(error) = self.journal.sample(&sample) {
+            self.note("journal", &error.to_string());
+        } else {
+            self.report.samples += 1;
         }
     }
 
