@@ -488,15 +488,6 @@ const FAULTS: [Fault; 6] = [
     },
 ];
 
-/// An image the test's runs build, removed from its engine when dropped.
-struct BuiltImage(EngineKind, &'static str);
-
-impl Drop for BuiltImage {
-    fn drop(&mut self) {
-        let _ = support::engine_output(self.0, &["rmi", "-f", self.1]);
-    }
-}
-
 /// A plan for `cluster` that builds and loads [`FAULT_IMAGE`] and deploys
 /// `fault` into namespace `namespace`. `minReadySeconds`: a container that
 /// crashes a moment after it started was Ready for that moment, which
@@ -575,7 +566,7 @@ fn kube_fault_lab_each_failure_is_diagnosed_from_what_the_runner_gathered() {
         let cluster = KubeCluster::start(engine);
         // The image the runs build goes with the test: left in one engine,
         // it fails the other's pre-flight ("not in podman, but in docker").
-        let _image = BuiltImage(engine, FAULT_IMAGE);
+        let _image = support::BuiltImage(engine, FAULT_IMAGE.to_string());
         for fault in FAULTS.iter().filter(|f| fault_wanted(f.name)) {
             let dir = TempDir::new("lmkube-fault");
             let namespace = format!("fault-{}", fault.name);

@@ -814,6 +814,8 @@ fn up_of_a_plan_the_engine_cannot_hold_stops_at_the_preflight_unless_skipped() {
         return;
     };
     let image = format!("localhost/{}:1", unique_name("lmt-huge"));
+    // Built by the runs that skip the pre-flight, below.
+    let _built = support::BuiltImage(kind, image.clone());
     let plan = TestPlan::write(&format!(
         "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\n  existing: true\nimages:\n  - name: {image}\n    build:\n      context: images/greeter\n      memory: 65536GiB\ntest:\n  command: 'true'\n",
         unique_name("lmt")

@@ -110,7 +110,8 @@ fn load_in_an_80_column_terminal_fits_and_is_not_garbled() {
         std::fs::write(
             &script,
             format!(
-                "unset DOCKER_HOST CONTAINER_HOST LOADMASTER_ENGINE KIND_EXPERIMENTAL_PROVIDER\n'{}' --engine {kind} load --cluster {} {}\necho \"LMT-EXIT=$?\"\nsleep 600\n",
+                "unset DOCKER_HOST CONTAINER_HOST LOADMASTER_ENGINE KIND_EXPERIMENTAL_PROVIDER\nexport LOADMASTER_ROOT='{}'\n'{}' --engine {kind} load --cluster {} {}\necho \"LMT-EXIT=$?\"\nsleep 600\n",
+                support::TEST_RUNS,
                 env!("CARGO_BIN_EXE_loadmaster"),
                 cluster.name,
                 image.name

@@ -255,6 +255,16 @@ fn checked(kind: EngineKind, args: &[&str], command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// An image that the runs of a test build (not the test itself), removed
+/// from its engine when dropped, also when the test fails.
+pub struct BuiltImage(pub EngineKind, pub String);
+
+impl Drop for BuiltImage {
+    fn drop(&mut self) {
+        let _ = engine_output(self.0, &["rmi", "-f", &self.1]);
+    }
+}
+
 pub fn engine_output(kind: EngineKind, args: &[&str]) -> Output {
     engine_output_at(kind, &Endpoint::local(), args)
 }
