@@ -38,9 +38,9 @@ pub enum EngineError {
     },
 
     #[error(
-        "`{command}` {stalled} for {seconds}s of waiting (under {floor} MiB in all counts as nothing), so loadmaster stopped it: {side} stalled\n  fix: see what holds it up (`{engine} ps`, the engine's log, the node's containerd), or allow longer with `--stall-timeout`",
+        "`{command}` {stalled} {waited}, so loadmaster stopped it: {side} stalled\n  fix: see what holds it up (`{engine} ps`, the engine's log, the node's containerd), or allow longer with `--stall-timeout`",
         side = if *.stalled == Stall::Sending { "the engine" } else { "the container's command" },
-        floor = crate::process::CRAWL_FLOOR >> 20
+        waited = crate::process::stall_words(std::time::Duration::from_secs(*.seconds))
     )]
     Stalled {
         engine: EngineKind,

@@ -23,7 +23,7 @@ pub mod trace;
 pub mod watchdog;
 
 pub use supervise::{Echo, Exit, OUTPUT_TAIL, Ran, Spec, Stream, on_path, supervise};
-pub use watchdog::{CRAWL_FLOOR, DEFAULT_STALL_LIMIT, Stopped, set_stall_limit, stall_limit};
+pub use watchdog::{DEFAULT_STALL_LIMIT, Stopped, set_stall_limit, stall_limit, stall_words};
 
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -354,11 +354,7 @@ fn stopped_error(watch: &Watch, stalled: &str) -> Option<io::Error> {
     Some(match watch.stopped()? {
         Stopped::Stalled(limit) => io::Error::new(
             io::ErrorKind::TimedOut,
-            format!(
-                "it {stalled} for {}s of waiting (under {} MiB in all counts as nothing)",
-                limit.as_secs_f64(),
-                CRAWL_FLOOR >> 20
-            ),
+            format!("it {stalled} {}", stall_words(limit)),
         ),
         // Not `ErrorKind::Interrupted`, which `write_all` and `read_exact`
         // retry.

@@ -30,6 +30,17 @@ const TICK: Duration = Duration::from_millis(100);
 /// waiting is 14 KiB/s, far below any engine or node that works.
 pub const CRAWL_FLOOR: u64 = 4 << 20;
 
+/// How a stall is said after what stalled ("took no input", "sent
+/// nothing"): the same words for the error of the read or write and for
+/// the engine command's error.
+pub fn stall_words(limit: Duration) -> String {
+    format!(
+        "for {}s of waiting (under {} MiB in all counts as nothing)",
+        limit.as_secs_f64(),
+        CRAWL_FLOOR >> 20
+    )
+}
+
 static STALL_LIMIT_MS: AtomicU64 = AtomicU64::new(DEFAULT_STALL_LIMIT.as_millis() as u64);
 
 /// Sets the stall limit of every stream started from now on (`load
@@ -133,8 +144,10 @@ impl Watch {
             0 => Duration::ZERO,
             since => now.saturating_sub(Duration::from_millis(since - 1)),
         };
+        // The waits since the stream last moved CRAWL_FLOOR, this one
+        // included: a single long wait is the plain stall.
         let crawled = Duration::from_millis(self.crawl_waited_ms.load(Ordering::SeqCst));
-        if pending > self.limit || crawled + pending > self.limit {
+        if crawled + pending > self.limit {
             self.stalled.store(true, Ordering::SeqCst);
             super::kill_group(self.pgid, libc::SIGKILL);
         }

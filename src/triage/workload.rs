@@ -115,8 +115,7 @@ fn crash_loop(
     looping: String,
 ) -> (Class, Confidence, String) {
     let ended = last.map_or(String::new(), |t| format!(" (last ended: {t})"));
-    let lines = last_lines(c, case);
-    let words = match lines {
+    let words = match last_lines(c, case) {
         Some(lines) => format!("Its last lines: `{}`.", lines.join(" / ")),
         None => "Its last lines (`kubectl logs --previous`) say why.".to_string(),
     };
