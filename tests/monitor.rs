@@ -6,6 +6,7 @@
 mod support;
 
 use loadmaster::engine::Engine;
+use loadmaster::events::recording::Recording;
 use loadmaster::journal::{EventBody, Journal};
 use loadmaster::monitor::{self, HostReader, Monitor, MonitorError, NodeSource, Sources};
 use loadmaster::plan;
@@ -54,7 +55,12 @@ fn samples_a_real_node_at_one_hertz_and_stops_at_once() {
             node.dir.display()
         );
 
-        let monitor = Monitor::start(journal.clone(), sources, monitor::DEFAULT_PERIOD).unwrap();
+        let monitor = Monitor::start(
+            Arc::new(Recording::new(journal.clone(), None)),
+            sources,
+            monitor::DEFAULT_PERIOD,
+        )
+        .unwrap();
         // Nodes come with the cluster, after the monitor started.
         monitor.watch(node);
         // One that cannot be read: noted once, and sampling goes on.
@@ -123,15 +129,19 @@ fn a_period_slower_than_one_hertz_is_refused() {
     let dir = TempDir::new("lm-monitor");
     let journal = journal_in(&dir);
     for period in [Duration::ZERO, Duration::from_millis(1001)] {
-        let error = Monitor::start(journal.clone(), Sources::default(), period)
-            .err()
-            .expect("refused");
+        let error = Monitor::start(
+            Arc::new(Recording::new(journal.clone(), None)),
+            Sources::default(),
+            period,
+        )
+        .err()
+        .expect("refused");
         assert!(matches!(error, MonitorError::Period { .. }));
         assert!(error.to_string().contains("at most 1s"), "{error}");
     }
     // A faster period is fine, and a monitor dropped without stop stops.
     let monitor = Monitor::start(
-        journal.clone(),
+        Arc::new(Recording::new(journal.clone(), None)),
         Sources::default(),
         Duration::from_millis(100),
     )

@@ -13,7 +13,7 @@ mod support;
 
 use loadmaster::deliver::{self, PathChoice, progress::Silent};
 use loadmaster::engine::Engine;
-use loadmaster::events::recording::node_delivery;
+use loadmaster::events::recording::{Recording, node_delivery};
 use loadmaster::journal::{
     DiskSpace, Event, EventBody, Exit, HostMemory, Journal, NodeMemory, Outcome, Sample, Timestamp,
 };
@@ -618,7 +618,12 @@ fn successful_run_sampled_on_real_nodes() {
         );
         let sources = Sources::for_engine(&info, None);
         let reader: HostReader = sources.reader().cloned().unwrap();
-        let monitor = Monitor::start(journal.clone(), sources, Duration::from_millis(200)).unwrap();
+        let monitor = Monitor::start(
+            Arc::new(Recording::new(journal.clone(), None)),
+            sources,
+            Duration::from_millis(200),
+        )
+        .unwrap();
         for node in &cluster.nodes {
             monitor.watch(NodeSource::find(&engine, &info, &reader, node).unwrap());
         }

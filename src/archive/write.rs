@@ -369,8 +369,11 @@ mod tests {
     #[test]
     fn gnu_tar_lists_and_extracts_it() {
         let (bytes, expected) = sample_stream();
-        let dir = std::env::temp_dir().join(format!("loadmaster-writer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("loadmaster-writer-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         let archive = dir.join("layout.tar");
         std::fs::write(&archive, &bytes).unwrap();
 
@@ -412,7 +415,6 @@ mod tests {
         for (path, data) in &expected {
             assert_eq!(&std::fs::read(out.join(path)).unwrap(), data, "{path}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

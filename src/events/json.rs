@@ -48,7 +48,7 @@ impl<W: Write + Send> JsonLines<W> {
 impl<W: Write + Send> Sink for JsonLines<W> {
     fn event(&self, event: &Event<'_>) {
         // The journal's own facts are the journal's (`loadmaster report`).
-        if let Event::Recorded(_) = event {
+        if event.is_journal_only() {
             return;
         }
         let now = (self.clock)();

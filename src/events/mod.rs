@@ -5,11 +5,10 @@
 //! [`plain`]), or for programs (JSON lines, [`json`]), or the run's journal
 //! ([`recording`]), which keeps each step, note, delivery and push, and the
 //! facts only it keeps ([`Event::Recorded`]: commands, the graph, files of
-//! evidence). [`Events::recorded`] is the stream of a recorded command: its
-//! renderer and its journal. None of the producers prints or writes the
-//! journal's events themselves; the exception is the resource monitor,
-//! whose thread writes its samples and its notes on sources it cannot read
-//! into the journal as it reads them ([`crate::monitor`]).
+//! evidence; the resource monitor's samples, [`Event::Sampled`]).
+//! [`Events::recorded`] is the stream of a recorded command: its renderer
+//! and its journal. None of the producers prints or writes the journal
+//! themselves, the monitor's thread included ([`crate::monitor`]).
 //!
 //! Below the runner, the load and push code keep hooks of their own, so
 //! that they need not know this layer: a load reports through
@@ -72,6 +71,10 @@ pub enum Event<'a> {
     /// of steps, a file of evidence): renderers show nothing of it.
     #[serde(skip)]
     Recorded(&'a journal::Event),
+    /// What the resource monitor read at one instant: the journal keeps it
+    /// beside its events (`samples.jsonl`), renderers show nothing of it.
+    #[serde(skip)]
+    Sampled(&'a journal::Sample),
     /// An image leaves the engine by `path`, for `reason`.
     LoadPath {
         step: Option<&'a str>,
@@ -157,6 +160,12 @@ pub enum Event<'a> {
 }
 
 impl Event<'_> {
+    /// Whether the event is for the journal alone ([`Event::Recorded`],
+    /// [`Event::Sampled`]): renderers skip it.
+    pub fn is_journal_only(&self) -> bool {
+        matches!(self, Event::Recorded(_) | Event::Sampled(_))
+    }
+
     /// Whether the event reports bytes moving: sent several times a second,
     /// so that renderers for logs show only some.
     pub fn is_streaming(&self) -> bool {
@@ -248,6 +257,18 @@ impl Events {
             registry,
             current: Mutex::default(),
         }
+    }
+}
+
+/// A stream is a sink too, of everything it carries: a producer below
+/// the runner (the monitor) is handed the whole stream as one sink.
+impl Sink for Events {
+    fn event(&self, event: &Event<'_>) {
+        self.emit(event);
+    }
+
+    fn output(&self, to: Console, chunk: &[u8]) {
+        Events::output(self, to, chunk);
     }
 }
 

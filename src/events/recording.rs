@@ -6,7 +6,8 @@
 //! What it keeps: each step's start, end (outcome and error) and
 //! cancellation, the notes marked `kept`, what a load did on each node and
 //! a push with the registry (a `delivery` each), a push's retries (as
-//! notes), and every [`Event::Recorded`] fact as it comes. Bytes moving,
+//! notes), every [`Event::Recorded`] fact as it comes, and the monitor's
+//! samples ([`Event::Sampled`], into `samples.jsonl`). Bytes moving,
 //! inventories and blobs are for the renderers only.
 //!
 //! A journal that stops taking writes does not stop the command: the first
@@ -41,6 +42,7 @@ impl Sink for Recording {
     fn event(&self, event: &Event<'_>) {
         let written = match event {
             Event::Recorded(fact) => self.journal.record(fact),
+            Event::Sampled(sample) => self.journal.sample(sample),
             other => match kept(other) {
                 Some(line) => self.journal.record(&line),
                 None => return,
@@ -170,7 +172,11 @@ mod tests {
     /// bytes moving, notes shown only and a load outside a step not at all.
     #[test]
     fn the_journal_keeps_deliveries_pushes_and_retries_of_the_stream() {
-        let root = std::env::temp_dir().join(format!("lm-recording-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-recording-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path().to_path_buf();
         let journal = Arc::new(Journal::create_for_command(&root, "push", None, None).unwrap());
         let events = Events::new(vec![Arc::new(Recording::new(journal.clone(), None))]);
         let node = NodeReport {
@@ -248,7 +254,6 @@ mod tests {
             events.emit(&event);
         }
         let record = Journal::open(journal.dir()).unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
         let kept: Vec<(Option<&str>, &EventBody)> = record
             .events
             .iter()

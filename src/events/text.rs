@@ -185,6 +185,7 @@ pub fn described(event: &Event<'_>) -> Option<String> {
         | Event::StepFinished { .. }
         | Event::PushFailed { .. }
         | Event::Recorded(_)
+        | Event::Sampled(_)
         | Event::LoadStreaming { .. }
         | Event::PushStreaming { .. } => return None,
     })

@@ -56,15 +56,17 @@ mod tests {
 
     #[test]
     fn reads_mem_available_in_bytes() {
-        let dir = std::env::temp_dir().join(format!("lm-host-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-host-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(
             dir.join("meminfo"),
             "MemTotal:       24684084 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n",
         )
         .unwrap();
         let available = mem_available(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(available.unwrap(), 2048 * 1024);
     }
 

@@ -15,9 +15,8 @@
 //! This module is plain data and its writer. Past the run's first line,
 //! which [`Journal::create`] writes, the runner and the commands do not
 //! call [`Journal::record`] themselves: they emit events on their stream,
-//! and the events layer's `recording` sink writes what the journal keeps.
-//! The monitor's thread alone writes here directly: its samples, and its
-//! notes on sources it cannot read.
+//! and the events layer's `recording` sink writes what the journal keeps,
+//! the monitor's samples included.
 //!
 //! Run ids are the UTC start time plus a short random part
 //! (`20251215T230822.123Z-4f3a9c`), so that they sort by start time as
@@ -74,8 +73,9 @@ pub enum JournalError {
     },
 }
 
-/// A run being recorded. Shared between the runner and the monitor's
-/// thread (`&Journal` is enough to record), each line written whole.
+/// A run being recorded. Shared by the threads whose events reach it (the
+/// steps running side by side, the monitor's; `&Journal` is enough to
+/// record), each line written whole.
 pub struct Journal {
     id: String,
     dir: PathBuf,

@@ -1,5 +1,6 @@
-//! The monitor: a thread that samples resources into the journal every
-//! period (1 s by default, never slower) while a run goes on.
+//! The monitor: a thread that samples resources every period (1 s by
+//! default, never slower) while a run goes on, and emits each sample onto
+//! the run's event stream, whose journal keeps it ([`Event::Sampled`]).
 //!
 //! What it reads, each where it really is:
 //!
@@ -10,13 +11,15 @@
 //! - free disk at the engine's storage root and in the temp directory.
 //!
 //! A source that cannot be read never stops or slows the run: it is left
-//! out of the samples and a `sample-note` event says why, once.
+//! out of the samples and a `sample-note` event says why, once. A journal
+//! that cannot take a sample is the stream's journal sink's to say.
 
 pub use crate::host::{HostReader, cgroup_of_pid, parse_meminfo};
 
 use crate::engine::{Engine, EngineInfo, EngineKind, Location};
+use crate::events::{Event, Sink};
 use crate::host::cgroup;
-use crate::journal::{DiskSpace, Event, HostMemory, Journal, NodeMemory, Sample, Timestamp};
+use crate::journal::{self, DiskSpace, HostMemory, NodeMemory, Sample, Timestamp};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -231,7 +234,7 @@ impl Sources {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MonitorReport {
     pub samples: u64,
-    /// One line per source that failed, and journal writes that failed.
+    /// One line per source that failed.
     pub notes: Vec<String>,
 }
 
@@ -248,9 +251,9 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts sampling `sources` into `journal` every `period` (> 0, ≤ 1 s).
+    /// Starts sampling `sources` onto `events` every `period` (> 0, ≤ 1 s).
     pub fn start(
-        journal: Arc<Journal>,
+        events: Arc<dyn Sink>,
         sources: Sources,
         period: Duration,
     ) -> Result<Monitor, MonitorError> {
@@ -260,7 +263,7 @@ impl Monitor {
         let (sender, receiver) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("loadmaster-monitor".to_string())
-            .spawn(move || Sampler::new(journal, sources).run(period, &receiver))
+            .spawn(move || Sampler::new(events, sources).run(period, &receiver))
             .map_err(MonitorError::Thread)?;
         Ok(Monitor {
             sender,
@@ -307,7 +310,7 @@ impl Drop for Monitor {
 }
 
 struct Sampler {
-    journal: Arc<Journal>,
+    events: Arc<dyn Sink>,
     sources: Sources,
     /// Sources already noted as failing: each is noted once.
     noted: HashSet<String>,
@@ -315,9 +318,9 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new(journal: Arc<Journal>, sources: Sources) -> Sampler {
+    fn new(events: Arc<dyn Sink>, sources: Sources) -> Sampler {
         Sampler {
-            journal,
+            events,
             sources,
             noted: HashSet::new(),
             report: MonitorReport {
@@ -358,14 +361,11 @@ impl Sampler {
         }
     }
 
-    /// Takes a sample and writes it to the journal.
+    /// Takes a sample and emits it.
     fn record_sample(&mut self) {
         let sample = self.take();
-        if let Err(error) = self.journal.sample(&sample) {
-            self.note("journal", &error.to_string());
-        } else {
-            self.report.samples += 1;
-        }
+        self.events.event(&Event::Sampled(&sample));
+        self.report.samples += 1;
     }
 
     fn take(&mut self) -> Sample {
@@ -426,7 +426,53 @@ impl Sampler {
             return;
         }
         self.report.notes.push(format!("{source}: {why}"));
-        // If even the note cannot be written, the report still has it.
-        let _ = self.journal.record(&Event::sample_note(source, why));
+        self.events
+            .event(&Event::Recorded(&journal::Event::sample_note(source, why)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::EventBody;
+    use std::sync::Mutex;
+
+    /// Keeps what the monitor emits: its samples' times and its notes.
+    #[derive(Default)]
+    struct Kept {
+        samples: Mutex<Vec<Timestamp>>,
+        notes: Mutex<Vec<String>>,
+    }
+
+    impl Sink for Kept {
+        fn event(&self, event: &Event<'_>) {
+            match event {
+                Event::Sampled(sample) => self.samples.lock().unwrap().push(sample.time),
+                Event::Recorded(journal::Event {
+                    body: EventBody::SampleNote { source, .. },
+                    ..
+                }) => self.notes.lock().unwrap().push(source.clone()),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn samples_and_notes_go_onto_the_stream_it_is_given() {
+        let kept = Arc::new(Kept::default());
+        let sources = Sources {
+            notes: vec![("engine host memory".to_string(), "not readable".to_string())],
+            ..Sources::default()
+        };
+        let monitor = Monitor::start(kept.clone(), sources, Duration::from_millis(50)).unwrap();
+        thread::sleep(Duration::from_millis(180));
+        let report = monitor.stop();
+
+        let samples = kept.samples.lock().unwrap();
+        // At 0, 50, 100, 150 ms and one more at the stop.
+        assert!(samples.len() >= 4, "{} samples", samples.len());
+        assert_eq!(report.samples as usize, samples.len());
+        assert_eq!(*kept.notes.lock().unwrap(), ["engine host memory"]);
+        assert_eq!(report.notes, ["engine host memory: not readable"]);
     }
 }

@@ -308,8 +308,11 @@ mod tests {
 
     #[test]
     fn a_log_file_gets_both_streams() {
-        let dir = std::env::temp_dir().join(format!("lm-process-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-process-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         let log = dir.join("out.log");
         let mut spec = Spec::new(
             &["sh", "-c", "echo one; echo two >&2"],
@@ -318,7 +321,6 @@ mod tests {
         spec.log = Some(log.clone());
         let ran = supervise(&spec).unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(ran.success());
         assert!(text.contains("one\n") && text.contains("two\n"), "{text:?}");
     }

@@ -148,7 +148,11 @@ mod tests {
 
     #[test]
     fn finds_the_host_in_docker_and_podman_files() {
-        let dir = std::env::temp_dir().join(format!("lm-creds-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-creds-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         let podman = dir.join("run/containers");
         std::fs::create_dir_all(&podman).unwrap();
         std::fs::create_dir_all(dir.join("docker")).unwrap();
@@ -189,7 +193,6 @@ mod tests {
         let missing = lookup("other.example.com", &env);
         assert!(missing.credentials.is_none());
         assert_eq!(missing.searched.len(), 2);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

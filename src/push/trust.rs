@@ -85,12 +85,14 @@ mod tests {
 
     #[test]
     fn a_named_directory_without_certificates_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("lm-trust-empty-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-trust-empty-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(dir.join("client.key"), "not a CA").unwrap();
         let error = tls_config("registry.example.com", Some(&dir)).unwrap_err();
         assert!(error.to_string().contains("no CA certificate"), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -101,11 +103,13 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_pem_is_named() {
-        let dir = std::env::temp_dir().join(format!("lm-trust-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-trust-bad-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(dir.join("ca.crt"), "-----BEGIN CERTIFICATE-----\n!!!\n").unwrap();
         let error = tls_config("registry.example.com", Some(&dir)).unwrap_err();
         assert!(error.to_string().contains("ca.crt"), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -222,8 +222,11 @@ mod tests {
     #[test]
     fn a_transient_failure_is_retried_and_recorded_and_another_is_not() {
         use crate::journal::{EventBody, Journal};
-        let root = std::env::temp_dir().join(format!("lm-build-{}", std::process::id()));
-        std::fs::create_dir_all(&root).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-build-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path().to_path_buf();
         let plan = crate::plan::parse(
             "apiVersion: loadmaster/v1\ncluster:\n  name: e2e\ntest:\n  command: 'true'\n",
             &root.join("loadmaster.yaml"),
@@ -250,7 +253,6 @@ mod tests {
         let broken = ["sh", "-c", "echo 'COPY failed: no such file' >&2; exit 1"].map(String::from);
         let error = with_retries("build/b", "b:1", &broken).unwrap_err();
         let record = Journal::open(journal.dir()).unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
         let commands = |step: &str| {
             record
                 .events

@@ -218,7 +218,11 @@ mod tests {
 
     #[test]
     fn an_earlier_runs_growth_wins_over_the_plans_figure_and_the_default() {
-        let root = std::env::temp_dir().join(format!("lm-estimate-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-estimate-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path().to_path_buf();
         let build = build_with(Some(300));
         assert_eq!(
             super::build(&root, "app:1", &build).source,
@@ -229,7 +233,6 @@ mod tests {
             super::build(&root, "app:1", &build_with(None)).bytes,
             DEFAULT_BUILD_BYTES
         );
-        std::fs::create_dir_all(&root).unwrap();
         record_run(
             &root,
             "build/app:1",
@@ -240,7 +243,6 @@ mod tests {
         record_run(&root, "build/app:1", 9_000, crate::journal::Outcome::Failed);
         let estimate = super::build(&root, "app:1", &build);
         let other = super::build(&root, "other:1", &build);
-        std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(estimate.bytes, 4_000, "{estimate:?}");
         assert!(
             estimate.source.contains("recorded while it built in run"),
@@ -251,7 +253,11 @@ mod tests {
 
     #[test]
     fn the_preflight_counts_a_build_as_the_scheduler_does() {
-        let root = std::env::temp_dir().join(format!("lm-build-peak-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-build-peak-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path().to_path_buf();
         std::fs::create_dir_all(root.join("app")).unwrap();
         std::fs::write(root.join("app/Dockerfile"), "FROM scratch\n").unwrap();
         let plan = crate::plan::parse(
@@ -274,7 +280,6 @@ mod tests {
         );
         let (_, recorded) = plan_peak(&root, &plan).unwrap();
         let scheduled = super::build(&root, "app:1", build);
-        std::fs::remove_dir_all(&root).unwrap();
         // The doctor once assumed 2 GiB per build whatever earlier runs
         // recorded, while the scheduler read the journal.
         assert_eq!(recorded.bytes, 7_000, "{recorded:?}");

@@ -501,14 +501,16 @@ mod contract_tests {
 
     #[test]
     fn an_inline_kind_config_is_written_to_the_run_directory() {
-        let dir = std::env::temp_dir().join(format!("lm-kube-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-kube-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         let mut config = serde_json::Map::new();
         config.insert("kind".into(), "Cluster".into());
         config.insert("apiVersion".into(), "kind.x-k8s.io/v1alpha4".into());
         let path = kind_config_file(&KindConfigSource::Inline { config }, &dir).unwrap();
         let text = std::fs::read_to_string(path.unwrap()).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(text.contains("kind: Cluster"), "{text}");
         assert!(
             text.contains("apiVersion: kind.x-k8s.io/v1alpha4"),

@@ -304,8 +304,11 @@ pub(super) mod tests {
 
     #[test]
     fn manifests_name_plan_images_as_the_nodes_resolve_them() {
-        let dir = std::env::temp_dir().join(format!("lm-manifests-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-manifests-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         let db = dir.join("db.yaml");
         std::fs::write(&db, "spec:\n  containers:\n    - image: postgres:16\n").unwrap();
         let api = dir.join("api.yaml");
@@ -326,7 +329,6 @@ pub(super) mod tests {
         assert_eq!(named_by(vec![db, api]).unwrap(), BTreeSet::from([0, 1]));
         let missing = named_by(vec![dir.join("nope.yaml")]).unwrap_err();
         assert!(missing.contains("nope.yaml"), "{missing}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -335,8 +337,11 @@ pub(super) mod tests {
             eprintln!("note: kubectl is not on PATH: skipping the kustomize rendering test");
             return;
         }
-        let dir = std::env::temp_dir().join(format!("lm-kustomize-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-kustomize-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(
             dir.join("app.yaml"),
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n    - name: app\n      image: app:latest\n      imagePullPolicy: Never\n",
@@ -351,7 +356,6 @@ pub(super) mod tests {
             &Apply::Kustomize { dir: dir.clone() },
             dir.parent().unwrap(),
         );
-        std::fs::remove_dir_all(&dir).unwrap();
         let uses = uses.unwrap();
         assert_eq!(uses.len(), 1, "{uses:?}");
         assert_eq!(uses[0].reference.to_string(), "localhost/app:e2e");

@@ -211,19 +211,17 @@ mod tests {
     const PLAN: &str = "apiVersion: loadmaster/v1\ncluster:\n  name: e2e\nimages:\n  - name: localhost/api:e2e\n    build:\n      context: .\n  - name: localhost/hapi:e2e\n    build:\n      context: .\n  - name: postgres:16\n    pull: ifMissing\ndeploy:\n  - name: namespace\n    manifests: [ns.yaml]\n  - name: postgres\n    manifests: [db.yaml]\n    needs: [namespace]\n  - name: services\n    manifests: [svc.yaml]\n    needs: [postgres]\ntest:\n  command: \"true\"\n";
 
     fn plan() -> Plan {
-        // One directory per call: the tests run side by side.
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("lm-pipeline-{}-{call}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-pipeline-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         for file in ["ns.yaml", "db.yaml", "svc.yaml", "Dockerfile"] {
             std::fs::write(dir.join(file), "a: b\n").unwrap();
         }
         let file = dir.join("loadmaster.yaml");
         std::fs::write(&file, PLAN).unwrap();
-        let plan = crate::plan::load(&file).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        plan
+        crate::plan::load(&file).unwrap()
     }
 
     fn needs_of(pipeline: &Pipeline, id: &str) -> Vec<String> {

@@ -315,8 +315,11 @@ mod tests {
 
     #[test]
     fn the_plans_namespaces_are_its_steps_and_waits() {
-        let dir = std::env::temp_dir().join(format!("lm-pods-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-pods-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(dir.join("a.yaml"), "").unwrap();
         let plan = |deploy: &str| {
             crate::plan::parse(
@@ -332,7 +335,6 @@ mod tests {
         let mixed = plan(
             "deploy:\n  - name: a\n    manifests: [a.yaml]\n  - name: b\n    manifests: [a.yaml]\n    namespace: app\n",
         );
-        std::fs::remove_dir_all(&dir).unwrap();
         let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(plan_namespaces(&named), set(&["app", "data"]));
         assert_eq!(plan_namespaces(&unnamed), set(&[]));

@@ -479,8 +479,11 @@ mod tests {
 
     #[test]
     fn the_preflight_judges_each_step_by_the_plan_images_and_warns_of_unreadable_ones() {
-        let dir = std::env::temp_dir().join(format!("lm-pull-policy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-pull-policy-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(
             dir.join("app.yaml"),
             "kind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n    - name: app\n      image: localhost/app:latest\n      imagePullPolicy: Never\n    - name: db\n      image: postgres:16\n",
@@ -495,7 +498,6 @@ mod tests {
         .unwrap();
         let plan = crate::plan::load(&plan_file);
         let findings = plan.as_ref().map(|plan| findings(plan, &read_all(plan)));
-        std::fs::remove_dir_all(&dir).unwrap();
         let found: Vec<(String, Status)> = findings
             .unwrap()
             .into_iter()

@@ -10,7 +10,7 @@
 //! must stay the only thing there.
 
 use crate::deliver::progress::Progress;
-use crate::events::{Console, Event, Events};
+use crate::events::{Console, Event, Events, Sink};
 use crate::journal::Journal;
 use crate::process::{Echo, Stream};
 use crate::push::PushProgress;
@@ -18,9 +18,12 @@ use std::sync::Arc;
 
 pub use crate::events::Mode;
 
-/// Receives what a run does, and shows and keeps it.
-pub trait Reporter: Echo {
-    fn emit(&self, event: &Event<'_>);
+/// Receives what a run does, and shows and keeps it. As a [`Sink`], it is
+/// what a producer below the runner is handed (the monitor).
+pub trait Reporter: Echo + Sink {
+    fn emit(&self, event: &Event<'_>) {
+        self.event(event);
+    }
     /// Something loadmaster decided or could not do, under `step` if any;
     /// shown, and kept by the journal.
     fn note(&self, step: Option<&str>, message: &str) {
@@ -70,10 +73,6 @@ impl Echo for Events {
 }
 
 impl Reporter for Events {
-    fn emit(&self, event: &Event<'_>) {
-        Events::emit(self, event);
-    }
-
     fn delivery<'a>(&'a self, step: &'a str) -> Box<dyn Progress + 'a> {
         Box::new(self.load(Some(step)))
     }

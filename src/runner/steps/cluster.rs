@@ -215,7 +215,7 @@ impl ClusterStep<'_> {
         let sources = Sources::for_engine(&info, tmpdir.as_deref());
         let reader = sources.reader().cloned();
         match Monitor::start(
-            self.recorder.journal.clone(),
+            self.recorder.reporter.clone(),
             sources,
             Duration::from_secs(1),
         ) {

@@ -273,7 +273,11 @@ mod tests {
     /// the renderer blank).
     #[test]
     fn one_emitted_step_reaches_the_journal_and_the_renderer() {
-        let root = std::env::temp_dir().join(format!("lm-recorder-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("lm-recorder-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path().to_path_buf();
         let journal = Arc::new(Journal::create_for_command(&root, "up", None, None).unwrap());
         let children = ChildOutput {
             stdout_for_report: true,
@@ -294,7 +298,6 @@ mod tests {
             )
         });
         let record = Journal::open(journal.dir()).unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
         assert!(matches!(failed, Err((id, StepError::Failed { .. })) if id == step));
 
         let kept: Vec<&EventBody> = record
