@@ -483,6 +483,21 @@ mod tests {
         );
         assert_eq!(r.fits, [Class::ProviderMismatch, Class::ImageNeverPull]);
         assert!(r.statement.contains("docker's store"), "{}", r.statement);
+        // The fix puts the image where the nodes read, not another provider.
+        let fix = diagnose(&log::scan(
+            "REPOSITORY   TAG   IMAGE ID       CREATED         SIZE\n\
+             api          dev   5fc5c70ca2a0   2 minutes ago   937MB\n\
+             NAME                   READY   STATUS              RESTARTS   AGE\n\
+             api-5f6d7c8b9-abcde    0/1     ErrImageNeverPull   0          5m\n",
+            "t.log",
+        ))
+        .fix;
+        assert!(
+            fix.iter()
+                .flat_map(|step| &step.commands)
+                .any(|c| c.run.contains("k3d image import")),
+            "{fix:?}"
+        );
         // The same reason relayed as text, beside the listing: likewise.
         let r = root(
             "REPOSITORY   TAG      IMAGE ID       CREATED         SIZE\n\
