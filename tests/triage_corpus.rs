@@ -46,24 +46,16 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "091-kind-ci-webhook-refused-insufficient-cpu",
         "dependency-not-ready",
     ),
-    (
-        "096-k3s-never-pull-image-in-docker-store",
-        "image-never-pull",
-    ),
     ("115-ct-install-helm-wait-timed-out", "timeout"),
-    (
-        "117-init-db-connection-reset-postgres-starting",
-        "endpoint-unreachable",
-    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.
-/// The goal is none; each is a defect to fix, listed so that no new one
-/// slips in unnoticed. One is left, of the second held-out set: a pod
-/// status of ErrImageNeverPull proves its class by the API server's word,
-/// where the thread found the image in docker's store while k3s reads its
-/// own (096). The same reason relayed as text is likely (106).
-const KNOWN_OVERCLAIMS: &[&str] = &["096-k3s-never-pull-image-in-docker-store"];
+/// The goal is none; each would be a defect to fix, listed so that no new
+/// one slips in unnoticed. The last one (096, a pod status of
+/// ErrImageNeverPull beside `docker image ls` listing the image) is now
+/// a likely provider mismatch: the status proves the pod cannot start, not
+/// why.
+const KNOWN_OVERCLAIMS: &[&str] = &[];
 
 /// Cases of the right class where triage is surer than a careful reading
 /// of the log alone (one step: likely for suspected, proven for likely).

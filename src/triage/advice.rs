@@ -4,7 +4,7 @@
 //! When the engine is unknown, commands are given for both. When nothing was
 //! measured, the advice says what to measure instead of inventing a number.
 
-use super::diagnosis::{Case, Class, Collect, CommandLine, Confidence, RootCause, Step};
+use super::diagnosis::{self, Case, Class, Collect, CommandLine, Confidence, RootCause, Step};
 use super::evidence::Fact;
 use super::kernel::OomScope;
 use crate::engine::EngineKind;
@@ -99,6 +99,12 @@ fn deciding(class: Class, case: &Case, node: &str) -> Vec<CommandLine> {
             Some("the engine's machine"),
             "sysctl fs.inotify.max_user_watches fs.inotify.max_user_instances",
         )],
+        // An image the log lists in an engine's store while a pod's node
+        // lacks it: the node's own store decides.
+        Class::ProviderMismatch if diagnosis::engine_store_listed(case).is_some() => vec![
+            run(None, "kubectl get pods -o jsonpath='{..image}'"),
+            run(Some("a node"), "crictl images"),
+        ],
         Class::ProviderMismatch => EngineKind::ALL
             .iter()
             .map(|e| {
@@ -636,6 +642,14 @@ pub fn fix(root: &RootCause, case: &Case) -> Vec<Step> {
         Class::RegistryRateLimit => vec![Step {
             what: "Pull with credentials (authenticated pulls have a higher limit), from a mirror, or load the image into the nodes instead of pulling it; then retry.".into(),
             commands: each(&|e| format!("{e} login docker.io")),
+        }],
+        Class::ProviderMismatch if diagnosis::engine_store_listed(case).is_some() => vec![Step {
+            what: "Put the image in the store the cluster's nodes read: kind and k3d nodes, and k3s, run a containerd of their own that does not see the engine's images; load it there, or push it to a registry the cluster pulls from.".into(),
+            commands: vec![
+                run(Some("kind"), "kind load docker-image IMAGE --name CLUSTER"),
+                run(Some("k3d"), "k3d image import IMAGE --cluster CLUSTER"),
+                run(Some("k3s"), "docker save IMAGE | sudo k3s ctr images import -"),
+            ],
         }],
         Class::ProviderMismatch => vec![Step {
             what: "Use the engine the cluster was made on for every command: kind reads KIND_EXPERIMENTAL_PROVIDER (podman) and otherwise uses docker; `loadmaster load` finds the nodes on either.".into(),

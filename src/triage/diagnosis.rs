@@ -955,6 +955,18 @@ fn resolved(signature: &Signature, evidence: &Evidence, case: &Case) -> (Class, 
         {
             (Class::DiskFull, Confidence::Proven)
         }
+        // Refused or reset before a server of the log said it accepts
+        // connections: the client dialled it too early.
+        "connection-refused" | "connection-reset"
+            if server_ready_after(evidence, case).is_some() =>
+        {
+            (Class::DependencyNotReady, Confidence::Likely)
+        }
+        // The kubelet's reason relayed as text, while the log lists an
+        // engine's store: the image is likely there, not in the node's.
+        "image-never-pull" if engine_store_listed(case).is_some() => {
+            (Class::ProviderMismatch, Confidence::Likely)
+        }
         "connection-refused" if dialled_wrong_side(&line) => {
             (Class::EndpointUnreachable, Confidence::Likely)
         }
@@ -1035,6 +1047,30 @@ fn refused_probe(evidence: &Evidence, case: &Case) -> bool {
             && e.line()
                 .is_some_and(|probe| probe == line || probe + 1 == line)
     })
+}
+
+/// The first line after `evidence` where a server said it accepts
+/// connections (`Fact::ServerReady`).
+fn server_ready_after(evidence: &Evidence, case: &Case) -> Option<usize> {
+    let line = evidence.line()?;
+    case.evidence
+        .iter()
+        .filter(|e| matches!(e.fact, Fact::ServerReady))
+        .filter_map(Evidence::line)
+        .find(|&ready| ready > line)
+}
+
+/// An engine's image store listed in the evidence (`docker image ls`), as
+/// a listing that holds images. Beside a pod whose image is not on its
+/// node (ErrImageNeverPull), it shows the image sits in a store the
+/// cluster does not read: kind's and k3s's nodes run containerd of their
+/// own, not the engine's store.
+pub(super) fn engine_store_listed(case: &Case) -> Option<(usize, &Fact)> {
+    case.evidence
+        .iter()
+        .enumerate()
+        .find(|(_, e)| matches!(&e.fact, Fact::EngineImages { images, .. } if !images.is_empty()))
+        .map(|(i, e)| (i, &e.fact))
 }
 
 /// True when some evidence of the case matched the signature `id`.
@@ -1303,6 +1339,7 @@ fn statement(
             "kind found no image{} in docker{during} while the cluster runs on podman ({sure}): kind's `load docker-image` asks docker by name, so an image that podman holds is \"not present locally\".",
             named("")
         ),
+        Class::ProviderMismatch if signature.id == "image-never-pull" => never_pull_elsewhere(case),
         Class::ProviderMismatch => format!(
             "{}{during} ({sure}): the cluster's engine and the one asked differ, likeliest first.",
             capitalised(signature.meaning)
@@ -1317,10 +1354,20 @@ fn statement(
             };
             format!("Nothing answered at {address}{during} ({sure}): {side}.")
         }
-        Class::DependencyNotReady => format!(
-            "A dependency was not accepting connections{}{during} ({sure}): it was not up yet, or is not where it was dialled.",
-            named(" at")
-        ),
+        Class::DependencyNotReady => match server_ready_after(evidence, case) {
+            Some(ready) => format!(
+                "A dependency was dialled before it accepted connections{during} ({sure}): `{}`, and only at line {ready} a server said it was ready; the client needs to wait for it or retry.",
+                evidence
+                    .excerpt
+                    .as_deref()
+                    .unwrap_or(signature.meaning)
+                    .trim()
+            ),
+            None => format!(
+                "A dependency was not accepting connections{}{during} ({sure}): it was not up yet, or is not where it was dialled.",
+                named(" at")
+            ),
+        },
         Class::AppCrash => format!(
             "An application crashed{during} ({sure}): `{}`.",
             evidence
@@ -1335,6 +1382,25 @@ fn statement(
         ),
         _ => format!("{}{during} ({sure}).", capitalised(signature.meaning)),
     }
+}
+
+/// A pod's image not on its node (ErrImageNeverPull) while the log lists an
+/// engine's store: likely there and not in the node's containerd. Said the
+/// same for the API server's status (`workload`) and its text relayed.
+pub(super) fn never_pull_elsewhere(case: &Case) -> String {
+    let store = match engine_store_listed(case) {
+        Some((
+            _,
+            Fact::EngineImages {
+                engine: Some(engine),
+                ..
+            },
+        )) => format!("{engine}'s store"),
+        _ => "an engine's store".to_string(),
+    };
+    format!(
+        "A pod's image is not on its node and its pull policy is Never (ErrImageNeverPull), while the log lists images in {store}: the image is likely there and not in the store the cluster's nodes read (kind's and k3s's nodes run a containerd of their own), likely. `crictl images` in a node decides it; load the image into the cluster (`kind load docker-image`, `k3d image import`, `ctr -n k8s.io images import`) or push it to a registry the cluster pulls from, else the tag the pod asks for differs from the one built."
+    )
 }
 
 /// Where a save stages its archive on the engine's side, when `written`
@@ -1484,6 +1550,27 @@ mod tests {
 
     fn root(text: &str) -> RootCause {
         diagnose(&log::scan(text, "t.log")).root_cause.unwrap()
+    }
+
+    #[test]
+    fn a_connection_lost_before_its_server_was_ready_is_a_dependency_not_ready() {
+        let early = "<init-db> Error: Io(Os { code: 104, kind: ConnectionReset, message: \"Connection reset by peer\" })\n\
+                     LOG:  database system is ready to accept connections\n";
+        let root = diagnose(&crate::triage::log::scan(early, "t.log"))
+            .root_cause
+            .unwrap();
+        assert_eq!(
+            (root.class, root.confidence),
+            (Class::DependencyNotReady, Confidence::Likely)
+        );
+        assert!(root.statement.contains("line 2"), "{}", root.statement);
+        // Ready before the reset: the reset is not the early dial.
+        let late = "LOG:  database system is ready to accept connections\n\
+                    <init-db> Error: Io(Os { code: 104, kind: ConnectionReset, message: \"Connection reset by peer\" })\n";
+        let root = diagnose(&crate::triage::log::scan(late, "t.log"))
+            .root_cause
+            .unwrap();
+        assert_ne!(root.class, Class::DependencyNotReady);
     }
 
     #[test]

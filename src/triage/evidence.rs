@@ -153,7 +153,7 @@ impl fmt::Display for Source {
 /// JSON: an object tagged by `kind` (`exit`, `signature`, `oom-kill`,
 /// `memory`, `container`, `kernel-log-read`, `engine-memory`, `disk`,
 /// `unavailable`, `pod-container`, `kube-event`, `container-log`,
-/// `node-state`) with
+/// `node-state`, `engine-images`, `server-ready`) with
 /// the variant's fields; see `docs/triage-json.md`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -213,6 +213,18 @@ pub enum Fact {
     /// A node container that was no longer running after a failed load, as
     /// loadmaster found it then (stopped, with its exit code; or removed).
     NodeState { node: String, state: NodeState },
+    /// An engine's image store as a log lists it (`docker image ls`,
+    /// `podman images`: `REPOSITORY TAG IMAGE ID ...`), `repository:tag`
+    /// per row; `engine` when the listing's command names it. Beside a pod
+    /// whose image is not on its node, it shows where the image is instead.
+    EngineImages {
+        engine: Option<EngineKind>,
+        images: Vec<String>,
+    },
+    /// A server said it now accepts connections (PostgreSQL's and Redis's
+    /// "ready to accept connections", MySQL's "ready for connections"). A
+    /// client refused or reset before it dialled too early.
+    ServerReady,
 }
 
 impl Fact {
@@ -366,6 +378,14 @@ impl fmt::Display for Fact {
                     "node container {node} no longer existed after the failure: removed during the load"
                 ),
             },
+            Fact::EngineImages { engine, images } => {
+                match engine {
+                    Some(engine) => write!(f, "{engine}'s image store holds ")?,
+                    None => write!(f, "an engine's image store holds ")?,
+                }
+                write!(f, "{} images: {}", images.len(), images.join(", "))
+            }
+            Fact::ServerReady => write!(f, "a server said it is ready to accept connections"),
         }
     }
 }

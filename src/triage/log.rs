@@ -43,6 +43,13 @@ pub fn scan(text: &str, file: &str) -> Case {
                     .with_time(time.clone()),
             );
         }
+        if says_server_ready(&lower) {
+            evidence.push(
+                Evidence::new(at(number), Fact::ServerReady)
+                    .with_excerpt(line.trim())
+                    .with_time(time.clone()),
+            );
+        }
         for signature in SIGNATURES.iter().filter(|s| s.matches_text(&lower)) {
             let subject = signature.subject.and_then(|extract| extract(line));
             evidence.push(
@@ -66,6 +73,7 @@ pub fn scan(text: &str, file: &str) -> Case {
         };
         evidence.push(Evidence::new(at(number), fact).with_excerpt(lines[number - 1].trim()));
     }
+    evidence.extend(image_listings(&lines[..count], &at));
     evidence.sort_by_key(|e| e.line());
 
     let failure = failure(&exits, &lines, &at);
@@ -87,6 +95,44 @@ pub fn scan(text: &str, file: &str) -> Case {
         failure,
         phase,
     }
+}
+
+/// A server's word that it accepts connections now: PostgreSQL's and
+/// Redis's "ready to accept connections", MySQL's "ready for connections".
+fn says_server_ready(lower: &str) -> bool {
+    lower.contains("ready to accept connections") || lower.contains("ready for connections")
+}
+
+/// Image listings (`docker image ls`, `docker images`, `podman images`):
+/// a `REPOSITORY TAG IMAGE ID` header and its rows, up to the first line
+/// that is not a row. The engine is the one of the command on the line
+/// before the header, when the log shows it (`$ docker image ls`).
+fn image_listings(lines: &[String], at: &dyn Fn(usize) -> Source) -> Vec<Evidence> {
+    let mut out = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !words.starts_with(&["REPOSITORY", "TAG", "IMAGE", "ID"]) {
+            continue;
+        }
+        let images: Vec<String> = lines[index + 1..]
+            .iter()
+            .map(|row| row.split_whitespace().collect::<Vec<_>>())
+            .take_while(|row| row.len() >= 4 && !row[0].starts_with('$'))
+            .map(|row| format!("{}:{}", row[0], row[1]))
+            .collect();
+        if images.is_empty() {
+            continue;
+        }
+        let engine = index
+            .checked_sub(1)
+            .map(|before| lines[before].trim_start_matches(['$', '#', ' ']))
+            .and_then(engine_of_command);
+        out.push(
+            Evidence::new(at(index + 1), Fact::EngineImages { engine, images })
+                .with_excerpt(line.trim()),
+        );
+    }
+    out
 }
 
 /// A line as printed: colours removed, and for a line redrawn with carriage
@@ -420,6 +466,49 @@ fn is_clock(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_listing_names_its_engine_and_rows() {
+        let case = scan(
+            "$ podman images\n\
+             REPOSITORY                TAG      IMAGE ID      CREATED        SIZE\n\
+             localhost/app             dev      5fc5c70ca2a0  2 minutes ago  937 MB\n\
+             docker.io/library/nginx   latest   5cfe2963d143  10 hours ago   187 MB\n\
+             $ kubectl get pods\n",
+            "t.log",
+        );
+        let listed: Vec<&Fact> = case
+            .evidence
+            .iter()
+            .map(|e| &e.fact)
+            .filter(|f| matches!(f, Fact::EngineImages { .. }))
+            .collect();
+        assert_eq!(
+            listed,
+            [&Fact::EngineImages {
+                engine: Some(EngineKind::Podman),
+                images: vec![
+                    "localhost/app:dev".into(),
+                    "docker.io/library/nginx:latest".into()
+                ],
+            }]
+        );
+        // A header with no rows lists nothing.
+        let empty = scan("REPOSITORY   TAG   IMAGE ID   CREATED   SIZE\n", "t.log");
+        assert!(empty.evidence.is_empty());
+    }
+
+    #[test]
+    fn a_server_says_when_it_accepts_connections() {
+        for line in [
+            "LOG:  database system is ready to accept connections",
+            "1:M 07 Feb 2026 01:01:23.074 * Ready to accept connections tcp",
+            "[System] [MY-010931] [Server] /usr/sbin/mysqld: ready for connections.",
+        ] {
+            assert!(says_server_ready(&line.to_lowercase()), "{line}");
+        }
+        assert!(!says_server_ready("waiting for the server to be ready"));
+    }
 
     #[test]
     fn exit_statuses_of_many_tools() {

@@ -10,7 +10,7 @@
 //! with a status of its own, and otherwise at most likely as a root cause.
 //! Statements name the pod, the container and the image where known.
 
-use super::diagnosis::{Candidate, Case, Class, Confidence, Weighed};
+use super::diagnosis::{self, Candidate, Case, Class, Confidence, Weighed};
 use super::evidence::{ContainerLog, Fact};
 use super::kernel::{OomKill, OomScope};
 use super::kube::{ContainerStatus, KubeEvent, State, Termination};
@@ -36,7 +36,13 @@ pub(super) fn candidates(case: &Case) -> Vec<Candidate> {
                     reading: format!("the API server reports {}", e.fact),
                 }],
                 evidence_against: Vec::new(),
-                fits: Vec::new(),
+                // A status read as another class's doing still fits its own.
+                fits: match (&e.fact, class) {
+                    (Fact::PodContainer(_), Class::ProviderMismatch) => {
+                        vec![Class::ProviderMismatch, Class::ImageNeverPull]
+                    }
+                    _ => Vec::new(),
+                },
             });
         }
     }
@@ -64,6 +70,14 @@ fn from_status(c: &ContainerStatus, case: &Case) -> Option<(Class, Confidence, S
     }
     let reason = c.state.waiting_reason().unwrap_or("");
     let found = match reason {
+        // The API server's word proves the pod cannot start, not why: with
+        // an engine's store listed beside it, the image is likely there and
+        // not in the node's (k3s and kind nodes read their own containerd).
+        "ErrImageNeverPull" if diagnosis::engine_store_listed(case).is_some() => (
+            Class::ProviderMismatch,
+            Confidence::Likely,
+            format!("{who}: {}", diagnosis::never_pull_elsewhere(case)),
+        ),
         "ErrImageNeverPull" => (
             Class::ImageNeverPull,
             Confidence::Proven,
@@ -450,6 +464,49 @@ mod tests {
             r.statement.contains("It explains this too"),
             "{}",
             r.statement
+        );
+    }
+
+    #[test]
+    fn a_never_pull_status_beside_an_engines_store_is_a_provider_mismatch_not_proven() {
+        let r = root(
+            "$ docker images\n\
+             REPOSITORY   TAG      IMAGE ID       CREATED         SIZE\n\
+             api          dev      5fc5c70ca2a0   2 minutes ago   937MB\n\
+             $ kubectl get pods\n\
+             NAME                   READY   STATUS              RESTARTS   AGE\n\
+             api-5f6d7c8b9-abcde    0/1     ErrImageNeverPull   0          5m\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ProviderMismatch, Confidence::Likely)
+        );
+        assert_eq!(r.fits, [Class::ProviderMismatch, Class::ImageNeverPull]);
+        assert!(r.statement.contains("docker's store"), "{}", r.statement);
+        // The fix puts the image where the nodes read, not another provider.
+        let fix = diagnose(&log::scan(
+            "REPOSITORY   TAG   IMAGE ID       CREATED         SIZE\n\
+             api          dev   5fc5c70ca2a0   2 minutes ago   937MB\n\
+             NAME                   READY   STATUS              RESTARTS   AGE\n\
+             api-5f6d7c8b9-abcde    0/1     ErrImageNeverPull   0          5m\n",
+            "t.log",
+        ))
+        .fix;
+        assert!(
+            fix.iter()
+                .flat_map(|step| &step.commands)
+                .any(|c| c.run.contains("k3d image import")),
+            "{fix:?}"
+        );
+        // The same reason relayed as text, beside the listing: likewise.
+        let r = root(
+            "REPOSITORY   TAG      IMAGE ID       CREATED         SIZE\n\
+             api          dev      5fc5c70ca2a0   2 minutes ago   937MB\n\
+             - default:deployment/api: ErrImageNeverPull: Container image \"api:v2\" is not present with pull policy of Never\n",
+        );
+        assert_eq!(
+            (r.class, r.confidence),
+            (Class::ProviderMismatch, Confidence::Likely)
         );
     }
 
