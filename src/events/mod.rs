@@ -8,7 +8,7 @@
 //! evidence; the resource monitor's samples, [`Event::Sampled`]).
 //! [`Events::recorded`] is the stream of a recorded command: its renderer
 //! and its journal. None of the producers prints or writes the journal
-//! themselves, the monitor's thread included ([`crate::monitor`]).
+//! themselves, the resource monitor's thread included.
 //!
 //! Below the runner, the load and push code keep hooks of their own, so
 //! that they need not know this layer: a load reports through
