@@ -1,7 +1,8 @@
 //! Measuring the engine's host from inside it: a short-lived container on
 //! the engine that reads `df` of the paths that matter and the kernel's
 //! memory figures, so that a VM's or another machine's disk is measured
-//! where it is, never on the client's filesystem.
+//! where it is, never on the client's filesystem; and one that reads that
+//! host's kernel log, for triage.
 //!
 //! Why a container and not the engine's `info`: `docker info` reports no
 //! free disk and no free memory at all, and `podman info`'s
@@ -65,17 +66,69 @@ impl Engine {
     /// container of an image the engine holds: the image of a container
     /// labelled `node_label` (kind's nodes) first.
     pub fn measure_inside(&self, paths: &[&str], node_label: &str) -> Result<EngineSide, String> {
+        let targets: Vec<String> = (0..paths.len()).map(|i| format!("/m/{i}")).collect();
+        let mut options = Vec::new();
+        for (path, target) in paths.iter().zip(&targets) {
+            options.push("--mount".into());
+            options.push(format!("type=bind,source={path},target={target},readonly"));
+        }
+        let script = format!(
+            "df -Pk {} && echo {MOUNTINFO} && cat /proc/self/mountinfo && echo {MEMINFO} && cat /proc/meminfo",
+            targets.join(" ")
+        );
+        self.run_helper(node_label, &options, &script, |text, image| {
+            parse_measure(text, paths, &targets, image)
+        })
+        .map(|(side, _)| side)
+    }
+
+    /// The kernel log of the engine's host (`dmesg`), read in a helper
+    /// container with `CAP_SYSLOG` (the kernel's ring buffer is not
+    /// namespaced): for an engine in a VM or on another machine, whose
+    /// kernel the client cannot read. Returns the log and the command as
+    /// it ran.
+    pub fn kernel_log_inside(&self, node_label: &str) -> Result<(String, String), String> {
+        let options = ["--cap-add".to_string(), "SYSLOG".to_string()];
+        self.run_helper(node_label, &options, "dmesg", |text, _| {
+            if text.trim().is_empty() {
+                return Err("dmesg printed nothing".to_string());
+            }
+            Ok(text.to_string())
+        })
+    }
+
+    /// Runs `script` under `sh -c` in a short-lived container on the
+    /// engine (no network, never pulled, `options` before the image) and
+    /// reads its stdout with `parse(stdout, image)`: with each helper
+    /// image in turn until one works, else the last error. Returns what
+    /// `parse` made and the command that ran.
+    fn run_helper<T>(
+        &self,
+        node_label: &str,
+        options: &[String],
+        script: &str,
+        parse: impl Fn(&str, &str) -> Result<T, String>,
+    ) -> Result<(T, String), String> {
         let images = self.helper_images(node_label)?;
         if images.is_empty() {
             return Err(format!(
-                "no image on the {engine} engine to measure with (no kind node, no kindest/node or busybox image; none is pulled)\n  fix: load one into the engine, e.g. `{engine} pull busybox` (or `{engine} load -i busybox.tar` where it has no internet), or create the cluster first",
+                "no image on the {engine} engine to run a helper container with (no kind node, no kindest/node or busybox image; none is pulled)\n  fix: load one into the engine, e.g. `{engine} pull busybox` (or `{engine} load -i busybox.tar` where it has no internet), or create the cluster first",
                 engine = self.kind
             ));
         }
         let mut last = String::new();
         for image in images {
-            match self.measure_with(&image, paths) {
-                Ok(side) => return Ok(side),
+            let result = self
+                .run_helper_with(&image, options, script)
+                .and_then(|(args, text)| {
+                    let command = self.describe(&args);
+                    match parse(&text, &image) {
+                        Ok(value) => Ok((value, command)),
+                        Err(detail) => Err(EngineError::UnexpectedAnswer { command, detail }),
+                    }
+                });
+            match result {
+                Ok(value) => return Ok(value),
                 // Listed but not runnable (another platform, removed meanwhile): the next.
                 Err(error) => last = format!("{image}: {error}"),
             }
@@ -110,12 +163,17 @@ impl Engine {
         Ok(images)
     }
 
-    fn measure_with(&self, image: &str, paths: &[&str]) -> Result<EngineSide, EngineError> {
+    /// One helper container of `image`: its argv and stdout.
+    fn run_helper_with(
+        &self,
+        image: &str,
+        options: &[String],
+        script: &str,
+    ) -> Result<(Vec<String>, String), EngineError> {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let name = format!("loadmaster-measure-{}-{stamp}", std::process::id());
-        let targets: Vec<String> = (0..paths.len()).map(|i| format!("/m/{i}")).collect();
+        let name = format!("loadmaster-helper-{}-{stamp}", std::process::id());
         let mut args: Vec<String> = [
             "run",
             "--rm",
@@ -132,16 +190,10 @@ impl Engine {
         ]
         .map(String::from)
         .into();
-        for (path, target) in paths.iter().zip(&targets) {
-            args.push("--mount".into());
-            args.push(format!("type=bind,source={path},target={target},readonly"));
-        }
+        args.extend(options.iter().cloned());
         args.push(image.to_string());
         args.push("-c".into());
-        args.push(format!(
-            "df -Pk {} && echo {MOUNTINFO} && cat /proc/self/mountinfo && echo {MEMINFO} && cat /proc/meminfo",
-            targets.join(" ")
-        ));
+        args.push(script.to_string());
         let done = self.query(&args);
         if matches!(done, Err(EngineError::Timeout { .. })) {
             // The client gave up; the container may still run on the engine.
@@ -150,13 +202,8 @@ impl Engine {
                 QUERY_TIMEOUT,
             ));
         }
-        let done = done?;
-        parse_measure(&done.stdout_text(), paths, &targets, image).map_err(|detail| {
-            EngineError::UnexpectedAnswer {
-                command: self.describe(&args),
-                detail,
-            }
-        })
+        let text = done?.stdout_text();
+        Ok((args, text))
     }
 }
 

@@ -18,6 +18,7 @@ use super::kernel;
 use super::log;
 use super::recorded;
 use crate::archive::ArchiveError;
+use crate::cluster::CLUSTER_LABEL;
 use crate::deliver::NodeFailure;
 use crate::engine::{ContainerDetails, Engine, EngineInfo, EngineKind, Location};
 use crate::host;
@@ -126,7 +127,7 @@ pub fn node_evidence(engine: &Engine, node: &str) -> Vec<Evidence> {
     let location = info.as_ref().map_or(Location::Local, |i| i.location);
 
     let mut evidence = Vec::new();
-    evidence.extend(kernel_log(engine.kind(), location, details.as_ref().ok()));
+    evidence.extend(kernel_log(engine, location, details.as_ref().ok()));
     evidence.push(match &details {
         Ok(details) => node_cgroup(engine, location, details),
         Err(reason) => unavailable(&inspect, "the node's memory cgroup", reason),
@@ -185,11 +186,11 @@ fn gone(command: &str, what: &str, details: &ContainerDetails) -> Evidence {
 /// (whose path holds the container's ID), or of the whole machine. Kills in
 /// other containers' cgroups are left out, and counted in the excerpt.
 fn kernel_log(
-    kind: EngineKind,
+    engine: &Engine,
     location: Location,
     details: Option<&ContainerDetails>,
 ) -> Vec<Evidence> {
-    let (text, command) = match read_kernel_log(kind, location) {
+    let (text, command) = match read_kernel_log(engine, location) {
         Ok(read) => read,
         Err((command, reason)) => {
             return vec![unavailable(&command, "the kernel log", &reason)];
@@ -249,28 +250,24 @@ fn kernel_log(
 
 /// The kernel log of the machine the engine's containers run on, with the
 /// command that printed it; or the commands tried and why each failed.
+///
+/// Here: `dmesg` (or the journal). In a podman machine: `podman machine
+/// ssh`. Wherever else the engine runs (a VM reached through its socket,
+/// Docker Desktop, another machine), and when the machine's ssh fails: a
+/// helper container on the engine reads its kernel's ring buffer, through
+/// the engine's API alone ([`Engine::kernel_log_inside`]).
 fn read_kernel_log(
-    kind: EngineKind,
+    engine: &Engine,
     location: Location,
 ) -> Result<(String, String), (String, String)> {
-    let attempts: Vec<Vec<&str>> = match (kind, location) {
+    let attempts: Vec<Vec<&str>> = match (engine.kind(), location) {
         (_, Location::Local) => vec![vec!["dmesg"], vec!["journalctl", "-k", "--no-pager", "-q"]],
         (EngineKind::Podman, Location::VirtualMachine) => {
             vec![vec!["podman", "machine", "ssh", "--", "sudo", "dmesg"]]
         }
-        (EngineKind::Docker, Location::VirtualMachine) => {
-            return Err((
-                "dmesg".into(),
-                "Docker Desktop's VM keeps its kernel log to itself: no command of the docker CLI prints it".into(),
-            ));
-        }
-        (_, Location::Remote) => {
-            return Err((
-                "dmesg".into(),
-                format!("the {kind} engine runs on another machine: its kernel log is there"),
-            ));
-        }
+        (EngineKind::Docker, Location::VirtualMachine) | (_, Location::Remote) => vec![],
     };
+    let mut tried = Vec::new();
     let mut failures = Vec::new();
     for argv in attempts {
         let line = argv.join(" ");
@@ -294,17 +291,24 @@ fn read_kernel_log(
             Err(error) => error.to_string(),
         };
         failures.push(format!("`{line}`: {why}"));
+        tried.push(line);
     }
+    let advice = if location == Location::Local {
+        "as root, `dmesg` needs kernel.dmesg_restrict=0 or CAP_SYSLOG"
+    } else {
+        match engine.kernel_log_inside(CLUSTER_LABEL) {
+            Ok(read) => return Ok(read),
+            Err(why) => {
+                let line = format!("{} run --cap-add SYSLOG … dmesg", engine.kind());
+                failures.push(format!("`{line}`: {why}"));
+                tried.push(line);
+            }
+        }
+        "the engine must let a container have CAP_SYSLOG to read its kernel's log"
+    };
     Err((
-        failures
-            .iter()
-            .map(|f| f.split('`').nth(1).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(", then "),
-        format!(
-            "{}; as root, `dmesg` needs kernel.dmesg_restrict=0 or CAP_SYSLOG",
-            failures.join("; ")
-        ),
+        tried.join(", then "),
+        format!("{}; {advice}", failures.join("; ")),
     ))
 }
 

@@ -387,20 +387,25 @@ impl TestCluster {
             }
             wait_for_containerd(kind, endpoint, node);
             if let Some(mib) = options.pinned_mib {
-                let count = format!("count={mib}");
-                let size = format!("size={}m", mib + 8);
-                cluster.exec(node, &["mkdir", "-p", "/pinned"]);
-                cluster.exec(
-                    node,
-                    &["mount", "-t", "tmpfs", "-o", &size, "tmpfs", "/pinned"],
-                );
-                cluster.exec(
-                    node,
-                    &["dd", "if=/dev/zero", "of=/pinned/fill", "bs=1M", &count],
-                );
+                cluster.pin(node, mib);
             }
         }
         cluster
+    }
+
+    /// Pins `mib` MiB of memory in `node` ([`NodeOptions::pinned_mib`]).
+    fn pin(&self, node: &str, mib: u64) {
+        let count = format!("count={mib}");
+        let size = format!("size={}m", mib + 8);
+        self.exec(node, &["mkdir", "-p", "/pinned"]);
+        self.exec(
+            node,
+            &["mount", "-t", "tmpfs", "-o", &size, "tmpfs", "/pinned"],
+        );
+        self.exec(
+            node,
+            &["dd", "if=/dev/zero", "of=/pinned/fill", "bs=1M", &count],
+        );
     }
 
     fn start_node(&mut self, node: &str, role: &str, options: &NodeOptions) {

@@ -2,13 +2,14 @@
 //! podman machine is one (`tests/vm/start` and `tests/vm/stop`; the base
 //! image is made by `tests/vm/prepare`). The tests reach it only through the
 //! engine's forwarded API socket: `CONTAINER_HOST` or `DOCKER_HOST` pointed at
-//! it, as a user's CLI is.
+//! it ([`TestVm::endpoint`]), as a user's CLI is.
 //!
 //! The tier is opt-in: it runs only with `LOADMASTER_TEST_VM=1`, and then
 //! fails when qemu or the base image (`tests/vm/prepare`) is missing.
-//! `.ci/run` does not set it yet.
+//! `.ci/run` sets it through `tests/vm/ci`, which also stops any VM a
+//! killed test run left behind.
 
-use super::unique_name;
+use super::{Endpoint, unique_name};
 use loadmaster::engine::EngineKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,14 +45,6 @@ pub fn missing() -> Option<String> {
     (!check.status.success()).then(|| String::from_utf8_lossy(&check.stderr).trim().to_string())
 }
 
-/// The variable that points the engine's CLI at a remote engine.
-pub fn host_variable(kind: EngineKind) -> &'static str {
-    match kind {
-        EngineKind::Podman => "CONTAINER_HOST",
-        EngineKind::Docker => "DOCKER_HOST",
-    }
-}
-
 /// A booted VM with `kind`'s engine inside, shut down (qemu process, disk
 /// overlay, sockets) when dropped.
 pub struct TestVm {
@@ -65,9 +58,18 @@ pub struct TestVm {
 }
 
 impl TestVm {
+    /// The engine inside, as its CLI (and loadmaster) reach it.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::at(self.kind, &self.host)
+    }
+
     /// Boots a VM named `name` with `memory_mib` of memory and one vCPU.
     pub fn boot(kind: EngineKind, name: &str, memory_mib: u64) -> TestVm {
-        let state = std::env::temp_dir().join(unique_name("lmt-vm"));
+        // Under LOADMASTER_VM_STATE when set (tests/vm/ci stops what a
+        // killed run left there), else the temporary directory.
+        let root =
+            std::env::var_os("LOADMASTER_VM_STATE").map_or_else(std::env::temp_dir, PathBuf::from);
+        let state = root.join(unique_name("lmt-vm"));
         let output = Command::new(script("start"))
             .arg(kind.name())
             .env("LOADMASTER_VM_NAME", name)
@@ -105,17 +107,14 @@ impl TestVm {
     /// Copies `image` from the engine on this machine into the VM's engine
     /// (`save | load` across the forwarded socket).
     pub fn copy_image_in(&self, image: &str) {
-        let variable = host_variable(self.kind);
-        let mut save = Command::new(self.kind.name())
-            .args(["save", image])
-            .env_remove(variable)
-            .stdin(Stdio::null())
+        let mut save = Endpoint::local()
+            .command(self.kind, &["save", image])
             .stdout(Stdio::piped())
             .spawn()
             .expect("run the engine's save");
-        let load = Command::new(self.kind.name())
-            .arg("load")
-            .env(variable, &self.host)
+        let load = self
+            .endpoint()
+            .command(self.kind, &["load"])
             .stdin(save.stdout.take().unwrap())
             .output()
             .expect("run the engine's load");
