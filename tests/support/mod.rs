@@ -320,7 +320,8 @@ pub struct NodeOptions {
     pub containerd_delay_secs: Option<u32>,
     /// The CRI snapshotter instead of overlayfs: the node gets kind's config
     /// with it (mounted over the image's), as kind's entrypoint rewrites it
-    /// (`native` on zfs).
+    /// (`native` on zfs). [`FUSE_OVERLAYFS`] also gets the node kind's
+    /// proxy plugin for it, running, and /dev/fuse.
     pub snapshotter: Option<&'static str>,
 }
 
@@ -337,8 +338,19 @@ pub struct TestCluster {
     config_dir: TempDir,
 }
 
+/// containerd's fuse-overlayfs snapshotter, what kind's entrypoint picks on
+/// a rootless engine: a proxy plugin (containerd-fuse-overlayfs-grpc, in
+/// every test node image) that containerd reaches on [`FUSE_SOCKET`].
+pub const FUSE_OVERLAYFS: &str = "fuse-overlayfs";
+
+/// The proxy plugin's socket and root, kind's (its base image's
+/// containerd-fuse-overlayfs.service and config.toml).
+const FUSE_SOCKET: &str = "/run/containerd-fuse-overlayfs.sock";
+const FUSE_ROOT: &str = "/var/lib/containerd-fuse-overlayfs";
+
 /// The test nodes' containerd config (kind's) with another CRI snapshotter,
-/// as kind's entrypoint rewrites it (`native` on zfs).
+/// as kind's entrypoint rewrites it (`native` on zfs); a proxy snapshotter
+/// gets kind's `proxy_plugins` entry for it.
 fn containerd_config(snapshotter: &str) -> String {
     const KIND_CONFIG: &str = include_str!("../node-image/containerd-config.toml");
     const DEFAULT: &str = "snapshotter = \"overlayfs\"";
@@ -346,7 +358,13 @@ fn containerd_config(snapshotter: &str) -> String {
         KIND_CONFIG.contains(DEFAULT),
         "the node config sets overlayfs"
     );
-    KIND_CONFIG.replace(DEFAULT, &format!("snapshotter = \"{snapshotter}\""))
+    let mut config = KIND_CONFIG.replace(DEFAULT, &format!("snapshotter = \"{snapshotter}\""));
+    if snapshotter == FUSE_OVERLAYFS {
+        config.push_str(&format!(
+            "\n[proxy_plugins]\n  [proxy_plugins.\"{FUSE_OVERLAYFS}\"]\n    type = \"snapshot\"\n    address = \"{FUSE_SOCKET}\"\n"
+        ));
+    }
+    config
 }
 
 impl TestCluster {
@@ -464,13 +482,24 @@ impl TestCluster {
         if let Some(mount) = &config_mount {
             args.extend(["-v", mount]);
         }
-        let delay = options
-            .containerd_delay_secs
-            .map(|secs| format!("sleep {secs}; "))
-            .unwrap_or_default();
-        let shell = match (options.supervised, delay.is_empty()) {
-            (true, _) => Some(format!("{delay}while :; do containerd; sleep 0.2; done")),
-            (false, false) => Some(format!("{delay}exec containerd")),
+        // What runs before containerd: the fuse-overlayfs proxy plugin, as
+        // kind's systemd starts it, and the delay a test asks for.
+        let fuse = options.snapshotter == Some(FUSE_OVERLAYFS);
+        if fuse {
+            args.extend(["--device", "/dev/fuse"]);
+        }
+        let mut before = String::new();
+        if fuse {
+            before.push_str(&format!(
+                "containerd-fuse-overlayfs-grpc {FUSE_SOCKET} {FUSE_ROOT} >/run/fuse-overlayfs.log 2>&1 & "
+            ));
+        }
+        if let Some(secs) = options.containerd_delay_secs {
+            before.push_str(&format!("sleep {secs}; "));
+        }
+        let shell = match (options.supervised, before.is_empty()) {
+            (true, _) => Some(format!("{before}while :; do containerd; sleep 0.2; done")),
+            (false, false) => Some(format!("{before}exec containerd")),
             (false, true) => None,
         };
         if shell.is_some() {
