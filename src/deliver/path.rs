@@ -33,7 +33,7 @@
 use super::node::Inventory;
 use super::progress::Progress;
 use super::{
-    ConnectionBytes, DeliverError, Delivered, Options, Source, Visit, inspect_and_open,
+    CacheUse, ConnectionBytes, DeliverError, Delivered, Options, Source, Visit, inspect_and_open,
     load_counted, load_with, push,
 };
 use crate::archive::{self, Digest};
@@ -57,6 +57,8 @@ pub enum PathChoice {
 pub enum DeliveryPath {
     Save,
     Push,
+    /// From the image cache, which an earlier save filled.
+    Cache,
 }
 
 impl std::fmt::Display for DeliveryPath {
@@ -64,6 +66,7 @@ impl std::fmt::Display for DeliveryPath {
         f.write_str(match self {
             DeliveryPath::Save => "save",
             DeliveryPath::Push => "push",
+            DeliveryPath::Cache => "cache",
         })
     }
 }
@@ -94,8 +97,20 @@ pub fn load_image(
     progress: &dyn Progress,
 ) -> Result<ImageLoad, DeliverError> {
     let saved = |reason: String, done: Delivered| ImageLoad {
-        path: DeliveryPath::Save,
-        reason,
+        path: match done.cache {
+            CacheUse::Hit => DeliveryPath::Cache,
+            _ => DeliveryPath::Save,
+        },
+        reason: match &done.cache {
+            CacheUse::Hit => {
+                format!("{reason}; the image cache held the image whole: the engine was not read")
+            }
+            CacheUse::Rejected { error, removed } => format!(
+                "{reason}; the image cache's entry was rejected ({error}; {removed} bad blobs removed): read from the engine and kept again"
+            ),
+            CacheUse::Miss => format!("{reason}; kept in the image cache"),
+            CacheUse::Unused => reason,
+        },
         connection: ConnectionBytes::of(done.from_engine, &done.reports),
         reports: done.reports,
         registry_requests: Vec::new(),
