@@ -23,6 +23,12 @@
 //! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).
 //!
+//! With an image cache ([`super::cache`]), `auto` takes save: an image the
+//! cache holds whole is read from it, not from the engine, and one it lacks
+//! is streamed by `save` and kept, so that the next fresh node reads
+//! nothing from the engine (a push would read only the changed layers, but
+//! keeps nothing).
+//!
 //! Whatever the rule says, a push needs an engine that reaches loadmaster's
 //! endpoint on this machine's loopback, which an engine in a VM, in a
 //! network namespace of its own, or on another machine may not: the engine
@@ -128,6 +134,10 @@ pub fn load_image(
         archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
     let chosen = match choice {
         PathChoice::Push => Ok("--path push".to_string()),
+        // Only the save path fills the cache, and a hit reads nothing.
+        _ if options.image_cache.is_some() => {
+            Err("the image cache is read and written on the save path".to_string())
+        }
         _ => why_push(&visits, &expected, engine.kind()),
     };
     // Push only where the engine reaches the endpoint.
