@@ -2042,18 +2042,11 @@ fn an_image_name_that_will_not_resolve_on_the_nodes_stops_the_run_before_anythin
 
 /// What each image's delivery read from the engine in a run, and its path.
 fn engine_reads(record: &loadmaster::journal::RunRecord) -> Vec<(String, String, u64)> {
-    record
-        .events
-        .iter()
-        .filter_map(|event| match &event.body {
-            EventBody::Connection {
-                image,
-                path,
-                from_engine,
-                ..
-            } => Some((image.clone(), path.clone(), *from_engine)),
-            _ => None,
-        })
+    let report = loadmaster::report::RunReport::load(&record.dir).unwrap();
+    report
+        .connections
+        .into_iter()
+        .map(|c| (c.image, c.path, c.from_engine))
         .collect()
 }
 
