@@ -571,12 +571,20 @@ impl Job<'_> {
             .record(&id, image)
             .map_err(|e| e.to_string())
             .and_then(|()| cache.trim().map_err(|e| e.to_string()));
-        if let Err(error) = kept {
-            tracing::warn!(
+        match kept {
+            Ok(trimmed) => tracing::debug!(
+                "the image cache {} keeps {} ({} bytes; the trim removed {} blobs, {} bytes)",
+                cache.dir().display(),
+                self.label,
+                trimmed.kept,
+                trimmed.blobs,
+                trimmed.bytes
+            ),
+            Err(error) => tracing::warn!(
                 "the image cache {} did not keep {}: {error}",
                 cache.dir().display(),
                 self.label
-            );
+            ),
         }
     }
 
