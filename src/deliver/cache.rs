@@ -736,6 +736,33 @@ mod tests {
     }
 
     #[test]
+    fn loads_that_keep_and_read_one_image_at_once_see_only_whole_files() {
+        let scratch = Scratch::new("shared", 1 << 30);
+        let cache = &scratch.0;
+        let archive = fixtures::legacy_docker(&[image(40)]);
+        let id = keep(cache, &archive);
+        // Writers of the same image, readers of it and trims, all at once,
+        // as clusters that exist together would run them.
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| keep(cache, &archive));
+                scope.spawn(|| {
+                    let cached = cache.lookup(&id).expect("a hit");
+                    let back = read_back(cache, &cached).expect("whole files");
+                    assert_eq!(back.images[0].config.digest, id);
+                });
+                scope.spawn(|| cache.trim().unwrap());
+            }
+        });
+        assert!(entries(&cache.dir.join("tmp")).unwrap().is_empty());
+        let cached = cache.lookup(&id).unwrap();
+        assert!(
+            cache.remove_corrupt(&id, &cached).is_empty(),
+            "every blob intact"
+        );
+    }
+
+    #[test]
     fn a_read_that_stops_mid_blob_keeps_no_file() {
         let scratch = Scratch::new("partial", 1 << 30);
         let cache = &scratch.0;
