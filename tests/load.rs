@@ -734,3 +734,141 @@ fn containerd_killed_mid_import_is_named_and_tags_nothing() {
         );
     }
 }
+
+/// The files under an image cache's blob directory: (digest hex, size).
+fn cached_blobs(cache: &TempDir) -> Vec<(String, u64)> {
+    let dir = cache.path.join("blobs/sha256");
+    let mut blobs: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap())
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, e.metadata().unwrap().len())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    blobs.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    blobs
+}
+
+/// What `load --output json` said of the one image it loaded: its path and
+/// the bytes read from the engine.
+fn image_entry(report: &Value) -> (String, u64, String) {
+    let image = &report["images"][0];
+    (
+        image["path"].as_str().unwrap_or_default().to_string(),
+        image["connection"]["from_engine"].as_u64().unwrap(),
+        image["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The image cache across cluster re-creation: the first load into fresh
+/// nodes reads the engine and keeps the image, a load into another fresh
+/// cluster reads the engine not at all, a corrupt entry is rejected and the
+/// image read from the engine again, and a cache kept small drops the least
+/// recently used image.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn the_image_cache_serves_fresh_nodes_rejects_corrupt_entries_and_evicts() {
+    for kind in engines_under_test() {
+        let cache = TempDir::new("lmt-image-cache");
+        let dir = cache.path.to_str().unwrap().to_string();
+        let image = TestImage::named(kind);
+        image.build(&[
+            Layer {
+                bytes: 8 * MIB,
+                seed: 11,
+            },
+            Layer {
+                bytes: MIB,
+                seed: 12,
+            },
+        ]);
+        let reference = normalized(&image.name);
+        let load_cached = |cluster: &TestCluster, name: &str, max: &str| {
+            let (output, report) = load(
+                cluster,
+                &[name, "--image-cache", &dir, "--image-cache-max-size", max],
+            );
+            assert_succeeded(kind, &output);
+            let node = &node_reports(&report)[0];
+            assert_eq!(node["result"], "loaded", "{kind}: {report}");
+            image_entry(&report)
+        };
+
+        // A miss: read from the engine, and kept.
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let (path, from_engine, reason) = load_cached(&cluster, &image.name, "1GiB");
+        assert_eq!(path, "save", "{kind}: {reason}");
+        assert!(from_engine > 9 * MIB, "{kind}: {from_engine}");
+        let kept = cached_blobs(&cache);
+        assert!(
+            kept.iter().map(|(_, size)| size).sum::<u64>() > 9 * MIB,
+            "{kind}: {kept:?}"
+        );
+        drop(cluster);
+
+        // A hit in a fresh cluster: the engine is not read.
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let (path, from_engine, reason) = load_cached(&cluster, &image.name, "1GiB");
+        assert_eq!(
+            (path.as_str(), from_engine),
+            ("cache", 0),
+            "{kind}: {reason}"
+        );
+        assert_eq!(
+            config_on_node(&cluster, cluster.control_plane(), &reference),
+            image.id(),
+            "{kind}"
+        );
+        drop(cluster);
+
+        // A corrupt layer of the same size: rejected, read from the engine,
+        // kept again whole.
+        let (largest, _) = &cached_blobs(&cache)[0];
+        let file = cache.path.join("blobs/sha256").join(largest);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[4096] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let (path, from_engine, reason) = load_cached(&cluster, &image.name, "1GiB");
+        assert_eq!(path, "save", "{kind}: {reason}");
+        assert!(reason.contains("rejected"), "{kind}: {reason}");
+        assert!(from_engine > 9 * MIB, "{kind}: {from_engine}");
+        assert_eq!(
+            config_on_node(&cluster, cluster.control_plane(), &reference),
+            image.id(),
+            "{kind}"
+        );
+        let rewritten = std::fs::read(&file).unwrap();
+        assert_eq!(
+            loadmaster::archive::Digest::of(&rewritten).hex(),
+            *largest,
+            "{kind}: the layer is kept again, whole"
+        );
+
+        // Eviction: a second image into a cache that holds one of them.
+        let other = TestImage::named(kind);
+        other.build(&[Layer {
+            bytes: 8 * MIB,
+            seed: 13,
+        }]);
+        let (path, _, reason) = load_cached(&cluster, &other.name, "12MiB");
+        assert_eq!(path, "save", "{kind}: {reason}");
+        let total: u64 = cached_blobs(&cache).iter().map(|(_, size)| size).sum();
+        assert!(total <= 12 * MIB, "{kind}: {total} bytes kept");
+        drop(cluster);
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let (path, from_engine, reason) = load_cached(&cluster, &other.name, "12MiB");
+        assert_eq!(
+            (path.as_str(), from_engine),
+            ("cache", 0),
+            "{kind}: the newer one stays: {reason}"
+        );
+        let (path, from_engine, reason) = load_cached(&cluster, &image.name, "12MiB");
+        assert_eq!(path, "save", "{kind}: the older one went: {reason}");
+        assert!(from_engine > 9 * MIB, "{kind}: {from_engine}");
+    }
+}

@@ -229,6 +229,26 @@ fn an_existing_cluster_needs_a_context_and_a_registry_and_takes_no_kind_settings
 }
 
 #[test]
+fn an_image_cache_that_cannot_serve_is_reported_where_it_is() {
+    expect_problems(
+        "image-cache-problems.yaml",
+        &[
+            (
+                8,
+                5,
+                "cluster.imageCache: the image cache serves loads into the nodes, and this cluster's images go through a registry",
+            ),
+            (8, 10, "cluster.imageCache.dir: give the cache's directory"),
+            (
+                9,
+                14,
+                "cluster.imageCache.maxSize: a cache of 0 bytes keeps nothing",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn delivery_settings_that_do_not_apply_are_reported_where_they_are() {
     expect_problems(
         "kind-delivery-problems.yaml",

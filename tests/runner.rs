@@ -19,7 +19,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::registry::TestRegistry;
-use support::{NodeOptions, TempDir, TestCluster, engine_output, engines_under_test, unique_name};
+use support::{
+    Layer, NodeOptions, TempDir, TestCluster, TestImage, engine_output, engines_under_test,
+    unique_name,
+};
 
 /// Tests that build run one at a time: they build the same layers, and
 /// an engine that removes one test's image (its untagged parents with it)
@@ -2034,5 +2037,76 @@ fn an_image_name_that_will_not_resolve_on_the_nodes_stops_the_run_before_anythin
             "{kind}"
         );
         assert!(!applied().contains("apply"), "{kind}: {}", applied());
+    }
+}
+
+/// What each image's delivery read from the engine in a run, and its path.
+fn engine_reads(record: &loadmaster::journal::RunRecord) -> Vec<(String, String, u64)> {
+    let report = loadmaster::report::RunReport::load(&record.dir).unwrap();
+    report
+        .connections
+        .into_iter()
+        .map(|c| (c.image, c.path, c.from_engine))
+        .collect()
+}
+
+/// The plan's `cluster.imageCache` across cluster re-creation: a second
+/// `up` of the same plan into fresh nodes reads nothing from the engine,
+/// and after one image changed, only that one. The images are taken from
+/// the engine as they are (built by the test, so that their IDs change only
+/// when the test changes them).
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_second_up_into_fresh_nodes_reads_from_the_engine_only_what_changed() {
+    const MIB: u64 = 1 << 20;
+    let _exclusive = exclusive();
+    for kind in engines_under_test() {
+        let cache = TempDir::new("lmt-image-cache");
+        let (app, tool) = (TestImage::named(kind), TestImage::named(kind));
+        let base = Layer {
+            bytes: 4 * MIB,
+            seed: 21,
+        };
+        let top = |seed| Layer { bytes: MIB, seed };
+        app.build(&[base, top(22)]);
+        tool.build(&[base, top(23)]);
+        let up = || {
+            let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+            let images = format!("images:\n  - name: {}\n  - name: {}\n", app.name, tool.name);
+            let cached = format!(
+                "  imageCache:\n    dir: {}\n    maxSize: 1GiB\n",
+                cache.path.display()
+            );
+            let text = plan_text(&cluster, &images, "", "1GiB")
+                .replace("  existing: true\n", &format!("  existing: true\n{cached}"));
+            let plan = TestPlan::write(&text);
+            let out = plan.command("up", &[]).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "up on {kind}: {stderr}");
+            engine_reads(&plan.last_run())
+        };
+        let read = |reads: &[(String, String, u64)], image: &str| {
+            reads
+                .iter()
+                .find(|(name, ..)| name == image)
+                .map(|(_, path, bytes)| (path.clone(), *bytes))
+                .unwrap_or_else(|| panic!("{kind}: no delivery of {image}: {reads:?}"))
+        };
+        let unread = ("cache".to_string(), 0);
+
+        let first = up();
+        for image in [&app, &tool] {
+            let (path, bytes) = read(&first, &image.name);
+            assert!(path == "save" && bytes > 5 * MIB, "{kind}: {first:?}");
+        }
+        let second = up();
+        for image in [&app, &tool] {
+            assert_eq!(read(&second, &image.name), unread, "{kind}: {second:?}");
+        }
+        app.build(&[base, top(24)]);
+        let changed = up();
+        let (path, bytes) = read(&changed, &app.name);
+        assert!(path == "save" && bytes > 5 * MIB, "{kind}: {changed:?}");
+        assert_eq!(read(&changed, &tool.name), unread, "{kind}: {changed:?}");
     }
 }

@@ -27,6 +27,8 @@ pub struct LoadArgs {
     pub path: PathChoice,
     /// `os/arch[/variant]`, for archives.
     pub platform: Option<String>,
+    /// The image cache's directory and size.
+    pub image_cache: Option<(std::path::PathBuf, u64)>,
     pub output: Output,
     /// Where the load is recorded as a run (`.loadmaster/runs`).
     pub root: std::path::PathBuf,
@@ -113,8 +115,16 @@ pub fn load(selection: Selection, args: LoadArgs) -> Result<(), CommandError> {
         events::for_stderr(Mode::Auto, false),
     );
     let events = &journal.events;
+    let image_cache = match &args.image_cache {
+        Some((dir, max_size)) => Some(
+            deliver::cache::ImageCache::open(dir, *max_size)
+                .map_err(|e| CommandError::BadInput(e.to_string()))?,
+        ),
+        None => None,
+    };
     let options = deliver::Options {
         max_parallel_nodes: args.parallel,
+        image_cache,
     };
     let picks;
     let sources: Vec<Source> = match &args.archive {

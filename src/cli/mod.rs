@@ -110,6 +110,15 @@ enum Command {
         /// lacks is an error naming those it holds.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]", requires = "archive")]
         platform: Option<String>,
+        /// Keep the images the engine streamed in this directory, and give
+        /// nodes that lack an image it holds whole the image from there
+        /// without reading the engine (a cluster created again).
+        #[arg(long, value_name = "DIR")]
+        image_cache: Option<PathBuf>,
+        /// The size --image-cache is kept within (least recently used
+        /// blobs go first), like 20GiB.
+        #[arg(long, value_name = "SIZE", requires = "image_cache", value_parser = crate::plan::Size::parse)]
+        image_cache_max_size: Option<crate::plan::Size>,
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Where the load is recorded as a run, for `runs`, `report` and
@@ -504,6 +513,8 @@ fn run(cli: Cli) -> Result<(), CommandError> {
             parallel,
             path,
             platform,
+            image_cache,
+            image_cache_max_size,
             output,
             root,
         } => load::load(
@@ -516,6 +527,10 @@ fn run(cli: Cli) -> Result<(), CommandError> {
                 parallel: parallel.into(),
                 path,
                 platform,
+                image_cache: image_cache.map(|dir| {
+                    let max = image_cache_max_size.map(|s| s.bytes());
+                    (dir, max.unwrap_or(crate::deliver::cache::DEFAULT_MAX_SIZE))
+                }),
                 output,
                 root,
             },

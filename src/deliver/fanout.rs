@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 /// Entries of a source archive that describe it rather than hold content:
 /// they are read, never forwarded (each node gets an index of its own).
-const ARCHIVE_METADATA: [&str; 4] = ["manifest.json", "index.json", "oci-layout", "repositories"];
+pub(super) const ARCHIVE_METADATA: [&str; 4] =
+    ["manifest.json", "index.json", "oci-layout", "repositories"];
 
 /// One node's side of the routing.
 pub struct Route {

@@ -18,10 +18,15 @@
 //! whole source was read and verified, so a corrupt source, a dead engine or
 //! a node that fails mid-stream leaves no tag on the nodes it did not finish.
 //!
+//! With an image cache ([`cache`]), the save path also keeps every blob it
+//! streamed on the host, and a node that lacks an image the cache holds
+//! whole gets it from there: the engine's `save` is not run.
+//!
 //! That is the save path. An image in the engine can also come through a
 //! push to loadmaster's registry endpoint ([`push`]), which reads only the
 //! layers the nodes lack; [`load_image`] chooses ([`path`] has the rule).
 
+pub mod cache;
 #[cfg(test)]
 mod docker29_tests;
 mod fanout;
@@ -201,19 +206,22 @@ impl DeliverError {
 }
 
 /// How a load runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// How many nodes one pass over the source feeds at once. More nodes are
     /// fed in further passes (one `save` each), so that the memory and the
     /// engine streams in use stay bounded whatever the cluster's size. An
     /// archive can be read only once: all its nodes are fed in one pass.
     pub max_parallel_nodes: usize,
+    /// Where images the save path streamed are kept for fresh nodes.
+    pub image_cache: Option<cache::ImageCache>,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             max_parallel_nodes: 4,
+            image_cache: None,
         }
     }
 }
@@ -232,6 +240,8 @@ struct Job<'a> {
     started: Instant,
     /// Bytes read from the engine by every pass so far.
     from_engine: AtomicU64,
+    /// Where what the engine streams is kept (the save path's).
+    cache: Option<&'a cache::ImageCache>,
 }
 
 /// Loads one image into `nodes`, reporting each node's outcome. An `Err` is
@@ -278,6 +288,24 @@ pub struct Delivered {
     pub reports: Vec<NodeReport>,
     /// Bytes read from the engine's `save` (every pass), 0 for an archive.
     pub from_engine: u64,
+    /// What the image cache gave.
+    pub cache: CacheUse,
+}
+
+/// What the image cache did for one image's load.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CacheUse {
+    /// No cache, or no node needed it, or an archive source.
+    #[default]
+    Unused,
+    /// The cache held the image whole: the nodes got it from there.
+    Hit,
+    /// The cache lacked (some of) it: it was streamed from the engine and
+    /// kept.
+    Miss,
+    /// The cache's entry failed its check: its bad blobs were removed
+    /// and the image streamed from the engine (and kept again).
+    Rejected { error: String, removed: usize },
 }
 
 /// What crossed the connection between loadmaster and the engine for one
@@ -334,6 +362,23 @@ fn load_with(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Delivered, DeliverError> {
+    if let (Source::Engine { image }, Some(cache), Some(details)) =
+        (&source, &options.image_cache, &expected)
+        && let Ok(id) = details.id.parse::<Digest>()
+        && let Some(cached) = cache.lookup(&id)
+    {
+        return load_cached(
+            engine,
+            nodes,
+            image,
+            cache,
+            (id, cached),
+            expected,
+            visits,
+            options,
+            progress,
+        );
+    }
     let label = match &source {
         Source::Engine { image } => image.to_string(),
         Source::Archive { label, image, .. } => image.map_or(label.clone(), str::to_string),
@@ -352,6 +397,10 @@ fn load_with(
         platform,
         started: Instant::now(),
         from_engine: AtomicU64::new(0),
+        cache: options
+            .image_cache
+            .as_ref()
+            .filter(|_| matches!(source, Source::Engine { .. })),
     };
     progress.begin(&job.label, nodes, job.expected.as_ref().map(|e| e.size));
 
@@ -384,10 +433,83 @@ fn load_with(
     }
     group_reports.iter().for_each(|r| progress.node_done(r));
     reports.extend(group_reports);
+    let cache = match job.cache {
+        Some(_) if job.from_engine.load(Ordering::Relaxed) > 0 => CacheUse::Miss,
+        _ => CacheUse::Unused,
+    };
     Ok(Delivered {
         reports,
         from_engine: job.from_engine.into_inner(),
+        cache,
     })
+}
+
+/// [`load_with`] of an image the cache holds whole: read from the cache's
+/// files as an archive, checked like one. When that fails (a corrupt or
+/// missing entry), the entry's bad blobs are removed and the image is
+/// streamed from the engine instead, which writes the cache again.
+#[allow(clippy::too_many_arguments)]
+fn load_cached(
+    engine: &Engine,
+    nodes: &[String],
+    image: &str,
+    cache: &cache::ImageCache,
+    (id, cached): (Digest, cache::CachedImage),
+    expected: Option<ImageDetails>,
+    visits: Option<Vec<Visit>>,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Delivered, DeliverError> {
+    let reference =
+        archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
+    let known = KnownImage {
+        blobs: cached.digests().collect(),
+        diff_ids: expected
+            .iter()
+            .flat_map(|image| image.layers.iter().filter_map(|l| l.parse().ok()))
+            .collect(),
+    };
+    let source = Source::Archive {
+        reader: Box::new(cache.archive(&cached, &reference)),
+        label: format!("the image cache {}", cache.dir().display()),
+        image: Some(image),
+        known: Some(known),
+        platform: None,
+    };
+    match load_with(
+        engine,
+        nodes,
+        source,
+        expected.clone(),
+        visits,
+        options,
+        progress,
+    ) {
+        Ok(mut done) => {
+            // Nodes that had the image got nothing from the cache.
+            let mut fed = false;
+            for report in &mut done.reports {
+                if report.result != NodeResult::AlreadyPresent {
+                    report.path = DeliveryPath::Cache;
+                    fed = true;
+                }
+            }
+            if fed {
+                done.cache = CacheUse::Hit;
+            }
+            Ok(done)
+        }
+        Err(error) => {
+            let removed = cache.remove_corrupt(&id, &cached).len();
+            let source = Source::Engine { image };
+            let mut done = load_with(engine, nodes, source, expected, None, options, progress)?;
+            done.cache = CacheUse::Rejected {
+                error: error.to_string(),
+                removed,
+            };
+            Ok(done)
+        }
+    }
 }
 
 impl Job<'_> {
@@ -435,6 +557,37 @@ impl Job<'_> {
         )
     }
 
+    /// Records the image the engine streamed in the cache (whose blobs the
+    /// tee wrote), then trims the cache. A cache that cannot be written
+    /// costs the next load its hit, never this load.
+    fn keep(&self, image: &archive::ArchivedImage) {
+        let (Some(cache), Some(expected)) = (self.cache, &self.expected) else {
+            return;
+        };
+        let Ok(id) = expected.id.parse::<Digest>() else {
+            return;
+        };
+        let kept = cache
+            .record(&id, image)
+            .map_err(|e| e.to_string())
+            .and_then(|()| cache.trim().map_err(|e| e.to_string()));
+        match kept {
+            Ok(trimmed) => tracing::debug!(
+                "the image cache {} keeps {} ({} bytes; the trim removed {} blobs, {} bytes)",
+                cache.dir().display(),
+                self.label,
+                trimmed.kept,
+                trimmed.blobs,
+                trimmed.bytes
+            ),
+            Err(error) => tracing::warn!(
+                "the image cache {} did not keep {}: {error}",
+                cache.dir().display(),
+                self.label
+            ),
+        }
+    }
+
     /// One pass over the source, feeding `group`'s nodes at once.
     fn feed(
         &self,
@@ -473,7 +626,13 @@ impl Job<'_> {
             Source::Engine { .. } => None,
         };
         let mut fanout = Fanout::new(routes, progress, only);
-        let read = stream_source(self.engine, source, self.expected.as_ref(), &mut fanout);
+        let read = match self.cache {
+            Some(cache) => {
+                let mut tee = cache.tee(&mut fanout);
+                stream_source(self.engine, source, self.expected.as_ref(), &mut tee)
+            }
+            None => stream_source(self.engine, source, self.expected.as_ref(), &mut fanout),
+        };
         let routes = fanout.routes;
         let parsed = match read {
             Ok(streamed) => {
@@ -501,6 +660,7 @@ impl Job<'_> {
             }
         };
         let image = pick_image(&parsed, &self.label, self.platform, self.expected.as_ref())?;
+        self.keep(image);
 
         let manifest = image.manifest_blob();
         let index = archive::index_json(&manifest, &self.reference);

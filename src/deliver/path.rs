@@ -23,6 +23,12 @@
 //! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).
 //!
+//! With an image cache ([`super::cache`]), `auto` takes save: an image the
+//! cache holds whole is read from it, not from the engine, and one it lacks
+//! is streamed by `save` and kept, so that the next fresh node reads
+//! nothing from the engine (a push would read only the changed layers, but
+//! keeps nothing).
+//!
 //! Whatever the rule says, a push needs an engine that reaches loadmaster's
 //! endpoint on this machine's loopback, which an engine in a VM, in a
 //! network namespace of its own, or on another machine may not: the engine
@@ -33,7 +39,7 @@
 use super::node::Inventory;
 use super::progress::Progress;
 use super::{
-    ConnectionBytes, DeliverError, Delivered, Options, Source, Visit, inspect_and_open,
+    CacheUse, ConnectionBytes, DeliverError, Delivered, Options, Source, Visit, inspect_and_open,
     load_counted, load_with, push,
 };
 use crate::archive::{self, Digest};
@@ -57,6 +63,8 @@ pub enum PathChoice {
 pub enum DeliveryPath {
     Save,
     Push,
+    /// From the image cache, which an earlier save filled.
+    Cache,
 }
 
 impl std::fmt::Display for DeliveryPath {
@@ -64,6 +72,7 @@ impl std::fmt::Display for DeliveryPath {
         f.write_str(match self {
             DeliveryPath::Save => "save",
             DeliveryPath::Push => "push",
+            DeliveryPath::Cache => "cache",
         })
     }
 }
@@ -94,8 +103,20 @@ pub fn load_image(
     progress: &dyn Progress,
 ) -> Result<ImageLoad, DeliverError> {
     let saved = |reason: String, done: Delivered| ImageLoad {
-        path: DeliveryPath::Save,
-        reason,
+        path: match done.cache {
+            CacheUse::Hit => DeliveryPath::Cache,
+            _ => DeliveryPath::Save,
+        },
+        reason: match &done.cache {
+            CacheUse::Hit => {
+                format!("{reason}; the image cache held the image whole: the engine was not read")
+            }
+            CacheUse::Rejected { error, removed } => format!(
+                "{reason}; the image cache's entry was rejected ({error}; {removed} bad blobs removed): read from the engine and kept again"
+            ),
+            CacheUse::Miss => format!("{reason}; kept in the image cache"),
+            CacheUse::Unused => reason,
+        },
         connection: ConnectionBytes::of(done.from_engine, &done.reports),
         reports: done.reports,
         registry_requests: Vec::new(),
@@ -113,6 +134,10 @@ pub fn load_image(
         archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
     let chosen = match choice {
         PathChoice::Push => Ok("--path push".to_string()),
+        // Only the save path fills the cache, and a hit reads nothing.
+        _ if options.image_cache.is_some() => {
+            Err("the image cache is read and written on the save path".to_string())
+        }
         _ => why_push(&visits, &expected, engine.kind()),
     };
     // Push only where the engine reaches the endpoint.

@@ -147,7 +147,7 @@ pub enum EventBody {
     /// engine's execs.
     Connection {
         image: String,
-        /// `save` or `push`; `archive` when the image came from a file.
+        /// `save`, `push` or `cache`; `archive` when the image came from a file.
         path: String,
         from_engine: u64,
         to_nodes: u64,

@@ -83,6 +83,22 @@ pub struct ClusterFile {
     /// How images reach the cluster: `load` into the nodes (kind's
     /// default), or `registry` (required for `existing`).
     pub delivery: Option<DeliveryFile>,
+    /// Keep the images loaded into the nodes on this machine, so that a
+    /// cluster created again gets them without reading the engine.
+    pub image_cache: Option<ImageCacheFile>,
+}
+
+/// A directory on this machine that keeps the blobs the loads streamed out
+/// of the engine (`delivery: load` only).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageCacheFile {
+    /// The directory (created if missing), relative to the plan; several
+    /// plans and clusters may share one.
+    pub dir: PathBuf,
+    /// The size it is kept within: least recently used blobs are removed
+    /// first; default 20GiB.
+    pub max_size: Option<Size>,
 }
 
 /// What runs the cluster.

@@ -62,7 +62,21 @@ pub struct Cluster {
     pub existing: bool,
     pub provider: Provider,
     pub delivery: Delivery,
+    /// Where loads keep what they streamed for fresh nodes.
+    pub image_cache: Option<ImageCache>,
 }
+
+/// The image cache of a plan (`cluster.imageCache`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageCache {
+    /// Absolute.
+    pub dir: PathBuf,
+    pub max_size: Size,
+}
+
+/// The size an image cache is kept within when the plan gives none.
+pub const IMAGE_CACHE_SIZE: Size = Size::from_bytes(20 << 30);
 
 /// What runs the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -106,6 +106,10 @@ const SIZE_UNITS: [(&str, u64); 17] = [
 ];
 
 impl Size {
+    pub const fn from_bytes(bytes: u64) -> Size {
+        Size(bytes)
+    }
+
     pub fn bytes(self) -> u64 {
         self.0
     }

@@ -10,9 +10,9 @@ use super::file::{
 };
 use super::positions::Positions;
 use super::{
-    Apply, BUILD_TIMEOUT, Budget, Build, Cluster, CommandLine, Delivery, DeployStep, Image,
-    ImageSource, KindConfigSource, Plan, PlanError, Problem, Provider, TEST_TIMEOUT, Teardown,
-    Test, WAIT_TIMEOUT, Wait, WaitFor,
+    Apply, BUILD_TIMEOUT, Budget, Build, Cluster, CommandLine, Delivery, DeployStep,
+    IMAGE_CACHE_SIZE, Image, ImageCache, ImageSource, KindConfigSource, Plan, PlanError, Problem,
+    Provider, TEST_TIMEOUT, Teardown, Test, WAIT_TIMEOUT, Wait, WaitFor,
 };
 use crate::archive::{RegistryTarget, normalize_reference, tagged_reference};
 use crate::kind_config::KindConfig;
@@ -216,6 +216,27 @@ fn cluster(c: &mut Checker, raw: ClusterFile) -> Cluster {
         Provider::Kind
     };
     let delivery = delivery(c, raw.delivery, is_existing);
+    let image_cache = raw.image_cache.map(|cache| {
+        if matches!(delivery, Delivery::Registry { .. }) {
+            c.problem(
+                "cluster.imageCache",
+                "the image cache serves loads into the nodes, and this cluster's images go through a registry: remove it, or use `delivery: {mode: load}`",
+            );
+        }
+        if cache.max_size.is_some_and(|s| s.bytes() == 0) {
+            c.problem(
+                "cluster.imageCache.maxSize",
+                "a cache of 0 bytes keeps nothing: give a size like 20GiB, or remove imageCache",
+            );
+        }
+        if cache.dir.as_os_str().is_empty() {
+            c.problem("cluster.imageCache.dir", "give the cache's directory, like .loadmaster/image-cache");
+        }
+        ImageCache {
+            dir: c.path(&cache.dir),
+            max_size: cache.max_size.unwrap_or(IMAGE_CACHE_SIZE),
+        }
+    });
     let config = match (raw.config, raw.config_inline) {
         (Some(_), Some(_)) => {
             c.problem(
@@ -249,6 +270,7 @@ fn cluster(c: &mut Checker, raw: ClusterFile) -> Cluster {
         existing: raw.existing || is_existing,
         provider,
         delivery,
+        image_cache,
     }
 }
 

@@ -3,7 +3,9 @@
 //! once would not be), pulled first when the plan says so; or, for
 //! `delivery: registry`, pushed ([`super::super::registry_delivery`]).
 //! What each node was sent reaches the journal as the load's own events
-//! (`node_done`, a `delivery` line each).
+//! (`node_done`, a `delivery` line each). With `cluster.imageCache`, the
+//! loads keep what they streamed there, and a fresh node gets an image the
+//! cache holds whole without reading the engine ([`deliver::cache`]).
 
 use super::{Failure, OnCluster, StepError};
 use crate::deliver::{self, ConnectionBytes, NodeResult, PathChoice, Source};
@@ -19,7 +21,17 @@ impl OnCluster<'_> {
         let step = format!("deliver/{}", image.name);
         self.recorder.step(&step, || {
             let progress = self.recorder.reporter.delivery(&step);
-            let options = deliver::Options::default();
+            let image_cache = match &self.plan.cluster.image_cache {
+                Some(cache) => Some(
+                    deliver::cache::ImageCache::open(&cache.dir, cache.max_size.bytes())
+                        .map_err(|e| StepError::failed(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let options = deliver::Options {
+                image_cache,
+                ..deliver::Options::default()
+            };
             // A SIGINT or SIGTERM makes the watchdog stop the engine
             // commands a load runs, which fails the load: that is the
             // interruption, not a failure to diagnose.

@@ -1,0 +1,789 @@
+//! The image cache: a directory on loadmaster's host that keeps the blobs
+//! of the images the save path streamed, so that a fresh node (a cluster
+//! created again) gets an image it saw before without reading the engine.
+//!
+//! Layout, under the cache's directory:
+//! - `blobs/sha256/<hex>`: a blob, named by the sha256 of its bytes;
+//! - `images/<hex>.json`: an image, named by the engine's image ID (its
+//!   config digest, or its manifest digest with docker's containerd
+//!   store): the manifest loadmaster sent the nodes ([`Record`]);
+//! - `tmp/`: blobs and records being written;
+//! - `lock`: held while the cache is trimmed.
+//!
+//! **Safe between loads that run at once** (clusters that exist at the same
+//! time, each loading from its own loadmaster): every file is written under
+//! `tmp/` and renamed into place, so a name holds a whole file or nothing; a
+//! blob's name is its content's digest, so two writers of one blob write
+//! the same bytes. A reader that opened a file keeps reading it even when a
+//! trim removes the name; one that finds a name gone takes the image from
+//! the engine.
+//!
+//! **Verified on use, never trusted**: a hit is read as an OCI layout
+//! archive through the archive reader, which hashes every blob against its
+//! name, and the image it yields must be the one the engine names (the
+//! load's own check). An entry that fails is removed
+//! ([`ImageCache::remove_corrupt`]) and the image comes from the engine.
+//!
+//! **Bounded**: after a load wrote to it, the cache is trimmed to its size
+//! (the blobs' bytes) by removing the least recently used blobs first:
+//! "used" is a blob's modification time, which a write sets and every hit
+//! sets again (access times are not kept on `noatime` mounts). An image
+//! record whose blobs are gone is a miss, and is removed by the next trim.
+
+use super::SourceVisitor;
+use super::fanout::ARCHIVE_METADATA;
+use crate::archive::{
+    self, ArchivedImage, BlobEnd, BlobName, BlobStart, BlobVisitor, Digest, ImageReference,
+    ManifestBlob, OciLayoutWriter,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime};
+
+/// The size a cache is trimmed to when none is given.
+pub const DEFAULT_MAX_SIZE: u64 = 20 << 30;
+
+/// A file under `tmp/` older than this was left by a load that died: a
+/// trim removes it (no blob takes this long to stream).
+const STALE_TEMP: Duration = Duration::from_secs(6 * 3600);
+
+/// A cache directory and the size it is kept within.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageCache {
+    dir: PathBuf,
+    max_size: u64,
+}
+
+/// Why the cache cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the image cache {dir}: {source}; give a directory loadmaster can write (or leave the cache out)"
+)]
+pub struct CacheError {
+    dir: String,
+    #[source]
+    source: io::Error,
+}
+
+/// What an image's record holds: the manifest the nodes were given.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    manifest: Digest,
+    media_type: String,
+}
+
+/// An image the cache holds whole, as its lookup found it.
+#[derive(Clone, Debug)]
+pub struct CachedImage {
+    manifest: ManifestBlob,
+    /// The config and layers, with their sizes.
+    blobs: Vec<(Digest, u64)>,
+}
+
+impl CachedImage {
+    /// Every blob of the image, the manifest's included.
+    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+        std::iter::once(self.manifest.digest).chain(self.blobs.iter().map(|(d, _)| *d))
+    }
+}
+
+/// What a trim removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    pub blobs: u64,
+    pub bytes: u64,
+    /// The blobs' bytes left.
+    pub kept: u64,
+}
+
+impl ImageCache {
+    /// The cache in `dir` (created if missing), trimmed to `max_size` bytes.
+    pub fn open(dir: &Path, max_size: u64) -> Result<ImageCache, CacheError> {
+        let cache = ImageCache {
+            dir: dir.to_path_buf(),
+            max_size,
+        };
+        for sub in ["blobs/sha256", "images", "tmp"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|source| cache.error(source))?;
+        }
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn error(&self, source: io::Error) -> CacheError {
+        CacheError {
+            dir: self.dir.display().to_string(),
+            source,
+        }
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    fn record_path(&self, image_id: &Digest) -> PathBuf {
+        self.dir
+            .join("images")
+            .join(format!("{}.json", image_id.hex()))
+    }
+
+    /// The image whose engine ID is `image_id`, when the cache holds its
+    /// record, manifest and every blob the manifest names (each of the
+    /// size it names). Marks them used. The manifest is checked against
+    /// its digest here; the other blobs when they are read.
+    pub fn lookup(&self, image_id: &Digest) -> Option<CachedImage> {
+        let record: Record = serde_json::from_slice(&fs::read(self.record_path(image_id)).ok()?)
+            .ok()
+            .or_else(|| {
+                // A record that does not parse was not written by this
+                // version: it is no use to anyone.
+                let _ = fs::remove_file(self.record_path(image_id));
+                None
+            })?;
+        let bytes = fs::read(self.blob_path(&record.manifest)).ok()?;
+        if Digest::of(&bytes) != record.manifest {
+            let _ = fs::remove_file(self.blob_path(&record.manifest));
+            return None;
+        }
+        let parsed: archive::Manifest = serde_json::from_slice(&bytes).ok()?;
+        // The record must describe the image the engine names.
+        if parsed.config.digest != *image_id && record.manifest != *image_id {
+            let _ = fs::remove_file(self.record_path(image_id));
+            return None;
+        }
+        let blobs: Vec<(Digest, u64)> = std::iter::once(&parsed.config)
+            .chain(&parsed.layers)
+            .map(|d| (d.digest, d.size))
+            .collect();
+        let whole = blobs.iter().all(|(digest, size)| {
+            fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.len() == *size)
+        });
+        if !whole {
+            return None;
+        }
+        let now = SystemTime::now();
+        for digest in std::iter::once(record.manifest).chain(blobs.iter().map(|(d, _)| *d)) {
+            // A blob a trim removed meanwhile makes the read fail, and the
+            // image comes from the engine: no need to tell here.
+            let _ = File::options()
+                .write(true)
+                .open(self.blob_path(&digest))
+                .and_then(|f| f.set_modified(now));
+        }
+        Some(CachedImage {
+            manifest: ManifestBlob {
+                digest: record.manifest,
+                media_type: record.media_type,
+                bytes,
+            },
+            blobs,
+        })
+    }
+
+    /// The image as an OCI layout archive named `reference`, streamed from
+    /// the cache's files by a thread of its own.
+    pub fn archive(&self, image: &CachedImage, reference: &ImageReference) -> CacheArchive {
+        let (reader, writer) = match io::pipe() {
+            Ok(pipe) => pipe,
+            Err(error) => return CacheArchive::failed(error),
+        };
+        let paths: Vec<(Digest, PathBuf, u64)> = image
+            .blobs
+            .iter()
+            .map(|(digest, size)| (*digest, self.blob_path(digest), *size))
+            .collect();
+        let manifest = image.manifest.clone();
+        let index = archive::index_json(&manifest, reference);
+        let spawned = thread::Builder::new()
+            .name("image cache".into())
+            .spawn(move || write_layout(writer, &paths, &manifest, &index));
+        match spawned {
+            Ok(worker) => CacheArchive {
+                reader: Some(reader),
+                worker: Some(worker),
+                failure: None,
+            },
+            Err(error) => CacheArchive::failed(error),
+        }
+    }
+
+    /// A visitor that hands every blob to `inner` and writes it into the
+    /// cache too.
+    pub(super) fn tee<'v>(&self, inner: &'v mut dyn SourceVisitor) -> CacheTee<'v> {
+        CacheTee {
+            cache: self.clone(),
+            inner,
+            open: None,
+        }
+    }
+
+    /// Stores the image the nodes were sent (its manifest and config, the
+    /// layers a [`CacheTee`] wrote) under the engine's ID for it.
+    pub fn record(&self, image_id: &Digest, image: &ArchivedImage) -> io::Result<()> {
+        let manifest = image.manifest_blob();
+        self.put(&image.config.digest, &image.config.bytes)?;
+        self.put(&manifest.digest, &manifest.bytes)?;
+        let record = Record {
+            manifest: manifest.digest,
+            media_type: manifest.media_type,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        let temp = self.temp_path();
+        fs::write(&temp, bytes)?;
+        self.commit(&temp, &self.record_path(image_id))
+    }
+
+    /// A whole blob held in memory, unless the cache has it.
+    fn put(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+        let path = self.blob_path(digest);
+        if path.exists() {
+            return touch(&path);
+        }
+        let temp = self.temp_path();
+        fs::write(&temp, bytes)?;
+        self.commit(&temp, &path)
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let count = WRITES.fetch_add(1, Ordering::Relaxed);
+        self.dir
+            .join("tmp")
+            .join(format!("{}-{nanos}-{count}", std::process::id()))
+    }
+
+    /// Renames a written temp file into place (removed if that fails).
+    fn commit(&self, temp: &Path, path: &Path) -> io::Result<()> {
+        fs::rename(temp, path).inspect_err(|_| {
+            let _ = fs::remove_file(temp);
+        })
+    }
+
+    /// Hashes each of the image's blobs and removes those whose bytes do not
+    /// match their name (a corrupt or truncated file), and the image's
+    /// record: the next load takes it from the engine and writes it again.
+    /// Returns the blobs removed.
+    pub fn remove_corrupt(&self, image_id: &Digest, image: &CachedImage) -> Vec<Digest> {
+        let _ = fs::remove_file(self.record_path(image_id));
+        image
+            .digests()
+            .filter(|digest| {
+                let path = self.blob_path(digest);
+                let intact = File::open(&path)
+                    .and_then(|file| hash(BufReader::new(file)))
+                    .is_ok_and(|found| found == *digest);
+                !intact && fs::remove_file(&path).is_ok()
+            })
+            .collect()
+    }
+
+    /// Removes the least recently used blobs until the rest fit the size,
+    /// records whose manifest is gone, and temp files a dead load left.
+    /// One trim at a time (`lock`); loads reading or writing go on.
+    pub fn trim(&self) -> Result<Trimmed, CacheError> {
+        let lock = File::create(self.dir.join("lock")).map_err(|e| self.error(e))?;
+        lock.lock().map_err(|e| self.error(e))?;
+        let mut blobs: Vec<(SystemTime, u64, PathBuf)> = entries(&self.dir.join("blobs/sha256"))
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .map(|(path, meta)| {
+                (
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                    path,
+                )
+            })
+            .collect();
+        blobs.sort();
+        let mut trimmed = Trimmed {
+            kept: blobs.iter().map(|(_, size, _)| size).sum(),
+            ..Trimmed::default()
+        };
+        for (_, size, path) in &blobs {
+            if trimmed.kept <= self.max_size {
+                break;
+            }
+            if fs::remove_file(path).is_ok() {
+                trimmed.blobs += 1;
+                trimmed.bytes += size;
+                trimmed.kept -= size;
+            }
+        }
+        for (path, _) in entries(&self.dir.join("images")).map_err(|e| self.error(e))? {
+            let manifest = fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+                .map(|record| self.blob_path(&record.manifest));
+            if !manifest.is_some_and(|m| m.exists()) {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        let now = SystemTime::now();
+        for (path, meta) in entries(&self.dir.join("tmp")).map_err(|e| self.error(e))? {
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok());
+            if age.is_some_and(|age| age > STALE_TEMP) {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        Ok(trimmed)
+    }
+}
+
+/// The files of a directory with their metadata (a file removed while
+/// listing is left out).
+fn entries(dir: &Path) -> io::Result<Vec<(PathBuf, fs::Metadata)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Ok(meta) = entry.metadata()
+            && meta.is_file()
+        {
+            found.push((entry.path(), meta));
+        }
+    }
+    Ok(found)
+}
+
+fn touch(path: &Path) -> io::Result<()> {
+    File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(SystemTime::now())
+}
+
+fn hash(mut reader: impl Read) -> io::Result<Digest> {
+    let mut hasher = Sha256::new();
+    io::copy(&mut reader, &mut hasher)?;
+    Ok(Digest::from(hasher))
+}
+
+/// Writes the OCI layout of a cached image: its blobs, the manifest, the
+/// index naming the image, and `oci-layout`.
+fn write_layout(
+    out: io::PipeWriter,
+    blobs: &[(Digest, PathBuf, u64)],
+    manifest: &ManifestBlob,
+    index: &[u8],
+) -> io::Result<()> {
+    let mut tar = OciLayoutWriter::new(io::BufWriter::with_capacity(256 << 10, out));
+    let mut chunk = vec![0u8; 256 << 10];
+    for (digest, path, size) in blobs {
+        let mut file = File::open(path)?;
+        tar.begin_blob(BlobName::Digest(*digest), *size)?;
+        loop {
+            let read = file.read(&mut chunk)?;
+            if read == 0 {
+                break;
+            }
+            tar.write_chunk(&chunk[..read])?;
+        }
+        // A file shorter than its size fails here: the reader sees the
+        // archive end early.
+        tar.end_blob()?;
+    }
+    tar.begin_blob(
+        BlobName::Digest(manifest.digest),
+        manifest.bytes.len() as u64,
+    )?;
+    tar.write_chunk(&manifest.bytes)?;
+    tar.end_blob()?;
+    tar.add_file("index.json", index)?;
+    tar.finish()?.flush()
+}
+
+/// The read side of [`ImageCache::archive`]. A file that could not be read
+/// makes the archive end early, and then the read fails with why.
+pub struct CacheArchive {
+    reader: Option<io::PipeReader>,
+    worker: Option<JoinHandle<io::Result<()>>>,
+    failure: Option<io::Error>,
+}
+
+impl CacheArchive {
+    fn failed(error: io::Error) -> CacheArchive {
+        CacheArchive {
+            reader: None,
+            worker: None,
+            failure: Some(error),
+        }
+    }
+
+    /// The writer's end: its error, if it had one.
+    fn join(&mut self) -> io::Result<()> {
+        drop(self.reader.take());
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the image cache's reader thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Read for CacheArchive {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(error) = self.failure.take() {
+            return Err(error);
+        }
+        let Some(reader) = &mut self.reader else {
+            return Ok(0);
+        };
+        match reader.read(buf)? {
+            0 => self.join().map(|()| 0),
+            read => Ok(read),
+        }
+    }
+}
+
+impl Drop for CacheArchive {
+    fn drop(&mut self) {
+        // The writer sees the pipe closed and ends.
+        let _ = self.join();
+    }
+}
+
+/// The blob being written into the cache.
+struct OpenBlob {
+    temp: PathBuf,
+    file: io::BufWriter<File>,
+}
+
+/// [`ImageCache::tee`]: what the source streams goes to the nodes as
+/// before, and each content blob into the cache under the digest the
+/// archive reader computed. Writing to the cache never fails the load: a
+/// blob that could not be written is left out (and the image misses the
+/// next time).
+pub(super) struct CacheTee<'v> {
+    cache: ImageCache,
+    inner: &'v mut dyn SourceVisitor,
+    open: Option<OpenBlob>,
+}
+
+impl CacheTee<'_> {
+    fn abandon(&mut self) {
+        if let Some(open) = self.open.take() {
+            drop(open.file);
+            let _ = fs::remove_file(&open.temp);
+        }
+    }
+}
+
+impl BlobVisitor for CacheTee<'_> {
+    fn blob_start(&mut self, blob: &BlobStart<'_>) -> io::Result<()> {
+        self.abandon();
+        // A blob the cache has already is only marked used.
+        let held = blob
+            .digest
+            .is_some_and(|d| touch(&self.cache.blob_path(&d)).is_ok());
+        let wanted = !held && !ARCHIVE_METADATA.contains(&blob.path);
+        if wanted {
+            let temp = self.cache.temp_path();
+            if let Ok(file) = File::create(&temp) {
+                self.open = Some(OpenBlob {
+                    temp,
+                    file: io::BufWriter::with_capacity(256 << 10, file),
+                });
+            }
+        }
+        self.inner.blob_start(blob)
+    }
+
+    fn blob_data(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if let Some(open) = &mut self.open
+            && open.file.write_all(chunk).is_err()
+        {
+            self.abandon();
+        }
+        self.inner.blob_data(chunk)
+    }
+
+    fn blob_end(&mut self, blob: &BlobEnd) -> io::Result<()> {
+        if let Some(open) = self.open.take() {
+            // The reader computed the digest of exactly these bytes.
+            let written = open.file.into_inner().map_err(|e| e.into_error());
+            // No fsync: a file a crash tore fails its digest on use.
+            let committed = written.and_then(|_| {
+                self.cache
+                    .commit(&open.temp, &self.cache.blob_path(&blob.digest))
+            });
+            if committed.is_err() {
+                let _ = fs::remove_file(&open.temp);
+            }
+        }
+        self.inner.blob_end(blob)
+    }
+}
+
+impl SourceVisitor for CacheTee<'_> {
+    fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read()
+    }
+}
+
+impl Drop for CacheTee<'_> {
+    fn drop(&mut self) {
+        // A blob the read stopped in is not kept.
+        self.abandon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::fixtures::{self, Image};
+    use crate::archive::{Discard, Limits, normalize_reference, read_archive_of};
+
+    /// A cache in a directory of its own, removed when the test ends.
+    struct Scratch(ImageCache);
+
+    impl Scratch {
+        fn new(name: &str, max_size: u64) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("lm-image-cache-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            Scratch(ImageCache::open(&dir, max_size).unwrap())
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0.dir);
+        }
+    }
+
+    /// Counts what passes, as the fanout would take it.
+    #[derive(Default)]
+    struct Counting(u64);
+
+    impl BlobVisitor for Counting {
+        fn blob_start(&mut self, _: &BlobStart<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn blob_data(&mut self, chunk: &[u8]) -> io::Result<()> {
+            self.0 += chunk.len() as u64;
+            Ok(())
+        }
+        fn blob_end(&mut self, _: &BlobEnd) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SourceVisitor for Counting {
+        fn bytes_read(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// Streams `archive` through the cache's tee, as a save-path load does,
+    /// and records the image under its config digest.
+    fn keep(cache: &ImageCache, archive: &[u8]) -> Digest {
+        let mut inner = Counting::default();
+        let parsed = {
+            let mut tee = cache.tee(&mut inner);
+            read_archive_of(archive, &mut tee, &Limits::default(), &[]).unwrap()
+        };
+        assert!(inner.0 > 0, "the tee passed the bytes on");
+        let image = &parsed.images[0];
+        cache.record(&image.config.digest, image).unwrap();
+        image.config.digest
+    }
+
+    fn read_back(cache: &ImageCache, cached: &CachedImage) -> Result<ImageArchive, ArchiveError> {
+        let reference = normalize_reference("app:1").unwrap();
+        let mut reader = cache.archive(cached, &reference);
+        read_archive_of(&mut reader, &mut Discard, &Limits::default(), &[])
+    }
+
+    use crate::archive::{ArchiveError, ImageArchive};
+
+    fn image(seed: u8) -> Image {
+        Image::new(
+            &["app:1"],
+            vec![fixtures::layer(seed, 3000), fixtures::layer(seed + 1, 5000)],
+        )
+    }
+
+    #[test]
+    fn an_image_kept_is_found_whole_and_reads_back_as_the_same_image() {
+        let scratch = Scratch::new("hit", 1 << 30);
+        let cache = &scratch.0;
+        for archive in [
+            fixtures::legacy_docker(&[image(1)]),
+            fixtures::oci_archive(&image(3), fixtures::OciStyle::Docker25),
+        ] {
+            let id = keep(cache, &archive);
+            let cached = cache.lookup(&id).expect("a hit");
+            let back = read_back(cache, &cached).unwrap();
+            let read = &back.image_for("app:1").unwrap();
+            assert_eq!(read.config.digest, id);
+            let original =
+                read_archive_of(&archive[..], &mut Discard, &Limits::default(), &[]).unwrap();
+            let layers = |a: &ImageArchive| -> Vec<Digest> {
+                a.images[0].layers.iter().map(|l| l.digest).collect()
+            };
+            assert_eq!(layers(&back), layers(&original));
+        }
+    }
+
+    #[test]
+    fn a_miss_is_an_unknown_image_or_one_a_blob_of_is_missing() {
+        let scratch = Scratch::new("miss", 1 << 30);
+        let cache = &scratch.0;
+        assert!(cache.lookup(&Digest::of(b"never kept")).is_none());
+        let id = keep(cache, &fixtures::legacy_docker(&[image(5)]));
+        let cached = cache.lookup(&id).unwrap();
+        let (layer, _) = cached.blobs[1];
+        fs::remove_file(cache.blob_path(&layer)).unwrap();
+        assert!(cache.lookup(&id).is_none(), "a layer gone: a miss");
+        // A record naming another image than its manifest's config.
+        let other = Digest::of(b"another image");
+        fs::copy(cache.record_path(&id), cache.record_path(&other)).unwrap();
+        assert!(cache.lookup(&other).is_none());
+        assert!(
+            !cache.record_path(&other).exists(),
+            "the wrong record is removed"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_blob_fails_the_read_and_is_removed_alone() {
+        let scratch = Scratch::new("corrupt", 1 << 30);
+        let cache = &scratch.0;
+        let id = keep(cache, &fixtures::legacy_docker(&[image(7)]));
+        let cached = cache.lookup(&id).unwrap();
+        let (layer, _) = cached.blobs[2];
+        let path = cache.blob_path(&layer);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[100] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        // Same size: the lookup cannot tell, the read must.
+        let cached = cache.lookup(&id).expect("sizes match");
+        let error = read_back(cache, &cached).unwrap_err();
+        assert!(error.to_string().contains(&layer.hex()), "{error}");
+        assert_eq!(cache.remove_corrupt(&id, &cached), vec![layer]);
+        assert!(!path.exists());
+        assert!(
+            cache.blob_path(&cached.blobs[1].0).exists(),
+            "intact blobs stay"
+        );
+        assert!(cache.lookup(&id).is_none());
+    }
+
+    /// Marks every blob of `image` last used at `when`.
+    fn used_at(cache: &ImageCache, image: &CachedImage, when: SystemTime) {
+        for digest in image.digests() {
+            File::options()
+                .write(true)
+                .open(cache.blob_path(&digest))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_trim_removes_the_least_recently_used_blobs_and_their_records() {
+        let scratch = Scratch::new("trim", 1 << 30);
+        let cache = &scratch.0;
+        let old = keep(cache, &fixtures::legacy_docker(&[image(10)]));
+        let new = keep(cache, &fixtures::legacy_docker(&[image(20)]));
+        let (old_cached, new_cached) = (cache.lookup(&old).unwrap(), cache.lookup(&new).unwrap());
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        used_at(cache, &old_cached, past);
+        let size = |c: &CachedImage| -> u64 {
+            c.digests()
+                .map(|d| fs::metadata(cache.blob_path(&d)).unwrap().len())
+                .sum()
+        };
+        let (old_size, new_size) = (size(&old_cached), size(&new_cached));
+        // Room for the newer image only.
+        let bounded = ImageCache {
+            max_size: new_size,
+            ..cache.clone()
+        };
+        let trimmed = bounded.trim().unwrap();
+        assert_eq!(trimmed.kept, new_size);
+        assert_eq!(trimmed.bytes, old_size);
+        assert!(bounded.lookup(&new).is_some());
+        assert!(bounded.lookup(&old).is_none());
+        assert!(!cache.record_path(&old).exists(), "its record went with it");
+        // A hit marks an image used: now the older one is the newer use.
+        let kept_again = keep(cache, &fixtures::legacy_docker(&[image(10)]));
+        assert_eq!(kept_again, old);
+        let half = ImageCache {
+            max_size: old_size,
+            ..cache.clone()
+        };
+        used_at(cache, &new_cached, past);
+        assert!(cache.lookup(&old).is_some(), "used now");
+        half.trim().unwrap();
+        assert!(half.lookup(&old).is_some());
+        assert!(half.lookup(&new).is_none());
+    }
+
+    #[test]
+    fn loads_that_keep_and_read_one_image_at_once_see_only_whole_files() {
+        let scratch = Scratch::new("shared", 1 << 30);
+        let cache = &scratch.0;
+        let archive = fixtures::legacy_docker(&[image(40)]);
+        let id = keep(cache, &archive);
+        // Writers of the same image, readers of it and trims, all at once,
+        // as clusters that exist together would run them.
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| keep(cache, &archive));
+                scope.spawn(|| {
+                    let cached = cache.lookup(&id).expect("a hit");
+                    let back = read_back(cache, &cached).expect("whole files");
+                    assert_eq!(back.images[0].config.digest, id);
+                });
+                scope.spawn(|| cache.trim().unwrap());
+            }
+        });
+        assert!(entries(&cache.dir.join("tmp")).unwrap().is_empty());
+        let cached = cache.lookup(&id).unwrap();
+        assert!(
+            cache.remove_corrupt(&id, &cached).is_empty(),
+            "every blob intact"
+        );
+    }
+
+    #[test]
+    fn a_read_that_stops_mid_blob_keeps_no_file() {
+        let scratch = Scratch::new("partial", 1 << 30);
+        let cache = &scratch.0;
+        let archive = fixtures::legacy_docker(&[image(30)]);
+        let cut = &archive[..archive.len() / 2];
+        let mut inner = Counting::default();
+        {
+            let mut tee = cache.tee(&mut inner);
+            assert!(read_archive_of(cut, &mut tee, &Limits::default(), &[]).is_err());
+        }
+        let leftovers = entries(&cache.dir.join("tmp")).unwrap();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        for (path, meta) in entries(&cache.dir.join("blobs/sha256")).unwrap() {
+            let digest = Digest::from_hex(&path.file_name().unwrap().to_string_lossy()).unwrap();
+            let bytes = fs::read(&path).unwrap();
+            assert_eq!(
+                Digest::of(&bytes),
+                digest,
+                "a whole blob ({} bytes)",
+                meta.len()
+            );
+        }
+    }
+}
