@@ -47,6 +47,10 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "dependency-not-ready",
     ),
     ("115-ct-install-helm-wait-timed-out", "timeout"),
+    (
+        "180-kind-load-archive-podman-cluster-docker-daemon",
+        "engine-error",
+    ),
 ];
 
 /// Cases where triage says "proven" and the log alone does not justify it.
