@@ -18,7 +18,12 @@
 //! podman also asks for a layer by its diff ID and reuses an uncompressed
 //! blob of that digest (measured: podman 4.3 after a `save` load sent only
 //! the changed layer), so with podman a layer a `save` load left counts too;
-//! docker asks only for the compressed digests it pushed before.
+//! docker's classic store asks only for the compressed digests it pushed
+//! before. Docker's containerd image store (Docker 29's default) keeps each
+//! layer as the compressed blob it was built or pulled as and `save`s that
+//! blob: a node loaded by save holds the very blobs its push would send,
+//! labelled by the node's unpack, so its first reload already pushes, and
+//! its push compresses nothing.
 //! Otherwise **save**: a cold node, or (docker) one loaded by `save`, gets
 //! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).

@@ -72,19 +72,20 @@ pub enum Location {
 }
 
 impl Location {
-    /// The addresses under which an engine here may reach a port on the
-    /// client's loopback, the likeliest first. A podman machine reaches the
+    /// The names under which an engine here may reach a port on the
+    /// client's loopback when its own `127.0.0.1` does not (which a probe
+    /// tries first, as it needs no `info`): a podman machine reaches the
     /// host as `host.containers.internal` and Docker Desktop's VM as
-    /// `host.docker.internal` (both forwarded to the host's loopback); a
-    /// local engine shares the loopback unless its service runs in a
-    /// network namespace of its own, and a remote one may have a tunnel.
-    /// None of this is known without asking: these are the candidates a
-    /// probe tries ([`super::Engine::probe_registry`]), never assumptions.
-    pub fn client_addresses(self, engine: EngineKind) -> &'static [&'static str] {
+    /// `host.docker.internal` (both forwarded to the host's loopback), and
+    /// a remote engine may have a tunnel under them. A local engine has
+    /// none: it shares the loopback unless its service runs in a network
+    /// namespace of its own. These are the candidates a probe tries
+    /// ([`super::Engine::probe_registry`]), never assumptions.
+    pub fn host_aliases(self, engine: EngineKind) -> &'static [&'static str] {
         match (self, engine) {
-            (Location::Local, _) => &["127.0.0.1"],
-            (_, EngineKind::Podman) => &["host.containers.internal", "127.0.0.1"],
-            (_, EngineKind::Docker) => &["host.docker.internal", "127.0.0.1"],
+            (Location::Local, _) => &[],
+            (_, EngineKind::Podman) => &["host.containers.internal"],
+            (_, EngineKind::Docker) => &["host.docker.internal"],
         }
     }
 
@@ -495,18 +496,15 @@ mod tests {
     }
 
     #[test]
-    fn a_local_engine_is_probed_on_loopback_a_vm_by_its_host_name_first() {
+    fn a_vm_or_remote_engine_is_probed_under_its_host_name_a_local_one_not() {
+        assert!(Location::Local.host_aliases(EngineKind::Docker).is_empty());
         assert_eq!(
-            Location::Local.client_addresses(EngineKind::Docker),
-            ["127.0.0.1"]
+            Location::VirtualMachine.host_aliases(EngineKind::Podman),
+            ["host.containers.internal"]
         );
         assert_eq!(
-            Location::VirtualMachine.client_addresses(EngineKind::Podman)[0],
-            "host.containers.internal"
-        );
-        assert_eq!(
-            Location::Remote.client_addresses(EngineKind::Docker)[0],
-            "host.docker.internal"
+            Location::Remote.host_aliases(EngineKind::Docker),
+            ["host.docker.internal"]
         );
     }
 

@@ -14,6 +14,9 @@ use std::net::TcpStream;
 const LINE_LIMIT: usize = 16 << 10;
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
+/// What a TLS client that tried us first reads (Go's net/http answer).
+const PLAIN_HTTP_TO_TLS_CLIENT: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTPS request to an HTTP server.\n";
 
 /// Most header lines accepted in one request.
 const HEADER_LIMIT: usize = 100;
@@ -198,6 +201,23 @@ impl Connection {
         let _ = self.writer.shutdown(std::net::Shutdown::Both);
     }
 
+    /// Answers a TLS client in plain HTTP and waits briefly for it to
+    /// close. Closing with its ClientHello unread would send a reset, which
+    /// can destroy the answer before the client reads it; so our side is
+    /// shut for writing and the rest of the hello read and dropped, for at
+    /// most a second.
+    fn refuse_tls(&mut self) {
+        if self.writer.write_all(PLAIN_HTTP_TO_TLS_CLIENT).is_err() {
+            return;
+        }
+        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+        let _ = self
+            .reader
+            .get_ref()
+            .set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        let _ = io::copy(&mut self.reader, &mut io::sink());
+    }
+
     /// Serves requests until the client closes the connection or sends one
     /// we cannot frame. `handle` gets the head and the body stream and
     /// returns the response.
@@ -207,12 +227,19 @@ impl Connection {
     ) -> io::Result<()> {
         loop {
             // docker tries TLS first on an insecure registry and falls back
-            // to plain HTTP when the handshake fails: a ClientHello (record
-            // type 0x16) is answered by closing at once, not by waiting for
-            // a request line that never comes (docker would wait 10 s).
+            // to plain HTTP when the handshake fails. A ClientHello (record
+            // type 0x16) is answered at once, not by waiting for a request
+            // line that never comes (docker would wait 10 s), and answered
+            // in plain HTTP, as a plain registry is heard to answer:
+            // containerd's resolver (Docker 28+ with the containerd store)
+            // falls back to http only when its TLS client reads a record
+            // header of "HTTP/"; a bare close reads as EOF and fails the push.
             match self.reader.fill_buf()?.first() {
                 None => return Ok(()),
-                Some(&TLS_HANDSHAKE) => return Ok(()),
+                Some(&TLS_HANDSHAKE) => {
+                    self.refuse_tls();
+                    return Ok(());
+                }
                 Some(_) => {}
             }
             let head = match read_head(&mut self.reader)? {
@@ -402,6 +429,32 @@ fn bad(message: String) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// containerd's resolver falls back from https to http only when its
+    /// TLS client reads "HTTP/" where a record header should be.
+    #[test]
+    fn answers_a_tls_client_hello_in_plain_http_and_closes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut connection = Connection::new(stream).unwrap();
+            connection.serve(|_, _| panic!("a ClientHello is not a request"))
+        });
+        let mut client = TcpStream::connect(address).unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // A TLS 1.0 record header, handshake type 1 (ClientHello).
+        client
+            .write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01])
+            .unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        drop(client);
+        server.join().unwrap().unwrap();
+        assert!(answer.starts_with(b"HTTP/"), "{answer:?}");
+    }
 
     #[test]
     fn decodes_percent_escapes() {

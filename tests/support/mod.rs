@@ -24,6 +24,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod docker_cs;
 pub mod netns;
 pub mod openssl;
 pub mod registry;
@@ -276,6 +277,31 @@ pub fn engine_output_at(kind: EngineKind, endpoint: &Endpoint, args: &[&str]) ->
         .unwrap_or_else(|e| panic!("cannot run {kind}: {e}"))
 }
 
+/// Whether `--cap-add ALL` needs `--cap-drop SYS_RESOURCE` beside it here:
+/// podman's and docker 20.10's `ALL` name every capability they know, and
+/// the container fails to start without one this sandbox withholds. Later
+/// dockers (28 here) take from `ALL` only what their own process holds
+/// (moby's `oci/caps/utils_linux.go`) and refuse to drop one they do not
+/// hold ("capability not supported by your kernel or not available in the
+/// current environment").
+fn drops_capabilities_by_name(kind: EngineKind, endpoint: &Endpoint) -> bool {
+    if kind == EngineKind::Podman {
+        return true;
+    }
+    let version = engine_cmd_at(
+        kind,
+        endpoint,
+        &["version", "--format", "{{.Server.Version}}"],
+    );
+    let major: u32 = version
+        .trim()
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    major <= 20
+}
+
 /// A name no other test (or earlier run) uses.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -453,13 +479,11 @@ impl TestCluster {
             "--label",
             TEST_LABEL,
             // kind runs nodes --privileged. This sandbox withholds
-            // CAP_SYS_RESOURCE, which --privileged asks for on docker, so
-            // the nodes get every other capability and no confinement,
-            // which is what containerd needs to mount layers.
+            // CAP_SYS_RESOURCE, which --privileged asks for on docker
+            // 20.10, so the nodes get every other capability and no
+            // confinement, which is what containerd needs to mount layers.
             "--cap-add",
             "ALL",
-            "--cap-drop",
-            "SYS_RESOURCE",
             "--security-opt",
             "seccomp=unconfined",
             "--security-opt",
@@ -467,6 +491,9 @@ impl TestCluster {
             "--network",
             if options.host_network { "host" } else { "none" },
         ];
+        if drops_capabilities_by_name(self.kind, &self.endpoint) {
+            args.extend(["--cap-drop", "SYS_RESOURCE"]);
+        }
         match &tmpfs {
             Some(tmpfs) => args.extend(["--tmpfs", tmpfs]),
             None => args.extend(["-v", &mount]),

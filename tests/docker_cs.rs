@@ -1,0 +1,199 @@
+//! `load` against Docker as Docker 25-29 users run it: the containerd image
+//! store (a dockerd 28.5 of its own, `support::docker_cs`), where layers
+//! are kept as the compressed blobs they were built as and `save` writes
+//! an OCI layout. Its push compresses nothing, so a reload after a change
+//! takes the push path and reads only the changed layer out of the engine;
+//! before loadmaster's endpoint answered a TLS ClientHello in plain HTTP,
+//! its push failed (`Head "https://127.0.0.1:PORT/v2/...": EOF`) and every
+//! reload read the whole image. Runs on every containerd version whose
+//! test node is built; skipped, and says so, without the dockerd build.
+
+mod support;
+
+use loadmaster::engine::EngineKind;
+use serde_json::Value;
+use support::{
+    Containerd, Layer, NodeOptions, TempDir, TestCluster, TestImage, engines_under_test,
+    image_on_node,
+};
+
+const MIB: u64 = 1 << 20;
+/// What a reload may move beyond the changed layer: its manifest, config
+/// and the framing.
+const OVERHEAD: u64 = 256 << 10;
+
+/// An 8 MiB base layer and a 1 MiB top layer whose content `top_seed` decides.
+fn layers(top_seed: u64) -> [Layer; 2] {
+    [
+        Layer {
+            bytes: 8 * MIB,
+            seed: 11,
+        },
+        Layer {
+            bytes: MIB,
+            seed: top_seed,
+        },
+    ]
+}
+
+/// The node versions to run on: 1.6, and 2.3 (what kind v0.33 ships) when
+/// its test node is built.
+fn versions() -> Vec<Containerd> {
+    let built = |version: Containerd| {
+        support::engine_output(EngineKind::Docker, &["image", "inspect", &version.image()])
+            .status
+            .success()
+    };
+    let versions: Vec<Containerd> = [Containerd::V1_6, Containerd::V2_3]
+        .into_iter()
+        .filter(|&version| built(version))
+        .collect();
+    eprintln!(
+        "runs on containerd {}",
+        versions
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    versions
+}
+
+fn load_ok(cluster: &TestCluster, args: &[&str]) -> Value {
+    let (output, report) = support::load(cluster, args);
+    assert!(
+        output.status.success(),
+        "containerd {}: load {args:?} failed: {}\n{report}",
+        cluster.containerd.name(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
+fn entry(report: &Value) -> &Value {
+    let images = report["images"].as_array().expect("images in the report");
+    assert_eq!(images.len(), 1, "{report}");
+    &images[0]
+}
+
+fn moved(entry: &Value, field: &str) -> u64 {
+    entry["connection"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no connection.{field} in {entry}"))
+}
+
+/// Cold, unchanged, then a 1 MiB top-layer change: the change goes by push
+/// (the default path) and only that layer crosses the connection each way.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_reload_after_a_change_pushes_only_the_changed_layer() {
+    if !engines_under_test().contains(&EngineKind::Docker) {
+        return eprintln!("skipping: docker is not under test");
+    }
+    let versions = versions();
+    let Some(endpoint) = support::docker_cs::endpoint(&versions) else {
+        return;
+    };
+    for containerd in versions {
+        let options = NodeOptions {
+            containerd,
+            ..NodeOptions::default()
+        };
+        let cluster = TestCluster::start_at(EngineKind::Docker, &endpoint, 0, &options);
+        let image = TestImage::named_at(EngineKind::Docker, &endpoint);
+        image.build(&layers(1));
+        let node = cluster.control_plane().to_string();
+        let version = containerd.name();
+
+        let cold = load_ok(&cluster, &[&image.name]);
+        assert_eq!(cold["nodes"][0]["result"], "loaded", "{version}: {cold}");
+        let reference = cold["nodes"][0]["reference"].as_str().unwrap().to_string();
+        assert!(
+            image_on_node(&cluster, &node, &reference).is_some(),
+            "{version}: {reference} complete on {node} after the cold load"
+        );
+        assert!(
+            moved(entry(&cold), "from_engine") < 9 * MIB + OVERHEAD,
+            "{version}: a cold load reads the image at most once: {cold}"
+        );
+
+        let unchanged = load_ok(&cluster, &[&image.name]);
+        assert_eq!(
+            unchanged["nodes"][0]["result"], "already-present",
+            "{version}: {unchanged}"
+        );
+        assert_eq!(
+            moved(entry(&unchanged), "from_engine"),
+            0,
+            "{version}: {unchanged}"
+        );
+
+        image.build(&layers(2));
+        let changed = load_ok(&cluster, &[&image.name]);
+        let image_entry = entry(&changed);
+        assert_eq!(image_entry["path"], "push", "{version}: {changed}");
+        assert_eq!(
+            changed["nodes"][0]["result"], "loaded",
+            "{version}: {changed}"
+        );
+        for field in ["from_engine", "to_nodes"] {
+            let bytes = moved(image_entry, field);
+            assert!(
+                (MIB..MIB + OVERHEAD).contains(&bytes),
+                "{version}: after a 1 MiB change, {field} {bytes}: {changed}"
+            );
+        }
+        let manifest = image_on_node(&cluster, &node, &reference).unwrap_or_else(|| {
+            panic!("{version}: {reference} complete on {node} after the reload")
+        });
+        // The node's image is the engine's: docker's containerd store names
+        // an image by its manifest digest.
+        assert_eq!(
+            manifest,
+            image.id(),
+            "{version}: the node holds the engine's image"
+        );
+    }
+}
+
+/// What this docker's `save` writes (an OCI layout whose index names the
+/// image; the layers compressed as stored) loads from `--archive`, every
+/// blob checked, and the node holds the engine's image.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn an_archive_this_docker_saved_loads_from_a_file() {
+    if !engines_under_test().contains(&EngineKind::Docker) {
+        return eprintln!("skipping: docker is not under test");
+    }
+    let versions = versions();
+    let Some(endpoint) = support::docker_cs::endpoint(&versions) else {
+        return;
+    };
+    let image = TestImage::named_at(EngineKind::Docker, &endpoint);
+    image.build(&layers(3));
+    let dir = TempDir::new("lmt-cs-archive");
+    let archive = dir.path.join("image.tar");
+    let archive = archive.to_str().unwrap();
+    support::engine_cmd_at(
+        EngineKind::Docker,
+        &endpoint,
+        &["save", "-o", archive, &image.name],
+    );
+    for containerd in versions {
+        let options = NodeOptions {
+            containerd,
+            ..NodeOptions::default()
+        };
+        let cluster = TestCluster::start_at(EngineKind::Docker, &endpoint, 0, &options);
+        let report = load_ok(&cluster, &["--archive", archive]);
+        let version = containerd.name();
+        assert_eq!(
+            report["nodes"][0]["result"], "loaded",
+            "{version}: {report}"
+        );
+        let reference = report["nodes"][0]["reference"].as_str().unwrap();
+        let manifest = image_on_node(&cluster, cluster.control_plane(), reference)
+            .unwrap_or_else(|| panic!("{version}: {reference} complete on the node"));
+        assert_eq!(manifest, image.id(), "{version}: {report}");
+    }
+}
