@@ -872,3 +872,70 @@ fn the_image_cache_serves_fresh_nodes_rejects_corrupt_entries_and_evicts() {
         assert!(from_engine > 9 * MIB, "{kind}: {from_engine}");
     }
 }
+
+/// A cache hit into a node that cannot take the image (its containerd's
+/// store a 32 MiB tmpfs, the image 48 MiB): the node's failure is the
+/// load's, reported as the node's, and the cache's entry stays whole: the
+/// next fresh node still gets the image from it, the engine unread.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_node_that_fails_a_load_from_the_cache_leaves_the_entry_in_place() {
+    for kind in engines_under_test() {
+        let cache = TempDir::new("lmt-image-cache");
+        let dir = cache.path.to_str().unwrap().to_string();
+        let image = TestImage::named(kind);
+        image.build(&[Layer {
+            bytes: 48 * MIB,
+            seed: 14,
+        }]);
+        let args = [
+            image.name.as_str(),
+            "--image-cache",
+            &dir,
+            "--image-cache-max-size",
+            "1GiB",
+        ];
+        let from_the_cache = |report: &Value| {
+            let (path, from_engine, reason) = image_entry(report);
+            assert_eq!(
+                (path.as_str(), from_engine),
+                ("cache", 0),
+                "{kind}: {reason}"
+            );
+            assert!(!reason.contains("rejected"), "{kind}: {reason}");
+        };
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let (output, _) = load(&cluster, &args);
+        assert_succeeded(kind, &output);
+        drop(cluster);
+        let kept = cached_blobs(&cache);
+        assert!(!kept.is_empty(), "{kind}: the miss kept the image");
+
+        let full = TestCluster::start(
+            kind,
+            0,
+            &NodeOptions {
+                containerd_tmpfs: Some("32m".into()),
+                ..NodeOptions::default()
+            },
+        );
+        let (output, report) = load(&full, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{kind}: {stderr}");
+        let node = &node_reports(&report)[0];
+        assert_eq!(node["result"], "failed", "{kind}: {report}");
+        assert_eq!(node["node"], full.control_plane(), "{kind}: {report}");
+        assert!(
+            !node["error"].as_str().unwrap_or_default().is_empty(),
+            "{kind}: {report}"
+        );
+        from_the_cache(&report);
+        assert_eq!(cached_blobs(&cache), kept, "{kind}: the entry's files stay");
+        drop(full);
+
+        let cluster = TestCluster::start(kind, 0, &NodeOptions::default());
+        let (output, report) = load(&cluster, &args);
+        assert_succeeded(kind, &output);
+        from_the_cache(&report);
+    }
+}

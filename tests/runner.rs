@@ -1295,16 +1295,27 @@ fn registry_delivery_pushes_to_a_real_registry_and_deploys_the_pushed_digest() {
             seed: 61,
         }]);
         let kubectl = RecordedKubectl::install(&registry.host());
+        // Beside the image the engine has, one whose build takes longer
+        // than the other's push, and that nothing deployed names.
+        let slow = format!("{}:1", unique_name("localhost/lmt-slow-push"));
+        let _built = Built {
+            kind,
+            names: vec![slow.clone()],
+        };
+        let plan = TestPlan::write("");
+        let slow_build = sleeper_images(&plan, &[(&slow, Some(8))]);
+        let slow_build = slow_build.trim_start_matches("images:\n");
         let plan_with = |registry_line: &str| {
             format!(
-                "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\n  existing: true\n  delivery:\n    mode: registry\n{registry_line}images:\n  - name: {}\ndeploy:\n  - name: app\n    manifests:\n      - app.yaml\n",
+                "apiVersion: loadmaster/v1\ncluster:\n  name: {}\n  engine: {kind}\n  existing: true\n  delivery:\n    mode: registry\n{registry_line}images:\n  - name: {}\n{slow_build}deploy:\n  - name: app\n    manifests:\n      - app.yaml\n",
                 cluster.name, image.name
             )
         };
-        let plan = TestPlan::write(&plan_with(&format!(
-            "    registry: {}/lmt\n",
-            registry.host()
-        )));
+        std::fs::write(
+            &plan.file,
+            plan_with(&format!("    registry: {}/lmt\n", registry.host())),
+        )
+        .unwrap();
         let manifest = format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n    - name: app\n      image: {}\n    - name: other\n      image: busybox:1.36\n",
             image.name
@@ -1337,9 +1348,49 @@ fn registry_delivery_pushes_to_a_real_registry_and_deploys_the_pushed_digest() {
             "{kind}: {:?}",
             registry.requests()
         );
-        // The journal: a registry delivery with the pushed name and digest.
+        // Each image is its own push step, after the registry is found
+        // once: the image the engine has is pushed, and the app that names
+        // it deployed, while the other image still builds.
         let record = plan.last_run();
-        match registry_deliveries(&record).as_slice() {
+        assert_needs_respected(&record);
+        let step = |id: &str| {
+            record
+                .steps
+                .iter()
+                .find(|s| s.id == id)
+                .unwrap_or_else(|| panic!("{kind}: no step {id}: {:?}", record.steps))
+        };
+        let (pushing, building) = (
+            step(&format!("deliver/{}", image.name)),
+            step(&format!("build/{slow}")),
+        );
+        assert_eq!(pushing.needs, ["registry"], "{kind}");
+        assert_eq!(
+            step(&format!("deliver/{slow}")).needs,
+            ["registry".to_string(), format!("build/{slow}")],
+            "{kind}"
+        );
+        let slow_built = building.ended.unwrap();
+        assert!(
+            pushing.started < slow_built && pushing.ended.unwrap() < slow_built,
+            "{kind}: the push waited for build/{slow}: {:?}",
+            record.steps
+        );
+        assert!(step("deploy/app").started < slow_built, "{kind}");
+        assert_eq!(
+            record.steps.iter().filter(|s| s.id == "registry").count(),
+            1
+        );
+        // The journal: a registry delivery with the pushed name and digest.
+        let deliveries = registry_deliveries(&record);
+        assert_eq!(deliveries.len(), 2, "{kind}: {deliveries:?}");
+        let deliveries: Vec<EventBody> = deliveries
+            .into_iter()
+            .filter(
+                |d| matches!(d, EventBody::Delivery { image: pushed, .. } if pushed == &image.name),
+            )
+            .collect();
+        match deliveries.as_slice() {
             [
                 EventBody::Delivery {
                     result,

@@ -659,17 +659,24 @@ mod tests {
         );
     }
 
+    /// Flips a byte of the image's last layer in place (its size kept):
+    /// its digest, and its file.
+    fn corrupt_layer(cache: &ImageCache, cached: &CachedImage) -> (Digest, PathBuf) {
+        let (layer, _) = cached.blobs[2];
+        let path = cache.blob_path(&layer);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[100] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        (layer, path)
+    }
+
     #[test]
     fn a_corrupt_blob_fails_the_read_and_is_removed_alone() {
         let scratch = Scratch::new("corrupt", 1 << 30);
         let cache = &scratch.0;
         let id = keep(cache, &fixtures::legacy_docker(&[image(7)]));
         let cached = cache.lookup(&id).unwrap();
-        let (layer, _) = cached.blobs[2];
-        let path = cache.blob_path(&layer);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[100] ^= 0xff;
-        fs::write(&path, bytes).unwrap();
+        let (layer, path) = corrupt_layer(cache, &cached);
         // Same size: the lookup cannot tell, the read must.
         let cached = cache.lookup(&id).expect("sizes match");
         let error = read_back(cache, &cached).unwrap_err();
@@ -680,6 +687,77 @@ mod tests {
             cache.blob_path(&cached.blobs[1].0).exists(),
             "intact blobs stay"
         );
+        assert!(cache.lookup(&id).is_none());
+    }
+
+    /// A consumer that stops taking the stream at its first bytes, as the
+    /// fanout does once every node's import has ended.
+    struct Stopped;
+
+    impl BlobVisitor for Stopped {
+        fn blob_start(&mut self, _: &BlobStart<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn blob_data(&mut self, _: &[u8]) -> io::Result<()> {
+            Err(io::Error::other("every node stopped taking the image"))
+        }
+        fn blob_end(&mut self, _: &BlobEnd) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_load_from_the_cache_that_fails_elsewhere_leaves_the_entry_in_place() {
+        use crate::deliver::{CacheUse, DeliverError, reject_entry};
+        use crate::engine::{EngineError, EngineKind};
+        let scratch = Scratch::new("not-the-entry", 1 << 30);
+        let cache = &scratch.0;
+        let id = keep(cache, &fixtures::legacy_docker(&[image(50)]));
+        let cached = cache.lookup(&id).unwrap();
+        let label = || format!("the image cache {}", cache.dir.display());
+        let reference = normalize_reference("app:1").unwrap();
+        let stopped = read_archive_of(
+            cache.archive(&cached, &reference),
+            &mut Stopped,
+            &Limits::default(),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(stopped, ArchiveError::Visitor { .. }), "{stopped}");
+        let elsewhere = [
+            // The nodes stopped taking what the entry streamed.
+            DeliverError::BadArchive {
+                label: label(),
+                source: Box::new(stopped),
+            },
+            // A node that vanished.
+            DeliverError::Engine(EngineError::ContainerNotFound {
+                engine: EngineKind::Docker,
+                container: "e2e-control-plane".into(),
+            }),
+        ];
+        for error in elsewhere {
+            let said = error.to_string();
+            let returned = reject_entry(cache, &id, &cached, error).unwrap_err();
+            assert_eq!(returned.to_string(), said, "the error as it was");
+            assert!(cache.lookup(&id).is_some(), "the entry stays: {said}");
+            assert!(
+                cached.digests().all(|d| cache.blob_path(&d).exists()),
+                "its files stay: {said}"
+            );
+        }
+        // Reading the entry fails its check: rejected, its bad blob gone.
+        let (layer, path) = corrupt_layer(cache, &cached);
+        let corrupt = DeliverError::BadArchive {
+            label: label(),
+            source: Box::new(read_back(cache, &cached).unwrap_err()),
+        };
+        let rejected = reject_entry(cache, &id, &cached, corrupt).unwrap();
+        assert!(
+            matches!(&rejected, CacheUse::Rejected { removed: 1, error } if error.contains(&layer.hex())),
+            "{rejected:?}"
+        );
+        assert!(!path.exists());
         assert!(cache.lookup(&id).is_none());
     }
 

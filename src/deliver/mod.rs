@@ -445,9 +445,10 @@ fn load_with(
 }
 
 /// [`load_with`] of an image the cache holds whole: read from the cache's
-/// files as an archive, checked like one. When that fails (a corrupt or
-/// missing entry), the entry's bad blobs are removed and the image is
-/// streamed from the engine instead, which writes the cache again.
+/// files as an archive, checked like one. When the entry fails that check
+/// (corrupt or missing files), its bad blobs are removed and the image is
+/// streamed from the engine instead, which writes the cache again; a
+/// failure that is not the entry's is the load's ([`reject_entry`]).
 #[allow(clippy::too_many_arguments)]
 fn load_cached(
     engine: &Engine,
@@ -500,16 +501,48 @@ fn load_cached(
             Ok(done)
         }
         Err(error) => {
-            let removed = cache.remove_corrupt(&id, &cached).len();
+            let rejected = reject_entry(cache, &id, &cached, error)?;
             let source = Source::Engine { image };
             let mut done = load_with(engine, nodes, source, expected, None, options, progress)?;
-            done.cache = CacheUse::Rejected {
-                error: error.to_string(),
-                removed,
-            };
+            done.cache = rejected;
             Ok(done)
         }
     }
+}
+
+/// After a load from the cache failed with `error`: when reading or
+/// checking the entry failed (a blob whose bytes do not match its digest,
+/// a file cut short or gone, an image that is not the one the engine
+/// has), the entry is rejected: its bad blobs and its record are removed,
+/// and the rejection is returned. Any other failure is not the entry's (the
+/// engine's, a node's, or every node's import ending, which stops the read
+/// of the entry): it is returned as it is and the entry stays, since
+/// reading the engine instead would not help and the next load can use the
+/// entry.
+fn reject_entry(
+    cache: &cache::ImageCache,
+    id: &Digest,
+    cached: &cache::CachedImage,
+    error: DeliverError,
+) -> Result<CacheUse, DeliverError> {
+    let entry_failed = match &error {
+        DeliverError::BadArchive { source, .. } => {
+            !matches!(**source, ArchiveError::Visitor { .. })
+        }
+        DeliverError::Mismatch(_) => true,
+        DeliverError::Engine(_)
+        | DeliverError::SaveStream { .. }
+        | DeliverError::Push(_)
+        | DeliverError::EnginePush { .. } => false,
+    };
+    if !entry_failed {
+        return Err(error);
+    }
+    let removed = cache.remove_corrupt(id, cached).len();
+    Ok(CacheUse::Rejected {
+        error: error.to_string(),
+        removed,
+    })
 }
 
 impl Job<'_> {

@@ -152,8 +152,23 @@ pub struct Pusher<'a> {
     target: RegistryTarget,
     client: Client<'a>,
     progress: &'a dyn PushProgress,
-    /// A repository where each blob is, and its size, as this command saw.
-    located: HashMap<Digest, (String, u64)>,
+    located: Located,
+}
+
+/// A repository of the registry where each blob is, and its size, as
+/// pushes to it saw: where a later push mounts the blob from. Pushes made
+/// by separate pushers (the runner's, one step per image) share it through
+/// [`Pusher::remember`] and [`Pusher::located`].
+#[derive(Clone, Debug, Default)]
+pub struct Located(HashMap<Digest, (String, u64)>);
+
+impl Located {
+    /// Adds what `other` saw; a blob already located stays where it was.
+    pub fn extend(&mut self, other: &Located) {
+        for (digest, place) in &other.0 {
+            self.0.entry(*digest).or_insert_with(|| place.clone());
+        }
+    }
 }
 
 /// Whether a push to `target` can trust it as asked (the CAs of
@@ -189,8 +204,19 @@ impl<'a> Pusher<'a> {
             target: target.clone(),
             client: Client::new(target, credentials, policy, progress)?,
             progress,
-            located: HashMap::new(),
+            located: Located::default(),
         })
+    }
+
+    /// Takes in where earlier pushes to the same registry saw blobs, so
+    /// that this pusher mounts them rather than send them again.
+    pub fn remember(&mut self, located: &Located) {
+        self.located.extend(located);
+    }
+
+    /// Where this pusher's pushes saw blobs (and what it was given).
+    pub fn located(&self) -> &Located {
+        &self.located
     }
 
     /// The retries of the push that failed last (those of a push that
@@ -254,7 +280,7 @@ impl<'a> Pusher<'a> {
             }
         };
         for (digest, size) in &uploaded {
-            self.located.insert(*digest, (repository.clone(), *size));
+            self.located.0.insert(*digest, (repository.clone(), *size));
         }
         let required: BTreeSet<Digest> = std::iter::once(config)
             .chain(layers.iter().map(|layer| layer.digest))
@@ -304,12 +330,14 @@ impl<'a> Pusher<'a> {
             self.progress.blob(digest, BlobStep::Present);
             known.insert(*digest, Known::Present { size });
             self.located
+                .0
                 .entry(*digest)
                 .or_insert_with(|| (repository.to_string(), size));
             return Ok(());
         }
         let elsewhere = self
             .located
+            .0
             .get(digest)
             .filter(|(from, _)| from != repository)
             .cloned();

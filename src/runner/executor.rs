@@ -24,10 +24,12 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Runs every step of `scheduler` through `body` (given the step's index)
 /// and returns the failures in the order they happened (empty: every step
-/// succeeded).
+/// succeeded). `disk` gives a step's disk demand that the graph left to be
+/// measured, asked when what the step needs is done.
 pub fn run(
     mut scheduler: Scheduler,
     recorder: &Recorder,
+    disk: &dyn Fn(usize) -> u64,
     body: &(dyn Fn(usize) -> Result<(), Failure> + Sync),
 ) -> Vec<Failure> {
     let steps = scheduler.steps().to_vec();
@@ -56,6 +58,7 @@ pub fn run(
         };
         loop {
             on_signal(&mut scheduler);
+            scheduler.measure(&mut |n| disk(n));
             let now = Timestamp::now();
             for n in scheduler.start_ready() {
                 let spans = waits.close(n, now);

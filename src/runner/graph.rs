@@ -8,7 +8,8 @@
 //! them) and at most `parallel_builds` run at once; deliveries share a
 //! bound of their own, since they all feed the same nodes' imports; the
 //! disk budget, when there is one, counts the demand of every step in
-//! flight. Among the steps that could start, the plan's order decides
+//! flight, a demand that only its needs make known (the size of an image
+//! being built) measured as soon as they have succeeded. Among the steps that could start, the plan's order decides
 //! (first fit: a later step that fits starts beside an earlier one that
 //! does not), so that a run is reproducible.
 //!
@@ -47,7 +48,11 @@ pub struct Step {
     /// Expected memory at its peak (builds: counted against the budget).
     pub memory_bytes: u64,
     /// Disk it takes while it runs (counted against the disk budget).
-    pub disk_bytes: u64,
+    /// None: known only once the steps it needs have succeeded (a
+    /// delivery's image size, when a build it needs makes the image):
+    /// [`Scheduler::measure`] asks for it then. Unknown, it counts as the
+    /// whole budget.
+    pub disk_bytes: Option<u64>,
 }
 
 /// The resources steps share.
@@ -142,6 +147,27 @@ impl Scheduler {
         &self.states[n]
     }
 
+    /// With a disk budget, asks `size` for the disk demand of every
+    /// waiting step that has none yet and whose needs have all succeeded:
+    /// called before [`Scheduler::start_ready`], so that no step starts
+    /// on a guess. Without a budget, demands do not count and nothing is
+    /// asked.
+    pub fn measure(&mut self, size: &mut dyn FnMut(usize) -> u64) {
+        if self.bounds.disk_bytes.is_none() {
+            return;
+        }
+        for n in 0..self.steps.len() {
+            let ready = self.states[n] == State::Waiting
+                && self.steps[n]
+                    .needs
+                    .iter()
+                    .all(|&m| self.states[m] == State::Succeeded);
+            if ready && self.steps[n].disk_bytes.is_none() {
+                self.steps[n].disk_bytes = Some(size(n));
+            }
+        }
+    }
+
     /// Marks as running, and returns in plan order, every waiting step
     /// that can start now.
     pub fn start_ready(&mut self) -> Vec<usize> {
@@ -203,13 +229,13 @@ impl Scheduler {
             let in_flight: Vec<usize> = (0..self.steps.len())
                 .filter(|&m| self.states[m] == State::Running)
                 .collect();
-            let used: u64 = in_flight.iter().map(|&m| self.steps[m].disk_bytes).sum();
+            let used = in_flight
+                .iter()
+                .fold(0u64, |used, &m| used.saturating_add(self.disk(m, disk)));
             // Alone, a step runs whatever its demand: nothing else can free
             // disk for it.
-            if step.disk_bytes > 0
-                && used.saturating_add(step.disk_bytes) > disk
-                && !in_flight.is_empty()
-            {
+            let demand = self.disk(n, disk);
+            if demand > 0 && used.saturating_add(demand) > disk && !in_flight.is_empty() {
                 waits.push(Wait::DiskBudget);
             }
         }
@@ -225,6 +251,12 @@ impl Scheduler {
         } else {
             bytes
         }
+    }
+
+    /// Step `n`'s disk demand against a budget of `budget` bytes: an
+    /// unknown one takes it all.
+    fn disk(&self, n: usize, budget: u64) -> u64 {
+        self.steps[n].disk_bytes.unwrap_or(budget)
     }
 
     fn running(&self, kind: Kind) -> Vec<usize> {

@@ -15,6 +15,8 @@ use std::collections::BTreeSet;
 
 /// Deliveries at once: every load feeds the same nodes' `ctr import`, whose
 /// memory is bounded one load at a time; several at once would add up.
+/// Pushes to a registry take the same slot: each reads the engine's
+/// `save`, as a load does.
 pub const DELIVERIES_AT_ONCE: u32 = 1;
 
 impl Run<'_> {
@@ -48,21 +50,7 @@ impl Run<'_> {
             .collect();
         let pipeline = pipeline::pipeline(plan, with_test, &memory, &named, self.options.order);
         let disk = plan.budget.disk.map(|size| size.bytes());
-        let mut steps = pipeline.steps;
-        if disk.is_some() {
-            // A delivery takes up to its image's size in the engine's
-            // temp space (podman's `save` stages it there): the size the
-            // engine knows now; an image still to be built counts none.
-            for (step, job) in steps.iter_mut().zip(&pipeline.jobs) {
-                if let Job::Deliver(n) = job {
-                    step.disk_bytes = self
-                        .selection
-                        .engine
-                        .image_inspect(&plan.images[*n].name)
-                        .map_or(0, |details| details.size);
-                }
-            }
-        }
+        let steps = pipeline.steps;
         let bounds = Bounds {
             memory_bytes: budget.bytes,
             parallel_builds: plan.budget.parallel_builds,
@@ -77,7 +65,18 @@ impl Run<'_> {
         let scheduler = Scheduler::new(steps, bounds, policy)
             .map_err(|e| ("graph".to_string(), StepError::failed(e.to_string())))?;
         let jobs = pipeline.jobs;
-        let mut failures = executor::run(scheduler, &self.recorder, &|n| {
+        // A delivery's disk demand, asked once what it needs is done (a
+        // built image is in the engine by then): the image's size as the
+        // engine knows it; an image still to be pulled counts none.
+        let disk_demand = |n: usize| match jobs[n] {
+            Job::Deliver(i) | Job::Push(i) => self
+                .selection
+                .engine
+                .image_inspect(&plan.images[i].name)
+                .map_or(0, |details| details.size),
+            _ => 0,
+        };
+        let mut failures = executor::run(scheduler, &self.recorder, &disk_demand, &|n| {
             self.job(jobs[n], &builds, &uses)
         });
         let first = failures
@@ -126,18 +125,35 @@ impl Run<'_> {
                 else {
                     return Ok(());
                 };
-                let (pushed, rewrites) = self
-                    .on_cluster(|cluster| cluster.push_images(registry.as_deref(), *allow_http))?;
-                *self.pushed.lock().unwrap_or_else(|p| p.into_inner()) = pushed;
-                *self.rewrites.lock().unwrap_or_else(|p| p.into_inner()) = rewrites;
+                let found = self.on_cluster(|cluster| {
+                    cluster.find_registry(registry.as_deref(), *allow_http)
+                })?;
+                // The step runs once: nothing was set before.
+                let _ = self.registry.set(found);
+                Ok(())
+            }
+            Job::Push(n) => {
+                let registry = self
+                    .registry
+                    .get()
+                    .expect("a push step needs the registry step, which found the registry");
+                let pushed =
+                    self.on_cluster(|cluster| cluster.push_image(registry, &plan.images[n]))?;
+                self.pushed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(n, pushed);
                 Ok(())
             }
             Job::Deploy(d) => {
-                let rewrites = self
-                    .rewrites
+                // The images this step names were pushed before it started.
+                let rewrites: Vec<_> = self
+                    .pushed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                    .values()
+                    .map(|(_, rewrite)| rewrite.clone())
+                    .collect();
                 let cluster = self.cluster();
                 Deploy {
                     plan,

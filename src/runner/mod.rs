@@ -55,8 +55,9 @@ use crate::engine::{self, Engine, EngineChoice, Selection};
 use crate::journal::{self, Event, Journal, JournalError, Outcome};
 use crate::plan::{Plan, TeardownAction};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use steps::cluster::{ClusterState, ClusterStep};
 use steps::preflight::Preflight;
@@ -216,8 +217,8 @@ pub fn execute(plan: &Plan, phase: Phase, options: &Options) -> Result<Report, R
         },
         cluster: RwLock::new(ClusterState::before(&selection)),
         selection,
-        rewrites: Mutex::new(Vec::new()),
-        pushed: Mutex::new(Vec::new()),
+        registry: OnceLock::new(),
+        pushed: Mutex::new(BTreeMap::new()),
         test_exit_code: Mutex::new(None),
     };
     let result = run.phase(phase);
@@ -247,10 +248,11 @@ struct Run<'a> {
     /// Written by the cluster step alone, before any step that reads it
     /// starts.
     cluster: RwLock<ClusterState>,
-    /// Plan images as pushed to a registry, renamed so in deployed
-    /// manifests; none for `load` delivery.
-    rewrites: Mutex<Vec<overlay::Rewrite>>,
-    pushed: Mutex<Vec<registry_delivery::Pushed>>,
+    /// The registry of a `delivery: registry` plan, set by its step.
+    registry: OnceLock<registry_delivery::Registry>,
+    /// Plan images (by index) as pushed to the registry, and how deployed
+    /// manifests are to name them; none for `load` delivery.
+    pushed: Mutex<BTreeMap<usize, (registry_delivery::Pushed, overlay::Rewrite)>>,
     test_exit_code: Mutex<Option<i32>>,
 }
 
@@ -415,7 +417,10 @@ impl Run<'_> {
                 .unwrap_or_else(|p| p.into_inner()),
             signal,
             diagnosis: diagnosis.exists().then_some(diagnosis),
-            pushed: std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|p| p.into_inner())),
+            pushed: std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_values()
+                .map(|(pushed, _)| pushed)
+                .collect(),
             cancelled: record
                 .as_ref()
                 .map_or_else(Vec::new, |r| r.cancelled.clone()),

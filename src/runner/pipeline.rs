@@ -5,16 +5,17 @@
 //! - `cluster` and every `build/<image>` right after it, side by side.
 //! - `deliver/<image>` (delivery `load`) needs the cluster and, for a
 //!   built image, its build; a pulled or present image needs no build.
-//!   With `delivery: registry`, one `registry` job needs the cluster and
-//!   every build and pushes every image (its steps `registry` and
-//!   `deliver/<image>`).
+//!   With `delivery: registry`, step `registry` (finding the registry,
+//!   once) needs the cluster, and each `deliver/<image>` pushes its image
+//!   once the registry is found and its own build, if any, is done.
 //! - `deploy/<name>` needs the cluster, the deploy steps it `needs`, and the
 //!   deliveries of the plan images its manifests name
 //!   ([`super::manifests`]; every delivery when they cannot be read).
 //! - `test` needs every deploy step and every delivery.
 //!
 //! Pure: the plan, the builds' estimates and the images each deploy step
-//! names in, the graph out. [`Order::Phases`] adds the edges of the order
+//! names in, the graph out (a delivery's disk demand left to be measured
+//! when it is ready to start). [`Order::Phases`] adds the edges of the order
 //! `up` had before the graph (the cluster, then every build, then each
 //! delivery in turn, then each deploy step in turn), kept so that the
 //! benchmark measures the graph against it.
@@ -30,13 +31,19 @@ pub enum Job {
     Cluster,
     /// The plan image with this index.
     Build(usize),
+    /// The plan image with this index loaded into the nodes.
     Deliver(usize),
-    /// Every image pushed to the cluster's registry.
+    /// The registry of `delivery: registry` found, once.
     Registry,
+    /// The plan image with this index pushed to that registry.
+    Push(usize),
     /// The deploy step with this name's index in `plan.deploy`.
     Deploy(usize),
     Test,
 }
+
+/// The job that delivers the plan image with the given index.
+type Delivers = fn(usize) -> Job;
 
 /// How steps are ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,12 +79,24 @@ pub fn pipeline(
                    needs: Vec<usize>,
                    memory: u64,
                    job: Job| {
+        // A delivery takes up to its image's size in the engine's temp
+        // space (podman's `save` stages it there, and a push reads the
+        // same `save`): a size known only once its build, if any, is done,
+        // so it is measured then. A build reserves none: what it writes
+        // is not known before it runs (its cached layers are already on
+        // disk and a changed one is any size), and no earlier figure
+        // says it (runs record the disk's free space, which the steps
+        // beside a build move too, and no build's own growth).
+        let disk_bytes = match kind {
+            Kind::Delivery => None,
+            _ => Some(0),
+        };
         steps.push(Step {
             id,
             kind,
             needs,
             memory_bytes: memory,
-            disk_bytes: 0,
+            disk_bytes,
         });
         jobs.push(job);
         steps.len() - 1
@@ -120,43 +139,44 @@ pub fn pipeline(
     let all_builds: Vec<usize> = builds.iter().flatten().copied().collect();
     // Per image: the step after which it is on the cluster.
     let mut delivered: Vec<Option<usize>> = vec![None; plan.images.len()];
-    match plan.cluster.delivery {
-        Delivery::Load => {
-            let mut previous: Option<usize> = None;
-            for (n, image) in plan.images.iter().enumerate() {
-                let mut needs = vec![cluster];
-                if phases {
-                    needs.extend(&all_builds);
-                    needs.extend(previous);
-                } else {
-                    needs.extend(builds[n]);
-                }
-                let step = add(
-                    &mut steps,
-                    format!("deliver/{}", image.name),
-                    Kind::Delivery,
-                    needs,
-                    0,
-                    Job::Deliver(n),
-                );
-                delivered[n] = Some(step);
-                previous = Some(step);
-            }
-        }
+    // The step every delivery needs besides its build, and the job that
+    // delivers image `n`.
+    let delivery: Option<(usize, Delivers)> = match plan.cluster.delivery {
+        Delivery::Load => Some((cluster, Job::Deliver)),
         Delivery::Registry { .. } if !plan.images.is_empty() => {
-            let mut needs = vec![cluster];
-            needs.extend(&all_builds);
-            let step = add(
+            let registry = add(
                 &mut steps,
                 "registry".into(),
                 Kind::Registry,
-                needs,
+                vec![cluster],
                 0,
                 Job::Registry,
             );
-            delivered.iter_mut().for_each(|d| *d = Some(step));
+            Some((registry, Job::Push))
         }
-        Delivery::Registry { .. } => {}
+        Delivery::Registry { .. } => None,
+    };
+    if let Some((after, job)) = delivery {
+        let mut previous: Option<usize> = None;
+        for (n, image) in plan.images.iter().enumerate() {
+            let mut needs = vec![after];
+            if phases {
+                needs.extend(&all_builds);
+                needs.extend(previous);
+            } else {
+                needs.extend(builds[n]);
+            }
+            let step = add(
+                &mut steps,
+                format!("deliver/{}", image.name),
+                Kind::Delivery,
+                needs,
+                0,
+                job(n),
+            );
+            delivered[n] = Some(step);
+            previous = Some(step);
+        }
     }
     let all_delivered: BTreeSet<usize> = delivered.iter().flatten().copied().collect();
     let mut deploys: Vec<(String, usize)> = Vec::new();
@@ -287,6 +307,60 @@ mod tests {
         // Without the test (`up`), no test step.
         let up = pipeline(&plan, false, &[100, 200, 0], &named, Order::Graph);
         assert!(up.steps.iter().all(|s| s.id != "test"));
+    }
+
+    #[test]
+    fn with_a_registry_each_image_is_pushed_once_its_own_build_is_done() {
+        let mut plan = plan();
+        plan.cluster.delivery = Delivery::Registry {
+            registry: Some("127.0.0.1:5000/e2e".into()),
+            allow_http: false,
+        };
+        let named = [
+            Some(BTreeSet::new()),
+            Some(BTreeSet::from([2])),
+            Some(BTreeSet::from([1])),
+        ];
+        let p = pipeline(&plan, true, &[100, 200, 0], &named, Order::Graph);
+        // The registry is found once, beside the builds.
+        assert_eq!(needs_of(&p, "registry"), ["cluster"]);
+        assert_eq!(p.steps.iter().filter(|s| s.id == "registry").count(), 1);
+        // Each push needs the registry and its own build alone.
+        assert_eq!(
+            needs_of(&p, "deliver/localhost/api:e2e"),
+            ["registry", "build/localhost/api:e2e"]
+        );
+        assert_eq!(
+            needs_of(&p, "deliver/localhost/hapi:e2e"),
+            ["registry", "build/localhost/hapi:e2e"]
+        );
+        assert_eq!(needs_of(&p, "deliver/postgres:16"), ["registry"]);
+        let push = |id: &str| p.steps.iter().position(|s| s.id == id).unwrap();
+        assert_eq!(p.jobs[push("deliver/localhost/hapi:e2e")], Job::Push(1));
+        assert_eq!(p.steps[push("deliver/postgres:16")].kind, Kind::Delivery);
+        // Its disk demand is measured once its build is done.
+        assert_eq!(p.steps[push("deliver/localhost/api:e2e")].disk_bytes, None);
+        assert_eq!(p.steps[push("build/localhost/api:e2e")].disk_bytes, Some(0));
+        // A deploy step waits for the pushes of the images it names only.
+        assert_eq!(
+            needs_of(&p, "deploy/postgres"),
+            ["cluster", "deliver/postgres:16", "deploy/namespace"]
+        );
+        assert_eq!(
+            needs_of(&p, "deploy/services"),
+            ["cluster", "deliver/localhost/hapi:e2e", "deploy/postgres"]
+        );
+        // The phase order pushes after every build, one image at a time.
+        let phases = pipeline(&plan, true, &[100, 200, 0], &named, Order::Phases);
+        assert_eq!(
+            needs_of(&phases, "deliver/postgres:16"),
+            [
+                "registry",
+                "build/localhost/api:e2e",
+                "build/localhost/hapi:e2e",
+                "deliver/localhost/hapi:e2e"
+            ]
+        );
     }
 
     #[test]

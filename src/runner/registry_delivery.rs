@@ -1,12 +1,15 @@
 //! Delivery through a registry (`delivery: {mode: registry}`): no node is
-//! touched. The registry is the plan's, else the one the cluster's
-//! KEP-1755 ConfigMap names ([`super::registry_hosting`]); every plan image
-//! is pushed to it from the engine or its archive, only the blobs it lacks
-//! ([`crate::push`]); each push is a `delivery` line of the journal with
-//! the pushed reference and digest, its retries notes (the journal keeps
-//! the push's own events, [`crate::events::recording`]); and each becomes a
-//! [`Rewrite`] so that deployed manifests name exactly what was pushed
-//! ([`super::overlay`]).
+//! touched. Step `registry` finds the registry once per run: the plan's,
+//! else the one the cluster's KEP-1755 ConfigMap names
+//! ([`super::registry_hosting`]), its trust checked before anything is
+//! pushed. Then each plan image is its own step `deliver/<image>`, as a
+//! load is, pushed as soon as its build ends, from the engine or its
+//! archive, only the blobs the registry lacks ([`crate::push`]; what one
+//! step's push sent, a later one mounts rather than sends again). Each
+//! push is a `delivery` line of the journal with the pushed reference and
+//! digest, its retries notes (the journal keeps the push's own events,
+//! [`crate::events::recording`]); and each becomes a [`Rewrite`] so that
+//! deployed manifests name exactly what was pushed ([`super::overlay`]).
 
 use super::GATHER_TIMEOUT;
 use super::overlay::Rewrite;
@@ -19,8 +22,9 @@ use crate::events;
 use crate::plan::{Image, ImageSource};
 use crate::process::Spec;
 use crate::process::signal;
-use crate::push::{PushReport, Pusher, RegistryTarget};
+use crate::push::{self, Located, Pusher, RegistryTarget};
 use serde::Serialize;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// One plan image as pushed, for `-o json`.
@@ -35,40 +39,86 @@ pub struct Pushed {
     pub deployed_as: String,
 }
 
-/// The registry images go to, and the host the nodes pull them from.
-struct Registry {
+/// The registry images go to, and the host the nodes pull them from: found
+/// by step `registry`, shared by every image's push step.
+pub struct Registry {
     target: RegistryTarget,
     /// KEP-1755's `hostFromContainerRuntime` when discovered, else the
     /// push host.
     pull_host: String,
+    /// Where the pushes so far put each blob: a later push mounts it from
+    /// there.
+    located: Mutex<Located>,
 }
 
 impl OnCluster<'_> {
-    /// Pushes every plan image; what was pushed, and the rewrites with
-    /// which deploy steps apply overlays that name the pushed images.
-    pub(super) fn push_images(
+    /// Step `registry`: the registry every plan image is pushed to, the
+    /// plan's (`given`) or the cluster's, with its TLS trust checked.
+    pub(super) fn find_registry(
         &self,
-        registry: Option<&str>,
+        given: Option<&str>,
         allow_http: bool,
-    ) -> Result<(Vec<Pushed>, Vec<Rewrite>), Failure> {
-        if self.plan.images.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let registry = self
-            .recorder
-            .step("registry", || self.registry(registry, allow_http))?;
-        let progress = self.recorder.reporter.pushes(&registry.target.host);
-        let mut pusher = Pusher::new(self.engine, &registry.target, progress.as_ref())
-            .map_err(|e| ("registry".to_string(), StepError::failed(e.to_string())))?;
-        let mut pushed = Vec::new();
-        for image in &self.plan.images {
-            let report = self.push(&mut pusher, &registry.target.host, image)?;
-            let from = crate::archive::normalize_reference(&image.name).map_err(|e| {
-                (
-                    format!("deliver/{}", image.name),
-                    StepError::failed(e.to_string()),
-                )
+    ) -> Result<Registry, Failure> {
+        self.recorder.step("registry", || {
+            let (target, pull_host) = self.registry(given, allow_http)?;
+            push::check_trust(&target).map_err(|e| StepError::failed(e.to_string()))?;
+            Ok(Registry {
+                target,
+                pull_host,
+                located: Mutex::default(),
+            })
+        })
+    }
+
+    /// Step `deliver/<image>`: pushes one plan image to `registry`,
+    /// journaled whatever the outcome; what was pushed, and the rewrite
+    /// with which deploy steps apply overlays that name it.
+    pub(super) fn push_image(
+        &self,
+        registry: &Registry,
+        image: &Image,
+    ) -> Result<(Pushed, Rewrite), Failure> {
+        let step = format!("deliver/{}", image.name);
+        let host = &registry.target.host;
+        let progress = self.recorder.reporter.pushes(host);
+        self.recorder.step(&step, || {
+            let mut pusher = Pusher::new(self.engine, &registry.target, progress.as_ref())
+                .map_err(|e| StepError::failed(e.to_string()))?;
+            pusher.remember(&registry.located.lock().unwrap_or_else(|p| p.into_inner()));
+            let source = match &image.source {
+                ImageSource::Archive { path } => archive_source(path, &image.name)?,
+                source => {
+                    if let ImageSource::Pull { policy } = source {
+                        self.pull(&step, &image.name, *policy)?;
+                    }
+                    Source::Engine { image: &image.name }
+                }
+            };
+            let started = Instant::now();
+            let result = pusher.push(&image.name, source);
+            registry
+                .located
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(pusher.located());
+            let report = result.map_err(|error| {
+                self.recorder.reporter.emit(&events::Event::PushFailed {
+                    step: Some(&step),
+                    image: &image.name,
+                    registry: host,
+                    error: &error.to_string(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                });
+                match signal::received() {
+                    Some(signal) => StepError::Interrupted(signal),
+                    None => StepError::failed(format!(
+                        "pushing {} to {host} failed: {error}",
+                        image.name
+                    )),
+                }
             })?;
+            let from = crate::archive::normalize_reference(&image.name)
+                .map_err(|e| StepError::failed(e.to_string()))?;
             let rewrite = Rewrite {
                 to: format!(
                     "{}/{}",
@@ -78,31 +128,30 @@ impl OnCluster<'_> {
                 from,
                 digest: report.digest,
             };
-            pushed.push((
-                Pushed {
-                    image: image.name.clone(),
-                    pushed: report.pushed,
-                    digest: report.digest,
-                    deployed_as: rewrite.pinned(),
-                },
-                rewrite,
-            ));
-        }
-        Ok(pushed.into_iter().unzip())
+            let pushed = Pushed {
+                image: image.name.clone(),
+                pushed: report.pushed,
+                digest: report.digest,
+                deployed_as: rewrite.pinned(),
+            };
+            Ok((pushed, rewrite))
+        })
     }
 
     /// The plan's registry, else the one the cluster names in its
-    /// `local-registry-hosting` ConfigMap (read with kubectl).
-    fn registry(&self, given: Option<&str>, allow_http: bool) -> Result<Registry, StepError> {
+    /// `local-registry-hosting` ConfigMap (read with kubectl): where to
+    /// push, and the host the nodes pull from.
+    fn registry(
+        &self,
+        given: Option<&str>,
+        allow_http: bool,
+    ) -> Result<(RegistryTarget, String), StepError> {
         let target = |spec: &str| {
             RegistryTarget::parse(spec, allow_http).map_err(|e| StepError::failed(e.to_string()))
         };
         if let Some(spec) = given {
             let target = target(spec)?;
-            return Ok(Registry {
-                pull_host: target.host.clone(),
-                target,
-            });
+            return Ok((target.clone(), target.host));
         }
         let mut spec = Spec::new(&self.kube.kubectl.local_registry_hosting(), GATHER_TIMEOUT);
         spec.env = self.kube.env();
@@ -122,10 +171,7 @@ impl OnCluster<'_> {
         }
         let hosting = LocalRegistryHosting::from_config_map(&ran.stdout_tail)
             .map_err(|e| StepError::failed(e.to_string()))?;
-        let registry = Registry {
-            target: target(&hosting.host)?,
-            pull_host: hosting.runtime_host().to_string(),
-        };
+        let registry = (target(&hosting.host)?, hosting.runtime_host().to_string());
         self.recorder.note(
             Some("registry"),
             format!(
@@ -133,49 +179,9 @@ impl OnCluster<'_> {
                 hosting.host,
                 registry_hosting::NAMESPACE,
                 registry_hosting::CONFIG_MAP,
-                registry.pull_host
+                registry.1
             ),
         );
         Ok(registry)
-    }
-
-    /// Pushes one image as step `deliver/<image>`, journaled whatever the
-    /// outcome.
-    fn push(
-        &self,
-        pusher: &mut Pusher,
-        registry_host: &str,
-        image: &Image,
-    ) -> Result<PushReport, Failure> {
-        let step = format!("deliver/{}", image.name);
-        self.recorder.step(&step, || {
-            let source = match &image.source {
-                ImageSource::Archive { path } => archive_source(path, &image.name)?,
-                source => {
-                    if let ImageSource::Pull { policy } = source {
-                        self.pull(&step, &image.name, *policy)?;
-                    }
-                    Source::Engine { image: &image.name }
-                }
-            };
-            let started = Instant::now();
-            let result = pusher.push(&image.name, source);
-            if let Err(error) = &result {
-                self.recorder.reporter.emit(&events::Event::PushFailed {
-                    step: Some(&step),
-                    image: &image.name,
-                    registry: registry_host,
-                    error: &error.to_string(),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                });
-            }
-            result.map_err(|error| match signal::received() {
-                Some(signal) => StepError::Interrupted(signal),
-                None => StepError::failed(format!(
-                    "pushing {} to {registry_host} failed: {error}",
-                    image.name
-                )),
-            })
-        })
     }
 }

@@ -11,7 +11,7 @@ fn step(id: &str, kind: Kind, needs: &[usize], memory_mib: u64) -> Step {
         kind,
         needs: needs.to_vec(),
         memory_bytes: memory_mib * MIB,
-        disk_bytes: 0,
+        disk_bytes: Some(0),
     }
 }
 
@@ -87,7 +87,7 @@ fn check_bounds(scheduler: &Scheduler) {
         .count();
     assert!(deliveries <= scheduler.bounds.deliveries as usize);
     if let Some(disk) = scheduler.bounds.disk_bytes {
-        let used: u64 = running.iter().map(|&n| steps[n].disk_bytes).sum();
+        let used: u64 = running.iter().map(|&n| steps[n].disk_bytes.unwrap()).sum();
         assert!(used <= disk || running.len() == 1, "disk {used} > {disk}");
     }
 }
@@ -244,6 +244,17 @@ fn deliveries_keep_to_their_own_bound() {
     assert_eq!(scheduler.waits(1), vec![Wait::DeliverySlot]);
 }
 
+/// `steps` under a disk budget of 1000 MiB, with room for two deliveries
+/// at once (so that the disk is what holds one back).
+fn with_disk_budget(steps: Vec<Step>) -> Scheduler {
+    let bounds = Bounds {
+        deliveries: 2,
+        disk_bytes: Some(1000 * MIB),
+        ..bounds(100)
+    };
+    Scheduler::new(steps, bounds, Policy::FailFast).unwrap()
+}
+
 #[test]
 fn the_disk_budget_counts_every_step_in_flight() {
     let mut steps = vec![
@@ -251,24 +262,52 @@ fn the_disk_budget_counts_every_step_in_flight() {
         step("deliver/b", Kind::Delivery, &[], 0),
         step("deliver/c", Kind::Delivery, &[], 0),
     ];
-    steps[0].disk_bytes = 600 * MIB;
-    steps[1].disk_bytes = 600 * MIB;
-    steps[2].disk_bytes = 300 * MIB;
-    let mut scheduler = Scheduler::new(
-        steps,
-        Bounds {
-            deliveries: 2,
-            disk_bytes: Some(1000 * MIB),
-            ..bounds(100)
-        },
-        Policy::FailFast,
-    )
-    .unwrap();
+    steps[0].disk_bytes = Some(600 * MIB);
+    steps[1].disk_bytes = Some(600 * MIB);
+    steps[2].disk_bytes = Some(300 * MIB);
+    let mut scheduler = with_disk_budget(steps);
     // a (600) and c (300) fit; b (600) waits for disk, not for a slot.
     assert_eq!(scheduler.start_ready(), vec![0, 2]);
     assert_eq!(scheduler.waits(1), vec![Wait::DiskBudget]);
     scheduler.finished(0, true);
     assert_eq!(scheduler.start_ready(), vec![1]);
+}
+
+#[test]
+fn a_delivery_of_a_built_image_counts_its_size_once_built() {
+    // The built image's delivery has no size until its build ends; the
+    // pulled image's delivery is in flight by then.
+    let mut steps = vec![
+        step("build/app", Kind::Build, &[], 1),
+        step("deliver/app", Kind::Delivery, &[0], 0),
+        step("deliver/db", Kind::Delivery, &[], 0),
+    ];
+    steps[1].disk_bytes = None;
+    steps[2].disk_bytes = Some(600 * MIB);
+    let mut scheduler = with_disk_budget(steps);
+    let mut asked = Vec::new();
+    let mut size = |n: usize| {
+        asked.push(n);
+        800 * MIB
+    };
+    scheduler.measure(&mut size);
+    assert_eq!(scheduler.start_ready(), vec![0, 2]);
+    scheduler.finished(0, true);
+    scheduler.measure(&mut size);
+    // Measured once built: 800 beside db's 600 is over the budget, so it
+    // waits for disk, not for a slot, while db is in flight.
+    assert_eq!(scheduler.steps()[1].disk_bytes, Some(800 * MIB));
+    assert!(scheduler.start_ready().is_empty());
+    assert_eq!(scheduler.waits(1), vec![Wait::DiskBudget]);
+    scheduler.finished(2, true);
+    scheduler.measure(&mut size);
+    assert_eq!(scheduler.start_ready(), vec![1]);
+    assert_eq!(asked, [1], "asked once, after its build");
+    // Without a budget nothing is asked.
+    let mut unmeasured = step("deliver/x", Kind::Delivery, &[], 0);
+    unmeasured.disk_bytes = None;
+    let mut free = Scheduler::new(vec![unmeasured], bounds(100), Policy::FailFast).unwrap();
+    free.measure(&mut |_| unreachable!("no disk budget"));
 }
 
 #[test]
@@ -396,7 +435,7 @@ fn random_graphs_keep_every_rule_and_are_reproducible() {
                     &needs,
                     next(1500),
                 );
-                s.disk_bytes = next(700) * MIB;
+                s.disk_bytes = Some(next(700) * MIB);
                 s
             })
             .collect();
