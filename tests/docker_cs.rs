@@ -1,8 +1,8 @@
 //! `load` against Docker as Docker 25-29 users run it: the containerd image
 //! store (a dockerd 28.5 of its own, `support::docker_cs`), where layers
 //! are kept as the compressed blobs they were built as and `save` writes
-//! an OCI layout. Its push compresses nothing, so a reload after a change
-//! takes the push path and reads only the changed layer out of the engine;
+//! an OCI layout. Its push compresses nothing, so the default path pushes,
+//! cold and after a change, and a reload reads only the changed layer;
 //! before loadmaster's endpoint answered a TLS ClientHello in plain HTTP,
 //! its push failed (`Head "https://127.0.0.1:PORT/v2/...": EOF`) and every
 //! reload read the whole image. Runs on every containerd version whose
@@ -105,7 +105,10 @@ fn a_reload_after_a_change_pushes_only_the_changed_layer() {
         let node = cluster.control_plane().to_string();
         let version = containerd.name();
 
+        // Cold too the default path pushes: nothing is compressed, and the
+        // blobs skip the CLI's copy that `save` goes through.
         let cold = load_ok(&cluster, &[&image.name]);
+        assert_eq!(entry(&cold)["path"], "push", "{version}: {cold}");
         assert_eq!(cold["nodes"][0]["result"], "loaded", "{version}: {cold}");
         let reference = cold["nodes"][0]["reference"].as_str().unwrap().to_string();
         assert!(

@@ -21,9 +21,9 @@
 //! docker's classic store asks only for the compressed digests it pushed
 //! before. Docker's containerd image store (Docker 29's default) keeps each
 //! layer as the compressed blob it was built or pulled as and `save`s that
-//! blob: a node loaded by save holds the very blobs its push would send,
-//! labelled by the node's unpack, so its first reload already pushes, and
-//! its push compresses nothing.
+//! blob, and its push compresses nothing: there `auto` pushes whenever a
+//! node needs the image, also cold (one copy fewer than `save`, which
+//! passes through the CLI: 4.4-6.2 s against 6.7-12.6 s at 256 MiB here).
 //! Otherwise **save**: a cold node, or (docker) one loaded by `save`, gets
 //! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).
@@ -212,6 +212,9 @@ fn why_push(visits: &[Visit], image: &ImageDetails, engine: EngineKind) -> Resul
         .collect();
     if needing.is_empty() {
         return Err("no node needs the image".to_string());
+    }
+    if image.stored_compressed {
+        return Ok("the engine keeps the layers compressed (docker's containerd image store): its push sends them as stored, only those the nodes lack".to_string());
     }
     if needing.iter().all(|i| pushed_before(i, &diff_ids, engine)) {
         Ok("the nodes hold an earlier push of the image: only changed layers are read".to_string())

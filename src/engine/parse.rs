@@ -129,6 +129,13 @@ pub struct ImageDetails {
     pub layers: Vec<String>,
     /// The image's run configuration (Env, Cmd, Entrypoint...), as the engine printed it.
     pub config: Value,
+    /// Whether the engine keeps the layers as the compressed blobs it
+    /// built or pulled them as, so that its push sends them without
+    /// compressing anything: docker's containerd image store, whose
+    /// inspect has the image's OCI `Descriptor` (moby's API documents the
+    /// field as present only with that store).
+    #[serde(default)]
+    pub stored_compressed: bool,
 }
 
 /// One container's identity, labels and state.
@@ -271,6 +278,7 @@ pub fn image_details(json: &[u8]) -> Result<ImageDetails, String> {
         size: v["Size"].as_u64().unwrap_or(0),
         layers: strings(&v["RootFS"]["Layers"]),
         config: v["Config"].clone(),
+        stored_compressed: v["Descriptor"].is_object(),
     })
 }
 
@@ -521,6 +529,20 @@ mod tests {
         let image = image_details(json).unwrap();
         assert_eq!(image.id, "sha256:a2e7");
         assert_eq!(image.layers, vec!["sha256:b2"]);
+        assert!(!image.stored_compressed);
+    }
+
+    /// docker 28.5.2's answer with the containerd image store (trimmed),
+    /// and docker 20.10's with the classic store, as recorded here.
+    #[test]
+    fn a_containerd_store_image_says_its_layers_are_stored_compressed() {
+        let containerd_store = br#"[{"Id":"sha256:e060","RepoTags":["lmcs-img:1"],"Size":5,
+            "Descriptor":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:e060","size":762},
+            "GraphDriver":{"Data":null,"Name":"overlayfs"},"RootFS":{"Layers":["sha256:b2"]}}]"#;
+        assert!(image_details(containerd_store).unwrap().stored_compressed);
+        let classic = br#"[{"Id":"sha256:5fe3","RepoTags":["x:1"],"Size":5,"Descriptor":null,
+            "GraphDriver":{"Name":"overlay2"},"RootFS":{"Layers":["sha256:b2"]}}]"#;
+        assert!(!image_details(classic).unwrap().stored_compressed);
     }
 
     #[test]
