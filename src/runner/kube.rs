@@ -1,9 +1,9 @@
 //! The kind and kubectl command lines the runner uses: cluster create,
-//! delete, kubeconfig and log export (each with the engine named to kind);
-//! apply, the readiness waits, the
-//! events read when a wait times out, the pods' logs and descriptions read
-//! after a failure, an existing cluster's context and its KEP-1755
-//! registry ConfigMap; each with an existing cluster's context named.
+//! delete, kubeconfig and log export (each told the nodes' engine); apply,
+//! the readiness waits, the events read when a wait times out, the pods'
+//! logs and descriptions read after a failure, an existing cluster's
+//! context and its KEP-1755 registry ConfigMap; each with an existing
+//! cluster's context named.
 //!
 //! Neither a kind CLI nor an API server exists where loadmaster's tests run,
 //! so the tests here are contract tests: the command lines are checked
