@@ -1593,7 +1593,8 @@ fn an_existing_cluster_is_reached_through_its_context_and_never_touched() {
 /// stand-in answering `kind get kubeconfig` as kind does). With kind on
 /// PATH the test gets kind's whole kubeconfig (over 4 KiB, more than a
 /// command's kept output tail), by an absolute path: the run's root is
-/// relative and the test runs in another directory.
+/// relative and the test runs in another directory. kind is told the
+/// cluster's engine, which it would otherwise guess (docker first).
 #[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn the_test_gets_kinds_whole_kubeconfig_by_an_absolute_path() {
@@ -1633,10 +1634,14 @@ fn the_test_gets_kinds_whole_kubeconfig_by_an_absolute_path() {
     let got = std::fs::read_to_string(dir.join("got.yaml")).unwrap();
     assert_eq!(got, expected, "{kind}: the kubeconfig the test saw");
     let calls = std::fs::read_to_string(&calls).unwrap();
-    // The pre-flight asks kind's version; nothing else but the kubeconfig.
+    // The pre-flight asks kind's version; nothing else but the kubeconfig,
+    // of the cluster on that engine.
     assert_eq!(
         calls,
-        format!("version\nget kubeconfig --name {}\n", cluster.name),
+        format!(
+            "version\nKIND_EXPERIMENTAL_PROVIDER={kind} get kubeconfig --name {}\n",
+            cluster.name
+        ),
         "{kind}: kind was asked only for its version and the kubeconfig"
     );
 }

@@ -1,14 +1,16 @@
 //! The kind and kubectl command lines the runner uses: cluster create,
-//! delete, kubeconfig and log export; apply, the readiness waits, the
-//! events read when a wait times out, the pods' logs and descriptions read
-//! after a failure, an existing cluster's context and its KEP-1755
-//! registry ConfigMap; each with an existing cluster's context named.
+//! delete, kubeconfig and log export (each told the nodes' engine); apply,
+//! the readiness waits, the events read when a wait times out, the pods'
+//! logs and descriptions read after a failure, an existing cluster's
+//! context and its KEP-1755 registry ConfigMap; each with an existing
+//! cluster's context named.
 //!
 //! Neither a kind CLI nor an API server exists where loadmaster's tests run,
 //! so the tests here are contract tests: the command lines are checked
 //! against what kind v0.20+ and kubectl 1.27+ accept, as documented and as
 //! recorded from real runs (flags, `KIND/NAME` forms, `--timeout=Ns`).
 
+use crate::engine::EngineKind;
 use crate::plan::{Apply, KindConfigSource, Wait, WaitFor};
 use std::path::Path;
 use std::time::Duration;
@@ -25,6 +27,16 @@ pub fn kind_create(name: &str, config: Option<&Path>, node_image: Option<&str>) 
         argv.extend(words(&["--image", image]));
     }
     argv
+}
+
+/// The environment of every kind command: the engine its nodes run on
+/// (kind's "provider"). Without it kind takes docker whenever docker
+/// answers, and then finds no cluster whose nodes are podman's.
+pub fn kind_env(engine: EngineKind) -> Vec<(String, String)> {
+    vec![(
+        "KIND_EXPERIMENTAL_PROVIDER".to_string(),
+        engine.name().to_string(),
+    )]
 }
 
 pub fn kind_delete(name: &str) -> Vec<String> {

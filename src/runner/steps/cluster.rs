@@ -106,7 +106,7 @@ impl ClusterStep<'_> {
             .map_err(|e| ("cluster".to_string(), StepError::failed(e.to_string())))?;
         state.nodes = nodes.iter().map(|n| n.name.clone()).collect();
         self.start_monitor(state);
-        state.kube.kubeconfig = self.find_kubeconfig();
+        state.kube.kubeconfig = self.find_kubeconfig(&state.engine);
         Ok(())
     }
 
@@ -194,10 +194,7 @@ impl ClusterStep<'_> {
             KIND_TIMEOUT,
         );
         spec.echo = Some(self.recorder.reporter.clone());
-        spec.env = vec![(
-            "KIND_EXPERIMENTAL_PROVIDER".to_string(),
-            self.selection.engine.kind().name().to_string(),
-        )];
+        spec.env = kube::kind_env(self.selection.engine.kind());
         self.recorder.checked("cluster", &spec).map(drop)
     }
 
@@ -241,15 +238,17 @@ impl ClusterStep<'_> {
         state.info = Some(info);
     }
 
-    /// `KUBECONFIG` for kubectl and the test: kind's for the cluster when
-    /// kind is there, else the one loadmaster was given, else none.
-    fn find_kubeconfig(&self) -> Option<String> {
+    /// `KUBECONFIG` for kubectl and the test: kind's for the cluster (whose
+    /// nodes run on `engine`) when kind is there, else the one loadmaster
+    /// was given, else none.
+    fn find_kubeconfig(&self, engine: &Engine) -> Option<String> {
         let name = &self.plan.cluster.name;
         if process::on_path("kind") {
             let spec = Spec {
                 // A kubeconfig with its certificates is larger than the
                 // tail a command otherwise keeps.
                 whole_stdout: true,
+                env: kube::kind_env(engine.kind()),
                 ..Spec::new(&kube::kind_kubeconfig(name), GATHER_TIMEOUT)
             };
             if let Ok(ran) = process::supervise(&spec)

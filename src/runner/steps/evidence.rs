@@ -38,10 +38,11 @@ impl OnCluster<'_> {
         if is_kind && process::on_path("kind") {
             let argv = kube::kind_export_logs(&self.plan.cluster.name, &logs.join("kind"));
             // What could not be read is in the file and the journal.
-            let _ = self.kube.gather(
+            let _ = super::gather(
                 recorder,
                 step,
                 &argv,
+                kube::kind_env(self.engine.kind()),
                 "kind-export.txt",
                 "`kind export logs` (the nodes' logs are under logs/kind/)",
             );

@@ -188,9 +188,8 @@ impl Kube {
             .collect()
     }
 
-    /// Runs a read-only command for evidence, keeps its output under
-    /// `logs/file` (listed in the journal as `about`), and returns it, or
-    /// why it could not be read (the command's error, or that it failed).
+    /// Runs a read-only kubectl command for evidence: [`gather`] with
+    /// kubectl's environment.
     pub fn gather(
         &self,
         recorder: &Recorder,
@@ -199,23 +198,35 @@ impl Kube {
         file: &str,
         about: &str,
     ) -> Result<String, String> {
-        let mut spec = Spec::new(argv, GATHER_TIMEOUT);
-        spec.env = self.env();
-        spec.whole_stdout = true;
-        let path = Path::new("logs").join(file);
-        spec.log = Some(recorder.journal.dir().join(&path));
-        let ran = recorder.command(step, &spec);
-        recorder.record(&Event::log_file(step, path, about));
-        match ran {
-            Ok(ran) if ran.success() => {
-                Ok(String::from_utf8_lossy(&ran.stdout_tail).trim().to_string())
-            }
-            Ok(ran) => Err(String::from_utf8_lossy(&ran.stderr_tail).trim().to_string()),
-            Err(StepError::Failed { message, .. }) => Err(message),
-            Err(StepError::Interrupted(signal)) => {
-                Err(format!("not read: stopped by signal {signal}"))
-            }
+        gather(recorder, step, argv, self.env(), file, about)
+    }
+}
+
+/// Runs a read-only command for evidence with `env`, keeps its output
+/// under `logs/file` (listed in the journal as `about`), and returns it, or
+/// why it could not be read (the command's error, or that it failed).
+pub fn gather(
+    recorder: &Recorder,
+    step: &str,
+    argv: &[String],
+    env: Vec<(String, String)>,
+    file: &str,
+    about: &str,
+) -> Result<String, String> {
+    let mut spec = Spec::new(argv, GATHER_TIMEOUT);
+    spec.env = env;
+    spec.whole_stdout = true;
+    let path = Path::new("logs").join(file);
+    spec.log = Some(recorder.journal.dir().join(&path));
+    let ran = recorder.command(step, &spec);
+    recorder.record(&Event::log_file(step, path, about));
+    match ran {
+        Ok(ran) if ran.success() => {
+            Ok(String::from_utf8_lossy(&ran.stdout_tail).trim().to_string())
         }
+        Ok(ran) => Err(String::from_utf8_lossy(&ran.stderr_tail).trim().to_string()),
+        Err(StepError::Failed { message, .. }) => Err(message),
+        Err(StepError::Interrupted(signal)) => Err(format!("not read: stopped by signal {signal}")),
     }
 }
 

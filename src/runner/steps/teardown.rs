@@ -42,10 +42,7 @@ impl Teardown<'_> {
                 )));
             }
             let mut spec = Spec::new(&kube::kind_delete(&name), KIND_TIMEOUT);
-            spec.env = vec![(
-                "KIND_EXPERIMENTAL_PROVIDER".to_string(),
-                self.engine.kind().name().to_string(),
-            )];
+            spec.env = kube::kind_env(self.engine.kind());
             self.recorder.checked("down", &spec).map(drop)
         })
     }
