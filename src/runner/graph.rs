@@ -9,9 +9,13 @@
 //! bound of their own, since they all feed the same nodes' imports; the
 //! disk budget, when there is one, counts the demand of every step in
 //! flight, a demand that only its needs make known (the size of an image
-//! being built) measured as soon as they have succeeded. Among the steps that could start, the plan's order decides
-//! (first fit: a later step that fits starts beside an earlier one that
-//! does not), so that a run is reproducible.
+//! being built) measured as soon as they have succeeded. Among the steps
+//! that could start, the one with the longest chain of steps waiting on it
+//! goes first (list scheduling by height: the service image whose database
+//! the app's deploy waits for is delivered before an image only the app's
+//! deploy names), then the plan's order decides (first fit: a later step
+//! that fits starts beside an earlier one that does not), so that a run is
+//! reproducible.
 //!
 //! A build estimated above the whole memory budget runs alone, as the
 //! batch schedule runs it: refusing it would leave nothing to run, and
@@ -113,6 +117,9 @@ pub struct Scheduler {
     bounds: Bounds,
     policy: Policy,
     states: Vec<State>,
+    /// The steps in the order they are offered what they wait for: the
+    /// highest first (see the module doc), plan order among equals.
+    priority: Vec<usize>,
 }
 
 impl Scheduler {
@@ -131,11 +138,15 @@ impl Scheduler {
                 cycle.into_iter().map(|n| steps[n].id.clone()).collect(),
             ));
         }
+        let heights = heights(&steps);
+        let mut priority: Vec<usize> = (0..steps.len()).collect();
+        priority.sort_by_key(|&n| (std::cmp::Reverse(heights[n]), n));
         Ok(Scheduler {
             states: vec![State::Waiting; steps.len()],
             steps,
             bounds,
             policy,
+            priority,
         })
     }
 
@@ -169,15 +180,17 @@ impl Scheduler {
     }
 
     /// Marks as running, and returns in plan order, every waiting step
-    /// that can start now.
+    /// that can start now, offering what is free to the highest first.
     pub fn start_ready(&mut self) -> Vec<usize> {
         let mut started = Vec::new();
-        for n in 0..self.steps.len() {
+        for index in 0..self.priority.len() {
+            let n = self.priority[index];
             if self.states[n] == State::Waiting && self.waits(n).is_empty() {
                 self.states[n] = State::Running;
                 started.push(n);
             }
         }
+        started.sort_unstable();
         started
     }
 
@@ -335,6 +348,34 @@ impl Scheduler {
 }
 
 /// A cycle of needs, as step indexes, if there is one.
+/// Each step's height: the length of the longest chain of steps that need
+/// it, directly or not (0 for a step nothing needs). The graph has no
+/// cycle ([`cycle`] was asked first).
+fn heights(steps: &[Step]) -> Vec<usize> {
+    fn height(n: usize, needed_by: &[Vec<usize>], memo: &mut [Option<usize>]) -> usize {
+        if let Some(known) = memo[n] {
+            return known;
+        }
+        let found = needed_by[n]
+            .iter()
+            .map(|&m| 1 + height(m, needed_by, memo))
+            .max()
+            .unwrap_or(0);
+        memo[n] = Some(found);
+        found
+    }
+    let mut needed_by = vec![Vec::new(); steps.len()];
+    for (n, step) in steps.iter().enumerate() {
+        for &need in &step.needs {
+            needed_by[need].push(n);
+        }
+    }
+    let mut memo = vec![None; steps.len()];
+    (0..steps.len())
+        .map(|n| height(n, &needed_by, &mut memo))
+        .collect()
+}
+
 fn cycle(steps: &[Step]) -> Option<Vec<usize>> {
     // 0: not seen, 1: on the current path, 2: done.
     let mut mark = vec![0u8; steps.len()];

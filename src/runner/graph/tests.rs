@@ -244,6 +244,34 @@ fn deliveries_keep_to_their_own_bound() {
     assert_eq!(scheduler.waits(1), vec![Wait::DeliverySlot]);
 }
 
+/// Bench/up's podman round that ran over its critical path: the service
+/// image, listed last and needing no build, waited in plan order behind
+/// an image only the app's deploy names, and so did the database's deploy
+/// and the app after it. The one more steps wait on goes first; among
+/// equals, the plan's order.
+#[test]
+fn the_delivery_more_steps_wait_on_goes_first() {
+    let steps = vec![
+        step("deliver/web", Kind::Delivery, &[], 0),
+        step("deliver/postgres", Kind::Delivery, &[], 0),
+        step("deploy/db", Kind::Deploy, &[1], 0),
+        step("deploy/app", Kind::Deploy, &[0, 2], 0),
+        step("deliver/tool", Kind::Delivery, &[], 0),
+        step("test", Kind::Test, &[3, 4], 0),
+    ];
+    let mut scheduler = Scheduler::new(steps, bounds(10), Policy::FailFast).unwrap();
+    assert_eq!(
+        scheduler.start_ready(),
+        vec![1],
+        "postgres first: db, app and the test wait on it"
+    );
+    assert_eq!(scheduler.waits(0), vec![Wait::DeliverySlot]);
+    scheduler.finished(1, true);
+    // web (app and the test wait on it) before tool (only the test does).
+    assert_eq!(scheduler.start_ready(), vec![0, 2]);
+    assert_eq!(scheduler.waits(4), vec![Wait::DeliverySlot]);
+}
+
 /// `steps` under a disk budget of 1000 MiB, with room for two deliveries
 /// at once (so that the disk is what holds one back).
 fn with_disk_budget(steps: Vec<Step>) -> Scheduler {
