@@ -12,8 +12,9 @@ mod support;
 
 use loadmaster::engine::EngineKind;
 use serde_json::Value;
+use support::image_cache::layers;
 use support::{
-    Containerd, Layer, NodeOptions, TempDir, TestCluster, TestImage, engines_under_test,
+    Containerd, Endpoint, NodeOptions, TempDir, TestCluster, TestImage, engines_under_test,
     image_on_node,
 };
 
@@ -21,20 +22,6 @@ const MIB: u64 = 1 << 20;
 /// What a reload may move beyond the changed layer: its manifest, config
 /// and the framing.
 const OVERHEAD: u64 = 256 << 10;
-
-/// An 8 MiB base layer and a 1 MiB top layer whose content `top_seed` decides.
-fn layers(top_seed: u64) -> [Layer; 2] {
-    [
-        Layer {
-            bytes: 8 * MIB,
-            seed: 11,
-        },
-        Layer {
-            bytes: MIB,
-            seed: top_seed,
-        },
-    ]
-}
 
 /// The node versions to run on: 1.6, and 2.3 (what kind v0.33 ships) when
 /// its test node is built.
@@ -57,6 +44,26 @@ fn versions() -> Vec<Containerd> {
             .join(", ")
     );
     versions
+}
+
+/// Runs `test` on the containerd-store docker with the node options of each
+/// containerd version, unless docker is not under test or that docker is not
+/// built (said on stderr).
+fn on_each_version(test: impl Fn(&Endpoint, &NodeOptions)) {
+    if !engines_under_test().contains(&EngineKind::Docker) {
+        return eprintln!("skipping: docker is not under test");
+    }
+    let versions = versions();
+    let Some(endpoint) = support::docker_cs::endpoint(&versions) else {
+        return;
+    };
+    for containerd in versions {
+        let options = NodeOptions {
+            containerd,
+            ..NodeOptions::default()
+        };
+        test(&endpoint, &options);
+    }
 }
 
 fn load_ok(cluster: &TestCluster, args: &[&str]) -> Value {
@@ -87,23 +94,12 @@ fn moved(entry: &Value, field: &str) -> u64 {
 #[test]
 #[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
 fn a_reload_after_a_change_pushes_only_the_changed_layer() {
-    if !engines_under_test().contains(&EngineKind::Docker) {
-        return eprintln!("skipping: docker is not under test");
-    }
-    let versions = versions();
-    let Some(endpoint) = support::docker_cs::endpoint(&versions) else {
-        return;
-    };
-    for containerd in versions {
-        let options = NodeOptions {
-            containerd,
-            ..NodeOptions::default()
-        };
-        let cluster = TestCluster::start_at(EngineKind::Docker, &endpoint, 0, &options);
-        let image = TestImage::named_at(EngineKind::Docker, &endpoint);
+    on_each_version(|endpoint, options| {
+        let cluster = TestCluster::start_at(EngineKind::Docker, endpoint, 0, options);
+        let image = TestImage::named_at(EngineKind::Docker, endpoint);
         image.build(&layers(1));
         let node = cluster.control_plane().to_string();
-        let version = containerd.name();
+        let version = options.containerd.name();
 
         // Cold too the default path pushes: nothing is compressed, and the
         // blobs skip the CLI's copy that `save` goes through.
@@ -156,7 +152,21 @@ fn a_reload_after_a_change_pushes_only_the_changed_layer() {
             image.id(),
             "{version}: the node holds the engine's image"
         );
-    }
+    });
+}
+
+/// The image cache's layers reused by this docker's push: a changed image
+/// into a fresh cluster reads only its change from the engine, the rest
+/// fed from the cache (a corrupt cached layer rejected: save), and a third
+/// fresh cluster reads nothing.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_changed_image_reads_only_its_changed_layers_with_the_image_cache() {
+    on_each_version(|endpoint, options| {
+        let fresh = || TestCluster::start_at(EngineKind::Docker, endpoint, 0, options);
+        let image = TestImage::named_at(EngineKind::Docker, endpoint);
+        support::image_cache::a_changed_image_reads_only_its_change(&fresh, &image, true);
+    });
 }
 
 /// What this docker's `save` writes (an OCI layout whose index names the

@@ -873,6 +873,25 @@ fn the_image_cache_serves_fresh_nodes_rejects_corrupt_entries_and_evicts() {
     }
 }
 
+/// A changed image into fresh clusters with the image cache: podman's push
+/// asks for the layers the cache kept (uncompressed, by diff ID), so only
+/// the changed top layer is read from the engine; docker's classic store
+/// asks only for compressed blobs it pushed before, so it takes save.
+/// Either way a third fresh cluster reads nothing from the engine.
+#[test]
+#[cfg_attr(not(engine_tests), ignore = "needs LOADMASTER_TEST_ENGINES")]
+fn a_changed_image_reads_only_its_changed_layers_with_the_image_cache() {
+    for kind in engines_under_test() {
+        let fresh = || TestCluster::start(kind, 0, &NodeOptions::default());
+        let image = TestImage::named(kind);
+        support::image_cache::a_changed_image_reads_only_its_change(
+            &fresh,
+            &image,
+            kind == EngineKind::Podman,
+        );
+    }
+}
+
 /// A cache hit into a node that cannot take the image (its containerd's
 /// store a 32 MiB tmpfs, the image 48 MiB): the node's failure is the
 /// load's, reported as the node's, and the cache's entry stays whole: the

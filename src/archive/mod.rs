@@ -51,7 +51,7 @@ pub use read::{
 pub use reference::{
     ImageReference, ReferenceError, TagError, normalize_reference, tagged_reference,
 };
-pub use spec::{Manifest, OCI_LAYER};
+pub use spec::{ImageConfig, Manifest, OCI_LAYER};
 pub use target::{RegistryTarget, TargetError, host_name, is_loopback};
 pub use write::{BlobName, LayoutWriteError, OCI_LAYOUT_FILE, OciLayoutWriter};
 

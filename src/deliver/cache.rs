@@ -29,15 +29,24 @@
 //! "used" is a blob's modification time, which a write sets and every hit
 //! sets again (access times are not kept on `noatime` mounts). An image
 //! record whose blobs are gone is a miss, and is removed by the next trim.
+//!
+//! **Layers, not only images**: an image that changed (its top layer
+//! rebuilt) misses, but the cache may hold its other layers as the blobs
+//! the engine's push asks for ([`ImageCache::layers`]). The push path then
+//! answers for them from here, feeds a node each of them from its file
+//! ([`ImageCache::read_verified`], hashed as it streams), keeps what the
+//! engine uploaded ([`BlobWriter`]) and records the image whole
+//! ([`ImageCache::record_manifest`]): see [`super::ingest`].
 
 use super::SourceVisitor;
 use super::fanout::ARCHIVE_METADATA;
 use crate::archive::{
-    self, ArchivedImage, BlobEnd, BlobName, BlobStart, BlobVisitor, Digest, ImageReference,
-    ManifestBlob, OciLayoutWriter,
+    self, ArchivedImage, BlobEnd, BlobName, BlobStart, BlobVisitor, Digest, ImageConfig,
+    ImageReference, ManifestBlob, OciLayoutWriter,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -229,17 +238,44 @@ impl ImageCache {
     /// Stores the image the nodes were sent (its manifest and config, the
     /// layers a [`CacheTee`] wrote) under the engine's ID for it.
     pub fn record(&self, image_id: &Digest, image: &ArchivedImage) -> io::Result<()> {
-        let manifest = image.manifest_blob();
         self.put(&image.config.digest, &image.config.bytes)?;
+        self.record_manifest(image_id, &image.manifest_blob())
+    }
+
+    /// Stores `manifest` and records it under the engine's ID for its
+    /// image, whose config and layers the cache holds already.
+    pub fn record_manifest(&self, image_id: &Digest, manifest: &ManifestBlob) -> io::Result<()> {
         self.put(&manifest.digest, &manifest.bytes)?;
         let record = Record {
             manifest: manifest.digest,
-            media_type: manifest.media_type,
+            media_type: manifest.media_type.clone(),
         };
         let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
         let temp = self.temp_path();
         fs::write(&temp, bytes)?;
         self.commit(&temp, &self.record_path(image_id))
+    }
+
+    /// Records `label`'s image with `record`, then trims the cache; says
+    /// how that went in the log. A cache that cannot be written costs the
+    /// next load its hit, never this load.
+    pub fn keep(&self, label: &str, record: impl FnOnce(&ImageCache) -> io::Result<()>) {
+        let kept = record(self)
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.trim().map_err(|e| e.to_string()));
+        match kept {
+            Ok(trimmed) => tracing::debug!(
+                "the image cache {} keeps {label} ({} bytes; the trim removed {} blobs, {} bytes)",
+                self.dir.display(),
+                trimmed.kept,
+                trimmed.blobs,
+                trimmed.bytes
+            ),
+            Err(error) => tracing::warn!(
+                "the image cache {} did not keep {label}: {error}",
+                self.dir.display(),
+            ),
+        }
     }
 
     /// A whole blob held in memory, unless the cache has it.
@@ -268,6 +304,89 @@ impl ImageCache {
     fn commit(&self, temp: &Path, path: &Path) -> io::Result<()> {
         fs::rename(temp, path).inspect_err(|_| {
             let _ = fs::remove_file(temp);
+        })
+    }
+
+    /// The size of blob `digest`, when the cache holds it.
+    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.blob_path(digest)).ok().map(|m| m.len())
+    }
+
+    /// The layers of every image the cache records, as the cache holds
+    /// them: (diff ID, a blob of it: the layer itself, uncompressed, as
+    /// podman's and docker's classic `save` write it, or compressed, as
+    /// docker's containerd store keeps and saves it). Only blobs present
+    /// are listed; records and configs that cannot be read are left out.
+    pub fn layers(&self) -> BTreeSet<(Digest, Digest)> {
+        let mut layers = BTreeSet::new();
+        let records = entries(&self.dir.join("images")).unwrap_or_default();
+        for (path, _) in records {
+            let manifest = fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+                .and_then(|record| fs::read(self.blob_path(&record.manifest)).ok())
+                .and_then(|bytes| serde_json::from_slice::<archive::Manifest>(&bytes).ok());
+            let Some(manifest) = manifest else { continue };
+            let config = fs::read(self.blob_path(&manifest.config.digest))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<ImageConfig>(&bytes).ok());
+            let Some(config) = config else { continue };
+            for (diff_id, blob) in config.rootfs.diff_ids.iter().zip(&manifest.layers) {
+                if self.blob_path(&blob.digest).exists() {
+                    layers.insert((*diff_id, blob.digest));
+                }
+            }
+        }
+        layers
+    }
+
+    /// Streams blob `digest` from its file into `sink`, hashing it, and
+    /// marks it used. Bytes that do not hash to `digest` (a corrupt or
+    /// truncated file) remove the file and fail: `sink` must then discard
+    /// what it took. A failing `sink` stops the read with its error.
+    pub fn read_verified(
+        &self,
+        digest: &Digest,
+        mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<u64, CacheBlobError> {
+        let path = self.blob_path(digest);
+        let unreadable = |source| CacheBlobError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = File::open(&path).map_err(unreadable)?;
+        let _ = file.set_modified(SystemTime::now());
+        let (mut hasher, mut size) = (Sha256::new(), 0u64);
+        let mut chunk = vec![0u8; 256 << 10];
+        loop {
+            let read = file.read(&mut chunk).map_err(unreadable)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&chunk[..read]);
+            size += read as u64;
+            sink(&chunk[..read]).map_err(CacheBlobError::Sink)?;
+        }
+        let found = Digest::from(hasher);
+        if found != *digest {
+            let _ = fs::remove_file(&path);
+            return Err(CacheBlobError::Corrupt {
+                path: path.display().to_string(),
+                found,
+            });
+        }
+        Ok(size)
+    }
+
+    /// A blob being written into the cache, or None when the cache cannot
+    /// take one now (writing to the cache never fails a load).
+    pub(super) fn blob_writer(&self) -> Option<BlobWriter> {
+        let temp = self.temp_path();
+        let file = File::create(&temp).ok()?;
+        Some(BlobWriter {
+            cache: self.clone(),
+            file: Some(io::BufWriter::with_capacity(256 << 10, file)),
+            temp,
         })
     }
 
@@ -456,10 +575,62 @@ impl Drop for CacheArchive {
     }
 }
 
-/// The blob being written into the cache.
-struct OpenBlob {
+/// Why a cached blob could not be read into a node.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheBlobError {
+    #[error("{path} could not be read: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} does not hash to its name (its bytes hash to {found}): removed")]
+    Corrupt { path: String, found: Digest },
+    /// What took the bytes failed (a node's, not the cache's).
+    #[error("{0}")]
+    Sink(#[source] io::Error),
+}
+
+/// A blob being written into the cache under `tmp/`: [`BlobWriter::commit`]
+/// names it by its digest, which the writer's caller computed of exactly
+/// the bytes written; dropped uncommitted (or after a failed write), the
+/// file is removed.
+pub(super) struct BlobWriter {
+    cache: ImageCache,
     temp: PathBuf,
-    file: io::BufWriter<File>,
+    /// None after a write failed: the blob is not kept.
+    file: Option<io::BufWriter<File>>,
+}
+
+impl BlobWriter {
+    pub(super) fn write(&mut self, chunk: &[u8]) {
+        if let Some(file) = &mut self.file
+            && file.write_all(chunk).is_err()
+        {
+            self.file = None;
+        }
+    }
+
+    /// Keeps the blob as `digest` (a blob the cache has is only marked
+    /// used).
+    pub(super) fn commit(mut self, digest: &Digest) {
+        let path = self.cache.blob_path(digest);
+        let Some(file) = self.file.take() else { return };
+        if touch(&path).is_ok() {
+            return;
+        }
+        // No fsync: a file a crash tore fails its digest on use.
+        if file.into_inner().is_ok() {
+            let _ = self.cache.commit(&self.temp, &path);
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // Gone after a commit renamed it.
+        let _ = fs::remove_file(&self.temp);
+    }
 }
 
 /// [`ImageCache::tee`]: what the source streams goes to the nodes as
@@ -470,59 +641,31 @@ struct OpenBlob {
 pub(super) struct CacheTee<'v> {
     cache: ImageCache,
     inner: &'v mut dyn SourceVisitor,
-    open: Option<OpenBlob>,
-}
-
-impl CacheTee<'_> {
-    fn abandon(&mut self) {
-        if let Some(open) = self.open.take() {
-            drop(open.file);
-            let _ = fs::remove_file(&open.temp);
-        }
-    }
+    open: Option<BlobWriter>,
 }
 
 impl BlobVisitor for CacheTee<'_> {
     fn blob_start(&mut self, blob: &BlobStart<'_>) -> io::Result<()> {
-        self.abandon();
         // A blob the cache has already is only marked used.
         let held = blob
             .digest
             .is_some_and(|d| touch(&self.cache.blob_path(&d)).is_ok());
         let wanted = !held && !ARCHIVE_METADATA.contains(&blob.path);
-        if wanted {
-            let temp = self.cache.temp_path();
-            if let Ok(file) = File::create(&temp) {
-                self.open = Some(OpenBlob {
-                    temp,
-                    file: io::BufWriter::with_capacity(256 << 10, file),
-                });
-            }
-        }
+        self.open = wanted.then(|| self.cache.blob_writer()).flatten();
         self.inner.blob_start(blob)
     }
 
     fn blob_data(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if let Some(open) = &mut self.open
-            && open.file.write_all(chunk).is_err()
-        {
-            self.abandon();
+        if let Some(open) = &mut self.open {
+            open.write(chunk);
         }
         self.inner.blob_data(chunk)
     }
 
     fn blob_end(&mut self, blob: &BlobEnd) -> io::Result<()> {
+        // The reader computed the digest of exactly these bytes.
         if let Some(open) = self.open.take() {
-            // The reader computed the digest of exactly these bytes.
-            let written = open.file.into_inner().map_err(|e| e.into_error());
-            // No fsync: a file a crash tore fails its digest on use.
-            let committed = written.and_then(|_| {
-                self.cache
-                    .commit(&open.temp, &self.cache.blob_path(&blob.digest))
-            });
-            if committed.is_err() {
-                let _ = fs::remove_file(&open.temp);
-            }
+            open.commit(&blob.digest);
         }
         self.inner.blob_end(blob)
     }
@@ -531,13 +674,6 @@ impl BlobVisitor for CacheTee<'_> {
 impl SourceVisitor for CacheTee<'_> {
     fn bytes_read(&self) -> u64 {
         self.inner.bytes_read()
-    }
-}
-
-impl Drop for CacheTee<'_> {
-    fn drop(&mut self) {
-        // A blob the read stopped in is not kept.
-        self.abandon();
     }
 }
 
@@ -668,6 +804,46 @@ mod tests {
         bytes[100] ^= 0xff;
         fs::write(&path, bytes).unwrap();
         (layer, path)
+    }
+
+    #[test]
+    fn layers_are_listed_by_diff_id_and_read_back_checked() {
+        let scratch = Scratch::new("layers", 1 << 30);
+        let cache = &scratch.0;
+        let image = image(9);
+        keep(
+            cache,
+            &fixtures::legacy_docker(std::slice::from_ref(&image)),
+        );
+        // A docker-archive's layers are stored uncompressed: named by
+        // their diff IDs.
+        let listed: Vec<(Digest, Digest)> = cache.layers().into_iter().collect();
+        let mut expected: Vec<(Digest, Digest)> =
+            image.diff_ids().into_iter().map(|d| (d, d)).collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+
+        let (layer, _) = expected[0];
+        let mut read = Vec::new();
+        let size = cache
+            .read_verified(&layer, |chunk| {
+                read.extend_from_slice(chunk);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((Digest::of(&read), size), (layer, read.len() as u64));
+
+        let path = cache.blob_path(&layer);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[10] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let error = cache.read_verified(&layer, |_| Ok(())).unwrap_err();
+        assert!(matches!(error, CacheBlobError::Corrupt { .. }), "{error}");
+        assert!(!path.exists(), "a corrupt blob is removed");
+        assert!(
+            !cache.layers().iter().any(|(_, blob)| *blob == layer),
+            "and no longer listed"
+        );
     }
 
     #[test]

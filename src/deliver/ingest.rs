@@ -1,10 +1,30 @@
-//! The push endpoint's storage: the target nodes' content stores.
+//! The push endpoint's storage: the target nodes' content stores, and the
+//! image cache when the load has one.
 //!
 //! "Present" (what the registry answers a pushing engine's `HEAD` with) is a
 //! blob every target node holds, from its inventory or received in this
-//! session. A received blob streams, as it arrives, into each node with
-//! `ctr content ingest` through `exec -i`: one upload fans out to every
-//! node through bounded queues, nothing is written to the host's disk.
+//! session, or one the image cache holds ([`super::cache`]): a fresh node
+//! then gets the layers of a changed image that the cache kept from an
+//! earlier load from the cache's files, and only the changed layers are
+//! read from the engine. The engine skips those blobs, so after its push
+//! each is fed from its file to the nodes that lack it
+//! ([`NodeStore::feed_from_cache`]) as if the engine had uploaded it,
+//! hashed as it streams: a corrupt file is removed and fails the push
+//! load before anything is tagged (the image then takes save). Every blob
+//! the engine uploads is written into the cache as well, so that the image
+//! can be recorded there whole.
+//!
+//! This pays only with engines whose push asks for the blobs the cache
+//! holds without compressing first: podman asks for a layer by its diff ID
+//! and reuses the uncompressed layer its `save` wrote, docker's containerd
+//! image store pushes the compressed blobs its `save` wrote; docker's
+//! classic store asks only for compressed blobs it pushed before
+//! ([`super::path`] decides).
+//!
+//! A received blob streams, as it arrives, into each node with `ctr content
+//! ingest` through `exec -i`: one upload fans out to every node through
+//! bounded queues, nothing is written to the host's disk (but the cache's
+//! copy).
 //! Blobs of at most [`SMALL_BLOB`] (configs, small top layers) are held in
 //! memory instead, up to [`MEMORY_BUDGET`] per load, and go into the node's
 //! image import with the manifest: for a small change, the whole delivery
@@ -21,6 +41,7 @@
 //! ("load again"). The same labelling records the blob's diff ID
 //! (`containerd.io/uncompressed`), which is what the path choice reads.
 
+use super::cache::{BlobWriter, CacheBlobError, ImageCache};
 use super::node::{NAMESPACE, UNCOMPRESSED_LABEL};
 use crate::archive::Digest;
 use crate::engine::{Engine, EngineError, ExecSession};
@@ -76,6 +97,8 @@ pub struct NodeStore(Arc<Inner>);
 struct Inner {
     engine: Engine,
     nodes: Vec<NodeHold>,
+    /// A second source of blobs, and where uploads are kept.
+    cache: Option<ImageCache>,
     received: Mutex<BTreeMap<Digest, Received>>,
     /// Sizes of blobs the nodes held, read when an engine asks.
     sizes: Mutex<HashMap<Digest, Option<u64>>>,
@@ -91,7 +114,7 @@ struct Inner {
 }
 
 impl NodeStore {
-    pub fn new(engine: &Engine, nodes: Vec<NodeHold>) -> NodeStore {
+    pub fn new(engine: &Engine, nodes: Vec<NodeHold>, cache: Option<ImageCache>) -> NodeStore {
         let stamp = format!(
             "loadmaster-{}-{}",
             std::process::id(),
@@ -102,6 +125,7 @@ impl NodeStore {
         NodeStore(Arc::new(Inner {
             engine: engine.clone(),
             nodes,
+            cache,
             received: Mutex::default(),
             sizes: Mutex::default(),
             held: AtomicU64::new(0),
@@ -114,6 +138,33 @@ impl NodeStore {
     /// A blob received in this session.
     pub fn received(&self, digest: &Digest) -> Option<Received> {
         self.0.received.lock().unwrap().get(digest).cloned()
+    }
+
+    /// Feeds each of `blobs` that a node lacks and the engine did not
+    /// upload (the registry answered for it from the image cache) from the
+    /// cache's file into the nodes that lack it, as an upload would. `Err`
+    /// names a blob the cache could not give (its file corrupt, and
+    /// removed, or gone): nothing of it was committed into a node. A node
+    /// that fails to take a blob fails in its own report.
+    pub fn feed_from_cache(&self, blobs: &[Digest]) -> Result<(), (Digest, CacheBlobError)> {
+        let Some(cache) = &self.0.cache else {
+            return Ok(());
+        };
+        for digest in blobs {
+            let lacking = self.0.nodes.iter().any(|n| !n.blobs.contains(digest));
+            if !lacking || self.received(digest).is_some() {
+                continue;
+            }
+            let mut upload = NodeUpload::new(&self.0, Some(*digest));
+            match cache.read_verified(digest, |chunk| upload.write(chunk)) {
+                // A node that failed the commit is told in its report.
+                Ok(_) => drop(Box::new(upload).commit(*digest)),
+                Err(CacheBlobError::Sink(_)) => {}
+                // Dropping the upload abandons the nodes' ingests.
+                Err(error) => return Err((*digest, error)),
+            }
+        }
+        Ok(())
     }
 
     /// Why ingesting into `node` failed, if it did.
@@ -203,7 +254,10 @@ impl Storage for NodeStore {
             return Some(blob.size);
         }
         if store.nodes.is_empty() || !store.nodes.iter().all(|n| n.blobs.contains(digest)) {
-            return None;
+            return store
+                .cache
+                .as_ref()
+                .and_then(|cache| cache.blob_size(digest));
         }
         if let Some(size) = store.nodes.iter().find_map(|n| n.sizes.get(digest)) {
             return Some(*size);
@@ -222,31 +276,47 @@ impl Storage for NodeStore {
     }
 
     fn upload(&self) -> Result<Box<dyn BlobUpload>, String> {
-        Ok(Box::new(NodeUpload {
-            store: Arc::clone(&self.0),
-            small: Vec::new(),
-            size: 0,
-            ingests: None,
-        }))
+        Ok(Box::new(NodeUpload::new(&self.0, None)))
     }
 }
 
-/// One upload: held in memory while small, then streamed to every node.
+/// One upload: held in memory while small, then streamed to every node
+/// (that lacks it, for a blob fed from the cache).
 struct NodeUpload {
     store: Arc<Inner>,
     small: Vec<u8>,
     size: u64,
     /// Started once the blob outgrew [`SMALL_BLOB`].
     ingests: Option<Vec<Ingest>>,
+    /// The blob fed from the cache: the nodes holding it are not fed.
+    from_cache: Option<Digest>,
+    /// The copy kept in the image cache (an engine's upload).
+    keep: Option<BlobWriter>,
 }
 
 impl NodeUpload {
+    fn new(store: &Arc<Inner>, from_cache: Option<Digest>) -> NodeUpload {
+        let keep = match from_cache {
+            None => store.cache.as_ref().and_then(ImageCache::blob_writer),
+            Some(_) => None,
+        };
+        NodeUpload {
+            store: Arc::clone(store),
+            small: Vec::new(),
+            size: 0,
+            ingests: None,
+            from_cache,
+            keep,
+        }
+    }
+
     fn start_ingests(&mut self) -> io::Result<()> {
         let store = &self.store;
         let n = store.next_ingest.fetch_add(1, Ordering::Relaxed);
         let reference = format!("{}-upload-{n}", store.stamp);
         let mut ingests = Vec::new();
-        for node in &store.nodes {
+        let holding = |node: &NodeHold| self.from_cache.is_some_and(|d| node.blobs.contains(&d));
+        for node in store.nodes.iter().filter(|node| !holding(node)) {
             match Ingest::start(&store.engine, &node.name, &reference, &store.stamp) {
                 Ok(ingest) => ingests.push(ingest),
                 Err(error) => store.record_failure(&node.name, error.to_string()),
@@ -277,6 +347,9 @@ impl NodeUpload {
 impl BlobUpload for NodeUpload {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.size += chunk.len() as u64;
+        if let Some(keep) = &mut self.keep {
+            keep.write(chunk);
+        }
         if self.ingests.is_none() {
             if self.small.len() + chunk.len() <= SMALL_BLOB && self.store.reserve(chunk.len()) {
                 self.small.extend_from_slice(chunk);
@@ -289,6 +362,9 @@ impl BlobUpload for NodeUpload {
     }
 
     fn commit(mut self: Box<Self>, digest: Digest) -> Result<(), String> {
+        if let Some(keep) = self.keep.take() {
+            keep.commit(&digest);
+        }
         let store = Arc::clone(&self.store);
         let mut received = Received {
             size: self.size,

@@ -168,6 +168,15 @@ pub enum DeliverError {
     /// The push path failed before any node was given the image.
     #[error("loading through a push failed: {0}; `--path save` loads without one")]
     Push(String),
+    /// A blob the push path was to feed the nodes from the image cache
+    /// could not be read or was corrupt (then removed): nothing was tagged
+    /// on any node, and the save path does without the cache's blob.
+    #[error("the image cache's blob {digest}: {source}")]
+    CacheBlob {
+        digest: Digest,
+        #[source]
+        source: cache::CacheBlobError,
+    },
     /// The engine's own push to loadmaster's endpoint failed: nothing was
     /// given to any node, and the save path does without a push.
     #[error("the engine's push to {destination} failed: {source}")]
@@ -533,6 +542,7 @@ fn reject_entry(
         DeliverError::Engine(_)
         | DeliverError::SaveStream { .. }
         | DeliverError::Push(_)
+        | DeliverError::CacheBlob { .. }
         | DeliverError::EnginePush { .. } => false,
     };
     if !entry_failed {
@@ -591,8 +601,7 @@ impl Job<'_> {
     }
 
     /// Records the image the engine streamed in the cache (whose blobs the
-    /// tee wrote), then trims the cache. A cache that cannot be written
-    /// costs the next load its hit, never this load.
+    /// tee wrote), then trims the cache.
     fn keep(&self, image: &archive::ArchivedImage) {
         let (Some(cache), Some(expected)) = (self.cache, &self.expected) else {
             return;
@@ -600,25 +609,7 @@ impl Job<'_> {
         let Ok(id) = expected.id.parse::<Digest>() else {
             return;
         };
-        let kept = cache
-            .record(&id, image)
-            .map_err(|e| e.to_string())
-            .and_then(|()| cache.trim().map_err(|e| e.to_string()));
-        match kept {
-            Ok(trimmed) => tracing::debug!(
-                "the image cache {} keeps {} ({} bytes; the trim removed {} blobs, {} bytes)",
-                cache.dir().display(),
-                self.label,
-                trimmed.kept,
-                trimmed.blobs,
-                trimmed.bytes
-            ),
-            Err(error) => tracing::warn!(
-                "the image cache {} did not keep {}: {error}",
-                cache.dir().display(),
-                self.label
-            ),
-        }
+        cache.keep(&self.label, |cache| cache.record(&id, image));
     }
 
     /// One pass over the source, feeding `group`'s nodes at once.

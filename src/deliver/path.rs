@@ -28,11 +28,20 @@
 //! the uncompressed stream, and the next load can take the push path once a
 //! push has happened (`--path push` forces one).
 //!
-//! With an image cache ([`super::cache`]), `auto` takes save: an image the
-//! cache holds whole is read from it, not from the engine, and one it lacks
-//! is streamed by `save` and kept, so that the next fresh node reads
-//! nothing from the engine (a push would read only the changed layers, but
-//! keeps nothing).
+//! With an image cache ([`super::cache`]), an image the cache holds whole
+//! takes save, which reads it from the cache, not from the engine. One it
+//! lacks takes **push** when the cache, with what the nodes hold, has every
+//! layer but the topmost in the form the engine's push asks for (the rule
+//! above, the cache counting as one more holder): podman's uncompressed
+//! layers (a blob named by its diff ID), docker's compressed ones (which
+//! only its containerd store saves; the cache holds a classic store's
+//! layers uncompressed, which its push never asks for). The registry then
+//! answers for those from the cache and feeds the nodes from its files
+//! ([`super::ingest`]), the engine uploads only the changed layers, and
+//! the image is recorded in the cache whole. Otherwise save, which streams
+//! it and keeps it: either way, the next fresh node reads nothing from the
+//! engine. A cached blob that fails its digest is removed and the image
+//! takes save.
 //!
 //! Whatever the rule says, a push needs an engine that reaches loadmaster's
 //! endpoint on this machine's loopback, which an engine in a VM, in a
@@ -41,6 +50,7 @@
 //! or when its push fails, the image takes save and the reason says why.
 //! The path chosen never fails a load.
 
+use super::cache::ImageCache;
 use super::node::Inventory;
 use super::progress::Progress;
 use super::{
@@ -153,13 +163,10 @@ pub fn load_image(
     let (expected, visits) = opened?;
     let reference =
         archive::normalize_reference(image).map_err(|e| DeliverError::Mismatch(e.to_string()))?;
-    let chosen = match choice {
-        PathChoice::Push => Ok("--path push".to_string()),
-        // Only the save path fills the cache, and a hit reads nothing.
-        _ if options.image_cache.is_some() => {
-            Err("the image cache is read and written on the save path".to_string())
-        }
-        _ => why_push(&visits, &expected, engine.kind()),
+    let chosen = match (choice, &options.image_cache) {
+        (PathChoice::Push, _) => Ok("--path push".to_string()),
+        (_, Some(cache)) => why_push_cached(cache, &visits, &expected, engine.kind()),
+        _ => why_push(&visits, &expected, engine.kind(), &BTreeSet::new()),
     };
     // Push only where the engine reaches the endpoint.
     let reach = || probed.unwrap_or_else(|| push::engine_reach(engine, cluster));
@@ -195,6 +202,7 @@ pub fn load_image(
         &expected,
         &reference,
         nodes.iter().cloned().zip(visits).collect(),
+        options.image_cache.as_ref(),
         progress,
     );
     let pushed = match pushed {
@@ -205,6 +213,11 @@ pub fn load_image(
         }) => {
             return save_afresh(format!(
                 "{reason}, but the engine's push to {destination} failed ({source}): took save"
+            ));
+        }
+        Err(DeliverError::CacheBlob { digest, source }) => {
+            return save_afresh(format!(
+                "{reason}, but the image cache's blob {digest} was rejected ({source}): took save"
             ));
         }
         Err(other) => return Err(other),
@@ -219,8 +232,54 @@ pub fn load_image(
     })
 }
 
+/// The auto rule with an image cache (module doc): save for an image the
+/// cache holds whole (a hit reads nothing) or none of whose layers it holds
+/// as `engine`'s push asks for them; else the rule of [`why_push`], the
+/// cache's layers counting as held.
+fn why_push_cached(
+    cache: &ImageCache,
+    visits: &[Visit],
+    image: &ImageDetails,
+    engine: EngineKind,
+) -> Result<String, String> {
+    if let Ok(id) = image.id.parse::<Digest>()
+        && cache.lookup(&id).is_some()
+    {
+        return Err("the image cache is read on the save path".to_string());
+    }
+    // podman asks for a layer by its diff ID, docker (its containerd
+    // store) for the compressed blob it keeps.
+    let reused: BTreeSet<Digest> = cache
+        .layers()
+        .into_iter()
+        .filter(|(diff_id, blob)| (diff_id == blob) == (engine == EngineKind::Podman))
+        .map(|(diff_id, _)| diff_id)
+        .collect();
+    let lacking = "the image cache holds none of its layers as the engine's push asks for them: save fills it";
+    if !image
+        .layers
+        .iter()
+        .any(|l| l.parse().is_ok_and(|d| reused.contains(&d)))
+    {
+        return Err(lacking.to_string());
+    }
+    why_push(visits, image, engine, &reused)
+        .map(|_| {
+            "the image cache holds its lower layers: only changed layers are read from the engine"
+                .to_string()
+        })
+        .map_err(|reason| format!("{reason} (the image cache holds only some of them)"))
+}
+
 /// The auto rule (module doc): Ok(reason to push) or Err(reason to save).
-fn why_push(visits: &[Visit], image: &ImageDetails, engine: EngineKind) -> Result<String, String> {
+/// `cached`: diff IDs of layers the image cache holds as the engine's push
+/// asks for them.
+fn why_push(
+    visits: &[Visit],
+    image: &ImageDetails,
+    engine: EngineKind,
+    cached: &BTreeSet<Digest>,
+) -> Result<String, String> {
     let diff_ids: Vec<Digest> = image.layers.iter().filter_map(|l| l.parse().ok()).collect();
     let needing: Vec<&Inventory> = visits
         .iter()
@@ -233,7 +292,10 @@ fn why_push(visits: &[Visit], image: &ImageDetails, engine: EngineKind) -> Resul
     if image.stored_compressed {
         return Ok("the engine keeps the layers compressed (docker's containerd image store): its push sends them as stored, only those the nodes lack".to_string());
     }
-    if needing.iter().all(|i| pushed_before(i, &diff_ids, engine)) {
+    if needing
+        .iter()
+        .all(|i| pushed_before(i, &diff_ids, engine, cached))
+    {
         Ok("the nodes hold an earlier push of the image: only changed layers are read".to_string())
     } else {
         Err("a node holds no earlier push of the image's lower layers: the uncompressed stream is faster than compressing them".to_string())
@@ -241,10 +303,16 @@ fn why_push(visits: &[Visit], image: &ImageDetails, engine: EngineKind) -> Resul
 }
 
 /// Whether every layer but the top one, and at least one layer, is in the
-/// node in a form `engine`'s push reuses: a compressed blob of an earlier
-/// push, or (podman) the uncompressed layer itself.
-fn pushed_before(inventory: &Inventory, diff_ids: &[Digest], engine: EngineKind) -> bool {
+/// node (or in `cached`) in a form `engine`'s push reuses: a compressed
+/// blob of an earlier push, or (podman) the uncompressed layer itself.
+fn pushed_before(
+    inventory: &Inventory,
+    diff_ids: &[Digest],
+    engine: EngineKind,
+    cached: &BTreeSet<Digest>,
+) -> bool {
     let mut pushed: BTreeSet<&Digest> = inventory.uncompressed.values().collect();
+    pushed.extend(cached);
     if engine == EngineKind::Podman {
         pushed.extend(diff_ids.iter().filter(|d| inventory.blobs.contains(d)));
     }
@@ -275,30 +343,43 @@ mod tests {
         let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
         let (gz_a, gz_b) = (Digest::of(b"gz a"), Digest::of(b"gz b"));
         let held = inventory(&[(gz_a, a), (gz_b, b)]);
+        let none = BTreeSet::new();
         for engine in EngineKind::ALL {
             assert!(
-                pushed_before(&held, &[a, b, c], engine),
+                pushed_before(&held, &[a, b, c], engine, &none),
                 "top layer changed"
             );
-            assert!(pushed_before(&held, &[a, b], engine), "unchanged");
+            assert!(pushed_before(&held, &[a, b], engine, &none), "unchanged");
             assert!(
-                !pushed_before(&held, &[a, c, b], engine),
+                !pushed_before(&held, &[a, c, b], engine, &none),
                 "a lower layer is new"
             );
             assert!(
-                !pushed_before(&inventory(&[]), &[a], engine),
+                !pushed_before(&inventory(&[]), &[a], engine, &none),
                 "cold node, one layer"
             );
-            assert!(!pushed_before(&held, &[], engine));
+            assert!(!pushed_before(&held, &[], engine, &none));
         }
     }
 
     #[test]
     fn podman_reuses_layers_a_save_left_docker_does_not() {
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let none = BTreeSet::new();
         let mut saved = inventory(&[]);
         saved.blobs.insert(a);
-        assert!(pushed_before(&saved, &[a, b], EngineKind::Podman));
-        assert!(!pushed_before(&saved, &[a, b], EngineKind::Docker));
+        assert!(pushed_before(&saved, &[a, b], EngineKind::Podman, &none));
+        assert!(!pushed_before(&saved, &[a, b], EngineKind::Docker, &none));
+    }
+
+    #[test]
+    fn the_image_cache_counts_as_holding_the_layers_it_has() {
+        let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+        let fresh = inventory(&[]);
+        let cached = BTreeSet::from([a, b]);
+        for engine in EngineKind::ALL {
+            assert!(pushed_before(&fresh, &[a, b, c], engine, &cached));
+            assert!(!pushed_before(&fresh, &[a, c, b], engine, &cached));
+        }
     }
 }

@@ -15,12 +15,16 @@
 //!    blobs they pushed per registry `host:port` and repository, and only
 //!    then ask (`HEAD`) before compressing and uploading a layer again;
 //! 2. the engine uploads what the nodes lack; each large blob is committed
-//!    into each node's content store as it arrives;
+//!    into each node's content store as it arrives; with an image cache,
+//!    the blobs the registry answered for from the cache are fed to the
+//!    nodes from there after the push ([`NodeStore::feed_from_cache`]), and
+//!    the image is recorded in the cache once every blob of it is there;
 //! 3. after the manifest arrived, each node imports a small OCI layout
 //!    (index.json naming the image, the manifest, the config and small blobs
 //!    it lacks) through the same `ctr images import` feed as the save path,
 //!    and is verified the same way.
 
+use super::cache::ImageCache;
 use super::fanout::Route;
 use super::feed::{NodeFeed, Piece};
 use super::ingest::{NodeHold, NodeStore};
@@ -162,7 +166,7 @@ struct PushedImage {
 
 /// Loads `image` into the nodes whose inventories are given, through a push
 /// that the engine sends to loadmaster's endpoint as `address` (from
-/// [`engine_reach`]).
+/// [`engine_reach`]), with `cache` as a second source of blobs.
 #[allow(clippy::too_many_arguments)]
 pub fn load(
     engine: &Engine,
@@ -172,6 +176,7 @@ pub fn load(
     expected: &ImageDetails,
     reference: &ImageReference,
     visits: Vec<(String, Visit)>,
+    cache: Option<&ImageCache>,
     progress: &dyn Progress,
 ) -> Result<Pushed, DeliverError> {
     let started = Instant::now();
@@ -217,7 +222,7 @@ pub fn load(
             sizes: inventory.sizes.clone(),
         })
         .collect();
-    let store = NodeStore::new(engine, holds);
+    let store = NodeStore::new(engine, holds, cache.cloned());
     let registry = Registry::start(stable_port(cluster), Arc::new(store.clone()))
         .map_err(|e| DeliverError::Push(e.to_string()))?;
     let (repository, tag) = push_name(reference);
@@ -230,6 +235,15 @@ pub fn load(
         })?;
     report_sorted(&reports);
     let pushed = pushed_image(&registry, &repository, &tag, expected)?;
+    let blobs: Vec<Digest> = pushed.blobs().collect();
+    if let Err((digest, source)) = store.feed_from_cache(&blobs) {
+        // Nothing is tagged: what was ingested becomes collectable again.
+        for (node, _, _) in &targets {
+            let _ = store.release(node, &BTreeMap::new());
+        }
+        let _ = untag.finish();
+        return Err(DeliverError::CacheBlob { digest, source });
+    }
 
     let finished: Vec<NodeReport> = thread::scope(|scope| {
         let waits: Vec<_> = targets
@@ -259,6 +273,12 @@ pub fn load(
             .collect()
     });
     finished.iter().for_each(|r| progress.node_done(r));
+    if let Some(cache) = cache
+        && let Ok(id) = expected.id.parse::<Digest>()
+        && blobs.iter().all(|blob| cache.blob_size(blob).is_some())
+    {
+        cache.keep(image, |cache| cache.record_manifest(&id, &pushed.manifest));
+    }
     reports.extend(finished);
     untag.finish().map_err(|e| {
         DeliverError::Push(format!(
@@ -268,6 +288,13 @@ pub fn load(
     })?;
     let requests = registry.requests();
     Ok(Pushed { reports, requests })
+}
+
+impl PushedImage {
+    /// The config and layers the manifest names.
+    fn blobs(&self) -> impl Iterator<Item = Digest> + '_ {
+        std::iter::once(self.config).chain(self.layers.iter().map(|(d, _)| *d))
+    }
 }
 
 /// The manifest the engine pushed, checked against the image inspected.
@@ -369,18 +396,18 @@ fn import_node(
     // small blobs held in memory for its import.
     let (mut ingested_bytes, mut ingested, mut skipped) = (0, 0, 0);
     let mut small = Vec::new();
-    for digest in pushed.layers.iter().map(|(d, _)| d).chain([&pushed.config]) {
-        if inventory.blobs.contains(digest) {
+    for digest in pushed.blobs() {
+        if inventory.blobs.contains(&digest) {
             skipped += 1;
             continue;
         }
-        match store.received(digest) {
+        match store.received(&digest) {
             Some(blob) if blob.ingested_into.contains(&node) => {
                 ingested += 1;
                 ingested_bytes += blob.size;
             }
             Some(blob) if blob.bytes.is_some() => {
-                small.push((*digest, blob.bytes.unwrap_or_default()))
+                small.push((digest, blob.bytes.unwrap_or_default()))
             }
             _ => {
                 return failed(format!(

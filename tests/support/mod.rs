@@ -25,6 +25,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod docker_cs;
+pub mod image_cache;
 pub mod netns;
 pub mod openssl;
 pub mod registry;
