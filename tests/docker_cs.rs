@@ -11,11 +11,10 @@
 mod support;
 
 use loadmaster::engine::EngineKind;
-use serde_json::Value;
 use support::image_cache::layers;
 use support::{
-    Containerd, Endpoint, NodeOptions, TempDir, TestCluster, TestImage, engines_under_test,
-    image_on_node,
+    Containerd, Endpoint, NodeOptions, TempDir, TestCluster, TestImage, connection_bytes,
+    engines_under_test, image_on_node, load_ok, only_image,
 };
 
 const MIB: u64 = 1 << 20;
@@ -66,29 +65,6 @@ fn on_each_version(test: impl Fn(&Endpoint, &NodeOptions)) {
     }
 }
 
-fn load_ok(cluster: &TestCluster, args: &[&str]) -> Value {
-    let (output, report) = support::load(cluster, args);
-    assert!(
-        output.status.success(),
-        "containerd {}: load {args:?} failed: {}\n{report}",
-        cluster.containerd.name(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
-}
-
-fn entry(report: &Value) -> &Value {
-    let images = report["images"].as_array().expect("images in the report");
-    assert_eq!(images.len(), 1, "{report}");
-    &images[0]
-}
-
-fn moved(entry: &Value, field: &str) -> u64 {
-    entry["connection"][field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no connection.{field} in {entry}"))
-}
-
 /// Cold, unchanged, then a 1 MiB top-layer change: the change goes by push
 /// (the default path) and only that layer crosses the connection each way.
 #[test]
@@ -104,7 +80,7 @@ fn a_reload_after_a_change_pushes_only_the_changed_layer() {
         // Cold too the default path pushes: nothing is compressed, and the
         // blobs skip the CLI's copy that `save` goes through.
         let cold = load_ok(&cluster, &[&image.name]);
-        assert_eq!(entry(&cold)["path"], "push", "{version}: {cold}");
+        assert_eq!(only_image(&cold)["path"], "push", "{version}: {cold}");
         assert_eq!(cold["nodes"][0]["result"], "loaded", "{version}: {cold}");
         let reference = cold["nodes"][0]["reference"].as_str().unwrap().to_string();
         assert!(
@@ -112,7 +88,7 @@ fn a_reload_after_a_change_pushes_only_the_changed_layer() {
             "{version}: {reference} complete on {node} after the cold load"
         );
         assert!(
-            moved(entry(&cold), "from_engine") < 9 * MIB + OVERHEAD,
+            connection_bytes(only_image(&cold), "from_engine") < 9 * MIB + OVERHEAD,
             "{version}: a cold load reads the image at most once: {cold}"
         );
 
@@ -122,21 +98,21 @@ fn a_reload_after_a_change_pushes_only_the_changed_layer() {
             "{version}: {unchanged}"
         );
         assert_eq!(
-            moved(entry(&unchanged), "from_engine"),
+            connection_bytes(only_image(&unchanged), "from_engine"),
             0,
             "{version}: {unchanged}"
         );
 
         image.build(&layers(2));
         let changed = load_ok(&cluster, &[&image.name]);
-        let image_entry = entry(&changed);
+        let image_entry = only_image(&changed);
         assert_eq!(image_entry["path"], "push", "{version}: {changed}");
         assert_eq!(
             changed["nodes"][0]["result"], "loaded",
             "{version}: {changed}"
         );
         for field in ["from_engine", "to_nodes"] {
-            let bytes = moved(image_entry, field);
+            let bytes = connection_bytes(image_entry, field);
             assert!(
                 (MIB..MIB + OVERHEAD).contains(&bytes),
                 "{version}: after a 1 MiB change, {field} {bytes}: {changed}"

@@ -10,7 +10,10 @@ mod support;
 use loadmaster::engine::EngineKind;
 use serde_json::Value;
 use support::netns::NamespacedEngine;
-use support::{Layer, NodeOptions, TestCluster, TestImage, engines_under_test, image_on_node};
+use support::{
+    Layer, NodeOptions, TestCluster, TestImage, connection_bytes, engines_under_test,
+    image_on_node, load_ok, only_image,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -29,31 +32,6 @@ fn layers(top_seed: u64) -> [Layer; 2] {
     ]
 }
 
-/// `loadmaster load IMAGE` on the cluster's engine, which must succeed.
-fn load_ok(cluster: &TestCluster, args: &[&str]) -> Value {
-    let (output, report) = support::load(cluster, args);
-    assert!(
-        output.status.success(),
-        "{}: load {args:?} failed: {}\n{report}",
-        cluster.kind,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
-}
-
-/// The one image entry of a load's report.
-fn image_entry(report: &Value) -> &Value {
-    let images = report["images"].as_array().expect("images in the report");
-    assert_eq!(images.len(), 1, "{report}");
-    &images[0]
-}
-
-fn bytes(entry: &Value, field: &str) -> u64 {
-    entry["connection"][field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no connection.{field} in {entry}"))
-}
-
 /// The reported bug (issue 12): on an engine that cannot reach the client's
 /// loopback, a reload after a one-layer change chose push and failed. Now
 /// the engine is asked to reach the push endpoint first, and the load takes
@@ -69,18 +47,18 @@ fn reload_after_a_change_on_a_namespaced_engine_takes_save_and_says_why() {
         let image_bytes = 9 * MIB;
 
         let cold = load_ok(&cluster, &[&image.name]);
-        let entry = image_entry(&cold);
+        let entry = only_image(&cold);
         assert_eq!(entry["path"], "save", "{kind}: {cold}");
         assert_eq!(cold["nodes"][0]["result"], "loaded", "{kind}: {cold}");
         // A cold load moves the image across the connection once each way:
         // out of the engine, and into the node through its exec.
         let tar_overhead = 256 << 10;
-        let read = bytes(entry, "from_engine");
+        let read = connection_bytes(entry, "from_engine");
         assert!(
             (image_bytes..image_bytes + tar_overhead).contains(&read),
             "{kind}: read {read} from the engine for a {image_bytes}-byte image: {entry}"
         );
-        let sent = bytes(entry, "to_nodes");
+        let sent = connection_bytes(entry, "to_nodes");
         assert!(
             (image_bytes..image_bytes + tar_overhead).contains(&sent),
             "{kind}: sent {sent} to the node: {entry}"
@@ -96,7 +74,7 @@ fn reload_after_a_change_on_a_namespaced_engine_takes_save_and_says_why() {
         let mut args = vec![image.name.as_str()];
         args.extend_from_slice(path);
         let changed = load_ok(&cluster, &args);
-        let entry = image_entry(&changed);
+        let entry = only_image(&changed);
         assert_eq!(entry["path"], "save", "{kind}: {changed}");
         let reason = entry["reason"].as_str().unwrap_or_default();
         assert!(
@@ -112,13 +90,13 @@ fn reload_after_a_change_on_a_namespaced_engine_takes_save_and_says_why() {
         );
         // The save path reads the whole image again, and sends the node
         // only the changed layer.
-        let sent = bytes(entry, "to_nodes");
+        let sent = connection_bytes(entry, "to_nodes");
         assert!(
             (MIB..MIB + tar_overhead).contains(&sent),
             "{kind}: sent {sent} for a 1 MiB change: {entry}"
         );
         assert!(
-            bytes(entry, "from_engine") >= image_bytes,
+            connection_bytes(entry, "from_engine") >= image_bytes,
             "{kind}: {entry}"
         );
         drop((image, cluster, engine));
@@ -141,10 +119,10 @@ fn a_reload_through_a_push_moves_only_the_changed_layer_across_the_connection() 
         let overhead = 256 << 10;
 
         let cold = load_ok(&cluster, &[&image.name, "--path", "push"]);
-        let entry = image_entry(&cold);
+        let entry = only_image(&cold);
         assert_eq!(entry["path"], "push", "{kind}: {cold}");
         for field in ["from_engine", "to_nodes"] {
-            let moved = bytes(entry, field);
+            let moved = connection_bytes(entry, field);
             assert!(
                 (image_bytes..image_bytes + overhead).contains(&moved),
                 "{kind}: cold {field} {moved}: {entry}"
@@ -153,11 +131,11 @@ fn a_reload_through_a_push_moves_only_the_changed_layer_across_the_connection() 
 
         image.build(&layers(4));
         let changed = load_ok(&cluster, &[&image.name]);
-        let entry = image_entry(&changed);
+        let entry = only_image(&changed);
         assert_eq!(entry["path"], "push", "{kind}: {changed}");
         assert_eq!(changed["nodes"][0]["result"], "loaded", "{kind}: {changed}");
         for field in ["from_engine", "to_nodes"] {
-            let moved = bytes(entry, field);
+            let moved = connection_bytes(entry, field);
             assert!(
                 (MIB..MIB + overhead).contains(&moved),
                 "{kind}: after a 1 MiB change, {field} {moved}: {entry}"

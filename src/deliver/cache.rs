@@ -795,15 +795,20 @@ mod tests {
         );
     }
 
-    /// Flips a byte of the image's last layer in place (its size kept):
-    /// its digest, and its file.
+    /// Flips byte `at` of blob `digest`'s file in place (its size kept);
+    /// the file's path.
+    fn corrupt_blob(cache: &ImageCache, digest: &Digest, at: usize) -> PathBuf {
+        let path = cache.blob_path(digest);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[at] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// [`corrupt_blob`] of the image's last layer: its digest, and its file.
     fn corrupt_layer(cache: &ImageCache, cached: &CachedImage) -> (Digest, PathBuf) {
         let (layer, _) = cached.blobs[2];
-        let path = cache.blob_path(&layer);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[100] ^= 0xff;
-        fs::write(&path, bytes).unwrap();
-        (layer, path)
+        (layer, corrupt_blob(cache, &layer, 100))
     }
 
     #[test]
@@ -833,10 +838,7 @@ mod tests {
             .unwrap();
         assert_eq!((Digest::of(&read), size), (layer, read.len() as u64));
 
-        let path = cache.blob_path(&layer);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[10] ^= 0xff;
-        fs::write(&path, &bytes).unwrap();
+        let path = corrupt_blob(cache, &layer, 10);
         let error = cache.read_verified(&layer, |_| Ok(())).unwrap_err();
         assert!(matches!(error, CacheBlobError::Corrupt { .. }), "{error}");
         assert!(!path.exists(), "a corrupt blob is removed");

@@ -5,8 +5,10 @@
 //! asks for the layers the cache holds (podman, docker's containerd store)
 //! read from the engine only the change.
 
-use super::{Layer, TempDir, TestCluster, TestImage, config_on_node, image_on_node, load};
-use serde_json::Value;
+use super::{
+    Layer, TempDir, TestCluster, TestImage, config_on_node, connection_bytes, image_on_node,
+    load_ok,
+};
 
 const MIB: u64 = 1 << 20;
 /// What a push may read beyond the changed layer: its config, manifest and
@@ -40,13 +42,8 @@ pub struct CacheLoad {
 fn load_fresh(fresh: &dyn Fn() -> TestCluster, image: &TestImage, cache: &TempDir) -> CacheLoad {
     let cluster = fresh();
     let dir = cache.path.to_str().unwrap();
-    let (output, report) = load(&cluster, &[&image.name, "--image-cache", dir]);
-    let what = format!("{} {}", cluster.kind.name(), cluster.containerd.name());
-    assert!(
-        output.status.success(),
-        "{what}: {}\n{report}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = load_ok(&cluster, &[&image.name, "--image-cache", dir]);
+    let what = cluster.target();
     assert_eq!(report["nodes"][0]["result"], "loaded", "{what}: {report}");
     let reference = report["nodes"][0]["reference"].as_str().unwrap();
     let node = cluster.control_plane();
@@ -59,10 +56,10 @@ fn load_fresh(fresh: &dyn Fn() -> TestCluster, image: &TestImage, cache: &TempDi
         manifest == id || config_on_node(&cluster, node, reference) == id,
         "{what}: the node holds the engine's image {id}: {report}"
     );
-    let entry: &Value = &report["images"][0];
+    let entry = &report["images"][0];
     let load = CacheLoad {
         path: entry["path"].as_str().unwrap_or_default().to_string(),
-        from_engine: entry["connection"]["from_engine"].as_u64().unwrap(),
+        from_engine: connection_bytes(entry, "from_engine"),
         reason: entry["reason"].as_str().unwrap_or_default().to_string(),
     };
     eprintln!(

@@ -422,9 +422,11 @@ impl TestCluster {
             let suffix = if n == 1 { String::new() } else { n.to_string() };
             roles.push((format!("worker{suffix}"), "worker"));
         }
+        // Asked of the engine once, not per node.
+        let drop_by_name = drops_capabilities_by_name(kind, endpoint);
         for (suffix, role) in roles {
             let node = format!("{}-{suffix}", cluster.name);
-            cluster.start_node(&node, role, options);
+            cluster.start_node(&node, role, options, drop_by_name);
         }
         for node in &cluster.nodes {
             if options.containerd_delay_secs.is_some() {
@@ -453,7 +455,8 @@ impl TestCluster {
         );
     }
 
-    fn start_node(&mut self, node: &str, role: &str, options: &NodeOptions) {
+    /// Starts `node`; `drop_by_name`: [`drops_capabilities_by_name`].
+    fn start_node(&mut self, node: &str, role: &str, options: &NodeOptions, drop_by_name: bool) {
         let volume = format!("{node}-containerd");
         if options.containerd_tmpfs.is_none() {
             self.engine_cmd(&["volume", "create", "--label", TEST_LABEL, &volume]);
@@ -492,7 +495,7 @@ impl TestCluster {
             "--network",
             if options.host_network { "host" } else { "none" },
         ];
-        if drops_capabilities_by_name(self.kind, &self.endpoint) {
+        if drop_by_name {
             args.extend(["--cap-drop", "SYS_RESOURCE"]);
         }
         match &tmpfs {
@@ -924,4 +927,31 @@ pub fn load(cluster: &TestCluster, args: &[&str]) -> (Output, Value) {
     let output = command.output().expect("run loadmaster");
     let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     (output, report)
+}
+
+/// [`load`], which must succeed: its report.
+pub fn load_ok(cluster: &TestCluster, args: &[&str]) -> Value {
+    let (output, report) = load(cluster, args);
+    assert!(
+        output.status.success(),
+        "{}: load {args:?} failed: {}\n{report}",
+        cluster.target(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
+/// The one image entry of a load's report.
+pub fn only_image(report: &Value) -> &Value {
+    let images = report["images"].as_array().expect("images in the report");
+    assert_eq!(images.len(), 1, "{report}");
+    &images[0]
+}
+
+/// What crossed the connection to the engine for an image entry of a
+/// load's report: `field` is `from_engine` or `to_nodes`.
+pub fn connection_bytes(entry: &Value, field: &str) -> u64 {
+    entry["connection"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no connection.{field} in {entry}"))
 }
