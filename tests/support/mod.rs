@@ -408,11 +408,23 @@ impl TestCluster {
         workers: usize,
         options: &NodeOptions,
     ) -> TestCluster {
+        TestCluster::start_named_at(kind, endpoint, &unique_name("lmt"), workers, options)
+    }
+
+    /// [`TestCluster::start_at`] with the cluster's name chosen beforehand
+    /// (the push endpoint's port is derived from it).
+    pub fn start_named_at(
+        kind: EngineKind,
+        endpoint: &Endpoint,
+        name: &str,
+        workers: usize,
+        options: &NodeOptions,
+    ) -> TestCluster {
         let mut cluster = TestCluster {
             kind,
             containerd: options.containerd,
             endpoint: endpoint.clone(),
-            name: unique_name("lmt"),
+            name: name.to_string(),
             nodes: Vec::new(),
             volumes: Vec::new(),
             config_dir: TempDir::new("lmt-config"),

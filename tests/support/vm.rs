@@ -63,8 +63,11 @@ impl TestVm {
         Endpoint::at(self.kind, &self.host)
     }
 
-    /// Boots a VM named `name` with `memory_mib` of memory and one vCPU.
-    pub fn boot(kind: EngineKind, name: &str, memory_mib: u64) -> TestVm {
+    /// Boots a VM named `name` with `memory_mib` of memory and one vCPU,
+    /// from which `host_ports` of this machine's loopback are reachable
+    /// as `host.containers.internal` / `host.docker.internal`.
+    pub fn boot(kind: EngineKind, name: &str, memory_mib: u64, host_ports: &[u16]) -> TestVm {
+        let host_ports: Vec<String> = host_ports.iter().map(u16::to_string).collect();
         // Under LOADMASTER_VM_STATE when set (tests/vm/ci stops what a
         // killed run left there), else the temporary directory.
         let root =
@@ -76,6 +79,7 @@ impl TestVm {
             .env("LOADMASTER_VM_STATE", &state)
             .env("LOADMASTER_VM_MEMORY", memory_mib.to_string())
             .env("LOADMASTER_VM_CPUS", "1")
+            .env("LOADMASTER_VM_HOST_PORTS", host_ports.join(" "))
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
